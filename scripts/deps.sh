@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Chronus needs.
+#   scripts/deps.sh run    what the daemon needs to build and play
+#   scripts/deps.sh test   that plus the real sound server, speech engines and
+#                          OSC clients the test suite drives
+set -euo pipefail
+
+mode=${1:-run}
+run_pkgs=(build-essential pkg-config libasound2-dev libasound2-plugins ca-certificates curl)
+test_pkgs=(pulseaudio pulseaudio-utils alsa-utils espeak-ng pocketsphinx pocketsphinx-en-us
+  liblo-tools python3 python3-pip python3-venv systemd procps psmisc valgrind)
+
+case "$mode" in
+  run) pkgs=("${run_pkgs[@]}") ;;
+  test) pkgs=("${run_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "usage: scripts/deps.sh run|test (got '$mode')" >&2; exit 64 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "chronus: installing Debian packages: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "chronus: installing the Rust toolchain with rustup" >&2
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
