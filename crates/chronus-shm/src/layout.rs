@@ -1,0 +1,134 @@
+//! `#[repr(C)]` structures at fixed offsets in the region. Only atomics: every
+//! process reads and writes them concurrently, and nothing holds a pointer.
+
+use std::mem::{align_of, size_of};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// "CHRONUS\0": the first word of a region.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\0");
+/// Bumped whenever the layout changes; a worker refuses a region of another version.
+pub const VERSION: u32 = 1;
+/// Interleaved output channels in every ring block.
+pub const CHANNELS: usize = 2;
+/// Worker slots: slot 0 starts as primary, slot 1 as hot standby.
+pub const SLOTS: usize = 2;
+/// Room for the cold-start snapshot (parameters plus pending commands).
+pub const MAX_SNAPSHOT_BYTES: usize = 1 << 20;
+
+/// Global header at offset 0.
+#[repr(C, align(64))]
+pub struct Header {
+    pub magic: AtomicU64,
+    pub version: AtomicU32,
+    pub channels: AtomicU32,
+    pub sample_rate: AtomicU32,
+    pub block_frames: AtomicU32,
+    pub ring_blocks: AtomicU32,
+    pub supervisor_pid: AtomicU32,
+    pub region_len: AtomicU64,
+    /// How far ahead of `play_frame` workers render.
+    pub lookahead_frames: AtomicU64,
+    pub clock: Clock,
+    pub frontier: Frontier,
+    pub snapshot_len: AtomicU64,
+}
+
+/// Written by the audio callback only; on its own cache line.
+#[repr(C, align(64))]
+pub struct Clock {
+    /// The next frame the device will be handed. Workers pace themselves by it.
+    pub play_frame: AtomicU64,
+    /// 0 until the supervisor lets the callback start the timeline.
+    pub running: AtomicU32,
+    /// The slot the callback reads first.
+    pub active_slot: AtomicU32,
+    pub frames_out: AtomicU64,
+    pub underrun_frames: AtomicU64,
+    /// Frames served from a slot other than the active one.
+    pub fallback_frames: AtomicU64,
+    pub callbacks: AtomicU64,
+    pub callback_max_ns: AtomicU64,
+    pub xruns: AtomicU64,
+}
+
+/// The highest frame any worker has claimed to render (see `CmdLog`).
+#[repr(C, align(64))]
+pub struct Frontier {
+    pub frame: AtomicU64,
+}
+
+/// What a worker says about itself in its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SlotPhase {
+    Empty = 0,
+    /// Mapped the region, loading its start state.
+    Starting = 1,
+    /// Rendering blocks into the ring.
+    Rendering = 2,
+}
+
+impl SlotPhase {
+    pub fn from_u32(v: u32) -> SlotPhase {
+        match v {
+            1 => SlotPhase::Starting,
+            2 => SlotPhase::Rendering,
+            _ => SlotPhase::Empty,
+        }
+    }
+}
+
+/// Per-slot control block.
+#[repr(C, align(64))]
+pub struct SlotHeader {
+    /// Pid of the worker occupying the slot, written by the worker itself.
+    pub pid: AtomicU32,
+    phase: AtomicU32,
+    /// Incremented on every turn of the worker's loop; a stalled count is a hang.
+    pub heartbeat: AtomicU64,
+    /// End (exclusive) of the last block the worker finished.
+    pub rendered: AtomicU64,
+    /// First frame this occupant rendered; blocks before it are a predecessor's.
+    pub first_frame: AtomicU64,
+    /// Next command-log sequence number the worker will read.
+    pub cmd_cursor: AtomicU64,
+    /// Supervisor -> worker: `target slot + 1` to fork a copy into that slot.
+    pub fork_request: AtomicU32,
+    /// Futex word the worker sleeps on; bumped to wake it.
+    pub wake: AtomicU32,
+    /// Commands found already in the past when read (a protocol breach; should stay 0).
+    pub late_commands: AtomicU64,
+}
+
+impl SlotHeader {
+    pub fn phase(&self) -> SlotPhase {
+        SlotPhase::from_u32(self.phase.load(Ordering::Acquire))
+    }
+
+    pub fn set_phase(&self, phase: SlotPhase) {
+        self.phase.store(phase as u32, Ordering::Release);
+    }
+}
+
+/// Header of one ring block; `CHANNELS * block_frames` sample words follow it.
+#[repr(C)]
+pub struct BlockHeader {
+    /// Absolute frame of the block's first sample, or `u64::MAX` while being written.
+    pub frame: AtomicU64,
+    pub checksum: AtomicU64,
+}
+
+pub(crate) const fn align64(n: usize) -> usize {
+    (n + 63) & !63
+}
+
+const _: () = {
+    assert!(size_of::<AtomicU64>() == 8 && align_of::<AtomicU64>() == 8);
+    assert!(size_of::<AtomicU32>() == 4);
+    assert!(size_of::<Clock>() == 64);
+    assert!(size_of::<Frontier>() == 64);
+    assert!(size_of::<SlotHeader>() == 64);
+    assert!(size_of::<Header>() % 64 == 0);
+    assert!(size_of::<BlockHeader>() == 16);
+    assert!(align_of::<Header>() == 64);
+};

@@ -1,0 +1,130 @@
+//! The broadcast command log: supervisor -> every worker.
+//!
+//! One append-only ring of fixed-size records, written only by the supervisor
+//! and read by all workers, each with its own cursor. Because every worker reads
+//! the same records and stamps them through the same protocol, every worker
+//! applies every command at the same absolute frame: the basis of lockstep.
+//!
+//! Stamping protocol (all SeqCst): before rendering a block ending at `e`, a worker
+//! raises the global frontier to `e`, then reads the log tail, then stamps each new
+//! record with `max(frontier, min_frame)` by compare-and-swap from `UNSTAMPED`;
+//! the first stamp wins. A worker that rendered frame `s` without seeing a record
+//! raised the frontier past `s` before the record was published, so the record's
+//! stamp is past `s`: no worker ever has to apply a command in its past.
+
+use crate::layout::align64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+/// Records in the log; the supervisor never laps a live worker's cursor.
+pub const CMD_CAPACITY: usize = 1024;
+/// Bytes of encoded command a record carries.
+pub const CMD_PAYLOAD: usize = 240;
+/// Stamp of a record no worker has stamped yet.
+pub const UNSTAMPED: u64 = u64::MAX;
+
+const WORDS: usize = CMD_PAYLOAD / 8;
+
+#[repr(C, align(64))]
+pub struct CmdRecord {
+    /// `seq + 1` of the record held, 0 while being written.
+    seq: AtomicU64,
+    stamp: AtomicU64,
+    min_frame: AtomicU64,
+    len: AtomicU32,
+    _reserved: AtomicU32,
+    payload: [AtomicU64; WORDS],
+}
+
+pub(crate) const RECORD_STRIDE: usize = align64(std::mem::size_of::<CmdRecord>());
+
+const _: () = {
+    assert!(CMD_PAYLOAD % 8 == 0);
+    assert!(std::mem::size_of::<CmdRecord>() == RECORD_STRIDE);
+    assert!(CMD_CAPACITY.is_power_of_two());
+};
+
+/// A view of the log in a mapped region.
+pub struct CmdLog<'a> {
+    pub(crate) tail: &'a AtomicU64,
+    pub(crate) records: &'a [CmdRecord],
+}
+
+impl CmdLog<'_> {
+    /// Number of records ever published; the next record's sequence number.
+    pub fn tail(&self) -> u64 {
+        self.tail.load(Ordering::SeqCst)
+    }
+
+    fn record(&self, seq: u64) -> &CmdRecord {
+        &self.records[(seq % CMD_CAPACITY as u64) as usize]
+    }
+
+    /// Publishes record `seq` (which must equal `tail()`); supervisor only.
+    ///
+    /// The caller guarantees no live worker's cursor is `CMD_CAPACITY` or more
+    /// behind, so the slot reused here has been read by everyone.
+    pub fn publish(&self, seq: u64, min_frame: u64, payload: &[u8]) {
+        assert!(payload.len() <= CMD_PAYLOAD, "command payload too long");
+        assert_eq!(
+            seq,
+            self.tail.load(Ordering::Relaxed),
+            "log written out of order"
+        );
+        let rec = self.record(seq);
+        rec.seq.store(0, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let mut words = [0u64; WORDS];
+        for (i, b) in payload.iter().enumerate() {
+            words[i / 8] |= u64::from(*b) << ((i % 8) * 8);
+        }
+        for (w, v) in rec.payload.iter().zip(words) {
+            w.store(v, Ordering::Relaxed);
+        }
+        rec.len.store(payload.len() as u32, Ordering::Relaxed);
+        rec.min_frame.store(min_frame, Ordering::Relaxed);
+        rec.stamp.store(UNSTAMPED, Ordering::Relaxed);
+        rec.seq.store(seq + 1, Ordering::Release);
+        self.tail.store(seq + 1, Ordering::SeqCst);
+    }
+
+    /// Copies record `seq` into `out`, returning its length and minimum frame, or
+    /// `None` if the slot does not hold that record (never written, or lapped).
+    pub fn read(&self, seq: u64, out: &mut [u8; CMD_PAYLOAD]) -> Option<(usize, u64)> {
+        let rec = self.record(seq);
+        if rec.seq.load(Ordering::Acquire) != seq + 1 {
+            return None;
+        }
+        let len = (rec.len.load(Ordering::Relaxed) as usize).min(CMD_PAYLOAD);
+        let min_frame = rec.min_frame.load(Ordering::Relaxed);
+        for (i, w) in rec.payload.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        fence(Ordering::Acquire);
+        (rec.seq.load(Ordering::Relaxed) == seq + 1).then_some((len, min_frame))
+    }
+
+    /// Stamps record `seq` with `max(frontier, min_frame)` unless it already has a
+    /// stamp, and returns the stamp in force. `frontier` must be loaded after the
+    /// tail that revealed the record.
+    pub fn stamp(&self, seq: u64, frontier: u64) -> Option<u64> {
+        let rec = self.record(seq);
+        let min_frame = rec.min_frame.load(Ordering::Relaxed);
+        let want = frontier.max(min_frame);
+        let stamp =
+            match rec
+                .stamp
+                .compare_exchange(UNSTAMPED, want, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => want,
+                Err(existing) => existing,
+            };
+        (rec.seq.load(Ordering::Acquire) == seq + 1).then_some(stamp)
+    }
+
+    /// The stamp of record `seq`, `Some(UNSTAMPED)` if none yet, `None` if lapped.
+    pub fn stamp_of(&self, seq: u64) -> Option<u64> {
+        let rec = self.record(seq);
+        let stamp = rec.stamp.load(Ordering::SeqCst);
+        (rec.seq.load(Ordering::Acquire) == seq + 1).then_some(stamp)
+    }
+}

@@ -1,0 +1,144 @@
+use chronus_shm::{
+    CHANNELS, CMD_PAYLOAD, Geometry, Region, SLOTS, ShmError, UNSTAMPED, block_checksum,
+};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
+
+fn geometry() -> Geometry {
+    Geometry {
+        sample_rate: 48_000,
+        block_frames: 64,
+        ring_blocks: 8,
+        lookahead_frames: 256,
+    }
+}
+
+fn reopen(fd: &OwnedFd) -> Result<Region, ShmError> {
+    Region::open(fd.as_fd().try_clone_to_owned().unwrap())
+}
+
+#[test]
+fn worker_mapping_sees_what_the_supervisor_wrote() {
+    let (sup, fd) = Region::create(geometry(), 42).unwrap();
+    let worker = reopen(&fd).unwrap();
+    assert_eq!(worker.geometry(), geometry());
+    assert_eq!(worker.header().supervisor_pid.load(Ordering::Relaxed), 42);
+    sup.header().clock.play_frame.store(1234, Ordering::Release);
+    assert_eq!(
+        worker.header().clock.play_frame.load(Ordering::Acquire),
+        1234
+    );
+    for slot in 0..SLOTS {
+        worker.slot(slot).heartbeat.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(sup.slot(slot).heartbeat.load(Ordering::Relaxed), 1);
+    }
+}
+
+#[test]
+fn region_is_sealed_against_resizing() {
+    let (_sup, fd) = Region::create(geometry(), 1).unwrap();
+    let file = std::fs::File::from(fd.as_fd().try_clone_to_owned().unwrap());
+    let len = file.metadata().unwrap().len();
+    assert!(
+        file.set_len(len / 2).is_err(),
+        "shrinking a sealed region must fail"
+    );
+    assert!(
+        file.set_len(len * 2).is_err(),
+        "growing a sealed region must fail"
+    );
+}
+
+#[test]
+fn open_rejects_a_memfd_that_is_not_a_region() {
+    let fd = nix::sys::memfd::memfd_create(c"other", nix::sys::memfd::MFdFlags::MFD_ALLOW_SEALING)
+        .unwrap();
+    let file = std::fs::File::from(fd);
+    file.set_len(1 << 20).unwrap();
+    let err = Region::open(OwnedFd::from(file)).err().unwrap();
+    assert!(err.to_string().contains("not sealed"), "{err}");
+}
+
+#[test]
+fn ring_returns_blocks_by_frame_and_misses_others() {
+    let (region, _fd) = Region::create(geometry(), 1).unwrap();
+    let ring = region.ring(1);
+    let block: Vec<f32> = (0..64 * CHANNELS).map(|i| i as f32).collect();
+    ring.write(128, &block, block_checksum(&block));
+    let mut out = [0.0f32; 10 * CHANNELS];
+    assert!(ring.read(128, 5, &mut out));
+    assert_eq!(&out[..], &block[5 * CHANNELS..15 * CHANNELS]);
+    assert!(
+        !ring.read(128 + 64 * 8, 0, &mut out),
+        "a lapped frame must not alias"
+    );
+    assert!(!ring.read(64, 0, &mut out));
+    assert!(
+        !region.ring(0).read(128, 0, &mut out),
+        "slots have separate rings"
+    );
+    assert_eq!(ring.checksum(128), Some(block_checksum(&block)));
+    assert_eq!(ring.checksum(192), None);
+    let mut too_far = [0.0f32; 10 * CHANNELS];
+    assert!(
+        !ring.read(128, 60, &mut too_far),
+        "reads past the block end are refused"
+    );
+}
+
+#[test]
+fn snapshot_round_trips_and_is_bounded() {
+    let (region, fd) = Region::create(geometry(), 1).unwrap();
+    let bytes: Vec<u8> = (0..1001u32).map(|i| (i * 7) as u8).collect();
+    region.write_snapshot(&bytes).unwrap();
+    assert_eq!(reopen(&fd).unwrap().read_snapshot(), bytes);
+    let huge = vec![0u8; chronus_shm::MAX_SNAPSHOT_BYTES + 1];
+    assert!(matches!(
+        region.write_snapshot(&huge),
+        Err(ShmError::SnapshotTooLarge(_))
+    ));
+}
+
+#[test]
+fn log_records_round_trip_and_first_stamp_wins() {
+    let (region, _fd) = Region::create(geometry(), 1).unwrap();
+    let log = region.log();
+    assert_eq!(log.tail(), 0);
+    log.publish(0, 0, b"hello");
+    log.publish(1, 5000, &[9u8; CMD_PAYLOAD]);
+    assert_eq!(log.tail(), 2);
+    let mut buf = [0u8; CMD_PAYLOAD];
+    assert_eq!(log.read(0, &mut buf), Some((5, 0)));
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(log.read(1, &mut buf), Some((CMD_PAYLOAD, 5000)));
+    assert_eq!(buf, [9u8; CMD_PAYLOAD]);
+    assert_eq!(log.stamp_of(0), Some(UNSTAMPED));
+    assert_eq!(log.stamp(0, 700), Some(700));
+    assert_eq!(
+        log.stamp(0, 900),
+        Some(700),
+        "a later stamper must adopt the first stamp"
+    );
+    assert_eq!(
+        log.stamp(1, 700),
+        Some(5000),
+        "min_frame bounds the stamp from below"
+    );
+    assert_eq!(log.read(2, &mut buf), None, "unpublished record");
+}
+
+#[test]
+fn log_detects_a_lapped_record() {
+    let (region, _fd) = Region::create(geometry(), 1).unwrap();
+    let log = region.log();
+    for seq in 0..=chronus_shm::CMD_CAPACITY as u64 {
+        log.publish(seq, 0, &seq.to_le_bytes());
+    }
+    let mut buf = [0u8; CMD_PAYLOAD];
+    assert_eq!(log.read(0, &mut buf), None);
+    assert_eq!(log.stamp_of(0), None);
+    assert!(
+        log.read(chronus_shm::CMD_CAPACITY as u64, &mut buf)
+            .is_some()
+    );
+}
