@@ -1,1 +1,30 @@
-//! chronus-audio
+//! Chronus audio output.
+//!
+//! [`OutputReader`] is the realtime half: it fills device buffers from the worker
+//! rings by absolute frame. Around it: the cpal backend (ALSA, and PulseAudio or
+//! PipeWire through it), the timer-clocked `null` backend for machines without a
+//! sound device, and the [`Recorder`] that writes what was handed to the device
+//! to a WAV file from its own thread.
+
+mod callback;
+mod device;
+mod null;
+mod record;
+
+pub use callback::OutputReader;
+pub use device::{BackendChoice, Output, OutputOptions, open};
+pub use record::{Recorder, RecorderHandle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("no audio output device is available (cpal: {0})")]
+    NoDevice(String),
+    #[error("audio device `{wanted}` not found; available output devices: {available}")]
+    DeviceNotFound { wanted: String, available: String },
+    #[error("cannot open audio device `{device}`: {reason}")]
+    Open { device: String, reason: String },
+    #[error("cannot start the null output thread: {0}")]
+    NullThread(#[source] std::io::Error),
+    #[error("cannot create recording {path}: {reason}")]
+    Record { path: String, reason: String },
+}

@@ -31,6 +31,9 @@ pub struct Header {
     pub clock: Clock,
     pub frontier: Frontier,
     pub snapshot_len: AtomicU64,
+    /// Bit `i` set: slot `i` is confirmed in lockstep and the callback may read it
+    /// when the active slot lacks a block. Written by the supervisor.
+    pub readable_slots: AtomicU32,
 }
 
 /// Written by the audio callback only; on its own cache line.

@@ -1,0 +1,102 @@
+//! The audio callback's work. Invariant: nothing here allocates, locks, logs,
+//! blocks or panics; it only reads atomics and copies samples.
+
+use crate::record::RecorderHandle;
+use chronus_shm::{CHANNELS, Region, SLOTS};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Fills device buffers from the worker rings, frame by absolute frame.
+pub struct OutputReader {
+    region: Arc<Region>,
+    block_frames: u64,
+    recorder: Option<RecorderHandle>,
+}
+
+impl OutputReader {
+    pub fn new(region: Arc<Region>, recorder: Option<RecorderHandle>) -> OutputReader {
+        let block_frames = u64::from(region.geometry().block_frames);
+        OutputReader {
+            region,
+            block_frames,
+            recorder,
+        }
+    }
+
+    /// Fills `out` (interleaved, `CHANNELS` per frame) with the next frames.
+    ///
+    /// For each block-sized piece: the block from the active slot, else from any
+    /// slot the supervisor marked readable, else silence counted as underrun.
+    /// Until the supervisor starts the timeline, silence without advancing it.
+    pub fn fill(&mut self, out: &mut [f32]) {
+        let started = Instant::now();
+        let clock = &self.region.header().clock;
+        if clock.running.load(Ordering::Acquire) == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let readable = self.region.header().readable_slots.load(Ordering::Acquire);
+        let active = clock.active_slot.load(Ordering::Acquire) as usize % SLOTS;
+        let first_frame = clock.play_frame.load(Ordering::Relaxed);
+        let frames = (out.len() / CHANNELS) as u64;
+        let (mut fallback, mut underrun) = (0u64, 0u64);
+        let mut frame = first_frame;
+        let mut pos = 0usize;
+        while (pos as u64) < frames {
+            let block_start = frame - frame % self.block_frames;
+            let offset = frame - block_start;
+            let n = (self.block_frames - offset).min(frames - pos as u64);
+            let dst = &mut out[pos * CHANNELS..(pos + n as usize) * CHANNELS];
+            if !self
+                .region
+                .ring(active)
+                .read(block_start, offset as usize, dst)
+            {
+                let from_other = (0..SLOTS).any(|slot| {
+                    slot != active
+                        && readable & (1 << slot) != 0
+                        && self
+                            .region
+                            .ring(slot)
+                            .read(block_start, offset as usize, dst)
+                });
+                if from_other {
+                    fallback += n;
+                } else {
+                    dst.fill(0.0);
+                    underrun += n;
+                }
+            }
+            frame += n;
+            pos += n as usize;
+        }
+        // Peer data is untrusted: never hand the device NaN, Inf or overs.
+        for s in out.iter_mut() {
+            *s = if s.is_finite() {
+                s.clamp(-1.0, 1.0)
+            } else {
+                0.0
+            };
+        }
+        clock.play_frame.store(frame, Ordering::Release);
+        clock.frames_out.fetch_add(frames, Ordering::Relaxed);
+        clock.callbacks.fetch_add(1, Ordering::Relaxed);
+        if fallback > 0 {
+            clock.fallback_frames.fetch_add(fallback, Ordering::Relaxed);
+        }
+        if underrun > 0 {
+            clock.underrun_frames.fetch_add(underrun, Ordering::Relaxed);
+        }
+        if let Some(recorder) = &mut self.recorder {
+            recorder.push(&out[..frames as usize * CHANNELS]);
+        }
+        let took = started.elapsed().as_nanos() as u64;
+        clock.callback_max_ns.fetch_max(took, Ordering::Relaxed);
+    }
+
+    /// Counts a device-reported underrun or overrun (from the stream's error path).
+    pub fn count_xrun(region: &Region) {
+        region.header().clock.xruns.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,250 @@
+//! Choosing and opening the output: cpal, or the timer-clocked null backend.
+
+use crate::null::NullOutput;
+use crate::record::Recorder;
+use crate::{AudioError, OutputReader};
+use chronus_shm::{CHANNELS, Region};
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, SampleFormat, SizedSample};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Largest device callback converted in one piece; larger ones are split.
+const SCRATCH_FRAMES: usize = 8192;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// cpal, falling back to null with a warning when no device opens.
+    Auto,
+    Cpal,
+    Null,
+}
+
+#[derive(Clone, Debug)]
+pub struct OutputOptions {
+    pub backend: BackendChoice,
+    /// Output device name (as cpal lists it); the default device when `None`.
+    pub device: Option<String>,
+    pub sample_rate: u32,
+    pub buffer_frames: u32,
+    /// Where to record a WAV of the output.
+    pub record: Option<PathBuf>,
+}
+
+#[expect(dead_code, reason = "held only so that dropping it stops the device")]
+enum Backend {
+    Cpal(cpal::Stream),
+    Null(NullOutput),
+}
+
+/// A running output. Dropping it stops the device; call [`Output::finish`] to
+/// also finalize the recording.
+pub struct Output {
+    backend: Backend,
+    device: String,
+    recorder: Option<Recorder>,
+    stream_errors: Arc<AtomicU64>,
+    /// Why `Auto` fell back to null, for the caller to warn about once.
+    pub fallback_reason: Option<String>,
+}
+
+impl Output {
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Cpal(_) => "cpal",
+            Backend::Null(_) => "null",
+        }
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.device
+    }
+
+    /// Errors other than xruns the device stream reported (counted off the callback).
+    pub fn stream_errors(&self) -> u64 {
+        self.stream_errors.load(Ordering::Relaxed)
+    }
+
+    pub fn recording_dropped_frames(&self) -> u64 {
+        self.recorder.as_ref().map_or(0, Recorder::dropped_frames)
+    }
+
+    /// Stops the device, then finalizes the recording; returns frames recorded.
+    pub fn finish(self) -> Result<Option<u64>, AudioError> {
+        drop(self.backend);
+        self.recorder.map(Recorder::finish).transpose()
+    }
+}
+
+/// Opens the output chosen by `options`, reading from `region`.
+pub fn open(options: &OutputOptions, region: Arc<Region>) -> Result<Output, AudioError> {
+    match options.backend {
+        BackendChoice::Null => open_null(options, region, None),
+        BackendChoice::Cpal => open_cpal(options, region),
+        BackendChoice::Auto => match open_cpal(options, region.clone()) {
+            Ok(output) => Ok(output),
+            Err(e) => open_null(options, region, Some(e.to_string())),
+        },
+    }
+}
+
+fn start_recorder(
+    options: &OutputOptions,
+) -> Result<Option<(Recorder, crate::RecorderHandle)>, AudioError> {
+    options
+        .record
+        .as_deref()
+        .map(|p: &Path| Recorder::start(p, options.sample_rate))
+        .transpose()
+}
+
+fn open_null(
+    options: &OutputOptions,
+    region: Arc<Region>,
+    fallback_reason: Option<String>,
+) -> Result<Output, AudioError> {
+    let (recorder, handle) = start_recorder(options)?.unzip();
+    let reader = OutputReader::new(region.clone(), handle);
+    let null = NullOutput::start(reader, region, options.buffer_frames, options.sample_rate)?;
+    Ok(Output {
+        backend: Backend::Null(null),
+        device: "null".into(),
+        recorder,
+        stream_errors: Arc::new(AtomicU64::new(0)),
+        fallback_reason,
+    })
+}
+
+fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device, AudioError> {
+    let Some(wanted) = wanted else {
+        return host
+            .default_output_device()
+            .ok_or_else(|| AudioError::NoDevice("no default output device".into()));
+    };
+    let devices: Vec<cpal::Device> = host
+        .output_devices()
+        .map_err(|e| AudioError::NoDevice(e.to_string()))?
+        .collect();
+    let names: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+    let index = names
+        .iter()
+        .position(|n| n == wanted)
+        .or_else(|| names.iter().position(|n| n.contains(wanted)));
+    match index {
+        Some(i) => Ok(devices
+            .into_iter()
+            .nth(i)
+            .expect("index from the same list")),
+        None => Err(AudioError::DeviceNotFound {
+            wanted: wanted.to_owned(),
+            available: if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            },
+        }),
+    }
+}
+
+fn open_cpal(options: &OutputOptions, region: Arc<Region>) -> Result<Output, AudioError> {
+    let host = cpal::default_host();
+    let device = find_device(&host, options.device.as_deref())?;
+    let name = device.to_string();
+    let open_err = |reason: String| AudioError::Open {
+        device: name.clone(),
+        reason,
+    };
+    let supported = device
+        .supported_output_configs()
+        .map_err(|e| open_err(e.to_string()))?
+        .filter(|c| (c.min_sample_rate()..=c.max_sample_rate()).contains(&options.sample_rate))
+        .filter(|c| {
+            matches!(
+                c.sample_format(),
+                SampleFormat::F32 | SampleFormat::I16 | SampleFormat::I32
+            )
+        })
+        // Prefer float, then the device's native stereo.
+        .min_by_key(|c| {
+            (
+                c.sample_format() != SampleFormat::F32,
+                c.channels() != CHANNELS as u16,
+            )
+        })
+        .ok_or_else(|| {
+            open_err(format!(
+                "no f32/i16/i32 output configuration at {} Hz",
+                options.sample_rate
+            ))
+        })?
+        .with_sample_rate(options.sample_rate);
+    let mut config = supported.config();
+    config.buffer_size = cpal::BufferSize::Fixed(options.buffer_frames);
+    let stream_errors = Arc::new(AtomicU64::new(0));
+    let (recorder, handle) = start_recorder(options)?.unzip();
+    let reader = OutputReader::new(region.clone(), handle);
+    let built = match supported.sample_format() {
+        SampleFormat::F32 => build::<f32>(&device, &config, reader, region, stream_errors.clone()),
+        SampleFormat::I16 => build::<i16>(&device, &config, reader, region, stream_errors.clone()),
+        _ => build::<i32>(&device, &config, reader, region, stream_errors.clone()),
+    };
+    let stream = match built.and_then(|s| s.play().map(|()| s)) {
+        Ok(stream) => stream,
+        Err(e) => {
+            if let Some(recorder) = recorder {
+                let _ = recorder.finish();
+            }
+            return Err(open_err(e.to_string()));
+        }
+    };
+    Ok(Output {
+        backend: Backend::Cpal(stream),
+        device: name,
+        recorder,
+        stream_errors,
+        fallback_reason: None,
+    })
+}
+
+fn build<T: SizedSample + FromSample<f32>>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    mut reader: OutputReader,
+    region: Arc<Region>,
+    stream_errors: Arc<AtomicU64>,
+) -> Result<cpal::Stream, cpal::Error> {
+    let device_channels = usize::from(config.channels).max(1);
+    let mut scratch = vec![0.0f32; SCRATCH_FRAMES * CHANNELS];
+    device.build_output_stream(
+        config.clone(),
+        move |data: &mut [T], _info: &cpal::OutputCallbackInfo| {
+            for piece in data.chunks_mut(SCRATCH_FRAMES * device_channels) {
+                let frames = piece.len() / device_channels;
+                let ours = &mut scratch[..frames * CHANNELS];
+                reader.fill(ours);
+                for (dev, src) in piece
+                    .chunks_exact_mut(device_channels)
+                    .zip(ours.chunks_exact(CHANNELS))
+                {
+                    if device_channels == 1 {
+                        dev[0] = T::from_sample(0.5 * (src[0] + src[1]));
+                    } else {
+                        for (i, d) in dev.iter_mut().enumerate() {
+                            *d = T::from_sample(src.get(i).copied().unwrap_or(0.0));
+                        }
+                    }
+                }
+            }
+        },
+        move |err: cpal::Error| {
+            // Runs on the stream's thread: count, never log here.
+            if err.kind() == cpal::ErrorKind::Xrun {
+                OutputReader::count_xrun(&region);
+            } else {
+                stream_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+        None,
+    )
+}

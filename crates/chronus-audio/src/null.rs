@@ -1,0 +1,63 @@
+//! The built-in `null` output: a thread clocked by a real timer that consumes
+//! buffers at the sample rate, for machines without a sound device.
+
+use crate::{AudioError, OutputReader};
+use chronus_shm::{CHANNELS, Region};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub struct NullOutput {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NullOutput {
+    pub fn start(
+        mut reader: OutputReader,
+        region: Arc<Region>,
+        buffer_frames: u32,
+        sample_rate: u32,
+    ) -> Result<NullOutput, AudioError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("audio-null".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    let mut buffer = vec![0.0f32; buffer_frames as usize * CHANNELS];
+                    let period = Duration::from_nanos(
+                        u64::from(buffer_frames) * 1_000_000_000 / u64::from(sample_rate),
+                    );
+                    // Deadlines are absolute, so timer jitter never accumulates into drift.
+                    let mut deadline = Instant::now();
+                    while !stop.load(Ordering::Acquire) {
+                        reader.fill(&mut buffer);
+                        deadline += period;
+                        let now = Instant::now();
+                        if now < deadline {
+                            std::thread::sleep(deadline - now);
+                        } else if now - deadline > period {
+                            // A real device would have run dry here.
+                            OutputReader::count_xrun(&region);
+                        }
+                    }
+                }
+            })
+            .map_err(AudioError::NullThread)?;
+        Ok(NullOutput {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for NullOutput {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
