@@ -217,7 +217,7 @@ fn build<T: SizedSample + FromSample<f32>>(
     let device_channels = usize::from(config.channels).max(1);
     let mut scratch = vec![0.0f32; SCRATCH_FRAMES * CHANNELS];
     device.build_output_stream(
-        config.clone(),
+        *config,
         move |data: &mut [T], _info: &cpal::OutputCallbackInfo| {
             for piece in data.chunks_mut(SCRATCH_FRAMES * device_channels) {
                 let frames = piece.len() / device_channels;
