@@ -1,1 +1,611 @@
-//! chronus-config
+//! Chronus configuration.
+//!
+//! Raw inputs are parsed, then validated into a typed [`Config`], layer by layer, lowest
+//! to highest: built-in defaults, the TOML file, `CHRONUS_*` environment variables,
+//! command-line overrides. Every value remembers which layer set it, for
+//! `chronusd check-config`.
+//!
+//! Nothing here reads the process environment or a file on its own: the caller hands
+//! everything over in [`Sources`] (see [`Sources::from_process`]), so loading is
+//! deterministic and tests are hermetic.
+
+mod cidr;
+mod settings;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+pub use cidr::{Cidr, CidrParseError};
+pub use settings::{CONFIG_ENV, SettingInfo, settings};
+
+use settings::{
+    LEAD_TARGET_ENV, LEAD_TARGET_MAX, LEGACY_NO_EFFECT, LOOKAHEAD_MAX, LOOKAHEAD_MIN, index_of,
+};
+
+/// Where the config file is looked for when neither `--config` nor `CHRONUS_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/chronus/chronus.toml";
+
+/// The raw inputs of [`load`].
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// The process environment; only `CHRONUS_*` variables are looked at.
+    pub env: Vec<(OsString, OsString)>,
+    /// The TOML file to read, already resolved by the caller.
+    pub config_file: Option<PathBuf>,
+    /// Command-line overrides in order, later ones winning: a dotted TOML key
+    /// (`osc.port`) and a raw value in the syntax of the matching environment variable.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// The real process environment, with the config file resolved as [`Sources::resolve`]
+    /// does; the caller adds its overrides.
+    pub fn from_process(config_flag: Option<PathBuf>) -> Self {
+        Self::resolve(std::env::vars_os().collect(), config_flag, || {
+            // When existence cannot be determined (e.g. /etc/chronus unreadable), treat
+            // the file as present so that loading reports why it cannot be read.
+            Path::new(DEFAULT_CONFIG_PATH).try_exists().unwrap_or(true)
+        })
+    }
+
+    /// Resolves the config file: `config_flag` (`--config`), else a non-empty
+    /// `CHRONUS_CONFIG` in `env`, else [`DEFAULT_CONFIG_PATH`] if `default_present()`.
+    pub fn resolve(
+        env: Vec<(OsString, OsString)>,
+        config_flag: Option<PathBuf>,
+        default_present: impl FnOnce() -> bool,
+    ) -> Self {
+        let from_env = env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == CONFIG_ENV)
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(_, value)| PathBuf::from(value));
+        let config_file = config_flag
+            .or(from_env)
+            .or_else(|| default_present().then(|| PathBuf::from(DEFAULT_CONFIG_PATH)));
+        Self {
+            env,
+            config_file,
+            overrides: Vec::new(),
+        }
+    }
+}
+
+/// Which layer set a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    /// The environment variable's name.
+    Env(String),
+    /// A command-line override.
+    Override,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Env(var) => write!(f, "env {var}"),
+            Source::Override => f.write_str("command line"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub osc: OscConfig,
+    pub audio: AudioConfig,
+    pub engine: EngineConfig,
+    pub workers: WorkerConfig,
+    pub log: LogConfig,
+    /// Record the output to this file as a 32-bit float WAV.
+    pub record: Option<PathBuf>,
+    /// Journal every control command (an OSC score) to this file.
+    pub journal: Option<PathBuf>,
+}
+
+/// The built-in defaults.
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            osc: OscConfig {
+                host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 5005,
+                allow: Vec::new(),
+            },
+            audio: AudioConfig {
+                backend: Backend::Auto,
+                device: None,
+                sample_rate: 48_000,
+                buffer_size: 256,
+                block_frames: 256,
+                lookahead_blocks: 4,
+                pulse_server: None,
+            },
+            engine: EngineConfig { num_voices: 4 },
+            workers: WorkerConfig {
+                hang_timeout_ms: 250,
+                restart_backoff_min_ms: 10,
+                restart_backoff_max_ms: 5000,
+            },
+            log: LogConfig {
+                verbose: false,
+                filter: None,
+            },
+            record: None,
+            journal: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OscConfig {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Senders must be in one of these networks; empty allows every sender.
+    pub allow: Vec<Cidr>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioConfig {
+    pub backend: Backend,
+    pub device: Option<String>,
+    pub sample_rate: u32,
+    /// Device buffer size requested, in frames.
+    pub buffer_size: u32,
+    /// Frames per rendered block.
+    pub block_frames: u32,
+    /// Blocks rendered ahead of the play position.
+    pub lookahead_blocks: u32,
+    pub pulse_server: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Auto,
+    Cpal,
+    Null,
+}
+
+impl Backend {
+    /// Case-insensitive, as users type `CHRONUS_AUDIO_BACKEND=Null`.
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Some(Backend::Auto),
+            "cpal" => Some(Backend::Cpal),
+            "null" => Some(Backend::Null),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Auto => "auto",
+            Backend::Cpal => "cpal",
+            Backend::Null => "null",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    pub num_voices: u8,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerConfig {
+    pub hang_timeout_ms: u32,
+    pub restart_backoff_min_ms: u32,
+    pub restart_backoff_max_ms: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogConfig {
+    pub verbose: bool,
+    /// A tracing `EnvFilter` directive, checked only superficially here.
+    pub filter: Option<String>,
+}
+
+/// Why loading stopped. Each message names the key or variable, the value given and
+/// what is accepted.
+#[derive(thiserror::Error, Debug)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {error}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("config file {} is not valid TOML: {error}", path.display())]
+    Syntax {
+        path: PathBuf,
+        error: toml::de::Error,
+    },
+    #[error("unknown key `{key}` in {} ({known})", path.display())]
+    UnknownKey {
+        key: String,
+        path: PathBuf,
+        /// The keys that would have been accepted there, and a likely intended key.
+        known: String,
+    },
+    #[error("{key} = {value} in {} is invalid: expected {expected}", path.display())]
+    InvalidFileValue {
+        key: String,
+        /// The value as written in TOML.
+        value: String,
+        path: PathBuf,
+        expected: String,
+    },
+    #[error("{var}={value} is invalid: expected {expected}")]
+    InvalidEnvValue {
+        var: String,
+        /// Lossily decoded when not UTF-8.
+        value: String,
+        expected: String,
+    },
+    #[error("unknown override key `{key}` (known keys: {known})")]
+    UnknownOverrideKey { key: String, known: String },
+    #[error("command-line override {key}={value} is invalid: expected {expected}")]
+    InvalidOverrideValue {
+        key: String,
+        value: String,
+        expected: String,
+    },
+    #[error(
+        "workers.restart_backoff_max_ms = {max} (from {max_source}) is invalid: expected at least \
+         workers.restart_backoff_min_ms = {min} (from {min_source})"
+    )]
+    BackoffRange {
+        min: u32,
+        min_source: Source,
+        max: u32,
+        max_source: Source,
+    },
+}
+
+/// A validated configuration and where each value came from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// Things worth telling the user that do not stop the daemon (unknown or legacy
+    /// variables), in a deterministic order.
+    pub warnings: Vec<String>,
+    /// Parallel to [`settings()`].
+    sources: Vec<Source>,
+}
+
+impl Loaded {
+    /// Which layer set `key` (a dotted TOML key); `None` for an unknown key.
+    pub fn source_of(&self, key: &str) -> Option<&Source> {
+        index_of(key).map(|i| &self.sources[i])
+    }
+
+    /// The effective configuration as valid TOML, each key followed by a comment naming
+    /// its source; unset keys appear as comments.
+    pub fn to_annotated_toml(&self) -> String {
+        let mut out = String::from(
+            "# Effective Chronus configuration; each comment names where the value came from.\n",
+        );
+        let mut section = None;
+        for (info, source) in settings().iter().zip(&self.sources) {
+            // `settings()` lists top-level keys first, as TOML requires.
+            if let Some(name) = info.section().filter(|&s| section != Some(s)) {
+                section = Some(name);
+                let _ = write!(out, "\n[{name}]\n");
+            }
+            // A path in the source could hold a newline, which would end the comment.
+            let source = source.to_string().replace(char::is_control, "?");
+            let _ = match info.kind.to_toml(&self.config) {
+                Some(value) => writeln!(out, "{} = {value}  # {source}", info.name()),
+                None => writeln!(out, "# {} is unset  # {source}", info.name()),
+            };
+        }
+        out
+    }
+}
+
+/// Loads the configuration: defaults, then `sources.config_file`, then the
+/// environment, then the overrides. Stops at the first invalid value, checking the
+/// file's keys in sorted order, environment variables in [`settings()`] order and
+/// overrides in the order given.
+pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+    let mut builder = Builder {
+        config: Config::default(),
+        sources: vec![Source::Default; settings().len()],
+        warnings: Vec::new(),
+    };
+    if let Some(path) = &sources.config_file {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::ReadFile {
+            path: path.clone(),
+            error,
+        })?;
+        builder.apply_file(path, &text)?;
+    }
+    let lead_target = builder.apply_env(&sources.env)?;
+    for (key, value) in &sources.overrides {
+        builder.apply_override(key, value)?;
+    }
+    if let Some(lead_target) = lead_target {
+        builder.apply_lead_target(lead_target);
+    }
+    builder.check_backoff()?;
+    Ok(Loaded {
+        config: builder.config,
+        warnings: builder.warnings,
+        sources: builder.sources,
+    })
+}
+
+struct Builder {
+    config: Config,
+    sources: Vec<Source>,
+    warnings: Vec<String>,
+}
+
+impl Builder {
+    fn source(&self, key: &str) -> &Source {
+        index_of(key).map_or(&Source::Default, |i| &self.sources[i])
+    }
+
+    fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text.parse().map_err(|error| ConfigError::Syntax {
+            path: path.to_owned(),
+            error,
+        })?;
+        let sections = sections();
+        for (key, value) in &table {
+            if sections.contains(&key.as_str()) {
+                let Some(inner) = value.as_table() else {
+                    return Err(ConfigError::InvalidFileValue {
+                        key: key.clone(),
+                        value: value.to_string(),
+                        path: path.to_owned(),
+                        expected: format!("a table of settings ([{key}])"),
+                    });
+                };
+                for (name, value) in inner {
+                    self.apply_file_value(path, &format!("{key}.{name}"), value)?;
+                }
+            } else {
+                self.apply_file_value(path, key, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_file_value(
+        &mut self,
+        path: &Path,
+        key: &str,
+        value: &toml::Value,
+    ) -> Result<(), ConfigError> {
+        let Some(i) = index_of(key) else {
+            return Err(ConfigError::UnknownKey {
+                key: key.to_owned(),
+                path: path.to_owned(),
+                known: known_keys_near(key),
+            });
+        };
+        let info = &settings()[i];
+        info.kind
+            .set_toml(&mut self.config, value)
+            .map_err(|_| ConfigError::InvalidFileValue {
+                key: key.to_owned(),
+                value: value.to_string(),
+                path: path.to_owned(),
+                expected: info.accepted(),
+            })?;
+        self.sources[i] = Source::File(path.to_owned());
+        Ok(())
+    }
+
+    /// Applies the `CHRONUS_*` variables; returns the legacy lead target to convert
+    /// once the final buffer and block sizes are known.
+    fn apply_env(&mut self, env: &[(OsString, OsString)]) -> Result<Option<u32>, ConfigError> {
+        // Later duplicates win, as with setenv; empty values count as unset.
+        let mut vars = BTreeMap::new();
+        for (name, value) in env {
+            match name.to_str() {
+                Some(name) if name.starts_with("CHRONUS_") && !value.is_empty() => {
+                    vars.insert(name, value);
+                }
+                Some(_) => {}
+                None if name.as_encoded_bytes().starts_with(b"CHRONUS_") => {
+                    self.warnings.push(format!(
+                        "ignoring environment variable {} whose name is not valid UTF-8",
+                        name.to_string_lossy()
+                    ));
+                }
+                None => {}
+            }
+        }
+        let invalid =
+            |var: &str, value: &OsString, expected: String| ConfigError::InvalidEnvValue {
+                var: var.to_owned(),
+                value: value.to_string_lossy().into_owned(),
+                expected,
+            };
+
+        for (i, info) in settings().iter().enumerate() {
+            let alias = info.env_alias.filter(|alias| vars.contains_key(alias));
+            let var = match (vars.contains_key(info.env), alias) {
+                (true, Some(alias)) => {
+                    self.warnings.push(format!(
+                        "{alias} (the legacy name of {}) is ignored because {} is also set",
+                        info.env, info.env
+                    ));
+                    info.env
+                }
+                (true, None) => info.env,
+                (false, Some(alias)) => alias,
+                (false, None) => continue,
+            };
+            let value = vars[var];
+            value
+                .to_str()
+                .ok_or(settings::Invalid)
+                .and_then(|s| info.kind.set_text(&mut self.config, s))
+                .map_err(|_| invalid(var, value, info.accepted()))?;
+            self.sources[i] = Source::Env(var.to_owned());
+        }
+
+        let lead_target = match vars.get(LEAD_TARGET_ENV) {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|n| (1..=LEAD_TARGET_MAX).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            LEAD_TARGET_ENV,
+                            value,
+                            format!(
+                                "an integer number of device buffers from 1 to {LEAD_TARGET_MAX}"
+                            ),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+
+        for (var, replacement) in LEGACY_NO_EFFECT {
+            if let Some(value) = vars.get(var) {
+                self.warnings.push(format!(
+                    "{var}={} has no effect (a legacy Music Chronus setting): {replacement}",
+                    value.to_string_lossy()
+                ));
+            }
+        }
+
+        for var in vars.keys() {
+            let known = *var == CONFIG_ENV
+                || *var == LEAD_TARGET_ENV
+                || LEGACY_NO_EFFECT.iter().any(|(legacy, _)| legacy == var)
+                || settings()
+                    .iter()
+                    .any(|s| s.env == *var || s.env_alias == Some(*var));
+            if !known {
+                self.warnings
+                    .push(format!("unknown environment variable {var} is ignored"));
+            }
+        }
+        Ok(lead_target)
+    }
+
+    fn apply_override(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let i = index_of(key).ok_or_else(|| ConfigError::UnknownOverrideKey {
+            key: key.to_owned(),
+            known: settings()
+                .iter()
+                .map(|s| s.key)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        let info = &settings()[i];
+        info.kind.set_text(&mut self.config, value).map_err(|_| {
+            ConfigError::InvalidOverrideValue {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                expected: info.accepted(),
+            }
+        })?;
+        self.sources[i] = Source::Override;
+        Ok(())
+    }
+
+    /// `CHRONUS_LEAD_TARGET` counted device buffers (in Music Chronus a buffer and a
+    /// block were the same size). It sits at the environment layer, below
+    /// `CHRONUS_LOOKAHEAD_BLOCKS` and overrides.
+    fn apply_lead_target(&mut self, buffers: u32) {
+        const KEY: &str = "audio.lookahead_blocks";
+        let source = self.source(KEY);
+        if !matches!(source, Source::Default | Source::File(_)) {
+            let warning =
+                format!("{LEAD_TARGET_ENV}={buffers} is ignored because {KEY} is set by {source}");
+            self.warnings.push(warning);
+            return;
+        }
+        let audio = &mut self.config.audio;
+        let frames = buffers.saturating_mul(audio.buffer_size);
+        let exact = frames.div_ceil(audio.block_frames);
+        let blocks = exact.clamp(LOOKAHEAD_MIN, LOOKAHEAD_MAX);
+        audio.lookahead_blocks = blocks;
+        let mut warning = format!(
+            "{LEAD_TARGET_ENV}={buffers} is a legacy Music Chronus setting counted in device \
+             buffers: {buffers} x {} frames = {frames} frames, converted to {KEY} = {blocks} \
+             (blocks of {} frames",
+            audio.buffer_size, audio.block_frames
+        );
+        if blocks != exact {
+            let _ = write!(
+                warning,
+                "; {exact} is outside {LOOKAHEAD_MIN} to {LOOKAHEAD_MAX}"
+            );
+        }
+        warning.push_str("); set CHRONUS_LOOKAHEAD_BLOCKS instead");
+        self.warnings.push(warning);
+        if let Some(i) = index_of(KEY) {
+            self.sources[i] = Source::Env(LEAD_TARGET_ENV.to_owned());
+        }
+    }
+
+    fn check_backoff(&self) -> Result<(), ConfigError> {
+        let workers = &self.config.workers;
+        if workers.restart_backoff_max_ms >= workers.restart_backoff_min_ms {
+            return Ok(());
+        }
+        Err(ConfigError::BackoffRange {
+            min: workers.restart_backoff_min_ms,
+            min_source: self.source("workers.restart_backoff_min_ms").clone(),
+            max: workers.restart_backoff_max_ms,
+            max_source: self.source("workers.restart_backoff_max_ms").clone(),
+        })
+    }
+}
+
+/// The `[section]` names, in table order.
+fn sections() -> Vec<&'static str> {
+    let mut sections: Vec<_> = settings().iter().filter_map(SettingInfo::section).collect();
+    sections.dedup();
+    sections
+}
+
+/// For an unknown dotted key: the keys accepted where it was written, and the key
+/// the user probably meant when its last part names a setting elsewhere (`port` at the
+/// top level, or `record` written below a `[section]` header).
+fn known_keys_near(key: &str) -> String {
+    let (section, name) = match key.rsplit_once('.') {
+        Some((section, name)) => (Some(section), name),
+        None => (None, key),
+    };
+    let mut known = match section {
+        Some(section) => {
+            let names: Vec<_> = settings()
+                .iter()
+                .filter(|s| s.section() == Some(section))
+                .map(SettingInfo::name)
+                .collect();
+            format!("known keys in [{section}]: {}", names.join(", "))
+        }
+        None => {
+            let mut names: Vec<String> = settings()
+                .iter()
+                .filter(|s| s.section().is_none())
+                .map(|s| s.key.to_owned())
+                .collect();
+            names.extend(sections().iter().map(|s| format!("[{s}]")));
+            format!("known top-level keys: {}", names.join(", "))
+        }
+    };
+    if let Some(meant) = settings().iter().find(|s| s.name() == name) {
+        let _ = write!(known, "; did you mean `{}`?", meant.key);
+    }
+    known
+}

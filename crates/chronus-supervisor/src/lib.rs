@@ -1,1 +1,858 @@
-//! chronus-supervisor
+//! The Chronus supervisor: owns the shared region, the audio output and the
+//! control surface, runs worker processes in lockstep, and keeps the output
+//! playing through any worker's death.
+//!
+//! [`run`] is the daemon: one event loop over a closed [`Event`] enum (signals,
+//! worker exits, OSC packets, ticks), selected with crossbeam.
+
+mod control;
+mod ledger;
+mod process;
+pub mod score;
+mod slots;
+mod status;
+
+use chronus_audio::{BackendChoice, Output, OutputOptions};
+use chronus_config::Config;
+use chronus_dsp::Command;
+use chronus_osc::{Incoming, OscMessage, OscPacket, UdpEndpoint};
+use chronus_shm::{CMD_CAPACITY, Geometry, Region, SLOTS, futex_wake};
+use crossbeam_channel::{Receiver, Sender, select};
+use ledger::Ledger;
+use nix::sys::signal::Signal;
+use process::ExitCause;
+use slots::{Slot, State};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub use process::monotonic_ns;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    Shm(#[from] chronus_shm::ShmError),
+    #[error(transparent)]
+    Audio(#[from] chronus_audio::AudioError),
+    #[error("cannot bind OSC on {addr}: {source}")]
+    OscBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create journal {path}: {source}")]
+    Journal {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start worker processes: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("no worker reached lockstep within {0:?} of startup")]
+    StartupTimeout(Duration),
+}
+
+/// How the daemon is started, beyond its configuration.
+pub struct RunOptions {
+    /// The binary to re-execute as `worker` (normally the running executable).
+    pub worker_exe: PathBuf,
+}
+
+/// Everything that wakes the event loop.
+enum Event {
+    Signal(i32),
+    /// A worker's pidfd became readable: it exited.
+    ChildExited {
+        pid: u32,
+        at: Instant,
+        mono_ns: u64,
+    },
+}
+
+const TICK: Duration = Duration::from_millis(2);
+const STARTUP_GRACE: Duration = Duration::from_secs(5);
+const FORK_TIMEOUT: Duration = Duration::from_secs(1);
+const LOCKSTEP_MATCHES: u32 = 2;
+const FADE_SECONDS: f32 = 0.05;
+const STOP_GRACE: Duration = Duration::from_millis(300);
+const BACKLOG_LIMIT: usize = 8192;
+
+/// Counters reported by `/chronus/status`.
+#[derive(Default)]
+struct Counters {
+    failovers: u64,
+    restores: u64,
+    last_restore_ms: f64,
+    last_exit_mono_ns: u64,
+    divergences: u64,
+    cold_starts: u64,
+    hangs: u64,
+    faults: u64,
+    osc_received: u64,
+    osc_errors: u64,
+    backlog_full: u64,
+}
+
+enum Phase {
+    Starting {
+        since: Instant,
+    },
+    Running,
+    /// Fading out; stop when the device has played `until` or at `deadline`.
+    Stopping {
+        until: u64,
+        deadline: Instant,
+    },
+}
+
+struct Supervisor {
+    config: Config,
+    options: RunOptions,
+    region: Arc<Region>,
+    region_fd: OwnedFd,
+    slots: [Slot; SLOTS],
+    ledger: Ledger,
+    /// Commands waiting for room in the log, with the message they came from.
+    backlog: VecDeque<(Command, u64, Option<OscMessage>)>,
+    osc: UdpEndpoint,
+    events: Sender<Event>,
+    counters: Counters,
+    started: Instant,
+    phase: Phase,
+    /// Next block start to compare between slots.
+    compare_from: u64,
+    backend: &'static str,
+}
+
+/// Runs the daemon until SIGTERM, SIGINT or `/chronus/quit`.
+pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
+    process::become_subreaper().map_err(SupervisorError::Spawn)?;
+    let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    spawn_signal_thread(events_tx.clone())?;
+
+    let audio = &config.audio;
+    let lookahead = u64::from(audio.lookahead_blocks) * u64::from(audio.block_frames);
+    // The ring holds the lookahead, the largest device callback and slack.
+    let ring_blocks =
+        ((lookahead + u64::from(audio.buffer_size) * 2) / u64::from(audio.block_frames) + 8) as u32;
+    let geometry = Geometry {
+        sample_rate: audio.sample_rate,
+        block_frames: audio.block_frames,
+        ring_blocks: ring_blocks.max(16),
+        lookahead_frames: lookahead,
+    };
+    let (region, region_fd) = Region::create(geometry, std::process::id())?;
+    let region = Arc::new(region);
+
+    let osc_addr = SocketAddr::new(config.osc.host, config.osc.port);
+    let osc = UdpEndpoint::bind(osc_addr, 4 << 20).map_err(|source| SupervisorError::OscBind {
+        addr: osc_addr,
+        source,
+    })?;
+    let (osc_tx, osc_rx) = crossbeam_channel::bounded(4096);
+    osc.spawn_receiver(chronus_osc::Limits::default(), osc_tx)
+        .map_err(|source| SupervisorError::OscBind {
+            addr: osc_addr,
+            source,
+        })?;
+
+    let journal = match &config.journal {
+        Some(path) => Some(
+            score::ScoreWriter::create(path, audio.sample_rate, config.engine.num_voices).map_err(
+                |source| SupervisorError::Journal {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            )?,
+        ),
+        None => None,
+    };
+    let now = Instant::now();
+    let mut sup = Supervisor {
+        ledger: Ledger::new(config.engine.num_voices, journal),
+        config,
+        options,
+        region: region.clone(),
+        region_fd,
+        slots: std::array::from_fn(|_| Slot::new(now)),
+        backlog: VecDeque::new(),
+        osc,
+        events: events_tx,
+        counters: Counters::default(),
+        started: now,
+        phase: Phase::Starting { since: now },
+        compare_from: 0,
+        backend: "none",
+    };
+    sup.cold_start()?;
+
+    let output = chronus_audio::open(&sup.output_options(), region)?;
+    if let Some(reason) = &output.fallback_reason {
+        tracing::warn!(
+            "no audio device could be opened ({reason}); playing into the timer-clocked null output instead: nothing will be audible"
+        );
+    }
+    sup.backend = output.backend_name();
+    tracing::info!(backend = sup.backend, device = output.device_name(), osc = %sup.osc.local_addr(), "chronusd started");
+
+    let result = sup.event_loop(&events_rx, &osc_rx, &output);
+    sup.osc.shutdown();
+    match output.finish() {
+        Ok(Some(frames)) => tracing::info!(frames, "recording finalized"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "recording could not be finalized"),
+    }
+    sup.stop_workers();
+    sup.ledger.flush();
+    result
+}
+
+fn spawn_signal_thread(tx: Sender<Event>) -> Result<(), SupervisorError> {
+    use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])
+        .map_err(SupervisorError::Signals)?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(Event::Signal(sig)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(SupervisorError::Signals)?;
+    Ok(())
+}
+
+impl Supervisor {
+    fn output_options(&self) -> OutputOptions {
+        let audio = &self.config.audio;
+        OutputOptions {
+            backend: match audio.backend {
+                chronus_config::Backend::Auto => BackendChoice::Auto,
+                chronus_config::Backend::Cpal => BackendChoice::Cpal,
+                chronus_config::Backend::Null => BackendChoice::Null,
+            },
+            device: audio.device.clone(),
+            sample_rate: audio.sample_rate,
+            buffer_frames: audio.buffer_size,
+            record: self.config.record.clone(),
+        }
+    }
+
+    fn event_loop(
+        &mut self,
+        events: &Receiver<Event>,
+        osc: &Receiver<Incoming>,
+        output: &Output,
+    ) -> Result<(), SupervisorError> {
+        let ticker = crossbeam_channel::tick(TICK);
+        let mut stream_errors = 0;
+        loop {
+            select! {
+                recv(events) -> event => match event {
+                    Ok(Event::Signal(sig)) => {
+                        if sig == libc::SIGCHLD {
+                            self.reap();
+                        } else if sig == libc::SIGHUP {
+                            tracing::info!("SIGHUP: nothing to reload yet");
+                        } else if matches!(self.phase, Phase::Stopping { .. }) {
+                            tracing::warn!("second stop signal: exiting at once");
+                            return Ok(());
+                        } else {
+                            tracing::info!(signal = sig, "stopping");
+                            self.begin_stop();
+                        }
+                    }
+                    Ok(Event::ChildExited { pid, at, mono_ns }) => {
+                        self.counters.last_exit_mono_ns = mono_ns;
+                        self.on_exit_noticed(pid, at);
+                    }
+                    Err(_) => return Ok(()),
+                },
+                recv(osc) -> incoming => {
+                    if let Ok(incoming) = incoming {
+                        self.on_osc(incoming);
+                    }
+                },
+                recv(ticker) -> _ => {
+                    if let Some(result) = self.tick() {
+                        return result;
+                    }
+                    let errors = output.stream_errors();
+                    if errors != stream_errors {
+                        tracing::warn!(errors, "the audio stream reported errors");
+                        stream_errors = errors;
+                    }
+                },
+            }
+        }
+    }
+
+    // ---- worker lifecycle -------------------------------------------------
+
+    /// Starts fresh workers in every slot from the parameter mirror.
+    fn cold_start(&mut self) -> Result<(), SupervisorError> {
+        let header = self.region.header();
+        let log = self.region.log();
+        let frontier = header.frontier.frame.load(Ordering::SeqCst);
+        self.ledger.stamp_all(&log, frontier);
+        let bf = u64::from(self.config.audio.block_frames);
+        let play = header.clock.play_frame.load(Ordering::Acquire);
+        let running = header.clock.running.load(Ordering::Acquire) != 0;
+        // Leave the new workers time to exec before the device needs their first block.
+        let margin = if running {
+            header.lookahead_frames.load(Ordering::Relaxed)
+                + u64::from(self.config.audio.sample_rate) / 50
+        } else {
+            0
+        };
+        let start = (frontier.max(play + margin)).div_ceil(bf) * bf;
+        let snapshot = self.ledger.cold_snapshot(start, log.tail());
+        self.region.write_snapshot(&snapshot.to_bytes())?;
+        self.compare_from = start;
+        let now = Instant::now();
+        for slot in 0..SLOTS {
+            self.region.slot(slot).pid.store(0, Ordering::Release);
+            let pid =
+                process::spawn_worker(&self.options.worker_exe, self.region_fd.as_raw_fd(), slot)
+                    .map_err(SupervisorError::Spawn)?;
+            self.adopt(slot, pid, State::Starting { pid, since: now });
+        }
+        tracing::info!(start_frame = start, "workers cold-started");
+        Ok(())
+    }
+
+    fn adopt(&mut self, slot: usize, pid: u32, state: State) {
+        let events = self.events.clone();
+        if let Err(e) = process::watch_exit(pid, events, move |at, mono_ns| Event::ChildExited {
+            pid,
+            at,
+            mono_ns,
+        }) {
+            tracing::warn!(pid, error = %e, "cannot watch worker through a pidfd; relying on SIGCHLD");
+        }
+        let s = &mut self.slots[slot];
+        s.state = state;
+        s.heartbeat = (
+            self.region.slot(slot).heartbeat.load(Ordering::Relaxed),
+            Instant::now(),
+        );
+        s.matches = 0;
+        tracing::debug!(slot, pid, "worker adopted");
+    }
+
+    fn slot_of(&self, pid: u32) -> Option<usize> {
+        (0..SLOTS).find(|&i| self.slots[i].state.pid() == Some(pid))
+    }
+
+    fn reap(&mut self) {
+        for (pid, cause) in process::reap_all() {
+            match self.slot_of(pid) {
+                Some(slot) => self.worker_lost(slot, Some(cause), Instant::now()),
+                None => tracing::debug!(pid, %cause, "reaped a child"),
+            }
+        }
+    }
+
+    fn on_exit_noticed(&mut self, pid: u32, at: Instant) {
+        let cause = process::reap_all()
+            .into_iter()
+            .find_map(|(p, c)| (p == pid).then_some(c));
+        if let Some(slot) = self.slot_of(pid) {
+            self.worker_lost(slot, cause, at);
+        }
+        // Reap anything else that exited meanwhile.
+        self.reap();
+    }
+
+    /// A worker died or was declared hung at `at`: fail over, then restore.
+    fn worker_lost(&mut self, slot: usize, cause: Option<ExitCause>, at: Instant) {
+        let Some(pid) = self.slots[slot].state.pid() else {
+            return;
+        };
+        let fault = cause.is_none_or(ExitCause::is_fault);
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            self.slots[slot].state = State::Dead {
+                retry_at: at + Duration::from_secs(3600),
+            };
+            return;
+        }
+        let s = &mut self.slots[slot];
+        s.faults = if fault { s.faults + 1 } else { 0 };
+        let backoff = self.backoff(self.slots[slot].faults);
+        let s = &mut self.slots[slot];
+        s.state = State::Dead {
+            retry_at: at + backoff,
+        };
+        s.restore_since = Some(at);
+        let clock = &self.region.header().clock;
+        if clock.active_slot.load(Ordering::Relaxed) as usize == slot
+            && let Some(next) =
+                (0..SLOTS).find(|&i| matches!(self.slots[i].state, State::Lockstep { .. }))
+        {
+            clock.active_slot.store(next as u32, Ordering::Release);
+            self.counters.failovers += 1;
+        }
+        self.refresh_readable();
+        // A fork requested from the lost worker will never arrive.
+        for other in &mut self.slots {
+            if let State::Forking { source, .. } = other.state
+                && source == slot
+            {
+                other.state = State::Dead { retry_at: at };
+            }
+        }
+        match cause {
+            Some(cause) if fault => {
+                self.counters.faults += 1;
+                tracing::warn!(slot, pid, %cause, backoff_ms = backoff.as_millis() as u64, "worker crashed")
+            }
+            Some(cause) => tracing::info!(slot, pid, %cause, "worker exited"),
+            None => tracing::warn!(
+                slot,
+                pid,
+                backoff_ms = backoff.as_millis() as u64,
+                "worker hung; killed"
+            ),
+        }
+        self.restore();
+    }
+
+    fn backoff(&self, faults: u32) -> Duration {
+        if faults < 2 {
+            return Duration::ZERO;
+        }
+        let min = u64::from(self.config.workers.restart_backoff_min_ms);
+        let max = u64::from(self.config.workers.restart_backoff_max_ms);
+        Duration::from_millis(min.saturating_mul(1 << (faults - 2).min(20)).min(max))
+    }
+
+    /// Brings dead slots back: a fork of a lockstep survivor, or a cold start of all.
+    fn restore(&mut self) {
+        let now = Instant::now();
+        let all_dead = self
+            .slots
+            .iter()
+            .all(|s| matches!(s.state, State::Dead { .. }));
+        if all_dead {
+            let ready = self
+                .slots
+                .iter()
+                .all(|s| matches!(s.state, State::Dead { retry_at } if retry_at <= now));
+            if ready {
+                self.counters.cold_starts += 1;
+                tracing::warn!("every worker is gone: cold-starting from the parameter mirror");
+                if let Err(e) = self.cold_start() {
+                    tracing::error!(error = %e, "cold start failed; retrying");
+                    for s in &mut self.slots {
+                        s.state = State::Dead {
+                            retry_at: now + Duration::from_millis(100),
+                        };
+                    }
+                }
+            }
+            return;
+        }
+        for slot in 0..SLOTS {
+            let State::Dead { retry_at } = self.slots[slot].state else {
+                continue;
+            };
+            if retry_at > now {
+                continue;
+            }
+            let Some(source) =
+                (0..SLOTS).find(|&i| matches!(self.slots[i].state, State::Lockstep { .. }))
+            else {
+                continue;
+            };
+            let old_pid = self.region.slot(slot).pid.load(Ordering::Acquire);
+            let src = self.region.slot(source);
+            src.fork_request.store(slot as u32 + 1, Ordering::Release);
+            src.wake.fetch_add(1, Ordering::Release);
+            futex_wake(&src.wake);
+            self.slots[slot].state = State::Forking {
+                source,
+                since: now,
+                old_pid,
+            };
+        }
+    }
+
+    /// SIGKILLs a worker we consider lost; its exit is reaped later.
+    fn kill_worker(&self, pid: u32) {
+        process::signal(pid, Signal::SIGKILL);
+    }
+
+    fn stop_workers(&mut self) {
+        let pids: Vec<u32> = self.slots.iter().filter_map(|s| s.state.pid()).collect();
+        for &pid in &pids {
+            process::signal_group(pid, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        let mut left: Vec<u32> = pids.clone();
+        while !left.is_empty() && Instant::now() < deadline {
+            let reaped = process::reap_all();
+            left.retain(|p| !reaped.iter().any(|(r, _)| r == p));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for &pid in &left {
+            tracing::warn!(pid, "worker ignored SIGTERM; killing");
+            process::signal_group(pid, Signal::SIGKILL);
+        }
+        // Always reap: wait for each remaining child without WNOHANG.
+        for &pid in &left {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+        }
+        process::reap_all();
+        for s in &mut self.slots {
+            s.state = State::Dead {
+                retry_at: Instant::now(),
+            };
+        }
+    }
+
+    // ---- the tick ----------------------------------------------------------
+
+    /// Periodic work; returns `Some` when the daemon should exit.
+    fn tick(&mut self) -> Option<Result<(), SupervisorError>> {
+        let now = Instant::now();
+        self.observe_slots(now);
+        self.compare_slots(now);
+        self.restore();
+        self.refresh_readable();
+        self.flush_backlog();
+        let header = self.region.header();
+        let play = header.clock.play_frame.load(Ordering::Acquire);
+        self.ledger.observe_stamps(&self.region.log());
+        self.ledger.settle(play);
+        match self.phase {
+            Phase::Starting { since } => {
+                let lockstep = self
+                    .slots
+                    .iter()
+                    .filter(|s| matches!(s.state, State::Lockstep { .. }))
+                    .count();
+                if lockstep == SLOTS || (lockstep > 0 && now - since > Duration::from_secs(2)) {
+                    header.clock.running.store(1, Ordering::Release);
+                    self.phase = Phase::Running;
+                    tracing::info!(
+                        ready_ms = (now - self.started).as_secs_f64() * 1e3,
+                        "audio running, workers in lockstep"
+                    );
+                } else if now - since > STARTUP_GRACE * 2 {
+                    return Some(Err(SupervisorError::StartupTimeout(STARTUP_GRACE * 2)));
+                }
+            }
+            Phase::Running => {}
+            Phase::Stopping { until, deadline } => {
+                if play >= until
+                    || now >= deadline
+                    || header.clock.running.load(Ordering::Relaxed) == 0
+                {
+                    return Some(Ok(()));
+                }
+            }
+        }
+        None
+    }
+
+    /// Notices new pids from forks, first blocks, and hangs.
+    fn observe_slots(&mut self, now: Instant) {
+        let hang_timeout = Duration::from_millis(u64::from(self.config.workers.hang_timeout_ms));
+        for slot in 0..SLOTS {
+            let shm = self.region.slot(slot);
+            match self.slots[slot].state {
+                State::Forking { since, old_pid, .. } => {
+                    let pid = shm.pid.load(Ordering::Acquire);
+                    if pid != 0 && pid != old_pid {
+                        self.adopt(slot, pid, State::Syncing { pid });
+                    } else if now - since > FORK_TIMEOUT {
+                        tracing::warn!(slot, "forked worker never appeared; retrying");
+                        self.slots[slot].state = State::Dead { retry_at: now };
+                    }
+                }
+                State::Starting { pid, since } => {
+                    if shm.pid.load(Ordering::Acquire) == pid
+                        && shm.phase() == chronus_shm::SlotPhase::Rendering
+                    {
+                        self.slots[slot].state = State::Syncing { pid };
+                        self.slots[slot].heartbeat = (shm.heartbeat.load(Ordering::Relaxed), now);
+                    } else if now - since > STARTUP_GRACE {
+                        self.kill_worker(pid);
+                        self.counters.hangs += 1;
+                        self.worker_lost(slot, None, now);
+                    }
+                }
+                State::Syncing { pid } | State::Lockstep { pid } => {
+                    let beat = shm.heartbeat.load(Ordering::Relaxed);
+                    if beat != self.slots[slot].heartbeat.0 {
+                        self.slots[slot].heartbeat = (beat, now);
+                    } else if now - self.slots[slot].heartbeat.1 > hang_timeout {
+                        self.kill_worker(pid);
+                        self.counters.hangs += 1;
+                        self.worker_lost(slot, None, now);
+                    }
+                }
+                State::Dead { .. } => {}
+            }
+        }
+    }
+
+    /// Compares block checksums of the rendering slots: proof of lockstep.
+    fn compare_slots(&mut self, now: Instant) {
+        let rendering: Vec<usize> = (0..SLOTS)
+            .filter(|&i| self.slots[i].state.is_rendering())
+            .collect();
+        let bf = u64::from(self.config.audio.block_frames);
+        if let [a, b] = rendering[..] {
+            let (sa, sb) = (self.region.slot(a), self.region.slot(b));
+            let first = sa
+                .first_frame
+                .load(Ordering::Acquire)
+                .max(sb.first_frame.load(Ordering::Acquire));
+            let to = sa
+                .rendered
+                .load(Ordering::Acquire)
+                .min(sb.rendered.load(Ordering::Acquire));
+            let ring_frames = self.region.geometry().ring_blocks as u64 * bf;
+            let mut frame = self
+                .compare_from
+                .max(first)
+                .max(to.saturating_sub(ring_frames / 2));
+            frame = frame.div_ceil(bf) * bf;
+            while frame + bf <= to {
+                if let (Some(x), Some(y)) = (
+                    self.region.ring(a).checksum(frame),
+                    self.region.ring(b).checksum(frame),
+                ) {
+                    if x == y {
+                        for i in [a, b] {
+                            self.slots[i].matches += 1;
+                        }
+                    } else {
+                        self.diverged(frame);
+                        return;
+                    }
+                }
+                frame += bf;
+            }
+            self.compare_from = frame;
+            for i in [a, b] {
+                self.promote_if_proven(i, now);
+            }
+        } else if let [only] = rendering[..] {
+            // A lone worker (cold start with its peer lost) has nobody to match.
+            let s = self.region.slot(only);
+            let rendered =
+                s.rendered.load(Ordering::Acquire) - s.first_frame.load(Ordering::Acquire);
+            if rendered >= bf * u64::from(LOCKSTEP_MATCHES) {
+                self.slots[only].matches = LOCKSTEP_MATCHES;
+                self.promote_if_proven(only, now);
+            }
+        }
+    }
+
+    fn promote_if_proven(&mut self, slot: usize, now: Instant) {
+        let s = &mut self.slots[slot];
+        if let State::Syncing { pid } = s.state
+            && s.matches >= LOCKSTEP_MATCHES
+        {
+            s.state = State::Lockstep { pid };
+            if s.distrust_until == u64::MAX {
+                // Diverged blocks end where this proven occupant's own begin.
+                s.distrust_until = self.region.slot(slot).first_frame.load(Ordering::Acquire);
+            }
+            if let Some(since) = s.restore_since.take() {
+                self.counters.restores += 1;
+                self.counters.last_restore_ms = (now - since).as_secs_f64() * 1e3;
+                tracing::info!(
+                    slot,
+                    pid,
+                    restore_ms = self.counters.last_restore_ms,
+                    "slot back in lockstep"
+                );
+            }
+            self.refresh_readable();
+        }
+    }
+
+    /// Two slots disagree on a block: keep the active one, replace the other.
+    fn diverged(&mut self, frame: u64) {
+        self.counters.divergences += 1;
+        let active = self
+            .region
+            .header()
+            .clock
+            .active_slot
+            .load(Ordering::Relaxed) as usize;
+        let victim = (0..SLOTS).find(|&i| i != active && self.slots[i].state.pid().is_some());
+        tracing::error!(
+            frame,
+            active,
+            ?victim,
+            "slots diverged; replacing the standby"
+        );
+        if let Some(victim) = victim
+            && let Some(pid) = self.slots[victim].state.pid()
+        {
+            self.slots[victim].distrust_until = u64::MAX;
+            self.kill_worker(pid);
+            self.worker_lost(victim, None, Instant::now());
+        }
+    }
+
+    /// Publishes which rings the callback may fall back to, and keeps the active
+    /// slot on a worker in lockstep.
+    fn refresh_readable(&self) {
+        let header = self.region.header();
+        let play = header.clock.play_frame.load(Ordering::Acquire);
+        let mask = (0..SLOTS)
+            .filter(|&i| play >= self.slots[i].distrust_until)
+            .fold(0u32, |m, i| m | 1 << i);
+        header.readable_slots.store(mask, Ordering::Release);
+        let active = header.clock.active_slot.load(Ordering::Relaxed) as usize;
+        if !matches!(self.slots[active].state, State::Lockstep { .. })
+            && let Some(next) =
+                (0..SLOTS).find(|&i| matches!(self.slots[i].state, State::Lockstep { .. }))
+        {
+            header
+                .clock
+                .active_slot
+                .store(next as u32, Ordering::Release);
+        }
+    }
+
+    // ---- commands ----------------------------------------------------------
+
+    /// Queues a command for every worker, effective no earlier than `min_frame`.
+    fn submit(
+        &mut self,
+        command: Command,
+        min_frame: u64,
+        message: Option<OscMessage>,
+    ) -> Result<(), &'static str> {
+        if self.backlog.len() >= BACKLOG_LIMIT {
+            self.counters.backlog_full += 1;
+            return Err("command queue full: the workers are not keeping up");
+        }
+        self.backlog.push_back((command, min_frame, message));
+        self.flush_backlog();
+        Ok(())
+    }
+
+    fn flush_backlog(&mut self) {
+        let log = self.region.log();
+        let live_cursors = (0..SLOTS)
+            .filter(|&i| self.slots[i].state.pid().is_some())
+            .map(|i| self.region.slot(i).cmd_cursor.load(Ordering::Acquire));
+        let oldest_needed = live_cursors.chain(self.ledger.oldest_unstamped()).min();
+        while let Some((command, min_frame, _)) = self.backlog.front() {
+            let seq = log.tail();
+            if oldest_needed.is_some_and(|oldest| seq - oldest >= CMD_CAPACITY as u64 - 1) {
+                return;
+            }
+            let mut bytes = Vec::new();
+            command.encode(&mut bytes);
+            log.publish(seq, *min_frame, &bytes);
+            let (command, _, message) = self.backlog.pop_front().expect("front exists");
+            self.ledger.record(seq, command, bytes, message);
+        }
+    }
+
+    fn begin_stop(&mut self) {
+        self.osc.shutdown();
+        let now = Instant::now();
+        if self.region.header().clock.running.load(Ordering::Acquire) == 0 {
+            self.phase = Phase::Stopping {
+                until: 0,
+                deadline: now,
+            };
+            return;
+        }
+        let _ = self.submit(
+            Command::Fade {
+                gain: 0.0,
+                seconds: FADE_SECONDS,
+            },
+            0,
+            None,
+        );
+        let header = self.region.header();
+        let play = header.clock.play_frame.load(Ordering::Acquire);
+        let rate = u64::from(self.config.audio.sample_rate);
+        let until = play
+            + header.lookahead_frames.load(Ordering::Relaxed)
+            + (FADE_SECONDS as f64 * rate as f64) as u64
+            + u64::from(self.config.audio.block_frames);
+        self.phase = Phase::Stopping {
+            until,
+            deadline: now + Duration::from_millis(500),
+        };
+    }
+
+    // ---- OSC -----------------------------------------------------------------
+
+    fn on_osc(&mut self, incoming: Incoming) {
+        self.counters.osc_received += 1;
+        let packet = match incoming.packet {
+            Ok(p) => p,
+            Err(e) => {
+                self.counters.osc_errors += 1;
+                self.reply(incoming.from, chronus_osc::fail("", &e.to_string()));
+                return;
+            }
+        };
+        let mut messages = Vec::new();
+        flatten(packet, &mut messages);
+        for message in messages {
+            self.on_message(incoming.from, message);
+        }
+    }
+
+    fn on_message(&mut self, from: SocketAddr, message: OscMessage) {
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            return;
+        }
+        match control::parse(&message, self.config.engine.num_voices) {
+            Ok(control::Request::Status) => {
+                let reply = status::reply(self);
+                self.reply(from, reply);
+            }
+            Ok(control::Request::Quit) => {
+                tracing::info!(%from, "stopping on /chronus/quit");
+                self.begin_stop();
+            }
+            Ok(control::Request::Command(command)) => {
+                if let Err(reason) = self.submit(command, 0, Some(message.clone())) {
+                    self.reply(from, chronus_osc::fail(&message.addr, reason));
+                }
+            }
+            Err(reason) => {
+                self.counters.osc_errors += 1;
+                self.reply(from, chronus_osc::fail(&message.addr, &reason));
+            }
+        }
+    }
+
+    fn reply(&self, to: SocketAddr, packet: OscPacket) {
+        if let Err(e) = self.osc.send(to, &packet) {
+            tracing::debug!(%to, error = %e, "cannot send OSC reply");
+        }
+    }
+}
+
+fn flatten(packet: OscPacket, out: &mut Vec<OscMessage>) {
+    match packet {
+        OscPacket::Message(m) => out.push(m),
+        OscPacket::Bundle(b) => {
+            for p in b.content {
+                flatten(p, out);
+            }
+        }
+    }
+}

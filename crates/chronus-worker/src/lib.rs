@@ -1,1 +1,94 @@
-//! chronus-worker
+//! The Chronus worker: a single-threaded process that renders the engine's
+//! blocks into its slot's ring, paced by the device clock in shared memory.
+//!
+//! [`Renderer`] is the deterministic part (also used to check recordings
+//! offline); [`run`] is the process around it: heartbeats, pacing, watching
+//! the supervisor, and forking a copy of itself into a vacated slot.
+
+mod fork;
+mod render;
+mod snapshot;
+
+pub use render::Renderer;
+pub use snapshot::{PendingCommand, Snapshot};
+
+use chronus_shm::{Region, SlotPhase, futex_wait};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Shm(#[from] chronus_shm::ShmError),
+    #[error("cold-start snapshot is unreadable: {0}")]
+    Snapshot(String),
+    #[error("slot {0} does not exist (slots are 0 and 1)")]
+    BadSlot(usize),
+    #[error("command log record {0} was overwritten before this worker read it")]
+    Lapped(u64),
+}
+
+/// Why the worker loop ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The supervisor is gone: nobody will read the ring.
+    Orphaned,
+}
+
+/// Longest sleep between loop turns: bounds heartbeat gaps and reaction time.
+const MAX_SLEEP: Duration = Duration::from_millis(2);
+const MIN_SLEEP: Duration = Duration::from_micros(200);
+
+/// Runs the worker for `slot` on the region behind `fd` until orphaned.
+pub fn run(fd: OwnedFd, slot: usize) -> Result<Exit, WorkerError> {
+    if slot >= chronus_shm::SLOTS {
+        return Err(WorkerError::BadSlot(slot));
+    }
+    let region = Region::open(fd)?;
+    let supervisor = region.header().supervisor_pid.load(Ordering::Relaxed);
+    let me = region.slot(slot);
+    me.pid.store(std::process::id(), Ordering::Release);
+    me.set_phase(SlotPhase::Starting);
+    let snapshot = Snapshot::from_bytes(&region.read_snapshot())?;
+    let mut renderer = Renderer::from_snapshot(region.geometry(), snapshot)?;
+    let mut slot = slot;
+    renderer.take_slot(&region, slot);
+    tracing::debug!(slot, frame = renderer.frame(), "worker rendering");
+
+    let sample_rate = u64::from(region.geometry().sample_rate);
+    let lookahead = region.geometry().lookahead_frames;
+    loop {
+        let me = region.slot(slot);
+        me.heartbeat.fetch_add(1, Ordering::Relaxed);
+        if nix::unistd::getppid().as_raw() as u32 != supervisor {
+            return Ok(Exit::Orphaned);
+        }
+        let wake = me.wake.load(Ordering::Acquire);
+        let request = me.fork_request.swap(0, Ordering::AcqRel);
+        if request != 0 {
+            if let Some(new_slot) = fork::fork_into(&region, request as usize - 1, supervisor) {
+                slot = new_slot;
+                renderer.take_slot(&region, slot);
+                tracing::debug!(
+                    slot,
+                    frame = renderer.frame(),
+                    "forked worker took over the slot"
+                );
+            }
+            continue;
+        }
+        let play = region.header().clock.play_frame.load(Ordering::Acquire);
+        let next = renderer.frame();
+        if next < play + lookahead {
+            renderer.render_block(&region, slot)?;
+            continue;
+        }
+        // Sleep until the device has consumed enough to need the next block,
+        // or until the supervisor wakes us.
+        let frames_ahead = next - (play + lookahead) + 1;
+        let sleep = Duration::from_micros(frames_ahead * 1_000_000 / sample_rate)
+            .clamp(MIN_SLEEP, MAX_SLEEP);
+        futex_wait(&me.wake, wake, sleep);
+    }
+}

@@ -1,1 +1,29 @@
-fn main() {}
+//! chronusctl: control a running chronusd over OSC.
+//!
+//! Each subcommand is a module with its clap arguments and a `run`; exit codes follow
+//! sysexits(3) (see `failure`), so scripts can tell "not running" from "broken reply".
+
+mod cli;
+mod connection;
+mod failure;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(usage) => return failure::usage(&usage),
+    };
+    let outcome = match &cli.command {
+        Command::Status(args) => status::run(&cli.connection, args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}

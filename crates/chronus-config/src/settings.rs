@@ -1,0 +1,454 @@
+//! The table of every setting: its TOML key, environment variable, how its raw value
+//! is parsed and validated, and where it lives in [`Config`]. Loading, the annotated
+//! dump and the documented example file are all driven by this one table.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use toml::Value;
+
+use crate::{Backend, Cidr, Config};
+
+/// One setting, as documented to users.
+#[derive(Debug)]
+pub struct SettingInfo {
+    /// Dotted TOML key, e.g. `audio.sample_rate`; also the key of command-line overrides.
+    pub key: &'static str,
+    /// The environment variable that sets it.
+    pub env: &'static str,
+    /// The legacy Music Chronus name of the variable, read when `env` is unset.
+    pub env_alias: Option<&'static str>,
+    /// What the setting does, in one sentence.
+    pub description: &'static str,
+    pub(crate) kind: Kind,
+}
+
+impl SettingInfo {
+    /// The `[section]` the key lives in; `None` for top-level keys.
+    pub fn section(&self) -> Option<&'static str> {
+        self.key.rsplit_once('.').map(|(section, _)| section)
+    }
+
+    /// The key within its section (`sample_rate` for `audio.sample_rate`).
+    pub fn name(&self) -> &'static str {
+        self.key.rsplit_once('.').map_or(self.key, |(_, name)| name)
+    }
+
+    /// The built-in default as a TOML value, or `None` when unset by default.
+    pub fn default_toml(&self) -> Option<String> {
+        self.kind.to_toml(&Config::default()).map(|v| v.to_string())
+    }
+
+    /// A TOML value to show in documentation: the default, or an example when the
+    /// setting is unset by default.
+    pub fn example_toml(&self) -> String {
+        self.default_toml().unwrap_or_else(|| match &self.kind {
+            Kind::Text { example, .. } | Kind::Path { example, .. } => {
+                Value::String((*example).to_owned()).to_string()
+            }
+            // Only optional settings lack a default, and each carries an example.
+            _ => String::new(),
+        })
+    }
+
+    /// What values are accepted, phrased to follow "expected".
+    pub fn accepted(&self) -> String {
+        let text = match &self.kind {
+            Kind::U8(i) => return i.accepted(),
+            Kind::U16(i) => return i.accepted(),
+            Kind::U32(i) => return i.accepted(),
+            Kind::Ip(_) => "an IP address such as 127.0.0.1, 0.0.0.0 or ::1 (not a host name)",
+            Kind::Cidrs(_) => {
+                "a list of IP networks in CIDR notation such as 192.168.1.0/24 or ::1/128 \
+                 (comma-separated in the environment; a bare address is that one host)"
+            }
+            Kind::Backend(_) => "auto, cpal or null (case-insensitive)",
+            Kind::Bool(_) => "true or false (in the environment also 1/0, yes/no, on/off)",
+            Kind::Text {
+                rule: TextRule::NonEmpty,
+                ..
+            } => "a non-empty string",
+            Kind::Text {
+                rule: TextRule::Filter,
+                ..
+            } => {
+                "a non-empty tracing filter directive of printable characters, \
+                 e.g. info or chronusd=debug,warn"
+            }
+            Kind::Path { .. } => "a non-empty file path",
+        };
+        text.to_owned()
+    }
+}
+
+/// Every setting, top-level keys first, then one section after another (the order of
+/// the annotated dump, and the fixed order in which environment variables are checked).
+pub fn settings() -> &'static [SettingInfo] {
+    &SETTINGS
+}
+
+/// Index of `key` in [`settings()`].
+pub(crate) fn index_of(key: &str) -> Option<usize> {
+    SETTINGS.iter().position(|s| s.key == key)
+}
+
+/// Legacy Music Chronus tuning variables that no longer do anything, with what
+/// replaced them.
+pub(crate) const LEGACY_NO_EFFECT: [(&str, &str); 5] = [
+    (
+        "CHRONUS_NUM_BUFFERS",
+        "the ring depth follows audio.lookahead_blocks (CHRONUS_LOOKAHEAD_BLOCKS)",
+    ),
+    (
+        "CHRONUS_MAX_CATCHUP",
+        "the audio callback reads blocks by absolute frame, so there is no backlog to catch up; \
+         how far workers run ahead is audio.lookahead_blocks (CHRONUS_LOOKAHEAD_BLOCKS)",
+    ),
+    (
+        "CHRONUS_EARLY_MARGIN_MS",
+        "workers are paced by the play position and render audio.lookahead_blocks \
+         (CHRONUS_LOOKAHEAD_BLOCKS) ahead of it",
+    ),
+    (
+        "CHRONUS_PREFILL_BUFFERS",
+        "workers render audio.lookahead_blocks (CHRONUS_LOOKAHEAD_BLOCKS) ahead before \
+         playback starts",
+    ),
+    (
+        "CHRONUS_KEEP_AFTER_READ",
+        "the audio callback reads blocks by absolute frame, so nothing is kept after a read",
+    ),
+];
+
+/// Legacy lookahead in device buffers, converted to `audio.lookahead_blocks`.
+pub(crate) const LEAD_TARGET_ENV: &str = "CHRONUS_LEAD_TARGET";
+pub(crate) const LEAD_TARGET_MAX: u32 = 1024;
+pub(crate) const LOOKAHEAD_MIN: u32 = 2;
+pub(crate) const LOOKAHEAD_MAX: u32 = 64;
+
+/// Names the config file; read by the caller (see [`crate::Sources::resolve`]).
+pub const CONFIG_ENV: &str = "CHRONUS_CONFIG";
+
+/// A value does not fit its setting; the caller knows which input it came from.
+pub(crate) struct Invalid;
+
+/// Reads and writes one field of [`Config`].
+#[derive(Debug)]
+pub(crate) struct Field<T: 'static> {
+    get: fn(&Config) -> &T,
+    get_mut: fn(&mut Config) -> &mut T,
+}
+
+impl<T> Field<T> {
+    fn read<'c>(&self, config: &'c Config) -> &'c T {
+        (self.get)(config)
+    }
+
+    fn set(&self, config: &mut Config, value: Option<T>) -> Result<(), Invalid> {
+        *(self.get_mut)(config) = value.ok_or(Invalid)?;
+        Ok(())
+    }
+}
+
+/// An integer field with its inclusive range.
+#[derive(Debug)]
+pub(crate) struct Int<T: 'static> {
+    min: T,
+    max: T,
+    field: Field<T>,
+}
+
+impl<T: Copy + PartialOrd + std::fmt::Display> Int<T> {
+    fn set(&self, config: &mut Config, value: Option<T>) -> Result<(), Invalid> {
+        let in_range = value.filter(|v| (self.min..=self.max).contains(v));
+        self.field.set(config, in_range)
+    }
+
+    fn accepted(&self) -> String {
+        format!("an integer from {} to {}", self.min, self.max)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum TextRule {
+    NonEmpty,
+    /// A tracing `EnvFilter` directive; the daemon parses it fully, this only rejects
+    /// values that cannot be one (empty, control characters).
+    Filter,
+}
+
+/// How a setting's raw value is parsed, and the field it is stored in.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    Ip(Field<IpAddr>),
+    U8(Int<u8>),
+    U16(Int<u16>),
+    U32(Int<u32>),
+    Cidrs(Field<Vec<Cidr>>),
+    Backend(Field<Backend>),
+    Bool(Field<bool>),
+    Text {
+        rule: TextRule,
+        example: &'static str,
+        field: Field<Option<String>>,
+    },
+    Path {
+        example: &'static str,
+        field: Field<Option<PathBuf>>,
+    },
+}
+
+impl Kind {
+    /// Sets the field from an environment variable or command-line override.
+    pub(crate) fn set_text(&self, config: &mut Config, s: &str) -> Result<(), Invalid> {
+        match self {
+            Kind::Ip(f) => f.set(config, s.parse().ok()),
+            Kind::U8(i) => i.set(config, s.parse().ok()),
+            Kind::U16(i) => i.set(config, s.parse().ok()),
+            Kind::U32(i) => i.set(config, s.parse().ok()),
+            Kind::Cidrs(f) => f.set(
+                config,
+                s.split(',').map(|c| c.trim().parse().ok()).collect(),
+            ),
+            Kind::Backend(f) => f.set(config, Backend::parse(s)),
+            Kind::Bool(f) => f.set(config, parse_bool(s)),
+            Kind::Text { rule, field, .. } => {
+                let ok = match rule {
+                    TextRule::NonEmpty => !s.is_empty(),
+                    TextRule::Filter => !s.is_empty() && !s.chars().any(char::is_control),
+                };
+                field.set(config, ok.then(|| Some(s.to_owned())))
+            }
+            Kind::Path { field, .. } => field.set(config, (!s.is_empty()).then(|| Some(s.into()))),
+        }
+    }
+
+    /// Sets the field from a TOML value, which must have the natural TOML type
+    /// (integer, boolean, array of strings, otherwise string).
+    pub(crate) fn set_toml(&self, config: &mut Config, value: &Value) -> Result<(), Invalid> {
+        match (self, value) {
+            (Kind::U8(i), Value::Integer(n)) => i.set(config, (*n).try_into().ok()),
+            (Kind::U16(i), Value::Integer(n)) => i.set(config, (*n).try_into().ok()),
+            (Kind::U32(i), Value::Integer(n)) => i.set(config, (*n).try_into().ok()),
+            (Kind::Bool(f), Value::Boolean(b)) => f.set(config, Some(*b)),
+            (Kind::Cidrs(f), Value::Array(items)) => f.set(
+                config,
+                items.iter().map(|c| c.as_str()?.parse().ok()).collect(),
+            ),
+            (
+                Kind::Ip(_) | Kind::Backend(_) | Kind::Text { .. } | Kind::Path { .. },
+                Value::String(s),
+            ) => self.set_text(config, s),
+            _ => Err(Invalid),
+        }
+    }
+
+    /// The field's value as TOML, `None` when unset.
+    pub(crate) fn to_toml(&self, config: &Config) -> Option<Value> {
+        let string = |s: String| Some(Value::String(s));
+        match self {
+            Kind::Ip(f) => string(f.read(config).to_string()),
+            Kind::U8(i) => Some(Value::Integer((*i.field.read(config)).into())),
+            Kind::U16(i) => Some(Value::Integer((*i.field.read(config)).into())),
+            Kind::U32(i) => Some(Value::Integer((*i.field.read(config)).into())),
+            Kind::Cidrs(f) => Some(Value::Array(
+                f.read(config)
+                    .iter()
+                    .map(|c| Value::String(c.to_string()))
+                    .collect(),
+            )),
+            Kind::Backend(f) => string(f.read(config).to_string()),
+            Kind::Bool(f) => Some(Value::Boolean(*f.read(config))),
+            Kind::Text { field, .. } => field.read(config).clone().and_then(string),
+            Kind::Path { field, .. } => field
+                .read(config)
+                .as_ref()
+                .and_then(|p| string(p.to_string_lossy().into_owned())),
+        }
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+macro_rules! field {
+    ($($path:ident).+) => {
+        Field {
+            get: |c| &c.$($path).+,
+            get_mut: |c| &mut c.$($path).+,
+        }
+    };
+}
+
+macro_rules! int {
+    ($min:expr, $max:expr, $($path:ident).+) => {
+        Int {
+            min: $min,
+            max: $max,
+            field: field!($($path).+),
+        }
+    };
+}
+
+static SETTINGS: [SettingInfo; 18] = [
+    SettingInfo {
+        key: "record",
+        env: "CHRONUS_RECORD",
+        env_alias: None,
+        description: "Record the audio output to this file as a 32-bit float WAV.",
+        kind: Kind::Path {
+            example: "/var/lib/chronus/output.wav",
+            field: field!(record),
+        },
+    },
+    SettingInfo {
+        key: "journal",
+        env: "CHRONUS_JOURNAL",
+        env_alias: None,
+        description: "Write every control command, stamped with the frame it took effect at, \
+                      to this file (an OSC score that replays the session).",
+        kind: Kind::Path {
+            example: "/var/lib/chronus/journal.osc",
+            field: field!(journal),
+        },
+    },
+    SettingInfo {
+        key: "osc.host",
+        env: "CHRONUS_OSC_HOST",
+        env_alias: None,
+        description: "Address the OSC server listens on (UDP and TCP); 0.0.0.0 or :: for all \
+                      interfaces.",
+        kind: Kind::Ip(field!(osc.host)),
+    },
+    SettingInfo {
+        key: "osc.port",
+        env: "CHRONUS_OSC_PORT",
+        env_alias: None,
+        description: "Port the OSC server listens on (UDP and TCP).",
+        kind: Kind::U16(int!(1, 65535, osc.port)),
+    },
+    SettingInfo {
+        key: "osc.allow",
+        env: "CHRONUS_OSC_ALLOW",
+        env_alias: None,
+        description: "Networks OSC senders must belong to; empty accepts any sender that can \
+                      reach osc.host.",
+        kind: Kind::Cidrs(field!(osc.allow)),
+    },
+    SettingInfo {
+        key: "audio.backend",
+        env: "CHRONUS_AUDIO_BACKEND",
+        env_alias: None,
+        description: "Audio output: cpal (the system's sound device), null (silent, clocked by \
+                      a timer, for machines without audio) or auto (cpal if a device opens, \
+                      else null).",
+        kind: Kind::Backend(field!(audio.backend)),
+    },
+    SettingInfo {
+        key: "audio.device",
+        env: "CHRONUS_AUDIO_DEVICE",
+        env_alias: Some("CHRONUS_DEVICE_ID"),
+        description: "Output device name as the cpal backend lists it; unset uses the default \
+                      device.",
+        kind: Kind::Text {
+            rule: TextRule::NonEmpty,
+            example: "pulse",
+            field: field!(audio.device),
+        },
+    },
+    SettingInfo {
+        key: "audio.sample_rate",
+        env: "CHRONUS_SAMPLE_RATE",
+        env_alias: None,
+        description: "Sample rate in Hz.",
+        kind: Kind::U32(int!(8000, 192_000, audio.sample_rate)),
+    },
+    SettingInfo {
+        key: "audio.buffer_size",
+        env: "CHRONUS_BUFFER_SIZE",
+        env_alias: None,
+        description: "Device buffer size requested from the backend, in frames; the device may \
+                      still call back with other sizes.",
+        kind: Kind::U32(int!(16, 8192, audio.buffer_size)),
+    },
+    SettingInfo {
+        key: "audio.block_frames",
+        env: "CHRONUS_BLOCK_FRAMES",
+        env_alias: None,
+        description: "Frames per block that workers render and the rings hold.",
+        kind: Kind::U32(int!(16, 4096, audio.block_frames)),
+    },
+    SettingInfo {
+        key: "audio.lookahead_blocks",
+        env: "CHRONUS_LOOKAHEAD_BLOCKS",
+        env_alias: None,
+        description: "Blocks workers render ahead of the play position: more rides out longer \
+                      stalls, fewer applies commands sooner.",
+        kind: Kind::U32(int!(LOOKAHEAD_MIN, LOOKAHEAD_MAX, audio.lookahead_blocks)),
+    },
+    SettingInfo {
+        key: "audio.pulse_server",
+        env: "CHRONUS_PULSE_SERVER",
+        env_alias: None,
+        description: "PulseAudio server to play through (as PULSE_SERVER); unset uses the \
+                      default server.",
+        kind: Kind::Text {
+            rule: TextRule::NonEmpty,
+            example: "unix:/run/user/1000/pulse/native",
+            field: field!(audio.pulse_server),
+        },
+    },
+    SettingInfo {
+        key: "engine.num_voices",
+        env: "CHRONUS_NUM_VOICES",
+        env_alias: None,
+        description: "Number of synthesis voices.",
+        kind: Kind::U8(int!(1, 16, engine.num_voices)),
+    },
+    SettingInfo {
+        key: "workers.hang_timeout_ms",
+        env: "CHRONUS_HANG_TIMEOUT_MS",
+        env_alias: None,
+        description: "A worker whose heartbeat stops for this long is treated as hung and \
+                      replaced.",
+        kind: Kind::U32(int!(10, 60_000, workers.hang_timeout_ms)),
+    },
+    SettingInfo {
+        key: "workers.restart_backoff_min_ms",
+        env: "CHRONUS_RESTART_BACKOFF_MIN_MS",
+        env_alias: None,
+        description: "Delay before restarting a failed worker; it grows on repeated failures.",
+        kind: Kind::U32(int!(1, 60_000, workers.restart_backoff_min_ms)),
+    },
+    SettingInfo {
+        key: "workers.restart_backoff_max_ms",
+        env: "CHRONUS_RESTART_BACKOFF_MAX_MS",
+        env_alias: None,
+        description: "Longest delay between worker restarts; must be at least \
+                      restart_backoff_min_ms.",
+        kind: Kind::U32(int!(1, 600_000, workers.restart_backoff_max_ms)),
+    },
+    SettingInfo {
+        key: "log.verbose",
+        env: "CHRONUS_VERBOSE",
+        env_alias: None,
+        description: "Log at debug level instead of info.",
+        kind: Kind::Bool(field!(log.verbose)),
+    },
+    SettingInfo {
+        key: "log.filter",
+        env: "CHRONUS_LOG",
+        env_alias: None,
+        description: "Log filter in tracing EnvFilter syntax; takes precedence over verbose.",
+        kind: Kind::Text {
+            rule: TextRule::Filter,
+            example: "chronusd=debug,warn",
+            field: field!(log.filter),
+        },
+    },
+];

@@ -1,0 +1,407 @@
+//! One test per setting: precedence and provenance through every layer, and invalid
+//! values from each layer reported with the key or variable, the value and what is
+//! accepted.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use chronus_config::{Backend, Cidr};
+
+use crate::common::{
+    check_invalid_env, check_invalid_file, check_invalid_override, check_layers, non_utf8, os,
+};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn cidrs(list: &[&str]) -> Vec<Cidr> {
+    list.iter().map(|c| c.parse().unwrap()).collect()
+}
+
+fn some_path(s: &str) -> Option<PathBuf> {
+    Some(PathBuf::from(s))
+}
+
+fn some_string(s: &str) -> Option<String> {
+    Some(s.to_owned())
+}
+
+#[test]
+fn record() {
+    let accepted = "a non-empty file path";
+    check_layers(
+        "record",
+        "CHRONUS_RECORD",
+        |c| c.record.clone(),
+        None,
+        ("\"/srv/file.wav\"", some_path("/srv/file.wav")),
+        ("/srv/env.wav", some_path("/srv/env.wav")),
+        ("out.wav", some_path("out.wav")),
+    );
+    check_invalid_env("CHRONUS_RECORD", accepted, &[non_utf8()]);
+    check_invalid_file("record", accepted, &["\"\"", "true"]);
+    check_invalid_override("record", accepted, &[""]);
+}
+
+#[test]
+fn journal() {
+    let accepted = "a non-empty file path";
+    check_layers(
+        "journal",
+        "CHRONUS_JOURNAL",
+        |c| c.journal.clone(),
+        None,
+        ("\"/srv/file.osc\"", some_path("/srv/file.osc")),
+        ("/srv/env.osc", some_path("/srv/env.osc")),
+        ("journal.osc", some_path("journal.osc")),
+    );
+    check_invalid_env("CHRONUS_JOURNAL", accepted, &[non_utf8()]);
+    check_invalid_file("journal", accepted, &["\"\"", "[\"a\"]"]);
+    check_invalid_override("journal", accepted, &[""]);
+}
+
+#[test]
+fn osc_host() {
+    let accepted = "an IP address such as 127.0.0.1, 0.0.0.0 or ::1 (not a host name)";
+    check_layers(
+        "osc.host",
+        "CHRONUS_OSC_HOST",
+        |c| c.osc.host,
+        ip("127.0.0.1"),
+        ("\"0.0.0.0\"", ip("0.0.0.0")),
+        ("::1", ip("::1")),
+        ("192.168.1.10", ip("192.168.1.10")),
+    );
+    check_invalid_env(
+        "CHRONUS_OSC_HOST",
+        accepted,
+        &os(&["localhost", "256.0.0.1", " 127.0.0.1"]),
+    );
+    check_invalid_file("osc.host", accepted, &["\"localhost\"", "127"]);
+    check_invalid_override("osc.host", accepted, &["", "10.0.0.0/8"]);
+}
+
+#[test]
+fn osc_port() {
+    let accepted = "an integer from 1 to 65535";
+    check_layers(
+        "osc.port",
+        "CHRONUS_OSC_PORT",
+        |c| c.osc.port,
+        5005,
+        ("6001", 6001),
+        ("6002", 6002),
+        ("65535", 65535),
+    );
+    check_invalid_env(
+        "CHRONUS_OSC_PORT",
+        accepted,
+        &os(&["0", "65536", "-1", "abc", "5005.0"]),
+    );
+    check_invalid_file(
+        "osc.port",
+        accepted,
+        &["0", "65536", "-1", "\"5005\"", "5005.0"],
+    );
+    check_invalid_override("osc.port", accepted, &["0", ""]);
+}
+
+#[test]
+fn osc_allow() {
+    let accepted = "a list of IP networks in CIDR notation such as 192.168.1.0/24 or ::1/128 \
+                    (comma-separated in the environment; a bare address is that one host)";
+    check_layers(
+        "osc.allow",
+        "CHRONUS_OSC_ALLOW",
+        |c| c.osc.allow.clone(),
+        Vec::new(),
+        (
+            "[\"10.0.0.0/8\", \"::1/128\"]",
+            cidrs(&["10.0.0.0/8", "::1/128"]),
+        ),
+        (
+            "192.168.0.0/16, 127.0.0.1",
+            cidrs(&["192.168.0.0/16", "127.0.0.1/32"]),
+        ),
+        ("172.16.0.0/12", cidrs(&["172.16.0.0/12"])),
+    );
+    check_invalid_env(
+        "CHRONUS_OSC_ALLOW",
+        accepted,
+        &os(&["10.0.0.0/33", "10.0.0.0/8,,::1", "localhost"]),
+    );
+    check_invalid_file(
+        "osc.allow",
+        accepted,
+        &["\"10.0.0.0/8\"", "[\"10.0.0.0/33\"]", "[8]"],
+    );
+    check_invalid_override("osc.allow", accepted, &["", "10.0.0.0/8,"]);
+}
+
+#[test]
+fn audio_backend() {
+    let accepted = "auto, cpal or null (case-insensitive)";
+    check_layers(
+        "audio.backend",
+        "CHRONUS_AUDIO_BACKEND",
+        |c| c.audio.backend,
+        Backend::Auto,
+        ("\"cpal\"", Backend::Cpal),
+        ("NULL", Backend::Null),
+        ("Auto", Backend::Auto),
+    );
+    check_invalid_env("CHRONUS_AUDIO_BACKEND", accepted, &os(&["alsa", "nul"]));
+    check_invalid_file("audio.backend", accepted, &["\"pulse\"", "1"]);
+    check_invalid_override("audio.backend", accepted, &[""]);
+}
+
+#[test]
+fn audio_device() {
+    let accepted = "a non-empty string";
+    check_layers(
+        "audio.device",
+        "CHRONUS_AUDIO_DEVICE",
+        |c| c.audio.device.clone(),
+        None,
+        ("\"hw:1\"", some_string("hw:1")),
+        ("pulse", some_string("pulse")),
+        ("default", some_string("default")),
+    );
+    check_invalid_env("CHRONUS_AUDIO_DEVICE", accepted, &[non_utf8()]);
+    check_invalid_file("audio.device", accepted, &["\"\"", "3"]);
+    check_invalid_override("audio.device", accepted, &[""]);
+}
+
+#[test]
+fn audio_sample_rate() {
+    let accepted = "an integer from 8000 to 192000";
+    check_layers(
+        "audio.sample_rate",
+        "CHRONUS_SAMPLE_RATE",
+        |c| c.audio.sample_rate,
+        48_000,
+        ("44100", 44_100),
+        ("8000", 8000),
+        ("192000", 192_000),
+    );
+    check_invalid_env(
+        "CHRONUS_SAMPLE_RATE",
+        accepted,
+        &os(&["abc", "7999", "192001", "48k"]),
+    );
+    check_invalid_file(
+        "audio.sample_rate",
+        accepted,
+        &["7999", "\"48000\"", "48000.0"],
+    );
+    check_invalid_override("audio.sample_rate", accepted, &["192001"]);
+}
+
+#[test]
+fn audio_buffer_size() {
+    let accepted = "an integer from 16 to 8192";
+    check_layers(
+        "audio.buffer_size",
+        "CHRONUS_BUFFER_SIZE",
+        |c| c.audio.buffer_size,
+        256,
+        ("512", 512),
+        ("16", 16),
+        ("8192", 8192),
+    );
+    check_invalid_env("CHRONUS_BUFFER_SIZE", accepted, &os(&["15", "8193"]));
+    check_invalid_file("audio.buffer_size", accepted, &["15", "8193"]);
+    check_invalid_override("audio.buffer_size", accepted, &["big"]);
+}
+
+#[test]
+fn audio_block_frames() {
+    let accepted = "an integer from 16 to 4096";
+    check_layers(
+        "audio.block_frames",
+        "CHRONUS_BLOCK_FRAMES",
+        |c| c.audio.block_frames,
+        256,
+        ("128", 128),
+        ("4096", 4096),
+        ("16", 16),
+    );
+    check_invalid_env("CHRONUS_BLOCK_FRAMES", accepted, &os(&["7", "4097"]));
+    check_invalid_file("audio.block_frames", accepted, &["7", "4097"]);
+    check_invalid_override("audio.block_frames", accepted, &["0"]);
+}
+
+#[test]
+fn audio_lookahead_blocks() {
+    let accepted = "an integer from 2 to 64";
+    check_layers(
+        "audio.lookahead_blocks",
+        "CHRONUS_LOOKAHEAD_BLOCKS",
+        |c| c.audio.lookahead_blocks,
+        4,
+        ("8", 8),
+        ("64", 64),
+        ("2", 2),
+    );
+    check_invalid_env("CHRONUS_LOOKAHEAD_BLOCKS", accepted, &os(&["1", "65"]));
+    check_invalid_file("audio.lookahead_blocks", accepted, &["1", "65"]);
+    check_invalid_override("audio.lookahead_blocks", accepted, &["four"]);
+}
+
+#[test]
+fn audio_pulse_server() {
+    let accepted = "a non-empty string";
+    check_layers(
+        "audio.pulse_server",
+        "CHRONUS_PULSE_SERVER",
+        |c| c.audio.pulse_server.clone(),
+        None,
+        ("\"tcp:audio-box\"", some_string("tcp:audio-box")),
+        (
+            "unix:/run/pulse/native",
+            some_string("unix:/run/pulse/native"),
+        ),
+        ("tcp:localhost:4713", some_string("tcp:localhost:4713")),
+    );
+    check_invalid_env("CHRONUS_PULSE_SERVER", accepted, &[non_utf8()]);
+    check_invalid_file("audio.pulse_server", accepted, &["\"\"", "false"]);
+    check_invalid_override("audio.pulse_server", accepted, &[""]);
+}
+
+#[test]
+fn engine_num_voices() {
+    let accepted = "an integer from 1 to 16";
+    check_layers(
+        "engine.num_voices",
+        "CHRONUS_NUM_VOICES",
+        |c| c.engine.num_voices,
+        4,
+        ("8", 8),
+        ("16", 16),
+        ("1", 1),
+    );
+    // 256 and 300 do not even fit the u8 field: still reported as out of range.
+    check_invalid_env("CHRONUS_NUM_VOICES", accepted, &os(&["0", "17", "256"]));
+    check_invalid_file("engine.num_voices", accepted, &["0", "300", "-1"]);
+    check_invalid_override("engine.num_voices", accepted, &["17"]);
+}
+
+#[test]
+fn workers_hang_timeout_ms() {
+    let accepted = "an integer from 10 to 60000";
+    check_layers(
+        "workers.hang_timeout_ms",
+        "CHRONUS_HANG_TIMEOUT_MS",
+        |c| c.workers.hang_timeout_ms,
+        250,
+        ("500", 500),
+        ("10", 10),
+        ("60000", 60_000),
+    );
+    check_invalid_env(
+        "CHRONUS_HANG_TIMEOUT_MS",
+        accepted,
+        &os(&["9", "60001", "4294967296"]),
+    );
+    check_invalid_file("workers.hang_timeout_ms", accepted, &["9", "4294967296"]);
+    check_invalid_override("workers.hang_timeout_ms", accepted, &["250ms"]);
+}
+
+#[test]
+fn workers_restart_backoff_min_ms() {
+    let accepted = "an integer from 1 to 60000";
+    check_layers(
+        "workers.restart_backoff_min_ms",
+        "CHRONUS_RESTART_BACKOFF_MIN_MS",
+        |c| c.workers.restart_backoff_min_ms,
+        10,
+        ("20", 20),
+        ("1", 1),
+        ("5000", 5000),
+    );
+    check_invalid_env(
+        "CHRONUS_RESTART_BACKOFF_MIN_MS",
+        accepted,
+        &os(&["0", "60001"]),
+    );
+    check_invalid_file("workers.restart_backoff_min_ms", accepted, &["0", "60001"]);
+    check_invalid_override("workers.restart_backoff_min_ms", accepted, &["-5"]);
+}
+
+#[test]
+fn workers_restart_backoff_max_ms() {
+    let accepted = "an integer from 1 to 600000";
+    check_layers(
+        "workers.restart_backoff_max_ms",
+        "CHRONUS_RESTART_BACKOFF_MAX_MS",
+        |c| c.workers.restart_backoff_max_ms,
+        5000,
+        ("6000", 6000),
+        ("600000", 600_000),
+        ("10", 10),
+    );
+    check_invalid_env(
+        "CHRONUS_RESTART_BACKOFF_MAX_MS",
+        accepted,
+        &os(&["0", "600001"]),
+    );
+    check_invalid_file("workers.restart_backoff_max_ms", accepted, &["0", "600001"]);
+    check_invalid_override("workers.restart_backoff_max_ms", accepted, &["x"]);
+}
+
+#[test]
+fn log_verbose() {
+    let accepted = "true or false (in the environment also 1/0, yes/no, on/off)";
+    check_layers(
+        "log.verbose",
+        "CHRONUS_VERBOSE",
+        |c| c.log.verbose,
+        false,
+        ("true", true),
+        ("Off", false),
+        ("yes", true),
+    );
+    // Each spelling, through the environment.
+    for (raw, expected) in [
+        ("1", true),
+        ("0", false),
+        ("TRUE", true),
+        ("false", false),
+        ("Yes", true),
+        ("no", false),
+        ("on", true),
+        ("OFF", false),
+    ] {
+        let loaded = crate::common::load_ok(&chronus_config::Sources {
+            env: crate::common::env(&[("CHRONUS_VERBOSE", raw)]),
+            ..Default::default()
+        });
+        assert_eq!(loaded.config.log.verbose, expected, "CHRONUS_VERBOSE={raw}");
+    }
+    check_invalid_env("CHRONUS_VERBOSE", accepted, &os(&["2", "enabled", "y"]));
+    // TOML has real booleans; strings and integers are not guessed at.
+    check_invalid_file("log.verbose", accepted, &["\"true\"", "1"]);
+    check_invalid_override("log.verbose", accepted, &["maybe", ""]);
+}
+
+#[test]
+fn log_filter() {
+    let accepted = "a non-empty tracing filter directive of printable characters, \
+                    e.g. info or chronusd=debug,warn";
+    check_layers(
+        "log.filter",
+        "CHRONUS_LOG",
+        |c| c.log.filter.clone(),
+        None,
+        ("\"info\"", some_string("info")),
+        ("chronusd=debug", some_string("chronusd=debug")),
+        (
+            "warn,chronus_osc=trace",
+            some_string("warn,chronus_osc=trace"),
+        ),
+    );
+    check_invalid_env("CHRONUS_LOG", accepted, &os(&["info\tdebug", "a\u{7}"]));
+    check_invalid_file("log.filter", accepted, &["\"\"", "3"]);
+    check_invalid_override("log.filter", accepted, &["", "debug\n"]);
+}

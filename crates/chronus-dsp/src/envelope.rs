@@ -1,0 +1,70 @@
+//! Linear ADSR envelope.
+
+use crate::params::VoiceParams;
+use crate::smoother::{Ramp, SMOOTHING_SECONDS, frames};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Idle,
+    Attack,
+    Decay,
+    Sustain,
+    Release,
+}
+
+/// Each segment takes its set time from wherever the level is when it starts,
+/// reading the times when the segment starts (a change applies to the next one).
+#[derive(Clone, Debug)]
+pub(crate) struct Envelope {
+    stage: Stage,
+    level: Ramp,
+}
+
+impl Envelope {
+    /// Where the envelope rests for these parameters: at sustain when gated.
+    pub(crate) fn settled(p: &VoiceParams) -> Envelope {
+        if p.gate {
+            Envelope {
+                stage: Stage::Sustain,
+                level: Ramp::at(p.sustain.into()),
+            }
+        } else {
+            Envelope {
+                stage: Stage::Idle,
+                level: Ramp::at(0.0),
+            }
+        }
+    }
+
+    pub(crate) fn gate(&mut self, p: &VoiceParams, sample_rate: u32) {
+        if p.gate {
+            self.stage = Stage::Attack;
+            self.level.set_target(1.0, frames(p.attack, sample_rate));
+        } else if matches!(self.stage, Stage::Attack | Stage::Decay | Stage::Sustain) {
+            self.stage = Stage::Release;
+            self.level.set_target(0.0, frames(p.release, sample_rate));
+        }
+    }
+
+    /// Advances one frame and returns the level.
+    pub(crate) fn next(&mut self, p: &VoiceParams, sample_rate: u32) -> f64 {
+        let level = self.level.next();
+        match self.stage {
+            // Follow sustain changes, smoothed so they do not click.
+            Stage::Sustain if self.level.target() != f64::from(p.sustain) => self
+                .level
+                .set_target(p.sustain.into(), frames(SMOOTHING_SECONDS, sample_rate)),
+            Stage::Sustain => {}
+            _ if !self.level.is_settled() => {}
+            Stage::Attack => {
+                self.stage = Stage::Decay;
+                self.level
+                    .set_target(p.sustain.into(), frames(p.decay, sample_rate));
+            }
+            Stage::Decay => self.stage = Stage::Sustain,
+            Stage::Release => self.stage = Stage::Idle,
+            Stage::Idle => {}
+        }
+        level
+    }
+}

@@ -1,0 +1,77 @@
+//! `/chronus/status`: the daemon's live state as alternating keys and values.
+
+use crate::Supervisor;
+use chronus_osc::{OscPacket, OscType};
+use chronus_shm::SLOTS;
+use std::sync::atomic::Ordering;
+
+pub fn reply(sup: &Supervisor) -> OscPacket {
+    let header = sup.region.header();
+    let clock = &header.clock;
+    let c = &sup.counters;
+    let long = |v: u64| OscType::Long(v as i64);
+    let int = |v: u64| OscType::Int(v.min(i32::MAX as u64) as i32);
+    let mut pairs: Vec<(&str, OscType)> = vec![
+        ("version", OscType::String(env!("CARGO_PKG_VERSION").into())),
+        (
+            "uptime_s",
+            OscType::Float(sup.started.elapsed().as_secs_f32()),
+        ),
+        ("backend", OscType::String(sup.backend.into())),
+        ("sample_rate", int(u64::from(sup.config.audio.sample_rate))),
+        (
+            "block_frames",
+            int(u64::from(sup.config.audio.block_frames)),
+        ),
+        ("frames", long(clock.frames_out.load(Ordering::Relaxed))),
+        (
+            "underrun_frames",
+            long(clock.underrun_frames.load(Ordering::Relaxed)),
+        ),
+        (
+            "fallback_frames",
+            long(clock.fallback_frames.load(Ordering::Relaxed)),
+        ),
+        ("xruns", int(clock.xruns.load(Ordering::Relaxed))),
+        ("failovers", int(c.failovers)),
+        (
+            "active_slot",
+            int(u64::from(clock.active_slot.load(Ordering::Relaxed))),
+        ),
+    ];
+    const PID_KEYS: [&str; SLOTS] = ["slot0_pid", "slot1_pid"];
+    const STATE_KEYS: [&str; SLOTS] = ["slot0_state", "slot1_state"];
+    for slot in 0..SLOTS {
+        let state = sup.slots[slot].state;
+        pairs.push((PID_KEYS[slot], int(u64::from(state.pid().unwrap_or(0)))));
+        pairs.push((STATE_KEYS[slot], OscType::String(state.name().into())));
+    }
+    pairs.extend([
+        ("restores", int(c.restores)),
+        ("last_restore_ms", OscType::Float(c.last_restore_ms as f32)),
+        ("last_exit_mono_ns", long(c.last_exit_mono_ns)),
+        ("divergences", int(c.divergences)),
+        ("cold_starts", int(c.cold_starts)),
+        ("hangs", int(c.hangs)),
+        ("faults", int(c.faults)),
+        (
+            "late_commands",
+            long(
+                (0..SLOTS)
+                    .map(|i| sup.region.slot(i).late_commands.load(Ordering::Relaxed))
+                    .sum(),
+            ),
+        ),
+        (
+            "callback_max_us",
+            OscType::Float(clock.callback_max_ns.load(Ordering::Relaxed) as f32 / 1e3),
+        ),
+        ("play_frame", long(clock.play_frame.load(Ordering::Relaxed))),
+        ("osc_received", long(c.osc_received)),
+        ("osc_errors", long(c.osc_errors)),
+        ("osc_queue_full", long(c.backlog_full)),
+        ("osc_kernel_drops", long(sup.osc.kernel_drops())),
+        ("journal_errors", long(sup.ledger.journal_errors())),
+    ]);
+    chronus_osc::status_reply(pairs)
+}

@@ -1,0 +1,140 @@
+//! Deterministic block rendering from the command log.
+
+use crate::{Snapshot, WorkerError};
+use chronus_dsp::{CHANNELS, Command, Engine};
+use chronus_shm::{CMD_PAYLOAD, Geometry, Region, SlotPhase, block_checksum};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+pub struct Renderer {
+    engine: Engine,
+    /// Commands read from the log, keyed by (stamp, seq): the order of application.
+    pending: BTreeMap<(u64, u64), Command>,
+    cursor: u64,
+    block_frames: u64,
+    block: Vec<f32>,
+    scratch: [u8; CMD_PAYLOAD],
+}
+
+impl Renderer {
+    pub fn from_snapshot(geometry: Geometry, snapshot: Snapshot) -> Result<Renderer, WorkerError> {
+        let block_frames = u64::from(geometry.block_frames);
+        if snapshot.start_frame % block_frames != 0 {
+            return Err(WorkerError::Snapshot(format!(
+                "start frame {} is not on a {block_frames}-frame block boundary",
+                snapshot.start_frame
+            )));
+        }
+        let mut pending = BTreeMap::new();
+        for p in snapshot.pending {
+            let cmd =
+                Command::decode(&p.bytes).map_err(|e| WorkerError::Snapshot(e.to_string()))?;
+            pending.insert((p.stamp, p.seq), cmd);
+        }
+        Ok(Renderer {
+            engine: Engine::from_params(
+                geometry.sample_rate,
+                &snapshot.params,
+                snapshot.start_frame,
+            ),
+            pending,
+            cursor: snapshot.cursor,
+            block_frames,
+            block: vec![0.0; geometry.block_samples()],
+            scratch: [0; CMD_PAYLOAD],
+        })
+    }
+
+    /// The next frame to render.
+    pub fn frame(&self) -> u64 {
+        self.engine.frame()
+    }
+
+    /// Announces this renderer as the occupant of `slot`.
+    pub fn take_slot(&self, region: &Region, slot: usize) {
+        let me = region.slot(slot);
+        me.pid.store(std::process::id(), Ordering::Release);
+        me.first_frame.store(self.frame(), Ordering::Release);
+        me.rendered.store(self.frame(), Ordering::Release);
+        me.cmd_cursor.store(self.cursor, Ordering::Release);
+        me.set_phase(SlotPhase::Rendering);
+    }
+
+    /// Reads new log records, stamping them by the frontier protocol.
+    fn ingest(&mut self, region: &Region, slot: usize, block_end: u64) -> Result<(), WorkerError> {
+        let header = region.header();
+        let log = region.log();
+        // Claim the block before looking at the log (see CmdLog's protocol).
+        header.frontier.frame.fetch_max(block_end, Ordering::SeqCst);
+        let tail = log.tail();
+        while self.cursor < tail {
+            let seq = self.cursor;
+            let (len, _) = log
+                .read(seq, &mut self.scratch)
+                .ok_or(WorkerError::Lapped(seq))?;
+            let frontier = header.frontier.frame.load(Ordering::SeqCst);
+            let stamp = log.stamp(seq, frontier).ok_or(WorkerError::Lapped(seq))?;
+            match Command::decode(&self.scratch[..len]) {
+                Ok(cmd) => {
+                    self.pending.insert((stamp, seq), cmd);
+                }
+                // Every worker skips the same record, so lockstep holds.
+                Err(e) => tracing::warn!(seq, error = %e, "skipping undecodable command"),
+            }
+            self.cursor += 1;
+        }
+        region
+            .slot(slot)
+            .cmd_cursor
+            .store(self.cursor, Ordering::Release);
+        Ok(())
+    }
+
+    /// Renders the next block into `slot`'s ring, applying each command exactly
+    /// at its stamped frame.
+    pub fn render_block(&mut self, region: &Region, slot: usize) -> Result<(), WorkerError> {
+        let start = self.frame();
+        let end = start + self.block_frames;
+        self.ingest(region, slot, end)?;
+        let late = self.render_frames(start, end);
+        if late > 0 {
+            region
+                .slot(slot)
+                .late_commands
+                .fetch_add(late, Ordering::Relaxed);
+        }
+        region
+            .ring(slot)
+            .write(start, &self.block, block_checksum(&self.block));
+        region.slot(slot).rendered.store(end, Ordering::Release);
+        Ok(())
+    }
+
+    /// Renders `start..end` into the block buffer; returns commands applied late.
+    fn render_frames(&mut self, start: u64, end: u64) -> u64 {
+        let mut late = 0;
+        let mut pos = start;
+        while pos < end {
+            while let Some(entry) = self.pending.first_entry() {
+                let stamp = entry.key().0;
+                if stamp > pos {
+                    break;
+                }
+                if stamp < pos {
+                    late += 1;
+                }
+                let cmd = entry.remove();
+                self.engine.apply(&cmd);
+            }
+            let until = self
+                .pending
+                .first_key_value()
+                .map_or(end, |(&(stamp, _), _)| stamp.min(end));
+            let from = ((pos - start) as usize) * CHANNELS;
+            let to = ((until - start) as usize) * CHANNELS;
+            self.engine.render(&mut self.block[from..to]);
+            pos = until;
+        }
+        late
+    }
+}

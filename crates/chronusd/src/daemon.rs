@@ -1,0 +1,81 @@
+//! `chronusd run` and `chronusd check-config`: configuration in, daemon out.
+
+use crate::cli::Global;
+use chronus_config::{Loaded, Sources};
+use std::process::ExitCode;
+
+/// sysexits EX_CONFIG: the configuration is invalid.
+const EX_CONFIG: u8 = 78;
+
+fn load(global: &Global) -> Result<Loaded, ExitCode> {
+    let mut sources = Sources::from_process(global.config.clone());
+    for o in &global.overrides {
+        let Some((key, value)) = o.split_once('=') else {
+            eprintln!(
+                "chronusd: --set {o} is invalid: expected KEY=VALUE, e.g. --set audio.backend=null"
+            );
+            return Err(ExitCode::from(EX_CONFIG));
+        };
+        sources
+            .overrides
+            .push((key.trim().to_owned(), value.trim().to_owned()));
+    }
+    chronus_config::load(&sources).map_err(|e| {
+        eprintln!("chronusd: {e}");
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+pub fn check_config(global: &Global) -> ExitCode {
+    match load(global) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("chronusd: warning: {w}");
+            }
+            print!("{}", loaded.to_annotated_toml());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+pub fn run(global: &Global) -> ExitCode {
+    let loaded = match load(global) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let config = loaded.config;
+    let filter = config
+        .log
+        .filter
+        .clone()
+        .unwrap_or_else(|| if config.log.verbose { "debug" } else { "info" }.into());
+    // SAFETY: still single-threaded: no thread has been spawned yet, so nothing
+    // can read the environment concurrently.
+    unsafe {
+        // Workers inherit the log filter; the audio backend reads PULSE_SERVER.
+        std::env::set_var("CHRONUS_LOG", &filter);
+        if let Some(server) = &config.audio.pulse_server {
+            std::env::set_var("PULSE_SERVER", server);
+        }
+    }
+    crate::logging::init(&filter);
+    let _span = tracing::info_span!("supervisor", pid = std::process::id()).entered();
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let worker_exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot locate the chronusd executable to start workers");
+            return ExitCode::FAILURE;
+        }
+    };
+    match chronus_supervisor::run(config, chronus_supervisor::RunOptions { worker_exe }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Drives the real chronusd binary: start, query, signal, stop.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of these helpers"
+)]
+
+use chronus_osc::{OscMessage, OscPacket, OscType};
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Daemon {
+    pub child: Child,
+    pub osc: SocketAddr,
+    pub dir: PathBuf,
+}
+
+pub type Status = HashMap<String, OscType>;
+
+/// A scratch directory removed at the end of the test (kept when it fails).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chronus-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Daemon {
+    /// Starts chronusd with `env` on top of a hermetic environment, and waits
+    /// until the audio runs with both slots in lockstep.
+    pub fn start(name: &str, env: &[(&str, String)]) -> Daemon {
+        let dir = scratch(name);
+        let port = free_udp_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronusd"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CHRONUS_OSC_PORT", port.to_string())
+            .env("CHRONUS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("chronusd.log")).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("chronusd starts");
+        let mut daemon = Daemon {
+            child,
+            osc: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+        };
+        daemon.wait_until(
+            "audio running with both slots in lockstep",
+            Duration::from_secs(20),
+            |s| both_lockstep(s) && long(s, "frames") > 0,
+        );
+        daemon
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("chronusd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn try_status(&self) -> Option<Status> {
+        let packet = OscPacket::Message(OscMessage {
+            addr: "/chronus/status".into(),
+            args: vec![],
+        });
+        let reply = chronus_osc::request(
+            self.osc,
+            &packet,
+            "/chronus/status.reply",
+            Duration::from_millis(500),
+        )
+        .ok()?;
+        let pairs = chronus_osc::status_pairs(&reply).ok()?;
+        Some(pairs.into_iter().collect())
+    }
+
+    pub fn status(&self) -> Status {
+        self.try_status()
+            .unwrap_or_else(|| panic!("no status reply; log:\n{}", self.log()))
+    }
+
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&Status) -> bool,
+    ) -> Status {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                panic!(
+                    "chronusd exited ({exit}) while waiting for {what}; log:\n{}",
+                    self.log()
+                );
+            }
+            if let Some(s) = self.try_status()
+                && cond(&s)
+            {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; last status {:?}; log:\n{}",
+                    self.try_status(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    pub fn send(&self, addr: &str, args: Vec<OscType>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let packet = OscPacket::Message(OscMessage {
+            addr: addr.into(),
+            args,
+        });
+        socket
+            .send_to(&chronus_osc::encode(&packet), self.osc)
+            .unwrap();
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(mut self) -> (std::process::ExitStatus, Duration, String) {
+        let started = Instant::now();
+        signal(self.pid(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = self.log();
+                return (status, started.elapsed(), log);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chronusd did not exit after SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) with plain integers.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); look at its state too.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn long(s: &Status, key: &str) -> i64 {
+    match s.get(key) {
+        Some(OscType::Long(v)) => *v,
+        Some(OscType::Int(v)) => i64::from(*v),
+        other => panic!("status key {key} is {other:?}"),
+    }
+}
+
+pub fn string(s: &Status, key: &str) -> String {
+    match s.get(key) {
+        Some(OscType::String(v)) => v.clone(),
+        other => panic!("status key {key} is {other:?}"),
+    }
+}
+
+pub fn both_lockstep(s: &Status) -> bool {
+    string(s, "slot0_state") == "lockstep" && string(s, "slot1_state") == "lockstep"
+}
+
+pub fn active_pid(s: &Status) -> i32 {
+    let active = long(s, "active_slot");
+    long(s, &format!("slot{active}_pid")) as i32
+}
+
+pub fn standby_pid(s: &Status) -> i32 {
+    let standby = 1 - long(s, "active_slot");
+    long(s, &format!("slot{standby}_pid")) as i32
+}
+
+pub fn read_wav(path: &Path) -> (u32, Vec<f32>) {
+    let mut reader =
+        hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rate = reader.spec().sample_rate;
+    (rate, reader.samples::<f32>().map(Result::unwrap).collect())
+}

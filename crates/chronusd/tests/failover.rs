@@ -1,0 +1,227 @@
+//! Failover through real processes and real signals, on the timer-clocked null
+//! backend, checked sample by sample against an offline render of the journal.
+//! Tests here share the machine's timing: run them serially (--test-threads=1).
+
+mod common;
+
+use chronus_osc::OscType;
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const KILLS: i64 = 1000;
+
+/// A null-backend daemon recording its output and journal into the returned directory.
+fn recorded_daemon(name: &str, extra: &[(&str, String)]) -> (Daemon, PathBuf) {
+    let dir = scratch(&format!("{name}-files"));
+    let mut env = vec![
+        ("CHRONUS_AUDIO_BACKEND", "null".to_owned()),
+        ("CHRONUS_RECORD", dir.join("out.wav").display().to_string()),
+        (
+            "CHRONUS_JOURNAL",
+            dir.join("journal.osc").display().to_string(),
+        ),
+    ];
+    env.extend(extra.iter().cloned());
+    (Daemon::start(name, &env), dir)
+}
+
+fn wait_restored(d: &mut Daemon, restores: i64) -> Status {
+    d.wait_until(
+        &format!("restore #{restores} and both slots in lockstep"),
+        Duration::from_secs(10),
+        |s| long(s, "restores") >= restores && both_lockstep(s),
+    )
+}
+
+/// Renders the journal offline and demands the live recording be bit-identical.
+fn assert_recording_matches_journal(dir: &std::path::Path) {
+    let (rate, live) = read_wav(&dir.join("out.wav"));
+    assert_eq!(rate, 48_000);
+    let frames = live.len() / 2;
+    assert!(frames > 4_800, "recording too short: {frames} frames");
+    let out = dir.join("reference.wav");
+    let status = Command::new(env!("CARGO_BIN_EXE_chronusd"))
+        .args([
+            "render",
+            dir.join("journal.osc").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--frames",
+            &frames.to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "chronusd render failed");
+    let (_, reference) = read_wav(&out);
+    assert_eq!(reference.len(), live.len());
+    let altered = live
+        .iter()
+        .zip(&reference)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    let first = live
+        .iter()
+        .zip(&reference)
+        .position(|(a, b)| a.to_bits() != b.to_bits());
+    assert_eq!(
+        altered, 0,
+        "{altered} altered samples, first at sample {first:?}"
+    );
+    assert!(
+        live.iter().any(|s| s.abs() > 0.1),
+        "the recording is silent: the test would prove nothing"
+    );
+}
+
+#[test]
+fn thousand_kills_of_the_active_worker_alter_no_sample() {
+    let (mut d, dir) = recorded_daemon("kills", &[]);
+    d.send("/mod/voice1/freq", vec![OscType::Float(1000.0)]);
+    d.send("/gate/voice1", vec![OscType::Int(1)]);
+    let mut s = d.status();
+    let mut restore_ms = Vec::new();
+    for i in 0..KILLS {
+        if i % 100 == 50 {
+            // Keep the journal interesting: a parameter change between kills.
+            d.send("/mod/voice1/freq", vec![OscType::Float(300.0 + i as f32)]);
+        }
+        signal(active_pid(&s), libc::SIGKILL);
+        s = wait_restored(&mut d, i + 1);
+        if let Some(OscType::Float(ms)) = s.get("last_restore_ms") {
+            restore_ms.push(*ms);
+        }
+    }
+    assert_eq!(long(&s, "failovers"), KILLS);
+    assert_eq!(long(&s, "underrun_frames"), 0, "underruns during failover");
+    assert_eq!(long(&s, "divergences"), 0);
+    assert_eq!(
+        long(&s, "cold_starts"),
+        0,
+        "a kill of one worker must never need a cold start"
+    );
+    restore_ms.sort_by(f32::total_cmp);
+    eprintln!(
+        "restore ms p50 {} p99 {}",
+        restore_ms[restore_ms.len() / 2],
+        restore_ms[restore_ms.len() * 99 / 100]
+    );
+    let (status, _, log) = d.stop();
+    assert!(
+        status.success(),
+        "chronusd exited with {status}; log:\n{log}"
+    );
+    assert_recording_matches_journal(&dir);
+}
+
+#[test]
+fn standby_kills_and_hangs_are_inaudible() {
+    let (mut d, dir) = recorded_daemon("hangs", &[("CHRONUS_HANG_TIMEOUT_MS", "100".into())]);
+    d.send("/mod/voice1/freq", vec![OscType::Float(480.0)]);
+    d.send("/gate/voice1", vec![OscType::String("on".into())]);
+    let mut s = d.status();
+    let mut restores = 0;
+    for round in 0..5 {
+        // The standby dies: replaced without any effect on the output.
+        signal(standby_pid(&s), libc::SIGKILL);
+        restores += 1;
+        s = wait_restored(&mut d, restores);
+        // The active worker hangs: the standby covers at once, the hung one is killed.
+        let hung = active_pid(&s);
+        signal(hung, libc::SIGSTOP);
+        restores += 1;
+        s = wait_restored(&mut d, restores);
+        assert_ne!(
+            active_pid(&s),
+            hung,
+            "round {round}: the hung worker is still active"
+        );
+        assert!(
+            !alive(hung),
+            "round {round}: the hung worker was not killed"
+        );
+    }
+    assert_eq!(long(&s, "hangs"), 5);
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    assert_eq!(long(&s, "divergences"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert_recording_matches_journal(&dir);
+}
+
+#[test]
+fn both_workers_dying_at_once_gives_counted_silence_then_recovers() {
+    let mut d = Daemon::start("both", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    d.send("/gate/voice1", vec![OscType::Int(1)]);
+    let s = d.status();
+    let (a, b) = (active_pid(&s), standby_pid(&s));
+    signal(a, libc::SIGKILL);
+    signal(b, libc::SIGKILL);
+    let s = d.wait_until(
+        "cold start back to lockstep",
+        Duration::from_secs(10),
+        |s| long(s, "cold_starts") == 1 && both_lockstep(s),
+    );
+    assert!(!alive(a) && !alive(b));
+    assert!(
+        long(&s, "underrun_frames") > 0,
+        "the gap must be counted as underrun"
+    );
+    let frames = long(&s, "frames");
+    d.wait_until("audio flowing again", Duration::from_secs(5), |s| {
+        long(s, "frames") > frames + 48_000
+    });
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_reaps_every_worker() {
+    let d = Daemon::start("term", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let s = d.status();
+    let workers = [active_pid(&s), standby_pid(&s)];
+    let (status, took, log) = d.stop();
+    assert_eq!(status.code(), Some(0), "log:\n{log}");
+    eprintln!("shutdown took {took:?}");
+    for pid in workers {
+        assert!(!alive(pid), "worker {pid} outlived the supervisor");
+    }
+}
+
+#[test]
+fn workers_exit_within_a_second_of_a_supervisor_sigkill() {
+    let mut d = Daemon::start("sigkill", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let s = d.status();
+    let workers = [active_pid(&s), standby_pid(&s)];
+    signal(d.pid(), libc::SIGKILL);
+    let _ = d.child.wait();
+    std::thread::sleep(Duration::from_secs(1));
+    for pid in workers {
+        assert!(
+            !alive(pid),
+            "worker {pid} survived its supervisor by a second"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_variable_stops_startup_naming_it() {
+    for (var, value) in [
+        ("CHRONUS_SAMPLE_RATE", "fast"),
+        ("CHRONUS_OSC_PORT", "70000"),
+        ("CHRONUS_AUDIO_BACKEND", "jack"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_chronusd"))
+            .env_clear()
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{var}={value}: {stderr}");
+        assert!(
+            stderr.contains(var) && stderr.contains(value),
+            "{var}={value}: message does not name them: {stderr}"
+        );
+    }
+}
