@@ -1,0 +1,223 @@
+//! End to end through a real sound server: PulseAudio with a 48 kHz null sink in a
+//! private runtime directory, chronusd playing through cpal (ALSA's pulse plugin),
+//! and `parec` recording the sink's monitor while workers are killed and hung.
+//! Run serially with the other end-to-end tests.
+
+mod common;
+
+use chronus_osc::OscType;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// 1 kHz at 48 kHz: a period of exactly 48 samples.
+const PERIOD: usize = 48;
+const ACTIVE_KILLS: i64 = 20;
+const HANGS: i64 = 3;
+const STANDBY_KILLS: i64 = 3;
+
+struct Pulse {
+    child: Child,
+    server: String,
+    dir: PathBuf,
+}
+
+impl Pulse {
+    /// Starts PulseAudio, or returns None (skipping) when it is not installed and not under CI.
+    fn start(dir: &Path) -> Option<Pulse> {
+        if Command::new("pulseaudio")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "pulseaudio is not installed: scripts/deps.sh test installs it"
+            );
+            eprintln!("SKIPPED: pulseaudio is not installed (run scripts/deps.sh test)");
+            return None;
+        }
+        let socket = dir.join("native");
+        let child = Command::new("pulseaudio")
+            .args([
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "-n",
+                "--use-pid-file=no",
+                "--disallow-module-loading",
+            ])
+            .arg("--load=module-null-sink sink_name=chronus rate=48000 channels=2 format=float32le")
+            .arg(format!(
+                "--load=module-native-protocol-unix socket={} auth-anonymous=1",
+                socket.display()
+            ))
+            .env("XDG_RUNTIME_DIR", dir)
+            .env("HOME", dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("pulseaudio.log")).unwrap())
+            .spawn()
+            .expect("pulseaudio starts");
+        let pulse = Pulse {
+            child,
+            server: format!("unix:{}", socket.display()),
+            dir: dir.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pulse.pactl_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "PulseAudio did not come up; see {}",
+                dir.join("pulseaudio.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(pulse)
+    }
+
+    fn pactl_ok(&self) -> bool {
+        Command::new("pactl")
+            .args(["--server", &self.server, "info"])
+            .env("HOME", &self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn record(&self, out: &Path) -> Child {
+        Command::new("parec")
+            .args([
+                "--server",
+                &self.server,
+                "-d",
+                "chronus.monitor",
+                "--format=float32le",
+                "--rate=48000",
+                "--channels=2",
+                "--raw",
+            ])
+            .env("HOME", &self.dir)
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(std::fs::File::create(self.dir.join("parec.log")).unwrap())
+            .spawn()
+            .expect("parec starts")
+    }
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_raw(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn tone_through_pulseaudio_survives_kills_and_hangs_without_a_glitch() {
+    let dir = scratch("pulse-server");
+    let Some(pulse) = Pulse::start(&dir) else {
+        return;
+    };
+    let mut d = Daemon::start(
+        "pulse",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
+            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("CHRONUS_BUFFER_SIZE", "512".into()),
+            ("CHRONUS_HANG_TIMEOUT_MS", "100".into()),
+            ("HOME", dir.display().to_string()),
+        ],
+    );
+    assert_eq!(string(&d.status(), "backend"), "cpal", "log:\n{}", d.log());
+    d.send("/mod/voice1/freq", vec![OscType::Float(1000.0)]);
+    d.send("/gate/voice1", vec![OscType::Int(1)]);
+    let raw = dir.join("monitor.raw");
+    let mut parec = pulse.record(&raw);
+    // Let the attack, decay and pitch smoothing settle before the drill starts.
+    std::thread::sleep(Duration::from_millis(700));
+
+    let mut s = d.status();
+    let mut restores = long(&s, "restores");
+    let mut drill = Vec::new();
+    drill.extend(std::iter::repeat_n("kill-active", ACTIVE_KILLS as usize));
+    drill.extend(std::iter::repeat_n("hang-active", HANGS as usize));
+    drill.extend(std::iter::repeat_n("kill-standby", STANDBY_KILLS as usize));
+    // Interleave so hangs and standby kills happen between active kills.
+    drill.sort_by_key(|step| match *step {
+        "kill-active" => 0,
+        _ => 1,
+    });
+    let order: Vec<&str> = (0..drill.len())
+        .map(|i| drill[(i * 7) % drill.len()])
+        .collect();
+    for step in order {
+        match step {
+            "kill-active" => signal(active_pid(&s), libc::SIGKILL),
+            "hang-active" => signal(active_pid(&s), libc::SIGSTOP),
+            _ => signal(standby_pid(&s), libc::SIGKILL),
+        }
+        restores += 1;
+        s = d.wait_until(
+            &format!("{step}: restore #{restores}"),
+            Duration::from_secs(10),
+            |s| long(s, "restores") >= restores && both_lockstep(s),
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Stop recording before the daemon fades out.
+    signal(parec.id() as i32, libc::SIGTERM);
+    let _ = parec.wait();
+    let s = d.status();
+    assert_eq!(long(&s, "failovers"), ACTIVE_KILLS + HANGS);
+    assert_eq!(long(&s, "hangs"), HANGS);
+    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
+    assert_eq!(long(&s, "divergences"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+
+    let samples = read_raw(&raw);
+    let left: Vec<f32> = samples.chunks_exact(2).map(|f| f[0]).collect();
+    let right: Vec<f32> = samples.chunks_exact(2).map(|f| f[1]).collect();
+    let first = left
+        .iter()
+        .position(|x| x.abs() > 0.05)
+        .expect("the recording holds the tone");
+    // Steady region: from well after the tone settled to just before parec stopped.
+    let from = first + 24_000;
+    let to = left.len() - 4_800;
+    assert!(
+        to > from + 48_000,
+        "recorded only {} steady frames",
+        to.saturating_sub(from)
+    );
+    let peak = left[from..to].iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    assert!(peak > 0.1, "steady region is not the tone (peak {peak})");
+    // Every sample equals the one a period earlier, within quantization: no gap, click or phase jump.
+    let tolerance = 2.0 / 32768.0;
+    let mut worst = (0.0f32, 0usize);
+    for n in from..to {
+        for ch in [&left, &right] {
+            let diff = (ch[n] - ch[n - PERIOD]).abs();
+            if diff > worst.0 {
+                worst = (diff, n);
+            }
+        }
+    }
+    assert!(
+        worst.0 <= tolerance,
+        "discontinuity of {} at frame {} ({:.3} s into the recording)",
+        worst.0,
+        worst.1,
+        worst.1 as f64 / 48_000.0
+    );
+}
