@@ -80,6 +80,8 @@ const LOCKSTEP_MATCHES: u32 = 2;
 const FADE_SECONDS: f32 = 0.05;
 const STOP_GRACE: Duration = Duration::from_millis(300);
 const BACKLOG_LIMIT: usize = 8192;
+/// A worker that lived this long before faulting starts a fresh crash count.
+const FAULT_AMNESTY: Duration = Duration::from_secs(10);
 
 /// Counters reported by `/chronus/status`.
 #[derive(Default)]
@@ -343,6 +345,7 @@ impl Supervisor {
             Instant::now(),
         );
         s.matches = 0;
+        s.born = Instant::now();
         tracing::debug!(slot, pid, "worker adopted");
     }
 
@@ -383,8 +386,12 @@ impl Supervisor {
             return;
         }
         let s = &mut self.slots[slot];
+        if at.duration_since(s.born) > FAULT_AMNESTY {
+            s.faults = 0;
+        }
         s.faults = if fault { s.faults + 1 } else { 0 };
         let backoff = self.backoff(self.slots[slot].faults);
+        self.slots[slot].backoff = backoff;
         let s = &mut self.slots[slot];
         s.state = State::Dead {
             retry_at: at + backoff,

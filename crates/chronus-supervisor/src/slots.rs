@@ -1,6 +1,6 @@
 //! The supervisor's view of each worker slot.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum State {
@@ -51,8 +51,12 @@ pub struct Slot {
     pub heartbeat: (u64, Instant),
     /// When the loss that this slot is being restored from was noticed.
     pub restore_since: Option<Instant>,
-    /// Consecutive deaths by fault or hang, for backoff.
+    /// Consecutive deaths by fault or hang, for backoff; forgiven after a long life.
     pub faults: u32,
+    /// When the current worker was adopted.
+    pub born: Instant,
+    /// Restart delay applied after the last loss.
+    pub backoff: Duration,
     /// Blocks compared equal with the peer since this worker started.
     pub matches: u32,
     /// The callback may read this slot's ring only once the device has played
@@ -68,6 +72,8 @@ impl Slot {
             heartbeat: (0, now),
             restore_since: None,
             faults: 0,
+            born: now,
+            backoff: Duration::ZERO,
             matches: 0,
             distrust_until: 0,
         }

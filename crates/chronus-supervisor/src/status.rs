@@ -55,6 +55,15 @@ pub fn reply(sup: &Supervisor) -> OscPacket {
         ("hangs", int(c.hangs)),
         ("faults", int(c.faults)),
         (
+            "restart_backoff_ms",
+            int(sup
+                .slots
+                .iter()
+                .map(|s| s.backoff.as_millis() as u64)
+                .max()
+                .unwrap_or(0)),
+        ),
+        (
             "late_commands",
             long(
                 (0..SLOTS)

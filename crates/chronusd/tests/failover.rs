@@ -225,3 +225,31 @@ fn an_invalid_variable_stops_startup_naming_it() {
         );
     }
 }
+
+#[test]
+fn a_crash_looping_worker_is_restarted_with_growing_backoff() {
+    let mut d = Daemon::start("crashloop", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let mut backoffs = Vec::new();
+    for crash in 1..=5 {
+        let s = d.status();
+        // An unexpected signal is a crash, as SIGSEGV or a panic's exit would be.
+        signal(standby_pid(&s), libc::SIGUSR1);
+        let s = wait_restored(&mut d, crash);
+        backoffs.push(long(&s, "restart_backoff_ms"));
+        assert_eq!(long(&s, "faults"), crash);
+    }
+    assert_eq!(
+        backoffs,
+        [0, 10, 20, 40, 80],
+        "restart delays after consecutive crashes"
+    );
+    let s = d.status();
+    assert_eq!(
+        long(&s, "underrun_frames"),
+        0,
+        "a crashing standby must be inaudible"
+    );
+    assert!(d.log().contains("worker crashed"), "crashes must be logged");
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
