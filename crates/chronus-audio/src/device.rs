@@ -8,10 +8,17 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Largest device callback converted in one piece; larger ones are split.
 const SCRATCH_FRAMES: usize = 8192;
+
+/// Stream errors other than xruns, as the stream's thread saw them.
+#[derive(Default)]
+struct StreamErrors {
+    count: AtomicU64,
+    last_kind: AtomicU32,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendChoice {
@@ -44,7 +51,7 @@ pub struct Output {
     backend: Backend,
     device: String,
     recorder: Option<Recorder>,
-    stream_errors: Arc<AtomicU64>,
+    stream_errors: Arc<StreamErrors>,
     /// Why `Auto` fell back to null, for the caller to warn about once.
     pub fallback_reason: Option<String>,
 }
@@ -61,9 +68,24 @@ impl Output {
         &self.device
     }
 
-    /// Errors other than xruns the device stream reported (counted off the callback).
-    pub fn stream_errors(&self) -> u64 {
-        self.stream_errors.load(Ordering::Relaxed)
+    /// Errors other than xruns the device stream reported, and the kind of the
+    /// latest (counted on the stream's thread, named here).
+    pub fn stream_errors(&self) -> (u64, &'static str) {
+        let kind = match self.stream_errors.last_kind.load(Ordering::Relaxed) {
+            1 => "device busy",
+            2 => "device not available",
+            3 => "host unavailable",
+            4 => "invalid input",
+            5 => "permission denied",
+            6 => "stream invalidated",
+            7 => "unsupported configuration",
+            8 => "backend error",
+            9 => "realtime scheduling denied",
+            10 => "unsupported operation",
+            11 => "resource exhausted",
+            _ => "other",
+        };
+        (self.stream_errors.count.load(Ordering::Relaxed), kind)
     }
 
     pub fn recording_dropped_frames(&self) -> u64 {
@@ -111,7 +133,7 @@ fn open_null(
         backend: Backend::Null(null),
         device: "null".into(),
         recorder,
-        stream_errors: Arc::new(AtomicU64::new(0)),
+        stream_errors: Arc::default(),
         fallback_reason,
     })
 }
@@ -181,7 +203,7 @@ fn open_cpal(options: &OutputOptions, region: Arc<Region>) -> Result<Output, Aud
         .with_sample_rate(options.sample_rate);
     let mut config = supported.config();
     config.buffer_size = cpal::BufferSize::Fixed(options.buffer_frames);
-    let stream_errors = Arc::new(AtomicU64::new(0));
+    let stream_errors = Arc::<StreamErrors>::default();
     let (recorder, handle) = start_recorder(options)?.unzip();
     let reader = OutputReader::new(region.clone(), handle);
     let built = match supported.sample_format() {
@@ -212,7 +234,7 @@ fn build<T: SizedSample + FromSample<f32>>(
     config: &cpal::StreamConfig,
     mut reader: OutputReader,
     region: Arc<Region>,
-    stream_errors: Arc<AtomicU64>,
+    stream_errors: Arc<StreamErrors>,
 ) -> Result<cpal::Stream, cpal::Error> {
     let device_channels = usize::from(config.channels).max(1);
     let mut scratch = vec![0.0f32; SCRATCH_FRAMES * CHANNELS];
@@ -242,7 +264,22 @@ fn build<T: SizedSample + FromSample<f32>>(
             if err.kind() == cpal::ErrorKind::Xrun {
                 OutputReader::count_xrun(&region);
             } else {
-                stream_errors.fetch_add(1, Ordering::Relaxed);
+                let kind = match err.kind() {
+                    cpal::ErrorKind::DeviceBusy => 1,
+                    cpal::ErrorKind::DeviceNotAvailable => 2,
+                    cpal::ErrorKind::HostUnavailable => 3,
+                    cpal::ErrorKind::InvalidInput => 4,
+                    cpal::ErrorKind::PermissionDenied => 5,
+                    cpal::ErrorKind::StreamInvalidated => 6,
+                    cpal::ErrorKind::UnsupportedConfig => 7,
+                    cpal::ErrorKind::BackendError => 8,
+                    cpal::ErrorKind::RealtimeDenied => 9,
+                    cpal::ErrorKind::UnsupportedOperation => 10,
+                    cpal::ErrorKind::ResourceExhausted => 11,
+                    _ => 0,
+                };
+                stream_errors.last_kind.store(kind, Ordering::Relaxed);
+                stream_errors.count.fetch_add(1, Ordering::Relaxed);
             }
         },
         None,

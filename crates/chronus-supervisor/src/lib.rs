@@ -7,6 +7,7 @@
 
 mod control;
 mod ledger;
+mod notify;
 mod process;
 pub mod score;
 mod slots;
@@ -60,7 +61,14 @@ pub enum SupervisorError {
 pub struct RunOptions {
     /// The binary to re-execute as `worker` (normally the running executable).
     pub worker_exe: PathBuf,
+    /// Reads the configuration again (SIGHUP); the error says what is wrong with it.
+    pub reload_config: ReloadConfig,
+    /// Replaces the log filter; the error says why the filter is not accepted.
+    pub set_log_filter: SetLogFilter,
 }
+
+pub type ReloadConfig = Box<dyn FnMut() -> Result<Config, String>>;
+pub type SetLogFilter = Box<dyn Fn(&str) -> Result<(), String>>;
 
 /// Everything that wakes the event loop.
 enum Event {
@@ -128,6 +136,8 @@ struct Supervisor {
     /// Next block start to compare between slots.
     compare_from: u64,
     backend: &'static str,
+    notifier: notify::Notifier,
+    ready_sent: bool,
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or `/chronus/quit`.
@@ -189,6 +199,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         phase: Phase::Starting { since: now },
         compare_from: 0,
         backend: "none",
+        notifier: notify::Notifier::from_env(),
+        ready_sent: false,
     };
     sup.cold_start()?;
 
@@ -261,7 +273,7 @@ impl Supervisor {
                         if sig == libc::SIGCHLD {
                             self.reap();
                         } else if sig == libc::SIGHUP {
-                            tracing::info!("SIGHUP: nothing to reload yet");
+                            self.reload();
                         } else if matches!(self.phase, Phase::Stopping { .. }) {
                             tracing::warn!("second stop signal: exiting at once");
                             return Ok(());
@@ -285,9 +297,9 @@ impl Supervisor {
                     if let Some(result) = self.tick() {
                         return result;
                     }
-                    let errors = output.stream_errors();
+                    let (errors, kind) = output.stream_errors();
                     if errors != stream_errors {
-                        tracing::warn!(errors, "the audio stream reported errors");
+                        tracing::warn!(errors, latest = kind, "the audio stream reported errors");
                         stream_errors = errors;
                     }
                 },
@@ -549,13 +561,28 @@ impl Supervisor {
                     self.phase = Phase::Running;
                     tracing::info!(
                         ready_ms = (now - self.started).as_secs_f64() * 1e3,
-                        "audio running, workers in lockstep"
+                        "workers in lockstep; starting the timeline"
                     );
                 } else if now - since > STARTUP_GRACE * 2 {
                     return Some(Err(SupervisorError::StartupTimeout(STARTUP_GRACE * 2)));
                 }
             }
-            Phase::Running => {}
+            Phase::Running => {
+                let frames = header.clock.frames_out.load(Ordering::Relaxed);
+                let words = self.status_words();
+                if self.ready_sent {
+                    self.notifier.status(words);
+                    self.notifier.watchdog(now, frames);
+                } else if frames > 0 {
+                    // The device has taken audio: only now is the service ready.
+                    tracing::info!(
+                        ready_ms = (now - self.started).as_secs_f64() * 1e3,
+                        "audio running, workers in lockstep"
+                    );
+                    self.notifier.ready(words);
+                    self.ready_sent = true;
+                }
+            }
             Phase::Stopping { until, deadline } => {
                 if play >= until
                     || now >= deadline
@@ -652,8 +679,13 @@ impl Supervisor {
             for i in [a, b] {
                 self.promote_if_proven(i, now);
             }
-        } else if let [only] = rendering[..] {
-            // A lone worker (cold start with its peer lost) has nobody to match.
+        } else if let [only] = rendering[..]
+            && self
+                .slots
+                .iter()
+                .all(|s| s.state.is_rendering() || matches!(s.state, State::Dead { .. }))
+        {
+            // A lone worker whose peer died has nobody to match.
             let s = self.region.slot(only);
             let rendered =
                 s.rendered.load(Ordering::Acquire) - s.first_frame.load(Ordering::Acquire);
@@ -723,7 +755,7 @@ impl Supervisor {
             .fold(0u32, |m, i| m | 1 << i);
         header.readable_slots.store(mask, Ordering::Release);
         let active = header.clock.active_slot.load(Ordering::Relaxed) as usize;
-        if !matches!(self.slots[active].state, State::Lockstep { .. })
+        if !self.slots[active].state.is_rendering()
             && let Some(next) =
                 (0..SLOTS).find(|&i| matches!(self.slots[i].state, State::Lockstep { .. }))
         {
@@ -772,6 +804,7 @@ impl Supervisor {
     }
 
     fn begin_stop(&mut self) {
+        self.notifier.stopping();
         self.osc.shutdown();
         let now = Instant::now();
         if self.region.header().clock.running.load(Ordering::Acquire) == 0 {
@@ -800,6 +833,71 @@ impl Supervisor {
             until,
             deadline: now + Duration::from_millis(500),
         };
+    }
+
+    /// systemd's STATUS= line: the live state in words.
+    fn status_words(&self) -> String {
+        let clock = &self.region.header().clock;
+        let active = clock.active_slot.load(Ordering::Relaxed) as usize;
+        let standby = (0..SLOTS).find(|&i| i != active).unwrap_or(active);
+        format!(
+            "playing via {}; active slot {active}; standby slot {standby} {}; {} failovers; {} underrun frames",
+            self.backend,
+            self.slots[standby].state.name(),
+            self.counters.failovers,
+            clock.underrun_frames.load(Ordering::Relaxed),
+        )
+    }
+
+    /// SIGHUP: apply what can change live, name what needs a restart, and keep
+    /// the running configuration if the new one is invalid.
+    fn reload(&mut self) {
+        self.notifier.reloading();
+        match (self.options.reload_config)() {
+            Err(e) => tracing::error!("reload failed; keeping the running configuration: {e}"),
+            Ok(new) => {
+                let old = &self.config;
+                let mut needs_restart = Vec::new();
+                if (old.osc.host, old.osc.port) != (new.osc.host, new.osc.port) {
+                    needs_restart.push("osc.host/osc.port");
+                }
+                if old.audio != new.audio {
+                    needs_restart.push("[audio]");
+                }
+                if old.engine != new.engine {
+                    needs_restart.push("engine.num_voices");
+                }
+                if old.record != new.record {
+                    needs_restart.push("record");
+                }
+                if old.journal != new.journal {
+                    needs_restart.push("journal");
+                }
+                if !needs_restart.is_empty() {
+                    tracing::warn!(
+                        "reload: {} changed and take effect only after a restart",
+                        needs_restart.join(", ")
+                    );
+                }
+                let filter = new
+                    .log
+                    .filter
+                    .clone()
+                    .unwrap_or_else(|| if new.log.verbose { "debug" } else { "info" }.into());
+                let mut log = new.log.clone();
+                if let Err(e) = (self.options.set_log_filter)(&filter) {
+                    tracing::error!(
+                        "reload: log filter {filter:?} rejected, keeping the old one: {e}"
+                    );
+                    log = self.config.log.clone();
+                }
+                self.config.log = log;
+                self.config.workers = new.workers.clone();
+                self.config.osc.allow = new.osc.allow.clone();
+                tracing::info!("configuration reloaded");
+            }
+        }
+        self.notifier.reloaded();
     }
 
     // ---- OSC -----------------------------------------------------------------

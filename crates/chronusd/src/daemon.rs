@@ -7,7 +7,7 @@ use std::process::ExitCode;
 /// sysexits EX_CONFIG: the configuration is invalid.
 const EX_CONFIG: u8 = 78;
 
-fn load(global: &Global) -> Result<Loaded, ExitCode> {
+fn sources(global: &Global) -> Result<Sources, ExitCode> {
     let mut sources = Sources::from_process(global.config.clone());
     for o in &global.overrides {
         let Some((key, value)) = o.split_once('=') else {
@@ -20,7 +20,11 @@ fn load(global: &Global) -> Result<Loaded, ExitCode> {
             .overrides
             .push((key.trim().to_owned(), value.trim().to_owned()));
     }
-    chronus_config::load(&sources).map_err(|e| {
+    Ok(sources)
+}
+
+fn load(global: &Global) -> Result<Loaded, ExitCode> {
+    chronus_config::load(&sources(global)?).map_err(|e| {
         eprintln!("chronusd: {e}");
         ExitCode::from(EX_CONFIG)
     })
@@ -40,9 +44,17 @@ pub fn check_config(global: &Global) -> ExitCode {
 }
 
 pub fn run(global: &Global) -> ExitCode {
-    let loaded = match load(global) {
-        Ok(loaded) => loaded,
+    // Kept as given at startup: a reload re-reads the file against the same environment.
+    let sources = match sources(global) {
+        Ok(sources) => sources,
         Err(code) => return code,
+    };
+    let loaded = match chronus_config::load(&sources) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("chronusd: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
     };
     let config = loaded.config;
     let filter = config
@@ -59,7 +71,7 @@ pub fn run(global: &Global) -> ExitCode {
             std::env::set_var("PULSE_SERVER", server);
         }
     }
-    crate::logging::init(&filter);
+    let set_log_filter = crate::logging::init(&filter);
     let _span = tracing::info_span!("supervisor", pid = std::process::id()).entered();
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -71,7 +83,19 @@ pub fn run(global: &Global) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match chronus_supervisor::run(config, chronus_supervisor::RunOptions { worker_exe }) {
+    let reload_config = Box::new(move || {
+        let loaded = chronus_config::load(&sources).map_err(|e| e.to_string())?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(loaded.config)
+    });
+    let options = chronus_supervisor::RunOptions {
+        worker_exe,
+        reload_config,
+        set_log_filter,
+    };
+    match chronus_supervisor::run(config, options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

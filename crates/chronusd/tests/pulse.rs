@@ -7,6 +7,7 @@ mod common;
 
 use chronus_osc::OscType;
 use common::*;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -220,4 +221,86 @@ fn tone_through_pulseaudio_survives_kills_and_hangs_without_a_glitch() {
         worst.1,
         worst.1 as f64 / 48_000.0
     );
+}
+
+/// A stalled audio callback must stop the watchdog pings, so systemd restarts
+/// the service. Stopping the sound server really stalls cpal's callback.
+#[test]
+fn watchdog_pings_stop_while_the_audio_callback_is_stalled() {
+    let dir = scratch("pulse-stall");
+    let Some(pulse) = Pulse::start(&dir) else {
+        return;
+    };
+    let path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let d = Daemon::start(
+        "pulse-stall-daemon",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
+            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("HOME", dir.display().to_string()),
+            ("NOTIFY_SOCKET", path.display().to_string()),
+            ("WATCHDOG_USEC", "300000".into()),
+        ],
+    );
+    let count_pings = |window: Duration| {
+        let started = Instant::now();
+        let mut pings = 0;
+        let mut buf = [0u8; 4096];
+        while started.elapsed() < window {
+            if let Ok(n) = sock.recv(&mut buf) {
+                pings += usize::from(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .any(|l| l == "WATCHDOG=1"),
+                );
+            }
+        }
+        pings
+    };
+    // READY comes once the device consumes audio; pings follow while it does.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(Instant::now() < deadline, "no READY=1");
+        if let Ok(n) = sock.recv(&mut buf)
+            && String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+        {
+            break;
+        }
+    }
+    assert!(
+        count_pings(Duration::from_millis(1000)) >= 6,
+        "no steady pings while audio flows"
+    );
+    signal(pulse.child.id() as i32, libc::SIGSTOP);
+    // Let the device buffers drain into the stall, then nothing may be pinged.
+    count_pings(Duration::from_millis(500));
+    let stalled = count_pings(Duration::from_millis(1000));
+    signal(pulse.child.id() as i32, libc::SIGCONT);
+    assert_eq!(
+        stalled, 0,
+        "the watchdog was pinged while the callback was stalled"
+    );
+    // The sound server's stream takes a moment to recover after SIGCONT.
+    let resumed = Instant::now();
+    let mut pings = 0;
+    while pings < 3 && resumed.elapsed() < Duration::from_secs(10) {
+        pings += count_pings(Duration::from_millis(200));
+    }
+    assert!(
+        pings >= 3,
+        "pings did not resume within 10 s of the stall ending"
+    );
+    assert!(
+        d.log().contains("the audio callback has stalled"),
+        "log:\n{}",
+        d.log()
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
 }

@@ -1,0 +1,139 @@
+//! `chronus-bench`: measures the real release `chronusd` and prints a Markdown report.
+//!
+//! It starts the daemon itself (null backend, clean environment), kills the active
+//! worker over and over, proves the recording bit-identical to an offline render of
+//! the journal, then measures a fresh daemon's CPU and memory in steady state.
+//! Progress goes to stderr, the report to stdout.
+
+mod daemon;
+mod failover;
+mod machine;
+mod report;
+mod steady;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "chronus-bench",
+    about = "Benchmarks the real chronusd: failover, integrity, callback time, CPU and memory"
+)]
+struct Args {
+    /// SIGKILLs of the active worker (0 skips the failover run).
+    #[arg(long, default_value_t = 1000)]
+    kills: usize,
+    /// The chronusd binary (default: `chronusd` next to this binary).
+    #[arg(long, value_name = "PATH")]
+    chronusd: Option<PathBuf>,
+    /// Interval between status requests while waiting, in milliseconds.
+    #[arg(long, default_value_t = 2)]
+    poll_ms: u64,
+    /// Steady-state warm-up before the CPU window, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_s: f64,
+    /// Length of the steady-state CPU window, in seconds (0 skips it).
+    #[arg(long, default_value_t = 10.0)]
+    cpu_s: f64,
+    /// Scratch directory (default: a fresh one under the temporary directory).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Keep the default scratch directory (recordings, journal, per-kill CSV, logs);
+    /// one given with --dir is always kept.
+    #[arg(long)]
+    keep: bool,
+    /// How the report names the command that produced it (scripts/bench sets it).
+    #[arg(long, hide = true)]
+    invoked_as: Option<String>,
+    /// The source revision chronusd was built from (scripts/bench sets it).
+    #[arg(long, hide = true)]
+    revision: Option<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(report) => print!("{report}"),
+        Err(e) => {
+            eprintln!("chronus-bench: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<String> {
+    let exe = match &args.chronusd {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this binary has no directory")?
+            .join("chronusd"),
+    };
+    let exe = exe
+        .canonicalize()
+        .with_context(|| format!("chronusd binary {}", exe.display()))?;
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("chronus-bench-{}", std::process::id()))
+    });
+    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+        bail!("scratch directory {} is not empty", dir.display());
+    }
+    let subdir = |name: &str| -> Result<PathBuf> {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        Ok(d)
+    };
+    eprintln!(
+        "chronus-bench: {} with scratch directory {}",
+        exe.display(),
+        dir.display()
+    );
+    let ctx_command = args
+        .invoked_as
+        .clone()
+        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
+    let date = machine::utc_now();
+    let load_start = machine::loadavg();
+    let poll = Duration::from_millis(args.poll_ms);
+
+    let failover = if args.kills > 0 {
+        eprintln!("chronus-bench: {} kills of the active worker", args.kills);
+        Some(failover::run(&exe, &subdir("failover")?, args.kills, poll)?)
+    } else {
+        None
+    };
+    let mut steady = Vec::new();
+    if args.cpu_s > 0.0 {
+        let warmup = Duration::from_secs_f64(args.warmup_s);
+        let window = Duration::from_secs_f64(args.cpu_s);
+        for (name, recording) in [("steady-recording", true), ("steady-plain", false)] {
+            eprintln!("chronus-bench: steady state ({name}), {:?} window", window);
+            steady.push(steady::run(
+                &exe,
+                &subdir(name)?,
+                recording,
+                warmup,
+                window,
+            )?);
+        }
+    }
+
+    let ctx = report::Context {
+        command: ctx_command,
+        machine: machine::Machine::describe(),
+        date,
+        load_start,
+        load_end: machine::loadavg(),
+        poll_ms: args.poll_ms,
+        revision: args.revision.clone(),
+    };
+    let report = report::render(&ctx, failover.as_ref(), &steady);
+    if args.keep || args.dir.is_some() {
+        eprintln!("chronus-bench: kept {}", dir.display());
+    } else {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,167 @@
+//! CPU and memory of a fresh daemon playing one voice, from /proc.
+
+use crate::daemon::{Daemon, Recording};
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct Process {
+    pub role: &'static str,
+    /// Percent of one core over the window.
+    pub cpu_percent: f64,
+    /// Voluntary plus involuntary context switches per second over the window
+    /// (all threads): how often the process sleeps and wakes.
+    pub switches_per_s: f64,
+    pub vm_rss_kb: u64,
+    /// The part of VmRSS that is shared memory (the memfd region, mapped by all three).
+    pub rss_shmem_kb: u64,
+}
+
+pub struct SteadyRun {
+    pub recording: bool,
+    pub warmup: Duration,
+    pub window: Duration,
+    pub clock_ticks_per_s: u64,
+    pub processes: Vec<Process>,
+    pub callback_max_us: f64,
+    /// `callback_max_us` just before the window (startup and warm-up included).
+    pub callback_max_us_before: f64,
+    pub underrun_frames: i64,
+    pub sample_rate: i64,
+}
+
+impl SteadyRun {
+    pub fn total_cpu_percent(&self) -> f64 {
+        self.processes.iter().map(|p| p.cpu_percent).sum()
+    }
+}
+
+fn clock_ticks_per_s() -> Result<u64> {
+    // SAFETY: sysconf takes an integer name and touches no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks <= 0 {
+        bail!("sysconf(_SC_CLK_TCK) failed");
+    }
+    Ok(ticks as u64)
+}
+
+/// utime + stime of the whole process (all its threads, live and exited), in clock ticks.
+fn cpu_ticks(pid: i32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let (_, rest) = stat
+        .rsplit_once(')')
+        .with_context(|| format!("{path}: no ')'"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
+    let field = |n: usize| -> Result<u64> {
+        fields
+            .get(n - 3)
+            .with_context(|| format!("{path}: no field {n}"))?
+            .parse()
+            .with_context(|| format!("{path}: field {n}"))
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+/// A numeric line of /proc/<pid>/status (sizes in kB).
+fn status_value(pid: i32, key: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("{path}: no {key}"))
+}
+
+/// Context switches of every thread of the process: /proc/<pid>/status counts only
+/// the main thread, so sum over /proc/<pid>/task.
+fn context_switches(pid: i32) -> Result<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0;
+    for task in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = task?.path().join("status");
+        // A thread may exit between the listing and the read.
+        let Ok(status) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for line in status.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    Ok(total)
+}
+
+pub fn run(
+    exe: &Path,
+    dir: &Path,
+    recording: bool,
+    warmup: Duration,
+    window: Duration,
+) -> Result<SteadyRun> {
+    let files = recording.then(|| Recording::in_dir(dir));
+    let mut d = Daemon::start(exe, dir, files.as_ref())?;
+    d.play_tone()?;
+    std::thread::sleep(warmup);
+    let before = d.status()?;
+    if !before.both_lockstep()? {
+        bail!("steady state: the slots are not both in lockstep after the warm-up");
+    }
+    let pids = [
+        ("supervisor", d.pid()),
+        ("worker slot 0", before.slot_pid(0)?),
+        ("worker slot 1", before.slot_pid(1)?),
+    ];
+    // No status requests inside the window: they would cost the supervisor CPU.
+    let sample = || {
+        pids.iter()
+            .map(|&(_, pid)| Ok((cpu_ticks(pid)?, context_switches(pid)?)))
+            .collect::<Result<Vec<_>>>()
+    };
+    let t0 = Instant::now();
+    let first = sample()?;
+    std::thread::sleep(window);
+    let last = sample()?;
+    let elapsed = t0.elapsed();
+    let mut processes = Vec::new();
+    let hz = clock_ticks_per_s()?;
+    for (i, &(role, pid)) in pids.iter().enumerate() {
+        let seconds = (last[i].0 - first[i].0) as f64 / hz as f64;
+        processes.push(Process {
+            role,
+            cpu_percent: seconds / elapsed.as_secs_f64() * 100.0,
+            switches_per_s: (last[i].1 - first[i].1) as f64 / elapsed.as_secs_f64(),
+            vm_rss_kb: status_value(pid, "VmRSS")?,
+            rss_shmem_kb: status_value(pid, "RssShmem")?,
+        });
+    }
+    let after = d.status()?;
+    for slot in 0..2 {
+        if after.slot_pid(slot)? != before.slot_pid(slot)? {
+            bail!("steady state: worker slot {slot} was replaced during the window");
+        }
+    }
+    let run = SteadyRun {
+        recording,
+        warmup,
+        window: elapsed,
+        clock_ticks_per_s: hz,
+        processes,
+        callback_max_us: after.float("callback_max_us")?,
+        callback_max_us_before: before.float("callback_max_us")?,
+        underrun_frames: after.int("underrun_frames")?,
+        sample_rate: after.int("sample_rate")?,
+    };
+    let exit = d.stop()?;
+    if !exit.success() {
+        bail!("steady state: chronusd exited with {exit}");
+    }
+    Ok(run)
+}

@@ -1,0 +1,169 @@
+//! Lifecycle promises with the real binary and real signals: sd_notify messages
+//! and their order, reload, and what children inherit. Run serially.
+
+mod common;
+
+use common::*;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+/// Reads notify datagrams until `pred` matches one, returning everything read.
+fn read_until(sock: &UnixDatagram, what: &str, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} notification; got {seen:?}"
+        );
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = pred(&msg);
+            seen.push(msg);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn lines(msg: &str) -> Vec<&str> {
+    msg.lines().collect()
+}
+
+#[test]
+fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
+    let dir = scratch("notify-sock");
+    let path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let d = Daemon::start(
+        "notify",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("NOTIFY_SOCKET", path.display().to_string()),
+            ("WATCHDOG_USEC", "300000".into()),
+        ],
+    );
+    let start = read_until(&sock, "READY=1", |m| lines(m).contains(&"READY=1"));
+    let ready = start.last().unwrap();
+    assert!(
+        ready.contains("STATUS=playing via null; active slot 0; standby slot 1 lockstep"),
+        "{ready}"
+    );
+    assert!(
+        !start[..start.len() - 1]
+            .iter()
+            .any(|m| m.contains("WATCHDOG=1")),
+        "watchdog before READY: {start:?}"
+    );
+
+    // The watchdog is pinged at least twice per WATCHDOG_USEC while audio flows.
+    let window = Instant::now();
+    let mut pings = 0;
+    let mut buf = [0u8; 4096];
+    while window.elapsed() < Duration::from_millis(1500) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            pings +=
+                usize::from(lines(&String::from_utf8_lossy(&buf[..n])).contains(&"WATCHDOG=1"));
+        }
+    }
+    assert!(
+        pings >= 10,
+        "only {pings} watchdog pings in 1.5 s with WATCHDOG_USEC=300000"
+    );
+
+    // Workers must not inherit the notify socket or the watchdog.
+    let s = d.status();
+    for pid in [active_pid(&s), standby_pid(&s)] {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(
+            !environ.contains("NOTIFY_SOCKET") && !environ.contains("WATCHDOG_"),
+            "worker {pid} inherited: {environ}"
+        );
+    }
+
+    signal(d.pid(), libc::SIGHUP);
+    let reload = read_until(&sock, "RELOADING=1", |m| lines(m).contains(&"RELOADING=1"));
+    let reloading = reload.last().unwrap();
+    assert!(
+        lines(reloading)
+            .iter()
+            .any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "{reloading}"
+    );
+    read_until(&sock, "READY=1 after reload", |m| {
+        lines(m).contains(&"READY=1")
+    });
+
+    let pid = d.pid();
+    signal(pid, libc::SIGTERM);
+    read_until(&sock, "STOPPING=1", |m| lines(m).contains(&"STOPPING=1"));
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
+#[test]
+fn reload_applies_live_settings_and_keeps_running_on_a_bad_file() {
+    let dir = scratch("reload-cfg");
+    let file = dir.join("chronus.toml");
+    std::fs::write(&file, "[workers]\nhang_timeout_ms = 250\n").unwrap();
+    let mut d = Daemon::start(
+        "reload",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_CONFIG", file.display().to_string()),
+        ],
+    );
+    // A live setting and one that needs a restart.
+    std::fs::write(
+        &file,
+        "[workers]\nhang_timeout_ms = 100\n[engine]\nnum_voices = 8\n",
+    )
+    .unwrap();
+    signal(d.pid(), libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d.log().contains("configuration reloaded") {
+        assert!(Instant::now() < deadline, "no reload in log:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        d.log()
+            .contains("engine.num_voices changed and take effect only after a restart"),
+        "{}",
+        d.log()
+    );
+    // The live hang timeout (100 ms) now applies: a hung worker is replaced.
+    let s = d.status();
+    signal(active_pid(&s), libc::SIGSTOP);
+    d.wait_until("hung worker replaced", Duration::from_secs(5), |s| {
+        long(s, "hangs") == 1 && both_lockstep(s)
+    });
+
+    std::fs::write(&file, "[workers]\nhang_timeout_ms = 5\n").unwrap();
+    signal(d.pid(), libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d
+        .log()
+        .contains("reload failed; keeping the running configuration")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "bad file not reported:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        d.log().contains("workers.hang_timeout_ms"),
+        "the error must name the key:\n{}",
+        d.log()
+    );
+    let s = d.status();
+    assert!(both_lockstep(&s), "still playing after a bad reload");
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
