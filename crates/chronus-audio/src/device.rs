@@ -3,12 +3,12 @@
 use crate::null::NullOutput;
 use crate::record::Recorder;
 use crate::{AudioError, OutputReader};
-use chronus_shm::{CHANNELS, Region};
+use chronus_shm::{CHANNELS, Region, realtime};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Largest device callback converted in one piece; larger ones are split.
 const SCRATCH_FRAMES: usize = 8192;
@@ -18,6 +18,8 @@ const SCRATCH_FRAMES: usize = 8192;
 struct StreamErrors {
     count: AtomicU64,
     last_kind: AtomicU32,
+    /// The audio thread could not get realtime scheduling.
+    realtime_denied: AtomicBool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +88,11 @@ impl Output {
             _ => "other",
         };
         (self.stream_errors.count.load(Ordering::Relaxed), kind)
+    }
+
+    /// Whether the device's audio thread was refused realtime scheduling.
+    pub fn realtime_denied(&self) -> bool {
+        self.stream_errors.realtime_denied.load(Ordering::Relaxed)
     }
 
     pub fn recording_dropped_frames(&self) -> u64 {
@@ -238,9 +245,19 @@ fn build<T: SizedSample + FromSample<f32>>(
 ) -> Result<cpal::Stream, cpal::Error> {
     let device_channels = usize::from(config.channels).max(1);
     let mut scratch = vec![0.0f32; SCRATCH_FRAMES * CHANNELS];
+    let mut promoted = false;
+    let denied = stream_errors.clone();
     device.build_output_stream(
         *config,
         move |data: &mut [T], _info: &cpal::OutputCallbackInfo| {
+            if !promoted {
+                // Once, on the first callback: before the supervisor starts the
+                // timeline, so this one syscall never delays a sample.
+                promoted = true;
+                if realtime::promote_current_thread(realtime::AUDIO_PRIORITY).is_err() {
+                    denied.realtime_denied.store(true, Ordering::Relaxed);
+                }
+            }
             for piece in data.chunks_mut(SCRATCH_FRAMES * device_channels) {
                 let frames = piece.len() / device_channels;
                 let ours = &mut scratch[..frames * CHANNELS];

@@ -26,6 +26,10 @@ impl NullOutput {
             .spawn({
                 let stop = stop.clone();
                 move || {
+                    // The one place this thread may log: before it starts clocking audio.
+                    if let Err(e) = chronus_shm::realtime::promote_current_thread(chronus_shm::realtime::AUDIO_PRIORITY) {
+                        tracing::warn!(error = %e, "no realtime scheduling for the audio thread; running at normal priority");
+                    }
                     let mut buffer = vec![0.0f32; buffer_frames as usize * CHANNELS];
                     let period = Duration::from_nanos(
                         u64::from(buffer_frames) * 1_000_000_000 / u64::from(sample_rate),

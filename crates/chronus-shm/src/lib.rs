@@ -11,6 +11,7 @@ mod checksum;
 mod futex;
 mod layout;
 mod log;
+pub mod realtime;
 mod region;
 mod ring;
 

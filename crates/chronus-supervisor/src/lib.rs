@@ -143,11 +143,28 @@ struct Supervisor {
 /// Runs the daemon until SIGTERM, SIGINT or `/chronus/quit`.
 pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     process::become_subreaper().map_err(SupervisorError::Spawn)?;
+    match chronus_shm::realtime::lock_memory() {
+        Ok(()) => tracing::debug!("memory locked"),
+        Err(e) => {
+            tracing::warn!(error = %e, "memory not locked; page faults may delay the audio thread")
+        }
+    }
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     spawn_signal_thread(events_tx.clone())?;
 
     let audio = &config.audio;
-    let lookahead = u64::from(audio.lookahead_blocks) * u64::from(audio.block_frames);
+    let bf = u64::from(audio.block_frames);
+    // Workers keep between lookahead - 1 block and lookahead rendered; the device
+    // must always find a whole buffer of it.
+    let wanted = u64::from(audio.lookahead_blocks) * bf;
+    let lookahead = wanted.max((u64::from(audio.buffer_size).div_ceil(bf) + 2) * bf);
+    if lookahead != wanted {
+        tracing::warn!(
+            lookahead_frames = lookahead,
+            "audio.lookahead_blocks is too short for a {}-frame device buffer; raised",
+            audio.buffer_size
+        );
+    }
     // The ring holds the lookahead, the largest device callback and slack.
     let ring_blocks =
         ((lookahead + u64::from(audio.buffer_size) * 2) / u64::from(audio.block_frames) + 8) as u32;
@@ -266,6 +283,7 @@ impl Supervisor {
     ) -> Result<(), SupervisorError> {
         let ticker = crossbeam_channel::tick(TICK);
         let mut stream_errors = 0;
+        let mut realtime_warned = false;
         loop {
             select! {
                 recv(events) -> event => match event {
@@ -296,6 +314,10 @@ impl Supervisor {
                 recv(ticker) -> _ => {
                     if let Some(result) = self.tick() {
                         return result;
+                    }
+                    if !realtime_warned && output.realtime_denied() {
+                        tracing::warn!("no realtime scheduling for the audio thread; running at normal priority");
+                        realtime_warned = true;
                     }
                     let (errors, kind) = output.stream_errors();
                     if errors != stream_errors {

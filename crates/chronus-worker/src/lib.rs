@@ -36,9 +36,10 @@ pub enum Exit {
     Orphaned,
 }
 
-/// Longest sleep between loop turns: bounds heartbeat gaps and reaction time.
-const MAX_SLEEP: Duration = Duration::from_millis(2);
-const MIN_SLEEP: Duration = Duration::from_micros(200);
+/// Longest sleep between loop turns: bounds heartbeat gaps (hang detection
+/// allows 10 ms at the least) and how late a fork request is seen.
+const MAX_SLEEP: Duration = Duration::from_millis(5);
+const MIN_SLEEP: Duration = Duration::from_micros(500);
 
 /// Runs the worker for `slot` on the region behind `fd` until orphaned.
 pub fn run(fd: OwnedFd, slot: usize) -> Result<Exit, WorkerError> {
@@ -46,6 +47,14 @@ pub fn run(fd: OwnedFd, slot: usize) -> Result<Exit, WorkerError> {
         return Err(WorkerError::BadSlot(slot));
     }
     let region = Region::open(fd)?;
+    if let Err(e) =
+        chronus_shm::realtime::promote_current_thread(chronus_shm::realtime::WORKER_PRIORITY)
+    {
+        tracing::warn!(error = %e, "no realtime scheduling for the render loop; running at normal priority");
+    }
+    if let Err(e) = chronus_shm::realtime::lock_memory() {
+        tracing::debug!(error = %e, "memory not locked");
+    }
     let supervisor = region.header().supervisor_pid.load(Ordering::Relaxed);
     let me = region.slot(slot);
     me.pid.store(std::process::id(), Ordering::Release);
@@ -58,6 +67,7 @@ pub fn run(fd: OwnedFd, slot: usize) -> Result<Exit, WorkerError> {
 
     let sample_rate = u64::from(region.geometry().sample_rate);
     let lookahead = region.geometry().lookahead_frames;
+    let block_frames = u64::from(region.geometry().block_frames);
     loop {
         let me = region.slot(slot);
         me.heartbeat.fetch_add(1, Ordering::Relaxed);
@@ -86,7 +96,9 @@ pub fn run(fd: OwnedFd, slot: usize) -> Result<Exit, WorkerError> {
         }
         // Sleep until the device has consumed enough to need the next block,
         // or until the supervisor wakes us.
-        let frames_ahead = next - (play + lookahead) + 1;
+        // Wait for room for a whole block, not a frame: the device takes frames in
+        // buffers, so waking for less only burns CPU.
+        let frames_ahead = next + block_frames - (play + lookahead);
         let sleep = Duration::from_micros(frames_ahead * 1_000_000 / sample_rate)
             .clamp(MIN_SLEEP, MAX_SLEEP);
         futex_wait(&me.wake, wake, sleep);

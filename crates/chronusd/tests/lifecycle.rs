@@ -167,3 +167,148 @@ fn reload_applies_live_settings_and_keeps_running_on_a_bad_file() {
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 }
+
+fn count_dir(path: &str) -> usize {
+    std::fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn shm_entries() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Entries of the temp directory other than the tests' own scratch directories.
+fn temp_entries() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("chronus-test-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_second_stop_signal_exits_at_once() {
+    let d = Daemon::start("twice", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let s = d.status();
+    let workers = [active_pid(&s), standby_pid(&s)];
+    signal(d.pid(), libc::SIGTERM);
+    signal(d.pid(), libc::SIGINT);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(log.contains("second stop signal"), "log:\n{log}");
+    for pid in workers {
+        assert!(!alive(pid), "worker {pid} outlived the supervisor");
+    }
+}
+
+#[test]
+fn a_killed_supervisor_leaves_nothing_behind() {
+    let shm_before = shm_entries();
+    let temp_before = temp_entries();
+    let mut d = Daemon::start("leftovers", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    // Make a restore happen first, so a fork copy is among the children.
+    let s = d.status();
+    signal(active_pid(&s), libc::SIGKILL);
+    let s = d.wait_until("restore", Duration::from_secs(5), |s| {
+        long(s, "restores") == 1 && both_lockstep(s)
+    });
+    let workers = [active_pid(&s), standby_pid(&s)];
+    signal(d.pid(), libc::SIGKILL);
+    let _ = d.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while workers.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for pid in workers {
+        assert!(
+            !alive(pid),
+            "worker {pid} survived its supervisor by a second"
+        );
+    }
+    assert_eq!(shm_entries(), shm_before, "/dev/shm changed");
+    assert_eq!(temp_entries(), temp_before, "temporary files appeared");
+}
+
+#[test]
+fn hundreds_of_failovers_grow_no_fds_threads_or_memory() {
+    let mut d = Daemon::start("growth", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let pid = d.pid();
+    let warm = |d: &mut Daemon, from: i64, kills: i64| {
+        let mut s = d.status();
+        for i in from..from + kills {
+            signal(
+                if i % 3 == 0 {
+                    standby_pid(&s)
+                } else {
+                    active_pid(&s)
+                },
+                libc::SIGKILL,
+            );
+            s = d.wait_until("restore", Duration::from_secs(5), |s| {
+                long(s, "restores") > i && both_lockstep(s)
+            });
+        }
+    };
+    // Warm up allocator pools and thread stacks, then measure across 300 more.
+    warm(&mut d, 0, 50);
+    let fds = count_dir(&format!("/proc/{pid}/fd"));
+    let threads = count_dir(&format!("/proc/{pid}/task"));
+    let rss = rss_kib(pid);
+    warm(&mut d, 50, 300);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        count_dir(&format!("/proc/{pid}/fd")),
+        fds,
+        "file descriptors grew"
+    );
+    assert_eq!(
+        count_dir(&format!("/proc/{pid}/task")),
+        threads,
+        "threads grew"
+    );
+    let grown = rss_kib(pid).saturating_sub(rss);
+    assert!(grown < 1024, "RSS grew by {grown} KiB over 300 failovers");
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
+#[test]
+fn fifty_start_stop_cycles_leave_nothing_behind() {
+    let shm_before = shm_entries();
+    let fds_before = count_dir("/proc/self/fd");
+    for cycle in 0..50 {
+        let d = Daemon::start("cycles", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+        let s = d.status();
+        let workers = [active_pid(&s), standby_pid(&s)];
+        let (status, _, log) = d.stop();
+        assert!(status.success(), "cycle {cycle}: log:\n{log}");
+        for pid in workers {
+            assert!(!alive(pid), "cycle {cycle}: worker {pid} left running");
+        }
+    }
+    assert_eq!(shm_entries(), shm_before, "/dev/shm changed");
+    assert_eq!(
+        count_dir("/proc/self/fd"),
+        fds_before,
+        "file descriptors leaked into the test process"
+    );
+}

@@ -1,0 +1,48 @@
+//! Realtime scheduling and memory locking for the processes that share the
+//! region: the audio thread and the worker render loops.
+
+use std::io;
+
+/// SCHED_FIFO priority of the audio thread; workers run just below it.
+pub const AUDIO_PRIORITY: i32 = 70;
+pub const WORKER_PRIORITY: i32 = 60;
+
+/// Moves the calling thread to SCHED_FIFO at `priority`. Fails without
+/// CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it; the caller warns once.
+pub fn promote_current_thread(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pthread_self() is the calling thread; `param` is a valid sched_param.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// Locks current and future memory, so page faults never stall the audio path.
+/// Refused unless RLIMIT_MEMLOCK is unlimited: with a finite limit, locking
+/// future memory would turn ordinary allocations into failures.
+pub fn lock_memory() -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur != libc::RLIM_INFINITY {
+        return Err(io::Error::other(format!(
+            "RLIMIT_MEMLOCK is {} bytes, not unlimited (set LimitMEMLOCK=infinity)",
+            limit.rlim_cur
+        )));
+    }
+    // SAFETY: mlockall takes flags only.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
