@@ -301,8 +301,7 @@ impl Supervisor {
                         }
                     }
                     Ok(Event::ChildExited { pid, at, mono_ns }) => {
-                        self.counters.last_exit_mono_ns = mono_ns;
-                        self.on_exit_noticed(pid, at);
+                        self.on_exit_noticed(pid, at, mono_ns);
                     }
                     Err(_) => return Ok(()),
                 },
@@ -387,24 +386,36 @@ impl Supervisor {
         (0..SLOTS).find(|&i| self.slots[i].state.pid() == Some(pid))
     }
 
+    /// SIGCHLD: reap whatever exited.
     fn reap(&mut self) {
-        for (pid, cause) in process::reap_all() {
-            match self.slot_of(pid) {
-                Some(slot) => self.worker_lost(slot, Some(cause), Instant::now()),
-                None => tracing::debug!(pid, %cause, "reaped a child"),
-            }
-        }
+        self.reap_noticed(None);
     }
 
-    fn on_exit_noticed(&mut self, pid: u32, at: Instant) {
-        let cause = process::reap_all()
-            .into_iter()
-            .find_map(|(p, c)| (p == pid).then_some(c));
-        if let Some(slot) = self.slot_of(pid) {
-            self.worker_lost(slot, cause, at);
+    /// A worker's pidfd reported its exit at `at`.
+    fn on_exit_noticed(&mut self, pid: u32, at: Instant, mono_ns: u64) {
+        if self.slot_of(pid).is_some() {
+            self.counters.last_exit_mono_ns = mono_ns;
         }
-        // Reap anything else that exited meanwhile.
-        self.reap();
+        self.reap_noticed(Some((pid, at)));
+    }
+
+    /// Reaps every exited child and handles each lost worker among them.
+    fn reap_noticed(&mut self, noticed: Option<(u32, Instant)>) {
+        for (pid, cause) in process::reap_all() {
+            let Some(slot) = self.slot_of(pid) else {
+                tracing::debug!(pid, %cause, "reaped a child");
+                continue;
+            };
+            let at = match noticed {
+                Some((watched, at)) if watched == pid => at,
+                // SIGCHLD, or another pidfd, beat this worker's watcher.
+                _ => {
+                    self.counters.last_exit_mono_ns = process::monotonic_ns();
+                    Instant::now()
+                }
+            };
+            self.worker_lost(slot, Some(cause), at);
+        }
     }
 
     /// A worker died or was declared hung at `at`: fail over, then restore.

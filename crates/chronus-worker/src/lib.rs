@@ -41,12 +41,43 @@ pub enum Exit {
 const MAX_SLEEP: Duration = Duration::from_millis(5);
 const MIN_SLEEP: Duration = Duration::from_micros(500);
 
+/// The span every log line of this worker carries: slot, role and pid, renewed
+/// when the role changes or a fork copy takes another slot.
+struct Label {
+    current: (usize, bool),
+    span: Option<tracing::span::EnteredSpan>,
+}
+
+impl Label {
+    fn new(region: &Region, slot: usize) -> Label {
+        let mut label = Label {
+            current: (usize::MAX, false),
+            span: None,
+        };
+        label.refresh(region, slot);
+        label
+    }
+
+    fn refresh(&mut self, region: &Region, slot: usize) {
+        let primary = region.header().clock.active_slot.load(Ordering::Relaxed) as usize == slot;
+        if self.current != (slot, primary) {
+            self.current = (slot, primary);
+            // Leave the old span before entering the new one, so they do not nest.
+            self.span.take();
+            let role = if primary { "primary" } else { "standby" };
+            self.span =
+                Some(tracing::info_span!("worker", slot, role, pid = std::process::id()).entered());
+        }
+    }
+}
+
 /// Runs the worker for `slot` on the region behind `fd` until orphaned.
 pub fn run(fd: OwnedFd, slot: usize) -> Result<Exit, WorkerError> {
     if slot >= chronus_shm::SLOTS {
         return Err(WorkerError::BadSlot(slot));
     }
     let region = Region::open(fd)?;
+    let mut label = Label::new(&region, slot);
     if let Err(e) =
         chronus_shm::realtime::promote_current_thread(chronus_shm::realtime::WORKER_PRIORITY)
     {
@@ -69,6 +100,7 @@ pub fn run(fd: OwnedFd, slot: usize) -> Result<Exit, WorkerError> {
     let lookahead = region.geometry().lookahead_frames;
     let block_frames = u64::from(region.geometry().block_frames);
     loop {
+        label.refresh(&region, slot);
         let me = region.slot(slot);
         me.heartbeat.fetch_add(1, Ordering::Relaxed);
         if nix::unistd::getppid().as_raw() as u32 != supervisor {

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 pub fn run(slot: usize, fd: i32) -> ExitCode {
     // Workers log what the supervisor asked for, inherited through CHRONUS_LOG.
     let _ = crate::logging::init(&std::env::var("CHRONUS_LOG").unwrap_or_else(|_| "info".into()));
-    let _span = tracing::info_span!("worker", slot, pid = std::process::id()).entered();
     // SAFETY: F_GETFD only inspects the descriptor table entry.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         tracing::error!(
