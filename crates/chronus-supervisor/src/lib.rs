@@ -352,6 +352,11 @@ impl Supervisor {
         self.compare_from = start;
         let now = Instant::now();
         for slot in 0..SLOTS {
+            // A request left for a dead worker must not reach its successor.
+            self.region
+                .slot(slot)
+                .fork_request
+                .store(0, Ordering::Release);
             self.region.slot(slot).pid.store(0, Ordering::Release);
             let pid =
                 process::spawn_worker(&self.options.worker_exe, self.region_fd.as_raw_fd(), slot)
@@ -451,6 +456,10 @@ impl Supervisor {
             self.counters.failovers += 1;
         }
         self.refresh_readable();
+        self.region
+            .slot(slot)
+            .fork_request
+            .store(0, Ordering::Release);
         // A fork requested from the lost worker will never arrive.
         for other in &mut self.slots {
             if let State::Forking { source, .. } = other.state
@@ -633,6 +642,7 @@ impl Supervisor {
         let hang_timeout = Duration::from_millis(u64::from(self.config.workers.hang_timeout_ms));
         for slot in 0..SLOTS {
             let shm = self.region.slot(slot);
+            self.evict_stray(slot);
             match self.slots[slot].state {
                 State::Forking { since, old_pid, .. } => {
                     let pid = shm.pid.load(Ordering::Acquire);
@@ -667,6 +677,28 @@ impl Supervisor {
                 }
                 State::Dead { .. } => {}
             }
+        }
+    }
+
+    /// Kills a process that claims `slot` without the supervisor having given it
+    /// the slot (a fork copy whose request was overtaken by its source's death):
+    /// two writers must never share a ring.
+    fn evict_stray(&self, slot: usize) {
+        let claimed = self.region.slot(slot).pid.load(Ordering::Acquire);
+        let expected = match self.slots[slot].state {
+            State::Forking { .. } => return,
+            state => state.pid(),
+        };
+        if claimed == 0 || Some(claimed) == expected || self.slot_of(claimed).is_some() {
+            return;
+        }
+        if process::is_live_child(claimed) {
+            tracing::warn!(
+                slot,
+                pid = claimed,
+                "killing a worker that claimed a slot it was not given"
+            );
+            self.kill_worker(claimed);
         }
     }
 

@@ -143,6 +143,23 @@ pub fn signal_group(pid: u32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pid as i32), signal);
 }
 
+/// Whether `pid` is a live (not yet exited) child of this process. Signalling such
+/// a pid is safe from pid reuse: a child's pid is not reused until we reap it.
+pub fn is_live_child(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The command name (field 2) may contain spaces: split after its ')'.
+    let mut fields = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace())
+        .into_iter()
+        .flatten();
+    let state = fields.next();
+    let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+    state != Some("Z") && ppid == Some(std::process::id())
+}
+
 /// Watches `pid` through a pidfd on a small thread and reports its exit on `tx`
 /// the moment it happens, typically within tens of microseconds.
 pub fn watch_exit<E: Send + 'static>(
