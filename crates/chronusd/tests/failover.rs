@@ -168,6 +168,9 @@ fn both_workers_dying_at_once_gives_counted_silence_then_recovers() {
         long(&s, "underrun_frames") > 0,
         "the gap must be counted as underrun"
     );
+    // Regression: a fork request left for a dead worker reached its cold-started
+    // successor, whose copy then fought the new worker for a slot.
+    assert_eq!(long(&s, "hangs"), 0, "log:\n{}", d.log());
     let frames = long(&s, "frames");
     d.wait_until("audio flowing again", Duration::from_secs(5), |s| {
         long(s, "frames") > frames + 48_000
