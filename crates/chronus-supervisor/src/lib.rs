@@ -88,6 +88,8 @@ const LOCKSTEP_MATCHES: u32 = 2;
 const FADE_SECONDS: f32 = 0.05;
 const STOP_GRACE: Duration = Duration::from_millis(300);
 const BACKLOG_LIMIT: usize = 8192;
+/// How often systemd's STATUS= line is refreshed.
+const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// A worker that lived this long before faulting starts a fresh crash count.
 const FAULT_AMNESTY: Duration = Duration::from_secs(10);
 
@@ -138,6 +140,8 @@ struct Supervisor {
     backend: &'static str,
     notifier: notify::Notifier,
     ready_sent: bool,
+    /// When STATUS= was last considered.
+    status_sent: Instant,
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or `/chronus/quit`.
@@ -218,6 +222,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         backend: "none",
         notifier: notify::Notifier::from_env(),
         ready_sent: false,
+        status_sent: now,
     };
     sup.cold_start()?;
 
@@ -611,11 +616,15 @@ impl Supervisor {
             }
             Phase::Running => {
                 let frames = header.clock.frames_out.load(Ordering::Relaxed);
-                let words = self.status_words();
                 if self.ready_sent {
-                    self.notifier.status(words);
                     self.notifier.watchdog(now, frames);
+                    if now - self.status_sent >= STATUS_INTERVAL {
+                        self.status_sent = now;
+                        let words = self.status_words();
+                        self.notifier.status(words);
+                    }
                 } else if frames > 0 {
+                    let words = self.status_words();
                     // The device has taken audio: only now is the service ready.
                     tracing::info!(
                         ready_ms = (now - self.started).as_secs_f64() * 1e3,
