@@ -20,7 +20,7 @@ pub struct Daemon {
 
 pub type Status = HashMap<String, OscType>;
 
-/// A scratch directory removed at the end of the test (kept when it fails).
+/// A fresh scratch directory for this test run, left in place for inspection.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("chronus-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

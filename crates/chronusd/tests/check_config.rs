@@ -1,0 +1,184 @@
+//! `chronusd check-config` with the real binary: the effective configuration with
+//! the source of each value, and exit 78 (EX_CONFIG) naming the setting, the value
+//! and what is accepted, for an invalid value of every setting.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn check_config(env: &[(&str, &str)], config: Option<&str>) -> Output {
+    // Tests in this file run in parallel: one directory per call.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let dir = common::scratch(&format!(
+        "check-config-{}",
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronusd"));
+    cmd.env_clear().arg("check-config");
+    if let Some(toml) = config {
+        let file = dir.join("chronus.toml");
+        std::fs::write(&file, toml).unwrap();
+        cmd.arg("--config").arg(&file);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Every setting: its key, a TOML value it refuses, and the variable with a value it
+/// refuses where one exists (an empty variable means "unset", so free text cannot be
+/// invalid there).
+const INVALID: &[(&str, &str, Option<(&str, &str)>)] = &[
+    ("record", "\"\"", None),
+    ("journal", "\"\"", None),
+    (
+        "osc.host",
+        "\"localhost:5\"",
+        Some(("CHRONUS_OSC_HOST", "not-an-ip")),
+    ),
+    ("osc.port", "0", Some(("CHRONUS_OSC_PORT", "70000"))),
+    (
+        "osc.allow",
+        "[\"300.1.1.1/8\"]",
+        Some(("CHRONUS_OSC_ALLOW", "10.0.0.0/99")),
+    ),
+    (
+        "audio.backend",
+        "\"jack\"",
+        Some(("CHRONUS_AUDIO_BACKEND", "jack")),
+    ),
+    ("audio.device", "\"\"", None),
+    (
+        "audio.sample_rate",
+        "7999",
+        Some(("CHRONUS_SAMPLE_RATE", "fast")),
+    ),
+    (
+        "audio.buffer_size",
+        "8193",
+        Some(("CHRONUS_BUFFER_SIZE", "15")),
+    ),
+    (
+        "audio.block_frames",
+        "7",
+        Some(("CHRONUS_BLOCK_FRAMES", "4097")),
+    ),
+    (
+        "audio.lookahead_blocks",
+        "1",
+        Some(("CHRONUS_LOOKAHEAD_BLOCKS", "65")),
+    ),
+    ("audio.pulse_server", "\"\"", None),
+    ("engine.num_voices", "17", Some(("CHRONUS_NUM_VOICES", "0"))),
+    (
+        "workers.hang_timeout_ms",
+        "5",
+        Some(("CHRONUS_HANG_TIMEOUT_MS", "-1")),
+    ),
+    (
+        "workers.restart_backoff_min_ms",
+        "0",
+        Some(("CHRONUS_RESTART_BACKOFF_MIN_MS", "x")),
+    ),
+    (
+        "workers.restart_backoff_max_ms",
+        "0",
+        Some(("CHRONUS_RESTART_BACKOFF_MAX_MS", "1e9")),
+    ),
+    (
+        "log.verbose",
+        "\"maybe\"",
+        Some(("CHRONUS_VERBOSE", "maybe")),
+    ),
+    ("log.filter", "\"\\u0001\"", Some(("CHRONUS_LOG", "\u{1}"))),
+];
+
+fn toml_for(key: &str, value: &str) -> String {
+    match key.split_once('.') {
+        Some((section, name)) => format!("[{section}]\n{name} = {value}\n"),
+        None => format!("{key} = {value}\n"),
+    }
+}
+
+#[test]
+fn every_setting_is_covered_here() {
+    let mut keys: Vec<&str> = chronus_config::settings().iter().map(|s| s.key).collect();
+    let mut covered: Vec<&str> = INVALID.iter().map(|(k, _, _)| *k).collect();
+    keys.sort();
+    covered.sort();
+    assert_eq!(covered, keys, "add the new setting to INVALID");
+}
+
+#[test]
+fn an_invalid_value_of_any_setting_exits_78_naming_it() {
+    for (key, toml_value, env) in INVALID {
+        let out = check_config(&[], Some(&toml_for(key, toml_value)));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(78),
+            "{key} = {toml_value}: {stderr}"
+        );
+        assert!(
+            stderr.contains(key),
+            "{key} = {toml_value}: message does not name the key: {stderr}"
+        );
+        assert!(
+            stderr.contains("expected") || stderr.contains("accepted"),
+            "{key}: says nothing of what is accepted: {stderr}"
+        );
+        if let Some((var, value)) = env {
+            let out = check_config(&[(var, value)], None);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(78), "{var}={value:?}: {stderr}");
+            assert!(
+                stderr.contains(var),
+                "{var}: message does not name the variable: {stderr}"
+            );
+            let shown = value.escape_debug().to_string();
+            assert!(
+                stderr.contains(value) || stderr.contains(&shown),
+                "{var}: message does not show the value: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_config_prints_each_value_with_its_source() {
+    let out = check_config(
+        &[("CHRONUS_OSC_PORT", "6001"), ("CHRONUS_FROBNICATE", "1")],
+        Some("[audio]\nblock_frames = 128\n"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{stdout}"))
+    };
+    assert!(
+        line("port").contains("6001") && line("port").contains("CHRONUS_OSC_PORT"),
+        "{stdout}"
+    );
+    assert!(
+        line("block_frames").contains("128") && line("block_frames").contains("chronus.toml"),
+        "{stdout}"
+    );
+    assert!(
+        line("sample_rate").contains("48000") && line("sample_rate").contains("default"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("CHRONUS_FROBNICATE"),
+        "unknown variables are warned about by name: {stderr}"
+    );
+    assert!(
+        toml::from_str::<toml::Table>(&stdout).is_ok(),
+        "output is not valid TOML:\n{stdout}"
+    );
+}
