@@ -30,7 +30,9 @@ fn check_config(env: &[(&str, &str)], config: Option<&str>) -> Output {
 /// Every setting: its key, a TOML value it refuses, and the variable with a value it
 /// refuses where one exists (an empty variable means "unset", so free text cannot be
 /// invalid there).
-const INVALID: &[(&str, &str, Option<(&str, &str)>)] = &[
+type EnvCase = Option<(&'static str, &'static str)>;
+
+const INVALID: &[(&str, &str, EnvCase)] = &[
     ("record", "\"\"", None),
     ("journal", "\"\"", None),
     (
