@@ -184,3 +184,26 @@ fn check_config_prints_each_value_with_its_source() {
         "output is not valid TOML:\n{stdout}"
     );
 }
+
+#[test]
+fn readme_documents_every_setting() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for s in chronus_config::settings() {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", s.key)))
+            .unwrap_or_else(|| panic!("README.md has no table row for {}", s.key));
+        assert!(
+            row.contains(&format!("`{}`", s.env)),
+            "README row for {} does not name {}",
+            s.key,
+            s.env
+        );
+        assert!(
+            row.contains(&s.accepted()),
+            "README row for {} does not say what is accepted",
+            s.key
+        );
+    }
+}
