@@ -2,10 +2,9 @@
 //! blocks or panics; it only reads atomics and copies samples.
 
 use crate::record::RecorderHandle;
-use chronus_shm::{CHANNELS, Region, SLOTS};
+use chronus_shm::{CHANNELS, Region, SLOTS, monotonic_ns};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 /// Fills device buffers from the worker rings, frame by absolute frame.
 pub struct OutputReader {
@@ -30,7 +29,7 @@ impl OutputReader {
     /// slot the supervisor marked readable, else silence counted as underrun.
     /// Until the supervisor starts the timeline, silence without advancing it.
     pub fn fill(&mut self, out: &mut [f32]) {
-        let started = Instant::now();
+        let started = monotonic_ns();
         let clock = &self.region.header().clock;
         if clock.running.load(Ordering::Acquire) == 0 {
             out.fill(0.0);
@@ -80,6 +79,7 @@ impl OutputReader {
             };
         }
         clock.play_frame.store(frame, Ordering::Release);
+        self.region.header().anchor.set(first_frame, started);
         clock.frames_out.fetch_add(frames, Ordering::Relaxed);
         clock.callbacks.fetch_add(1, Ordering::Relaxed);
         if fallback > 0 {
@@ -91,7 +91,7 @@ impl OutputReader {
         if let Some(recorder) = &mut self.recorder {
             recorder.push(&out[..frames as usize * CHANNELS]);
         }
-        let took = started.elapsed().as_nanos() as u64;
+        let took = monotonic_ns().saturating_sub(started);
         clock.callback_max_ns.fetch_max(took, Ordering::Relaxed);
     }
 

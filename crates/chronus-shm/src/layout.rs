@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// "CHRONUS\0": the first word of a region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\0");
 /// Bumped whenever the layout changes; a worker refuses a region of another version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Interleaved output channels in every ring block.
 pub const CHANNELS: usize = 2;
 /// Worker slots: slot 0 starts as primary, slot 1 as hot standby.
@@ -29,6 +29,7 @@ pub struct Header {
     /// How far ahead of `play_frame` workers render.
     pub lookahead_frames: AtomicU64,
     pub clock: Clock,
+    pub anchor: Anchor,
     pub frontier: Frontier,
     pub snapshot_len: AtomicU64,
     /// Bit `i` set: slot `i` is confirmed in lockstep and the callback may read it
@@ -52,6 +53,51 @@ pub struct Clock {
     pub callbacks: AtomicU64,
     pub callback_max_ns: AtomicU64,
     pub xruns: AtomicU64,
+}
+
+/// When the device was last handed audio, and which frame: maps wall-clock times
+/// (OSC timetags) to frames. Written by the callback under a sequence lock.
+#[repr(C, align(64))]
+pub struct Anchor {
+    seq: AtomicU64,
+    frame: AtomicU64,
+    mono_ns: AtomicU64,
+}
+
+impl Anchor {
+    /// The callback's side: never blocks.
+    pub fn set(&self, frame: u64, mono_ns: u64) {
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        self.frame.store(frame, Ordering::Relaxed);
+        self.mono_ns.store(mono_ns, Ordering::Relaxed);
+        self.seq.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `(frame, CLOCK_MONOTONIC ns)` of the latest hand-off, or `None` before the first.
+    pub fn get(&self) -> Option<(u64, u64)> {
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            let frame = self.frame.load(Ordering::Relaxed);
+            let mono_ns = self.mono_ns.load(Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
+            if before % 2 == 0 && self.seq.load(Ordering::Relaxed) == before {
+                return (mono_ns != 0).then_some((frame, mono_ns));
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (a vDSO read, no syscall): comparable across
+/// the processes sharing the region.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The highest frame any worker has claimed to render (see `CmdLog`).
@@ -130,6 +176,7 @@ const _: () = {
     assert!(size_of::<AtomicU32>() == 4);
     assert!(size_of::<Clock>() == 64);
     assert!(size_of::<Frontier>() == 64);
+    assert!(size_of::<Anchor>() == 64);
     assert!(size_of::<SlotHeader>() == 64);
     assert!(size_of::<Header>() % 64 == 0);
     assert!(size_of::<BlockHeader>() == 16);

@@ -11,6 +11,10 @@
 //! the first stamp wins. A worker that rendered frame `s` without seeing a record
 //! raised the frontier past `s` before the record was published, so the record's
 //! stamp is past `s`: no worker ever has to apply a command in its past.
+//!
+//! Groups (an OSC bundle's messages) are published with one tail update, and each
+//! record after the first takes the stamp of the record before it, so a group
+//! takes effect atomically at one frame on every worker.
 
 use crate::layout::align64;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
@@ -31,7 +35,8 @@ pub struct CmdRecord {
     stamp: AtomicU64,
     min_frame: AtomicU64,
     len: AtomicU32,
-    _reserved: AtomicU32,
+    /// 1 if this record continues the group of the record before it.
+    continues: AtomicU32,
     payload: [AtomicU64; WORDS],
 }
 
@@ -64,12 +69,27 @@ impl CmdLog<'_> {
     /// The caller guarantees no live worker's cursor is `CMD_CAPACITY` or more
     /// behind, so the slot reused here has been read by everyone.
     pub fn publish(&self, seq: u64, min_frame: u64, payload: &[u8]) {
-        assert!(payload.len() <= CMD_PAYLOAD, "command payload too long");
+        self.publish_group(seq, min_frame, &[payload]);
+    }
+
+    /// Publishes `payloads` as records `seq..seq + n`, visible to workers at once
+    /// and applied at one frame.
+    pub fn publish_group(&self, seq: u64, min_frame: u64, payloads: &[&[u8]]) {
         assert_eq!(
             seq,
             self.tail.load(Ordering::Relaxed),
             "log written out of order"
         );
+        assert!(payloads.len() < CMD_CAPACITY, "group larger than the log");
+        for (i, payload) in payloads.iter().enumerate() {
+            self.write_record(seq + i as u64, min_frame, payload, i > 0);
+        }
+        self.tail
+            .store(seq + payloads.len() as u64, Ordering::SeqCst);
+    }
+
+    fn write_record(&self, seq: u64, min_frame: u64, payload: &[u8], continues: bool) {
+        assert!(payload.len() <= CMD_PAYLOAD, "command payload too long");
         let rec = self.record(seq);
         rec.seq.store(0, Ordering::Relaxed);
         fence(Ordering::Release);
@@ -82,9 +102,9 @@ impl CmdLog<'_> {
         }
         rec.len.store(payload.len() as u32, Ordering::Relaxed);
         rec.min_frame.store(min_frame, Ordering::Relaxed);
+        rec.continues.store(u32::from(continues), Ordering::Relaxed);
         rec.stamp.store(UNSTAMPED, Ordering::Relaxed);
         rec.seq.store(seq + 1, Ordering::Release);
-        self.tail.store(seq + 1, Ordering::SeqCst);
     }
 
     /// Copies record `seq` into `out`, returning its length and minimum frame, or
@@ -109,7 +129,12 @@ impl CmdLog<'_> {
     pub fn stamp(&self, seq: u64, frontier: u64) -> Option<u64> {
         let rec = self.record(seq);
         let min_frame = rec.min_frame.load(Ordering::Relaxed);
-        let want = frontier.max(min_frame);
+        let want = if rec.continues.load(Ordering::Relaxed) != 0 && seq > 0 {
+            // The head of the group was stamped first (workers stamp in order).
+            self.stamp_of(seq - 1).filter(|&s| s != UNSTAMPED)?
+        } else {
+            frontier.max(min_frame)
+        };
         let stamp =
             match rec
                 .stamp

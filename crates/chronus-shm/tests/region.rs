@@ -142,3 +142,24 @@ fn log_detects_a_lapped_record() {
             .is_some()
     );
 }
+
+#[test]
+fn a_group_takes_one_stamp_even_if_the_frontier_moves() {
+    let (region, _fd) = Region::create(geometry(), 1).unwrap();
+    let log = region.log();
+    log.publish(0, 0, b"alone");
+    log.publish_group(1, 0, &[b"a", b"b", b"c"]);
+    assert_eq!(
+        log.tail(),
+        4,
+        "a group becomes visible with one tail update"
+    );
+    assert_eq!(log.stamp(0, 100), Some(100));
+    assert_eq!(log.stamp(1, 200), Some(200));
+    // Later stampers saw the frontier move on; the group's members keep the head's stamp.
+    assert_eq!(log.stamp(2, 300), Some(200));
+    assert_eq!(log.stamp(3, 400), Some(200));
+    let mut buf = [0u8; CMD_PAYLOAD];
+    assert_eq!(log.read(3, &mut buf), Some((1, 0)));
+    assert_eq!(&buf[..1], b"c");
+}

@@ -31,8 +31,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-pub use process::monotonic_ns;
-
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
     #[error(transparent)]
@@ -107,6 +105,7 @@ struct Counters {
     osc_received: u64,
     osc_errors: u64,
     backlog_full: u64,
+    osc_late: u64,
 }
 
 enum Phase {
@@ -129,7 +128,7 @@ struct Supervisor {
     slots: [Slot; SLOTS],
     ledger: Ledger,
     /// Commands waiting for room in the log, with the message they came from.
-    backlog: VecDeque<(Command, u64, Option<OscMessage>)>,
+    backlog: VecDeque<Group>,
     osc: UdpEndpoint,
     events: Sender<Event>,
     counters: Counters,
@@ -420,7 +419,7 @@ impl Supervisor {
                 Some((watched, at)) if watched == pid => at,
                 // SIGCHLD, or another pidfd, beat this worker's watcher.
                 _ => {
-                    self.counters.last_exit_mono_ns = process::monotonic_ns();
+                    self.counters.last_exit_mono_ns = chronus_shm::monotonic_ns();
                     Instant::now()
                 }
             };
@@ -842,18 +841,13 @@ impl Supervisor {
 
     // ---- commands ----------------------------------------------------------
 
-    /// Queues a command for every worker, effective no earlier than `min_frame`.
-    fn submit(
-        &mut self,
-        command: Command,
-        min_frame: u64,
-        message: Option<OscMessage>,
-    ) -> Result<(), &'static str> {
+    /// Queues commands for every worker, taking effect together no earlier than `min_frame`.
+    fn submit(&mut self, group: Group) -> Result<(), &'static str> {
         if self.backlog.len() >= BACKLOG_LIMIT {
             self.counters.backlog_full += 1;
             return Err("command queue full: the workers are not keeping up");
         }
-        self.backlog.push_back((command, min_frame, message));
+        self.backlog.push_back(group);
         self.flush_backlog();
         Ok(())
     }
@@ -864,17 +858,49 @@ impl Supervisor {
             .filter(|&i| self.slots[i].state.pid().is_some())
             .map(|i| self.region.slot(i).cmd_cursor.load(Ordering::Acquire));
         let oldest_needed = live_cursors.chain(self.ledger.oldest_unstamped()).min();
-        while let Some((command, min_frame, _)) = self.backlog.front() {
+        while let Some(group) = self.backlog.front() {
             let seq = log.tail();
-            if oldest_needed.is_some_and(|oldest| seq - oldest >= CMD_CAPACITY as u64 - 1) {
+            let end = seq + group.commands.len() as u64;
+            if oldest_needed.is_some_and(|oldest| end - oldest >= CMD_CAPACITY as u64 - 1) {
                 return;
             }
-            let mut bytes = Vec::new();
-            command.encode(&mut bytes);
-            log.publish(seq, *min_frame, &bytes);
-            let (command, _, message) = self.backlog.pop_front().expect("front exists");
-            self.ledger.record(seq, command, bytes, message);
+            let group = self.backlog.pop_front().expect("front exists");
+            let encoded: Vec<Vec<u8>> = group
+                .commands
+                .iter()
+                .map(|(command, _)| {
+                    let mut bytes = Vec::new();
+                    command.encode(&mut bytes);
+                    bytes
+                })
+                .collect();
+            let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            log.publish_group(seq, group.min_frame, &payloads);
+            for (i, ((command, message), bytes)) in
+                group.commands.into_iter().zip(encoded).enumerate()
+            {
+                self.ledger.record(seq + i as u64, command, bytes, message);
+            }
         }
+    }
+
+    /// The frame a bundle's timetag names, through the device clock: the frame
+    /// being handed to the device at that moment. `None` for "immediately".
+    fn timetag_frame(&self, time: chronus_osc::OscTime) -> Option<u64> {
+        if (time.seconds, time.fractional) == (0, 1) {
+            return None;
+        }
+        let (anchor_frame, anchor_ns) = self.region.header().anchor.get()?;
+        let target = timetag_to_system_time(time)?;
+        let now_sys = std::time::SystemTime::now();
+        let now_ns = chronus_shm::monotonic_ns() as i128;
+        let offset_ns = match target.duration_since(now_sys) {
+            Ok(ahead) => ahead.as_nanos() as i128,
+            Err(behind) => -(behind.duration().as_nanos() as i128),
+        };
+        let since_anchor = now_ns + offset_ns - anchor_ns as i128;
+        let frames = since_anchor * i128::from(self.config.audio.sample_rate) / 1_000_000_000;
+        Some((anchor_frame as i128 + frames).max(0) as u64)
     }
 
     fn begin_stop(&mut self) {
@@ -888,14 +914,11 @@ impl Supervisor {
             };
             return;
         }
-        let _ = self.submit(
-            Command::Fade {
-                gain: 0.0,
-                seconds: FADE_SECONDS,
-            },
-            0,
-            None,
-        );
+        let fade = Command::Fade {
+            gain: 0.0,
+            seconds: FADE_SECONDS,
+        };
+        let _ = self.submit(Group::now(vec![(fade, None)]));
         let header = self.region.header();
         let play = header.clock.play_frame.load(Ordering::Acquire);
         let rate = u64::from(self.config.audio.sample_rate);
@@ -978,42 +1001,81 @@ impl Supervisor {
 
     fn on_osc(&mut self, incoming: Incoming) {
         self.counters.osc_received += 1;
-        let packet = match incoming.packet {
-            Ok(p) => p,
-            Err(e) => {
-                self.counters.osc_errors += 1;
-                self.reply(incoming.from, chronus_osc::fail("", &e.to_string()));
-                return;
-            }
-        };
-        let mut messages = Vec::new();
-        flatten(packet, &mut messages);
-        for message in messages {
-            self.on_message(incoming.from, message);
-        }
-    }
-
-    fn on_message(&mut self, from: SocketAddr, message: OscMessage) {
         if matches!(self.phase, Phase::Stopping { .. }) {
             return;
         }
-        match control::parse(&message, self.config.engine.num_voices) {
-            Ok(control::Request::Status) => {
-                let reply = status::reply(self);
-                self.reply(from, reply);
+        match incoming.packet {
+            Err(e) => {
+                self.counters.osc_errors += 1;
+                self.reply(incoming.from, chronus_osc::fail("", &e.to_string()));
             }
-            Ok(control::Request::Quit) => {
-                tracing::info!(%from, "stopping on /chronus/quit");
-                self.begin_stop();
+            Ok(OscPacket::Message(message)) => self.on_messages(incoming.from, None, vec![message]),
+            Ok(OscPacket::Bundle(bundle)) => self.on_bundle(incoming.from, bundle),
+        }
+    }
+
+    /// A bundle's messages take effect together at its timetag's frame; nested
+    /// bundles carry their own timetags.
+    fn on_bundle(&mut self, from: SocketAddr, bundle: chronus_osc::OscBundle) {
+        let mut min_frame = self.timetag_frame(bundle.timetag);
+        let frontier = self.region.header().frontier.frame.load(Ordering::Acquire);
+        if let Some(frame) = min_frame
+            && frame < frontier
+        {
+            // Too late to be sample-accurate: run at once, and say so.
+            self.counters.osc_late += 1;
+            let late_s = (frontier - frame) as f64 / f64::from(self.config.audio.sample_rate);
+            tracing::debug!(%from, late_s, "late bundle");
+            min_frame = None;
+        }
+        let mut messages = Vec::new();
+        for packet in bundle.content {
+            match packet {
+                OscPacket::Message(m) => messages.push(m),
+                OscPacket::Bundle(inner) => self.on_bundle(from, inner),
             }
-            Ok(control::Request::Command(command)) => {
-                if let Err(reason) = self.submit(command, 0, Some(message.clone())) {
-                    self.reply(from, chronus_osc::fail(&message.addr, reason));
+        }
+        self.on_messages(from, min_frame, messages);
+    }
+
+    /// Handles messages that arrived together: system requests at once, audio
+    /// commands as one group.
+    fn on_messages(&mut self, from: SocketAddr, min_frame: Option<u64>, messages: Vec<OscMessage>) {
+        let mut group = Group {
+            min_frame: min_frame.unwrap_or(0),
+            commands: Vec::new(),
+        };
+        for message in messages {
+            match control::parse(&message, self.config.engine.num_voices) {
+                Ok(control::Request::Status) => {
+                    let reply = status::reply(self);
+                    self.reply(from, reply);
+                }
+                Ok(control::Request::Quit) => {
+                    tracing::info!(%from, "stopping on /chronus/quit");
+                    self.begin_stop();
+                    return;
+                }
+                Ok(control::Request::Command(command)) => {
+                    group.commands.push((command, Some(message)))
+                }
+                Err(reason) => {
+                    self.counters.osc_errors += 1;
+                    self.reply(from, chronus_osc::fail(&message.addr, &reason));
                 }
             }
-            Err(reason) => {
-                self.counters.osc_errors += 1;
-                self.reply(from, chronus_osc::fail(&message.addr, &reason));
+        }
+        if group.commands.is_empty() {
+            return;
+        }
+        let addresses: Vec<String> = group
+            .commands
+            .iter()
+            .filter_map(|(_, m)| m.as_ref().map(|m| m.addr.clone()))
+            .collect();
+        if let Err(reason) = self.submit(group) {
+            for addr in addresses {
+                self.reply(from, chronus_osc::fail(&addr, reason));
             }
         }
     }
@@ -1025,13 +1087,25 @@ impl Supervisor {
     }
 }
 
-fn flatten(packet: OscPacket, out: &mut Vec<OscMessage>) {
-    match packet {
-        OscPacket::Message(m) => out.push(m),
-        OscPacket::Bundle(b) => {
-            for p in b.content {
-                flatten(p, out);
-            }
+/// OSC timetags count seconds since 1900 (NTP), with a 32-bit fraction.
+fn timetag_to_system_time(time: chronus_osc::OscTime) -> Option<std::time::SystemTime> {
+    const NTP_TO_UNIX: u64 = 2_208_988_800;
+    let seconds = u64::from(time.seconds).checked_sub(NTP_TO_UNIX)?;
+    let nanos = (u64::from(time.fractional) * 1_000_000_000) >> 32;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_nanos(nanos))
+}
+
+/// Commands published together: one frame for all of them.
+struct Group {
+    min_frame: u64,
+    commands: Vec<(Command, Option<OscMessage>)>,
+}
+
+impl Group {
+    fn now(commands: Vec<(Command, Option<OscMessage>)>) -> Group {
+        Group {
+            min_frame: 0,
+            commands,
         }
     }
 }

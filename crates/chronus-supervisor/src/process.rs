@@ -184,14 +184,7 @@ pub fn watch_exit<E: Send + 'static>(
                     Err(_) => break,
                 }
             }
-            let _ = tx.send(event(Instant::now(), monotonic_ns()));
+            let _ = tx.send(event(Instant::now(), chronus_shm::monotonic_ns()));
         })?;
     Ok(())
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: comparable across processes (benchmarks use it).
-pub fn monotonic_ns() -> u64 {
-    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .expect("CLOCK_MONOTONIC is always available");
-    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }

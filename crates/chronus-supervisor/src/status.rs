@@ -78,6 +78,7 @@ pub fn reply(sup: &Supervisor) -> OscPacket {
         ("play_frame", long(clock.play_frame.load(Ordering::Relaxed))),
         ("osc_received", long(c.osc_received)),
         ("osc_errors", long(c.osc_errors)),
+        ("osc_late", long(c.osc_late)),
         ("osc_queue_full", long(c.backlog_full)),
         ("osc_kernel_drops", long(sup.osc.kernel_drops())),
         ("journal_errors", long(sup.ledger.journal_errors())),

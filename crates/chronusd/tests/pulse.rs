@@ -133,7 +133,9 @@ fn tone_through_pulseaudio_survives_kills_and_hangs_without_a_glitch() {
         &[
             ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
             ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
-            ("CHRONUS_BUFFER_SIZE", "512".into()),
+            // Generous device buffering: this test is about failover, and a loaded
+            // 2-core machine must not make the sound server itself run dry.
+            ("CHRONUS_BUFFER_SIZE", "2048".into()),
             ("CHRONUS_HANG_TIMEOUT_MS", "100".into()),
             ("HOME", dir.display().to_string()),
         ],
