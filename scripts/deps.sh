@@ -4,6 +4,7 @@
 #   scripts/deps.sh test   that plus the real sound server, speech engines and
 #                          OSC clients the test suite drives
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 mode=${1:-run}
 run_pkgs=(build-essential pkg-config libasound2-dev libasound2-plugins ca-certificates curl)
@@ -27,6 +28,13 @@ if ((${#missing[@]})); then
   echo "chronus: installing Debian packages: ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# python-osc is not packaged for Debian 12: a project-local virtualenv holds it.
+if [ "$mode" = test ] && [ ! -x .test-venv/bin/python ]; then
+  echo "chronus: installing python-osc into .test-venv" >&2
+  /usr/bin/python3 -m venv .test-venv
+  .test-venv/bin/pip install -q python-osc
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

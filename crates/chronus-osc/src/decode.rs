@@ -5,6 +5,7 @@
 //! and arrays on heap stacks, checks every limit before allocating for it, and reports
 //! byte offsets so a `/chronus/fail` reply can say exactly what was wrong.
 
+use crate::frame::FrameError;
 use rosc::{
     OscArray, OscBundle, OscColor, OscMessage, OscMidiMessage, OscPacket, OscTime, OscType,
 };
@@ -85,6 +86,9 @@ pub enum DecodeError {
     },
     #[error("{count} unexpected bytes after the message arguments at byte {offset}")]
     TrailingBytes { count: usize, offset: usize },
+    /// A TCP stream's framing was broken; no packet could be taken from it.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
 }
 
 /// Decodes one OSC packet (a UDP datagram or one TCP frame) within `limits`.

@@ -1,24 +1,49 @@
-//! OSC for Chronus: bounded decoding, a UDP endpoint for the daemon's control thread,
-//! helpers for the control dialect's replies, and a one-shot client for `chronusctl`.
+//! OSC for Chronus: bounded decoding, UDP and TCP endpoints for the daemon's control
+//! thread (with a [`Replier`] that answers any [`Peer`] without blocking), TCP stream
+//! framing (OSC 1.0 length prefix and OSC 1.1 SLIP), address patterns, timetag
+//! conversions, an event subscriber set, helpers for the control dialect's replies, and
+//! a client (UDP or TCP) for `chronusctl` and tests.
+//!
+//! The daemon side: bind a [`UdpEndpoint`] and a [`TcpEndpoint`] on the same address,
+//! start `spawn_receiver` and `spawn_acceptor` with one bounded channel of [`Incoming`],
+//! build one [`Replier`] from both, and answer each `Incoming` to its `peer`.
 //!
 //! Packets are `rosc`'s types so callers can build them with `rosc`'s constructors;
 //! only decoding is Chronus's own (see [`decode`] for why).
 
 mod decode;
+mod frame;
+mod incoming;
+mod pattern;
+mod replier;
 mod reply;
 mod request;
+mod subscribers;
+mod tcp;
+mod timetag;
 mod udp;
 
 pub use decode::{DecodeError, Limits, decode};
+pub use frame::{FrameError, Framing, SLIP_END, SLIP_ESC, StreamDecoder};
+pub use incoming::{Incoming, Peer};
+pub use pattern::{AddressPattern, PatternError, is_pattern, pattern_matches};
+pub use replier::Replier;
 pub use reply::{
-    FAIL_ADDR, STATUS_ADDR, STATUS_REPLY_ADDR, StatusReplyError, fail, message, status_pairs,
-    status_reply,
+    DONE_ADDR, FAIL_ADDR, KILL_WORKER_ADDR, LATE_ADDR, NOTIFY_ADDR, QUIT_ADDR, STATUS_ADDR,
+    STATUS_REPLY_ADDR, SYNC_ADDR, SYNCED_ADDR, StatusReplyError, VERSION_ADDR, VERSION_REPLY_ADDR,
+    done, done_args, fail, message, status_pairs, status_reply,
 };
-pub use request::{RequestError, request};
+pub use request::{Client, RequestError, Transport, messages, request};
 pub use rosc::{
     OscArray, OscBundle, OscColor, OscMessage, OscMidiMessage, OscPacket, OscTime, OscType,
 };
-pub use udp::{Incoming, UdpEndpoint};
+pub use subscribers::{Broadcast, Subscribers, SubscribersFull};
+pub use tcp::{DEFAULT_MAX_CONNECTIONS, REPLY_QUEUE_FRAMES, TcpEndpoint};
+pub use timetag::{
+    IMMEDIATELY, duration_to_timetag, is_immediate, system_time_to_timetag, timetag_to_duration,
+    timetag_to_system_time,
+};
+pub use udp::UdpEndpoint;
 
 /// Encodes a packet for UDP (or for one TCP frame, without the frame's length prefix).
 ///

@@ -8,6 +8,24 @@ pub const FAIL_ADDR: &str = "/chronus/fail";
 pub const STATUS_ADDR: &str = "/chronus/status";
 /// Address of the reply to [`STATUS_ADDR`].
 pub const STATUS_REPLY_ADDR: &str = "/chronus/status.reply";
+/// `/chronus/done s:address ...`: the request at `address` was carried out.
+pub const DONE_ADDR: &str = "/chronus/done";
+/// `/chronus/notify i:1|0`: subscribe to (or leave) the events; answered by `done`.
+pub const NOTIFY_ADDR: &str = "/chronus/notify";
+/// `/chronus/sync i:id`: answered by [`SYNCED_ADDR`] once earlier commands reached the audio.
+pub const SYNC_ADDR: &str = "/chronus/sync";
+/// `/chronus/synced i:id`.
+pub const SYNCED_ADDR: &str = "/chronus/synced";
+/// `/chronus/kill_worker s:active|standby` (a drill): answered by `done` with the pid.
+pub const KILL_WORKER_ADDR: &str = "/chronus/kill_worker";
+/// `/chronus/version`: answered by [`VERSION_REPLY_ADDR`].
+pub const VERSION_ADDR: &str = "/chronus/version";
+/// `/chronus/version.reply s:version`.
+pub const VERSION_REPLY_ADDR: &str = "/chronus/version.reply";
+/// `/chronus/quit`.
+pub const QUIT_ADDR: &str = "/chronus/quit";
+/// Event: `/chronus/late f:seconds`, a bundle ran this late.
+pub const LATE_ADDR: &str = "/chronus/late";
 
 /// A single message packet.
 pub fn message(addr: &str, args: Vec<OscType>) -> OscPacket {
@@ -26,6 +44,23 @@ pub fn fail(address: &str, reason: &str) -> OscPacket {
             OscType::String(reason.to_owned()),
         ],
     )
+}
+
+/// `/chronus/done s:address` followed by `extra` (for example the killed worker's pid).
+pub fn done(address: &str, extra: Vec<OscType>) -> OscPacket {
+    let mut args = vec![OscType::String(address.to_owned())];
+    args.extend(extra);
+    message(DONE_ADDR, args)
+}
+
+/// If `reply` is `/chronus/done` for `address`, the arguments after the address.
+pub fn done_args<'a>(reply: &'a OscMessage, address: &str) -> Option<&'a [OscType]> {
+    match reply.args.split_first() {
+        Some((OscType::String(addr), rest)) if reply.addr == DONE_ADDR && addr == address => {
+            Some(rest)
+        }
+        _ => None,
+    }
 }
 
 /// `/chronus/status.reply` with alternating string keys and values.

@@ -7,36 +7,28 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{SendTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use rosc::OscPacket;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::decode::{DecodeError, Limits, decode};
+use crate::decode::{Limits, decode};
 use crate::encode;
+use crate::incoming::{Incoming, Peer, deliver};
 
 /// How long the receiver thread blocks before looking at the shutdown flag.
 const WAKE_INTERVAL: Duration = Duration::from_millis(100);
 /// Larger than any UDP payload, so a received length is always the datagram's real length.
 const MAX_DATAGRAM: usize = 65536;
-
-/// One received datagram, handed to the daemon's event loop.
-#[derive(Debug)]
-pub struct Incoming {
-    pub from: SocketAddr,
-    pub received: Instant,
-    /// The decoded packet, or why it was rejected (the sender deserves a `/chronus/fail`).
-    pub packet: Result<OscPacket, DecodeError>,
-    /// Size of the datagram in bytes.
-    pub len: usize,
-}
+/// The longest a reply may wait for room in the socket's send buffer.
+const SEND_TIMEOUT: Duration = Duration::from_millis(5);
 
 /// A bound UDP socket with a receiver thread; replies go out from the same socket, so
 /// they come from the address clients sent to.
 #[derive(Debug)]
 pub struct UdpEndpoint {
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     local: SocketAddr,
     stop: Arc<AtomicBool>,
     /// The socket's inode, which identifies its row in /proc/net/udp{,6}.
@@ -56,12 +48,14 @@ impl UdpEndpoint {
         socket.bind(&addr.into())?;
         let socket = UdpSocket::from(socket);
         socket.set_read_timeout(Some(WAKE_INTERVAL))?;
+        // A reply must never hold up the daemon's loop for long.
+        socket.set_write_timeout(Some(SEND_TIMEOUT))?;
         let local = socket.local_addr()?;
         let inode = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
             .map(|meta| meta.ino())
             .ok();
         Ok(UdpEndpoint {
-            socket,
+            socket: Arc::new(socket),
             local,
             stop: Arc::new(AtomicBool::new(false)),
             inode,
@@ -89,7 +83,7 @@ impl UdpEndpoint {
         limits: Limits,
         tx: Sender<Incoming>,
     ) -> io::Result<JoinHandle<()>> {
-        let socket = self.socket.try_clone()?;
+        let socket = Arc::clone(&self.socket);
         let stop = Arc::clone(&self.stop);
         std::thread::Builder::new()
             .name("chronus-osc-udp".into())
@@ -97,15 +91,12 @@ impl UdpEndpoint {
     }
 
     pub fn send(&self, to: SocketAddr, packet: &OscPacket) -> io::Result<()> {
-        let bytes = encode(packet);
-        let sent = self.socket.send_to(&bytes, to)?;
-        if sent != bytes.len() {
-            return Err(io::Error::other(format!(
-                "sent {sent} of {} bytes to {to}",
-                bytes.len()
-            )));
-        }
-        Ok(())
+        send_datagram(&self.socket, to, packet)
+    }
+
+    /// The socket, shared with [`crate::Replier`].
+    pub(crate) fn socket(&self) -> Arc<UdpSocket> {
+        Arc::clone(&self.socket)
     }
 
     /// Makes receiver threads return within about 100 ms.
@@ -158,25 +149,28 @@ fn receive_loop(socket: &UdpSocket, stop: &AtomicBool, limits: &Limits, tx: &Sen
                 continue;
             }
         };
-        let mut incoming = Incoming {
-            from,
-            received: Instant::now(),
-            packet: decode(&buf[..len], limits),
-            len,
-        };
-        loop {
-            match tx.send_timeout(incoming, WAKE_INTERVAL) {
-                Ok(()) => break,
-                Err(SendTimeoutError::Disconnected(_)) => return,
-                Err(SendTimeoutError::Timeout(unsent)) => {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    incoming = unsent;
-                }
-            }
+        let incoming = Incoming::new(Peer::Udp(from), decode(&buf[..len], limits), len);
+        if !deliver(tx, incoming, stop, WAKE_INTERVAL) {
+            return;
         }
     }
+}
+
+/// Sends `packet` as one datagram from `socket`.
+pub(crate) fn send_datagram(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    packet: &OscPacket,
+) -> io::Result<()> {
+    let bytes = encode(packet);
+    let sent = socket.send_to(&bytes, to)?;
+    if sent != bytes.len() {
+        return Err(io::Error::other(format!(
+            "sent {sent} of {} bytes to {to}",
+            bytes.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Finds the "drops" column (the last) of the row whose inode column (the tenth) is `inode`.

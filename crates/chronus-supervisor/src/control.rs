@@ -1,13 +1,46 @@
 //! Turning OSC messages into what the supervisor does.
 
 use chronus_dsp::{Command, dialect};
-use chronus_osc::{OscMessage, OscType};
+use chronus_osc::{AddressPattern, OscMessage, OscType};
 
 /// What a control message asks for.
 pub enum Request {
     Status,
+    Version,
     Quit,
+    Notify(bool),
+    Sync(OscType),
+    KillWorker(Which),
     Command(Command),
+}
+
+#[derive(Clone, Copy)]
+pub enum Which {
+    Active,
+    Standby,
+}
+
+/// The voice parameters of the dialect, as they appear after `/mod/voiceN/`.
+const VOICE_PARAMS: [&str; 7] = [
+    "freq",
+    "amp",
+    "slide_time",
+    "adsr/attack",
+    "adsr/decay",
+    "adsr/sustain",
+    "adsr/release",
+];
+
+/// Every concrete audio address, for matching OSC address patterns against.
+pub fn namespace(num_voices: u8) -> Vec<String> {
+    (1..=num_voices)
+        .flat_map(|v| {
+            VOICE_PARAMS
+                .iter()
+                .map(move |p| format!("/mod/voice{v}/{p}"))
+                .chain(std::iter::once(format!("/gate/voice{v}")))
+        })
+        .collect()
 }
 
 /// Converts OSC arguments into the dialect's argument type.
@@ -27,15 +60,100 @@ pub fn dialect_args(args: &[OscType]) -> Result<Vec<dialect::Arg<'_>>, String> {
         .collect()
 }
 
-pub fn parse(message: &OscMessage, num_voices: u8) -> Result<Request, String> {
-    match message.addr.as_str() {
-        "/chronus/status" => Ok(Request::Status),
-        "/chronus/quit" => Ok(Request::Quit),
-        addr => {
+/// Parses one message. A pattern address expands to every audio address it matches.
+pub fn parse(
+    message: &OscMessage,
+    num_voices: u8,
+    namespace: &[String],
+) -> Result<Vec<Request>, String> {
+    let one = |r| Ok(vec![r]);
+    match (message.addr.as_str(), message.args.as_slice()) {
+        ("/chronus/status", _) => one(Request::Status),
+        ("/chronus/version", _) => one(Request::Version),
+        ("/chronus/quit", _) => one(Request::Quit),
+        ("/chronus/notify", [flag]) => match flag {
+            OscType::Int(v) => one(Request::Notify(*v != 0)),
+            OscType::Bool(v) => one(Request::Notify(*v)),
+            _ => Err("expected 1 or 0".into()),
+        },
+        ("/chronus/notify", _) => Err("expected one argument, 1 or 0".into()),
+        ("/chronus/sync", [id]) => one(Request::Sync(id.clone())),
+        ("/chronus/sync", _) => Err("expected one argument, an id".into()),
+        ("/chronus/kill_worker", [OscType::String(which)]) => match which.as_str() {
+            "active" => one(Request::KillWorker(Which::Active)),
+            "standby" => one(Request::KillWorker(Which::Standby)),
+            other => Err(format!(
+                "unknown worker `{other}` (expected active or standby)"
+            )),
+        },
+        ("/chronus/kill_worker", _) => Err("expected one string, active or standby".into()),
+        (addr, _) if chronus_osc::is_pattern(addr) => {
+            let pattern = AddressPattern::new(addr).map_err(|e| e.to_string())?;
+            let args = dialect_args(&message.args)?;
+            let matched: Vec<Request> = namespace
+                .iter()
+                .filter(|a| pattern.matches(a))
+                .map(|a| {
+                    dialect::parse(a, &args, num_voices)
+                        .map(Request::Command)
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<_, _>>()?;
+            if matched.is_empty() {
+                return Err("the pattern matches no address".into());
+            }
+            Ok(matched)
+        }
+        (addr, _) => {
             let args = dialect_args(&message.args)?;
             dialect::parse(addr, &args, num_voices)
-                .map(Request::Command)
+                .map(|c| vec![Request::Command(c)])
                 .map_err(|e| e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(addr: &str, args: Vec<OscType>) -> OscMessage {
+        OscMessage {
+            addr: addr.into(),
+            args,
+        }
+    }
+
+    #[test]
+    fn a_pattern_expands_to_every_matching_address() {
+        let ns = namespace(4);
+        let requests = parse(&msg("/gate/voice[1-3]", vec![OscType::Int(1)]), 4, &ns).unwrap();
+        assert_eq!(requests.len(), 3);
+        let requests = parse(
+            &msg("/mod/voice{2,4}/adsr/*", vec![OscType::Float(0.2)]),
+            4,
+            &ns,
+        )
+        .unwrap();
+        assert_eq!(requests.len(), 8);
+        assert!(parse(&msg("/mod/voice9?/freq", vec![OscType::Float(1.0)]), 4, &ns).is_err());
+    }
+
+    #[test]
+    fn system_requests_check_their_arguments() {
+        let ns = namespace(1);
+        assert!(parse(&msg("/chronus/notify", vec![]), 1, &ns).is_err());
+        assert!(
+            parse(
+                &msg("/chronus/kill_worker", vec![OscType::String("both".into())]),
+                1,
+                &ns
+            )
+            .is_err()
+        );
+        assert!(matches!(
+            parse(&msg("/chronus/notify", vec![OscType::Int(1)]), 1, &ns).unwrap()[..],
+            [Request::Notify(true)]
+        ));
     }
 }

@@ -130,6 +130,11 @@ impl Ledger {
         }
     }
 
+    /// The earliest record not yet played, if any.
+    pub fn oldest_unsettled(&self) -> Option<u64> {
+        self.unsettled.iter().map(|e| e.seq).min()
+    }
+
     /// The earliest record the supervisor still needs the log to hold a stamp for.
     pub fn oldest_unstamped(&self) -> Option<u64> {
         self.unsettled

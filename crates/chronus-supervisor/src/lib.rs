@@ -7,6 +7,7 @@
 
 mod control;
 mod ledger;
+mod limits;
 mod notify;
 mod process;
 pub mod score;
@@ -16,7 +17,9 @@ mod status;
 use chronus_audio::{BackendChoice, Output, OutputOptions};
 use chronus_config::Config;
 use chronus_dsp::Command;
-use chronus_osc::{Incoming, OscMessage, OscPacket, UdpEndpoint};
+use chronus_osc::{
+    Incoming, OscMessage, OscPacket, OscType, Peer, Replier, Subscribers, TcpEndpoint, UdpEndpoint,
+};
 use chronus_shm::{CMD_CAPACITY, Geometry, Region, SLOTS, futex_wake};
 use crossbeam_channel::{Receiver, Sender, select};
 use ledger::Ledger;
@@ -86,6 +89,11 @@ const LOCKSTEP_MATCHES: u32 = 2;
 const FADE_SECONDS: f32 = 0.05;
 const STOP_GRACE: Duration = Duration::from_millis(300);
 const BACKLOG_LIMIT: usize = 8192;
+const SUBSCRIBER_LIMIT: usize = 64;
+/// Messages a second one client may send; beyond it they are dropped and counted,
+/// so no sender can starve the control loop the audio depends on.
+const RATE_PER_CLIENT: f64 = 20_000.0;
+const RATE_BURST: f64 = 20_000.0;
 /// How often systemd's STATUS= line is refreshed.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// A worker that lived this long before faulting starts a fresh crash count.
@@ -106,6 +114,8 @@ struct Counters {
     osc_errors: u64,
     backlog_full: u64,
     osc_late: u64,
+    osc_rate_limited: u64,
+    osc_refused: u64,
 }
 
 enum Phase {
@@ -130,6 +140,16 @@ struct Supervisor {
     /// Commands waiting for room in the log, with the message they came from.
     backlog: VecDeque<Group>,
     osc: UdpEndpoint,
+    tcp: TcpEndpoint,
+    replier: Replier,
+    subscribers: Subscribers,
+    /// Every concrete audio address, for OSC address patterns.
+    namespace: Vec<String>,
+    rate: limits::RateLimiter,
+    /// `/chronus/sync` requests waiting for the commands before them to play.
+    syncs: Vec<(Peer, OscType, u64)>,
+    /// What subscribers were last told about each slot, and the underrun count.
+    announced: ([&'static str; SLOTS], u64),
     events: Sender<Event>,
     counters: Counters,
     started: Instant,
@@ -181,16 +201,24 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let region = Arc::new(region);
 
     let osc_addr = SocketAddr::new(config.osc.host, config.osc.port);
-    let osc = UdpEndpoint::bind(osc_addr, 4 << 20).map_err(|source| SupervisorError::OscBind {
+    let bind_err = |source| SupervisorError::OscBind {
         addr: osc_addr,
         source,
-    })?;
+    };
+    let osc = UdpEndpoint::bind(osc_addr, 4 << 20).map_err(bind_err)?;
+    let tcp = TcpEndpoint::bind(osc_addr).map_err(bind_err)?;
     let (osc_tx, osc_rx) = crossbeam_channel::bounded(4096);
-    osc.spawn_receiver(chronus_osc::Limits::default(), osc_tx)
-        .map_err(|source| SupervisorError::OscBind {
-            addr: osc_addr,
-            source,
-        })?;
+    let limits = chronus_osc::Limits::default();
+    osc.spawn_receiver(limits, osc_tx.clone())
+        .map_err(bind_err)?;
+    tcp.spawn_acceptor(limits, osc_tx).map_err(bind_err)?;
+    let replier = Replier::new().with_udp(&osc).with_tcp(&tcp);
+    if !config.osc.host.is_loopback() && config.osc.allow.is_empty() {
+        tracing::warn!(
+            host = %config.osc.host,
+            "OSC is reachable beyond this machine and osc.allow (CHRONUS_OSC_ALLOW) is empty: any sender can control the daemon"
+        );
+    }
 
     let journal = match &config.journal {
         Some(path) => Some(
@@ -204,6 +232,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         None => None,
     };
     let now = Instant::now();
+    let namespace = control::namespace(config.engine.num_voices);
     let mut sup = Supervisor {
         ledger: Ledger::new(config.engine.num_voices, journal),
         config,
@@ -213,6 +242,13 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         slots: std::array::from_fn(|_| Slot::new(now)),
         backlog: VecDeque::new(),
         osc,
+        tcp,
+        replier,
+        subscribers: Subscribers::new(SUBSCRIBER_LIMIT),
+        namespace,
+        rate: limits::RateLimiter::new(RATE_PER_CLIENT, RATE_BURST),
+        syncs: Vec::new(),
+        announced: (["starting"; SLOTS], 0),
         events: events_tx,
         counters: Counters::default(),
         started: now,
@@ -236,6 +272,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
 
     let result = sup.event_loop(&events_rx, &osc_rx, &output);
     sup.osc.shutdown();
+    sup.tcp.shutdown();
     match output.finish() {
         Ok(Some(frames)) => tracing::info!(frames, "recording finalized"),
         Ok(None) => {}
@@ -458,6 +495,10 @@ impl Supervisor {
         {
             clock.active_slot.store(next as u32, Ordering::Release);
             self.counters.failovers += 1;
+            self.broadcast(chronus_osc::message(
+                "/chronus/failover",
+                vec![OscType::Int(slot as i32), OscType::Int(next as i32)],
+            ));
         }
         self.refresh_readable();
         self.region
@@ -591,10 +632,12 @@ impl Supervisor {
         self.restore();
         self.refresh_readable();
         self.flush_backlog();
-        let header = self.region.header();
+        let region = self.region.clone();
+        let header = region.header();
         let play = header.clock.play_frame.load(Ordering::Acquire);
         self.ledger.observe_stamps(&self.region.log());
         self.ledger.settle(play);
+        self.announce();
         match self.phase {
             Phase::Starting { since } => {
                 let lockstep = self
@@ -887,11 +930,11 @@ impl Supervisor {
     /// The frame a bundle's timetag names, through the device clock: the frame
     /// being handed to the device at that moment. `None` for "immediately".
     fn timetag_frame(&self, time: chronus_osc::OscTime) -> Option<u64> {
-        if (time.seconds, time.fractional) == (0, 1) {
+        if chronus_osc::is_immediate(time) {
             return None;
         }
         let (anchor_frame, anchor_ns) = self.region.header().anchor.get()?;
-        let target = timetag_to_system_time(time)?;
+        let target = chronus_osc::timetag_to_system_time(time)?;
         let now_sys = std::time::SystemTime::now();
         let now_ns = chronus_shm::monotonic_ns() as i128;
         let offset_ns = match target.duration_since(now_sys) {
@@ -906,6 +949,7 @@ impl Supervisor {
     fn begin_stop(&mut self) {
         self.notifier.stopping();
         self.osc.shutdown();
+        self.tcp.shutdown();
         let now = Instant::now();
         if self.region.header().clock.running.load(Ordering::Acquire) == 0 {
             self.phase = Phase::Stopping {
@@ -1004,19 +1048,31 @@ impl Supervisor {
         if matches!(self.phase, Phase::Stopping { .. }) {
             return;
         }
+        let peer = incoming.peer;
+        let ip = peer.addr().ip();
+        if !self.config.osc.allow.is_empty()
+            && !self.config.osc.allow.iter().any(|net| net.contains(ip))
+        {
+            self.counters.osc_refused += 1;
+            return;
+        }
+        if !self.rate.admit(ip, Instant::now()) {
+            self.counters.osc_rate_limited += 1;
+            return;
+        }
         match incoming.packet {
             Err(e) => {
                 self.counters.osc_errors += 1;
-                self.reply(incoming.from, chronus_osc::fail("", &e.to_string()));
+                self.reply(&peer, chronus_osc::fail("", &e.to_string()));
             }
-            Ok(OscPacket::Message(message)) => self.on_messages(incoming.from, None, vec![message]),
-            Ok(OscPacket::Bundle(bundle)) => self.on_bundle(incoming.from, bundle),
+            Ok(OscPacket::Message(message)) => self.on_messages(peer, None, vec![message]),
+            Ok(OscPacket::Bundle(bundle)) => self.on_bundle(peer, bundle),
         }
     }
 
     /// A bundle's messages take effect together at its timetag's frame; nested
     /// bundles carry their own timetags.
-    fn on_bundle(&mut self, from: SocketAddr, bundle: chronus_osc::OscBundle) {
+    fn on_bundle(&mut self, from: Peer, bundle: chronus_osc::OscBundle) {
         let mut min_frame = self.timetag_frame(bundle.timetag);
         let frontier = self.region.header().frontier.frame.load(Ordering::Acquire);
         if let Some(frame) = min_frame
@@ -1025,7 +1081,10 @@ impl Supervisor {
             // Too late to be sample-accurate: run at once, and say so.
             self.counters.osc_late += 1;
             let late_s = (frontier - frame) as f64 / f64::from(self.config.audio.sample_rate);
-            tracing::debug!(%from, late_s, "late bundle");
+            self.broadcast(chronus_osc::message(
+                chronus_osc::LATE_ADDR,
+                vec![OscType::Float(late_s as f32)],
+            ));
             min_frame = None;
         }
         let mut messages = Vec::new();
@@ -1040,28 +1099,31 @@ impl Supervisor {
 
     /// Handles messages that arrived together: system requests at once, audio
     /// commands as one group.
-    fn on_messages(&mut self, from: SocketAddr, min_frame: Option<u64>, messages: Vec<OscMessage>) {
+    fn on_messages(&mut self, from: Peer, min_frame: Option<u64>, messages: Vec<OscMessage>) {
         let mut group = Group {
             min_frame: min_frame.unwrap_or(0),
             commands: Vec::new(),
         };
         for message in messages {
-            match control::parse(&message, self.config.engine.num_voices) {
-                Ok(control::Request::Status) => {
-                    let reply = status::reply(self);
-                    self.reply(from, reply);
-                }
-                Ok(control::Request::Quit) => {
-                    tracing::info!(%from, "stopping on /chronus/quit");
-                    self.begin_stop();
-                    return;
-                }
-                Ok(control::Request::Command(command)) => {
-                    group.commands.push((command, Some(message)))
-                }
-                Err(reason) => {
-                    self.counters.osc_errors += 1;
-                    self.reply(from, chronus_osc::fail(&message.addr, &reason));
+            let requests =
+                match control::parse(&message, self.config.engine.num_voices, &self.namespace) {
+                    Ok(requests) => requests,
+                    Err(reason) => {
+                        self.counters.osc_errors += 1;
+                        self.reply(&from, chronus_osc::fail(&message.addr, &reason));
+                        continue;
+                    }
+                };
+            for request in requests {
+                match request {
+                    control::Request::Command(command) => {
+                        group.commands.push((command, Some(message.clone())))
+                    }
+                    other => {
+                        if self.on_system(from, &message, other) {
+                            return;
+                        }
+                    }
                 }
             }
         }
@@ -1075,24 +1137,160 @@ impl Supervisor {
             .collect();
         if let Err(reason) = self.submit(group) {
             for addr in addresses {
-                self.reply(from, chronus_osc::fail(&addr, reason));
+                self.reply(&from, chronus_osc::fail(&addr, reason));
             }
         }
     }
 
-    fn reply(&self, to: SocketAddr, packet: OscPacket) {
-        if let Err(e) = self.osc.send(to, &packet) {
+    /// The `/chronus/*` namespace. Returns true when the daemon is stopping.
+    fn on_system(&mut self, from: Peer, message: &OscMessage, request: control::Request) -> bool {
+        match request {
+            control::Request::Status => {
+                let reply = status::reply(self);
+                self.reply(&from, reply);
+            }
+            control::Request::Version => self.reply(
+                &from,
+                chronus_osc::message(
+                    chronus_osc::VERSION_REPLY_ADDR,
+                    vec![OscType::String(env!("CARGO_PKG_VERSION").into())],
+                ),
+            ),
+            control::Request::Notify(on) => {
+                let result = if on {
+                    self.subscribers.subscribe(from).map(|_| ())
+                } else {
+                    self.subscribers.unsubscribe(&from);
+                    Ok(())
+                };
+                match result {
+                    Ok(()) => {
+                        self.reply(&from, chronus_osc::done(chronus_osc::NOTIFY_ADDR, vec![]))
+                    }
+                    Err(e) => self.reply(
+                        &from,
+                        chronus_osc::fail(chronus_osc::NOTIFY_ADDR, &e.to_string()),
+                    ),
+                }
+            }
+            control::Request::Sync(id) => {
+                // Every command accepted before this one, published or still queued.
+                let queued: usize = self.backlog.iter().map(|g| g.commands.len()).sum();
+                let through = self.region.log().tail() + queued as u64;
+                self.syncs.push((from, id, through));
+            }
+            control::Request::KillWorker(which) => {
+                let active = self
+                    .region
+                    .header()
+                    .clock
+                    .active_slot
+                    .load(Ordering::Relaxed) as usize;
+                let slot = match which {
+                    control::Which::Active => active,
+                    control::Which::Standby => (0..SLOTS).find(|&i| i != active).unwrap_or(active),
+                };
+                match self.slots[slot].state.pid() {
+                    Some(pid) => {
+                        tracing::info!(slot, pid, "killing a worker on request (drill)");
+                        process::signal(pid, Signal::SIGKILL);
+                        self.reply(
+                            &from,
+                            chronus_osc::done(
+                                chronus_osc::KILL_WORKER_ADDR,
+                                vec![OscType::Int(pid as i32)],
+                            ),
+                        );
+                    }
+                    None => self.reply(
+                        &from,
+                        chronus_osc::fail(&message.addr, "that slot has no worker right now"),
+                    ),
+                }
+            }
+            control::Request::Quit => {
+                // Only from this machine, or from a sender the allowlist names.
+                let ip = from.addr().ip();
+                if ip.is_loopback() || self.config.osc.allow.iter().any(|net| net.contains(ip)) {
+                    tracing::info!(%from, "stopping on /chronus/quit");
+                    self.begin_stop();
+                    return true;
+                }
+                self.reply(
+                    &from,
+                    chronus_osc::fail(
+                        &message.addr,
+                        "quit is accepted only from this machine or from osc.allow",
+                    ),
+                );
+            }
+            control::Request::Command(_) => unreachable!("commands are grouped by the caller"),
+        }
+        false
+    }
+
+    fn reply(&self, to: &Peer, packet: OscPacket) {
+        if let Err(e) = self.replier.send(to, &packet) {
             tracing::debug!(%to, error = %e, "cannot send OSC reply");
         }
     }
-}
 
-/// OSC timetags count seconds since 1900 (NTP), with a 32-bit fraction.
-fn timetag_to_system_time(time: chronus_osc::OscTime) -> Option<std::time::SystemTime> {
-    const NTP_TO_UNIX: u64 = 2_208_988_800;
-    let seconds = u64::from(time.seconds).checked_sub(NTP_TO_UNIX)?;
-    let nanos = (u64::from(time.fractional) * 1_000_000_000) >> 32;
-    Some(std::time::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_nanos(nanos))
+    /// Pushes an event to every `/chronus/notify` subscriber.
+    fn broadcast(&mut self, event: OscPacket) {
+        if !self.subscribers.is_empty() {
+            self.subscribers.broadcast(&self.replier, &event);
+        }
+    }
+
+    /// Tells subscribers what changed since the last tick, and answers syncs
+    /// whose commands have all been played.
+    fn announce(&mut self) {
+        for slot in 0..SLOTS {
+            let state = self.slots[slot].state;
+            if self.announced.0[slot] != state.name() {
+                self.announced.0[slot] = state.name();
+                let pid = state.pid().unwrap_or(0) as i32;
+                self.broadcast(chronus_osc::message(
+                    "/chronus/worker",
+                    vec![
+                        OscType::Int(slot as i32),
+                        OscType::Int(pid),
+                        OscType::String(state.name().into()),
+                    ],
+                ));
+            }
+        }
+        let underrun = self
+            .region
+            .header()
+            .clock
+            .underrun_frames
+            .load(Ordering::Relaxed);
+        if underrun != self.announced.1 {
+            let new = underrun - self.announced.1;
+            self.announced.1 = underrun;
+            self.broadcast(chronus_osc::message(
+                "/chronus/underrun",
+                vec![OscType::Long(new as i64)],
+            ));
+        }
+        let settled_below = self
+            .ledger
+            .oldest_unsettled()
+            .unwrap_or(self.region.log().tail());
+        // Queued commands get sequence numbers at or past the tail, so this also
+        // waits for them.
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.syncs)
+            .into_iter()
+            .partition(|(_, _, through)| settled_below >= *through);
+        self.syncs = waiting;
+        for (peer, id, _) in done {
+            self.reply(
+                &peer,
+                chronus_osc::message(chronus_osc::SYNCED_ADDR, vec![id]),
+            );
+        }
+    }
 }
 
 /// Commands published together: one frame for all of them.

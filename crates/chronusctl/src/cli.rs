@@ -3,7 +3,12 @@
 use clap::{Parser, Subcommand};
 
 use crate::connection::Connection;
+use crate::kill_worker::KillWorkerArgs;
+use crate::send::SendArgs;
+use crate::set::SetArgs;
 use crate::status::StatusArgs;
+use crate::sync::SyncArgs;
+use crate::watch::WatchArgs;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Control a running chronusd over OSC")]
@@ -18,4 +23,14 @@ pub struct Cli {
 pub enum Command {
     /// Print the daemon's live status.
     Status(StatusArgs),
+    /// Send one message; prints nothing if chronusd takes it, exits 65 if it refuses.
+    Set(SetArgs),
+    /// Subscribe to events (/chronus/notify) and print them, one per line, until Ctrl-C.
+    Watch(WatchArgs),
+    /// Wait until every command sent before has reached the audio.
+    Sync(SyncArgs),
+    /// Play a score file (int32 length-prefixed bundles, timetags in seconds from its start).
+    Send(SendArgs),
+    /// Failover drill: SIGKILL the active or the standby worker; prints its pid.
+    KillWorker(KillWorkerArgs),
 }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 pub const USAGE: u8 = 64;
 /// chronusd understood the request and refused it (`/chronus/fail`).
 pub const DATAERR: u8 = 65;
+/// An input file (a score) could not be read.
+pub const NOINPUT: u8 = 66;
 /// `--host` did not resolve.
 pub const NOHOST: u8 = 68;
 /// No reply: chronusd is not running, not listening there, or too slow.

@@ -6,7 +6,13 @@
 mod cli;
 mod connection;
 mod failure;
+mod kill_worker;
+mod send;
+mod set;
 mod status;
+mod sync;
+mod values;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -21,6 +27,11 @@ fn main() -> ExitCode {
     };
     let outcome = match &cli.command {
         Command::Status(args) => status::run(&cli.connection, args),
+        Command::Set(args) => set::run(&cli.connection, args),
+        Command::Watch(args) => watch::run(&cli.connection, args),
+        Command::Sync(args) => sync::run(&cli.connection, args),
+        Command::Send(args) => send::run(&cli.connection, args),
+        Command::KillWorker(args) => kill_worker::run(&cli.connection, args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,53 @@
+//! `chronusctl set <address> <args...>`: send one message; silence means it was taken.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use chronus_osc::{OscType, RequestError, message};
+use clap::Args;
+
+use crate::connection::{self, Connection};
+use crate::failure::{self, Failure};
+use crate::values;
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    /// Type letters for the arguments, one each (i h f d s c T F); without it each is
+    /// typed by its form: 3 is an int, 0.5 a float, true/false a bool, anything else a
+    /// string. Options go before the address.
+    #[arg(long)]
+    types: Option<String>,
+    /// How long to listen for a /chronus/fail refusal, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    wait_ms: u64,
+    /// The OSC address, such as /voice/1/gain (patterns are allowed).
+    address: String,
+    /// The arguments.
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+    args: Vec<String>,
+}
+
+pub fn run(connection: &Connection, args: &SetArgs) -> Result<(), Failure> {
+    if !args.address.starts_with('/') {
+        return Err(Failure::new(
+            failure::USAGE,
+            anyhow!("address {:?} must start with '/'", args.address),
+        ));
+    }
+    let osc_args: Vec<OscType> = match &args.types {
+        Some(types) => {
+            values::typed(types, &args.args).map_err(|e| Failure::new(failure::USAGE, e))?
+        }
+        None => args.args.iter().map(|w| values::infer(w)).collect(),
+    };
+    let mut client = connection.connect()?;
+    client
+        .send(&message(&args.address, osc_args))
+        .map_err(connection::failure)?;
+    // The daemon answers only refusals; hearing nothing for a while means it was taken.
+    match client.wait_for(Duration::from_millis(args.wait_ms), |_| false) {
+        Err(RequestError::Timeout { .. }) => Ok(()),
+        Err(error) => Err(connection::failure(error)),
+        Ok(_) => Ok(()),
+    }
+}
