@@ -489,7 +489,7 @@ impl Supervisor {
         };
         s.restore_since = Some(at);
         let clock = &self.region.header().clock;
-        if clock.active_slot.load(Ordering::Relaxed) as usize == slot
+        if self.active_slot() == slot
             && let Some(next) =
                 (0..SLOTS).find(|&i| matches!(self.slots[i].state, State::Lockstep { .. }))
         {
@@ -839,12 +839,7 @@ impl Supervisor {
     /// Two slots disagree on a block: keep the active one, replace the other.
     fn diverged(&mut self, frame: u64) {
         self.counters.divergences += 1;
-        let active = self
-            .region
-            .header()
-            .clock
-            .active_slot
-            .load(Ordering::Relaxed) as usize;
+        let active = self.active_slot();
         let victim = (0..SLOTS).find(|&i| i != active && self.slots[i].state.pid().is_some());
         tracing::error!(
             frame,
@@ -976,10 +971,19 @@ impl Supervisor {
         };
     }
 
+    /// The slot the callback reads first.
+    fn active_slot(&self) -> usize {
+        self.region
+            .header()
+            .clock
+            .active_slot
+            .load(Ordering::Relaxed) as usize
+    }
+
     /// systemd's STATUS= line: the live state in words.
     fn status_words(&self) -> String {
         let clock = &self.region.header().clock;
-        let active = clock.active_slot.load(Ordering::Relaxed) as usize;
+        let active = self.active_slot();
         let standby = (0..SLOTS).find(|&i| i != active).unwrap_or(active);
         format!(
             "playing via {}; active slot {active}; standby slot {standby} {}; {} failovers; {} underrun frames",
@@ -1180,12 +1184,7 @@ impl Supervisor {
                 self.syncs.push((from, id, through));
             }
             control::Request::KillWorker(which) => {
-                let active = self
-                    .region
-                    .header()
-                    .clock
-                    .active_slot
-                    .load(Ordering::Relaxed) as usize;
+                let active = self.active_slot();
                 let slot = match which {
                     control::Which::Active => active,
                     control::Which::Standby => (0..SLOTS).find(|&i| i != active).unwrap_or(active),
