@@ -76,15 +76,40 @@ impl Recording {
     }
 }
 
-fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A port free for both UDP and TCP on 127.0.0.1 (chronusd binds both on the OSC port).
+pub fn free_osc_port() -> Result<u16> {
+    for _ in 0..50 {
+        let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no port free for both UDP and TCP after 50 tries")
+}
+
+/// One `/chronus/status` request to the daemon listening on `osc`, or `None` when
+/// no reply came within 500 ms.
+pub fn query_status(osc: SocketAddr) -> Option<Status> {
+    let packet = OscPacket::Message(OscMessage {
+        addr: chronus_osc::STATUS_ADDR.into(),
+        args: vec![],
+    });
+    let reply = chronus_osc::request(
+        osc,
+        &packet,
+        chronus_osc::STATUS_REPLY_ADDR,
+        Duration::from_millis(500),
+    )
+    .ok()?;
+    let pairs = chronus_osc::status_pairs(&reply).ok()?;
+    Some(Status(pairs.into_iter().collect()))
 }
 
 impl Daemon {
     /// Starts `exe` on the null backend with an environment that is clean except for
     /// `PATH`, and waits until audio runs with both slots in lockstep.
     pub fn start(exe: &Path, dir: &Path, recording: Option<&Recording>) -> Result<Daemon> {
-        let port = free_udp_port()?;
+        let port = free_osc_port()?;
         let log = dir.join("chronusd.log");
         let mut cmd = Command::new(exe);
         cmd.env_clear()
@@ -130,19 +155,7 @@ impl Daemon {
     }
 
     pub fn try_status(&self) -> Option<Status> {
-        let packet = OscPacket::Message(OscMessage {
-            addr: chronus_osc::STATUS_ADDR.into(),
-            args: vec![],
-        });
-        let reply = chronus_osc::request(
-            self.osc,
-            &packet,
-            chronus_osc::STATUS_REPLY_ADDR,
-            Duration::from_millis(500),
-        )
-        .ok()?;
-        let pairs = chronus_osc::status_pairs(&reply).ok()?;
-        Some(Status(pairs.into_iter().collect()))
+        query_status(self.osc)
     }
 
     pub fn status(&mut self) -> Result<Status> {

@@ -2,27 +2,33 @@
 //!
 //! It starts the daemon itself (null backend, clean environment), kills the active
 //! worker over and over, proves the recording bit-identical to an offline render of
-//! the journal, then measures a fresh daemon's CPU and memory in steady state.
-//! Progress goes to stderr, the report to stdout.
+//! the journal, then measures a fresh daemon's CPU and memory in steady state
+//! (`failover`, the default). `lifecycle` starts and stops it over and over, timing
+//! spawn → `READY=1` and SIGTERM → exit. Progress goes to stderr, the report to stdout.
 
 mod daemon;
 mod failover;
+mod lifecycle;
 mod machine;
 mod report;
 mod steady;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
-use std::path::PathBuf;
+use clap::{Parser, ValueEnum};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
     name = "chronus-bench",
-    about = "Benchmarks the real chronusd: failover, integrity, callback time, CPU and memory"
+    about = "Benchmarks the real chronusd: failover, integrity, callback time, CPU and memory; \
+             startup and shutdown"
 )]
 struct Args {
-    /// SIGKILLs of the active worker (0 skips the failover run).
+    /// What to measure: each prints its own BENCHMARKS.md section.
+    #[arg(value_enum, default_value_t = Area::Failover)]
+    area: Area,
+    /// Failover: SIGKILLs of the active worker (0 skips the kill run).
     #[arg(long, default_value_t = 1000)]
     kills: usize,
     /// The chronusd binary (default: `chronusd` next to this binary).
@@ -31,12 +37,18 @@ struct Args {
     /// Interval between status requests while waiting, in milliseconds.
     #[arg(long, default_value_t = 2)]
     poll_ms: u64,
-    /// Steady-state warm-up before the CPU window, in seconds.
+    /// Failover: steady-state warm-up before the CPU window, in seconds.
     #[arg(long, default_value_t = 2.0)]
     warmup_s: f64,
-    /// Length of the steady-state CPU window, in seconds (0 skips it).
+    /// Failover: length of the steady-state CPU window, in seconds (0 skips it).
     #[arg(long, default_value_t = 10.0)]
     cpu_s: f64,
+    /// Start/stop cycles of the lifecycle benchmark.
+    #[arg(long, default_value_t = 50)]
+    cycles: usize,
+    /// Lifecycle: time from receiving READY=1 to sending SIGTERM, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    settle_ms: u64,
     /// Scratch directory (default: a fresh one under the temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -50,6 +62,16 @@ struct Args {
     /// The source revision chronusd was built from (scripts/bench sets it).
     #[arg(long, hide = true)]
     revision: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Area {
+    /// Kills of the active worker, integrity, callback time, CPU and memory.
+    Failover,
+    /// Start/stop cycles: spawn → READY=1, SIGTERM → exit.
+    Lifecycle,
+    /// Failover, then lifecycle.
+    All,
 }
 
 fn main() {
@@ -94,13 +116,37 @@ fn run(args: &Args) -> Result<String> {
         .invoked_as
         .clone()
         .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
+    let mut report = String::new();
+    if matches!(args.area, Area::Failover | Area::All) {
+        report += &run_failover(args, &exe, &subdir, &ctx_command)?;
+    }
+    if matches!(args.area, Area::Lifecycle | Area::All) {
+        if !report.is_empty() {
+            report.push('\n');
+        }
+        report += &run_lifecycle(args, &exe, &subdir, &ctx_command)?;
+    }
+    if args.keep || args.dir.is_some() {
+        eprintln!("chronus-bench: kept {}", dir.display());
+    } else {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(report)
+}
+
+fn run_failover(
+    args: &Args,
+    exe: &Path,
+    subdir: &dyn Fn(&str) -> Result<PathBuf>,
+    ctx_command: &str,
+) -> Result<String> {
     let date = machine::utc_now();
     let load_start = machine::loadavg();
     let poll = Duration::from_millis(args.poll_ms);
 
     let failover = if args.kills > 0 {
         eprintln!("chronus-bench: {} kills of the active worker", args.kills);
-        Some(failover::run(&exe, &subdir("failover")?, args.kills, poll)?)
+        Some(failover::run(exe, &subdir("failover")?, args.kills, poll)?)
     } else {
         None
     };
@@ -110,18 +156,12 @@ fn run(args: &Args) -> Result<String> {
         let window = Duration::from_secs_f64(args.cpu_s);
         for (name, recording) in [("steady-recording", true), ("steady-plain", false)] {
             eprintln!("chronus-bench: steady state ({name}), {:?} window", window);
-            steady.push(steady::run(
-                &exe,
-                &subdir(name)?,
-                recording,
-                warmup,
-                window,
-            )?);
+            steady.push(steady::run(exe, &subdir(name)?, recording, warmup, window)?);
         }
     }
 
     let ctx = report::Context {
-        command: ctx_command,
+        command: ctx_command.to_owned(),
         machine: machine::Machine::describe(),
         date,
         load_start,
@@ -129,11 +169,32 @@ fn run(args: &Args) -> Result<String> {
         poll_ms: args.poll_ms,
         revision: args.revision.clone(),
     };
-    let report = report::render(&ctx, failover.as_ref(), &steady);
-    if args.keep || args.dir.is_some() {
-        eprintln!("chronus-bench: kept {}", dir.display());
-    } else {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    Ok(report)
+    Ok(report::render(&ctx, failover.as_ref(), &steady))
+}
+
+fn run_lifecycle(
+    args: &Args,
+    exe: &Path,
+    subdir: &dyn Fn(&str) -> Result<PathBuf>,
+    ctx_command: &str,
+) -> Result<String> {
+    let date = machine::utc_now();
+    let load_start = machine::loadavg();
+    eprintln!("chronus-bench: {} start/stop cycles", args.cycles);
+    let run = lifecycle::run(
+        exe,
+        &subdir("lifecycle")?,
+        args.cycles,
+        Duration::from_millis(args.settle_ms),
+    )?;
+    let ctx = report::Context {
+        command: ctx_command.to_owned(),
+        machine: machine::Machine::describe(),
+        date,
+        load_start,
+        load_end: machine::loadavg(),
+        poll_ms: args.poll_ms,
+        revision: args.revision.clone(),
+    };
+    Ok(report::render_lifecycle(&ctx, &run))
 }
