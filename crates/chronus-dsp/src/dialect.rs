@@ -1,18 +1,37 @@
 //! The OSC control dialect of the Python "Music Chronus" engine this replaces,
 //! translated into [`Command`]s.
 //!
-//! Accepted (N is 1-based):
-//! - `/mod/voiceN/freq` (Hz), `/mod/voiceN/amp`, `/mod/voiceN/slide_time` (s)
-//! - `/mod/voiceN/adsr/attack|decay|sustain|release` (s; sustain is a level)
-//! - `/gate/voiceN` with a number (open when > 0), a bool, or "on"/"off"
-//! - voice1 aliases: `/mod/sine1/freq`, `/mod/adsr1/<stage>`, `/gate/adsr1`, `/gate/1`
+//! Accepted (N is 1-based; ranges and defaults are in [`crate::schema`]):
+//! - `/mod/voiceN/freq|amp|slide_time|osc/type|filter/freq|filter/q|send/reverb|send/delay`
+//!   and `/mod/voiceN/adsr/attack|decay|sustain|release` (seconds; sustain is a level)
+//! - `/gate/voiceN` with a number (open when > 0), a bool, or "on"/"off";
+//!   `/gate/acid1` gates voice2 (whose gate also triggers the acid envelope)
+//! - `/mod/acid1/cutoff|res|env_amount|decay|drive|mix|vol_comp|accent`,
+//!   `/mod/dist1/drive|mix|tone`, `/mod/reverb1/mix|room|damp`,
+//!   `/mod/delay1/time|feedback|mix|lowcut|highcut`, `/mod/lfo1|lfo2/rate|depth`
+//! - voice1 aliases: `/mod/sine1/freq`, `/mod/filter1/freq|q`, `/mod/adsr1/<stage>`,
+//!   `/gate/adsr1`, `/gate/1`
+//! - the older single-voice dialect, on voice1: `/mod/sine/freq|gain`,
+//!   `/mod/filter/cutoff|q`, `/mod/adsr/<stage>` (attack, decay and release in
+//!   MILLISECONDS there), `/gate/adsr`, `/engine/freq`; and `/engine/gain`
+//!   (master gain, reached over 20 ms)
+//! - `/engine/start` and `/engine/stop`: fade the master in or out over 20 ms
+//!   (the sequencer keeps time meanwhile)
+//! - the sequencer: `/seq/add track voice pattern [base_freq] [filter_freq] [notes]`
+//!   (any of the optional ones also as `key=value`, plus `gate=fraction`),
+//!   `/seq/remove track`, `/seq/clear`, `/seq/start`, `/seq/stop`, `/seq/bpm`,
+//!   `/seq/swing`, `/seq/gate_length` (fraction of a step, for tracks without
+//!   their own), `/seq/update/pattern track pattern`, `/seq/update/notes track notes`
 //!
 //! Numbers may be ints or floats and are clamped into range, so a valid message
-//! is never dropped; anything else is a [`DialectError`].
+//! is never dropped; anything else is a [`DialectError`]. Addresses that only
+//! ask for a reply (status, schema, patterns, recording, visualisation) are the
+//! supervisor's: they get [`DialectError::NotForEngine`], so it can route them.
 
 use thiserror::Error;
 
-use crate::command::{Command, VoiceParam};
+use crate::command::{Command, Control, GATE_LENGTH, MASTER_GAIN, VoiceParam};
+use crate::seq::{Notes, Pattern, SeqError, Track, TrackName};
 
 /// One OSC argument, as decoded by the OSC layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,11 +53,27 @@ impl Arg<'_> {
     }
 }
 
-const ACCEPTED_ADDRESSES: &str = "/mod/voiceN/freq|amp|slide_time, \
-    /mod/voiceN/adsr/attack|decay|sustain|release, /gate/voiceN, \
-    and for voice1 /mod/sine1/freq, /mod/adsr1/<stage>, /gate/adsr1, /gate/1";
+const ACCEPTED_ADDRESSES: &str = "/mod/voiceN/freq|amp|slide_time|osc/type|filter/freq|\
+    filter/q|send/reverb|send/delay, /mod/voiceN/adsr/attack|decay|sustain|release, \
+    /gate/voiceN, /mod/acid1/cutoff|res|env_amount|decay|drive|mix|vol_comp|accent, \
+    /gate/acid1, /mod/dist1/drive|mix|tone, /mod/reverb1/mix|room|damp, \
+    /mod/delay1/time|feedback|mix|lowcut|highcut, /mod/lfo1|lfo2/rate|depth, \
+    /seq/add|remove|clear|start|stop|bpm|swing|gate_length, /seq/update/pattern|notes, \
+    /engine/start|stop|freq|gain, and for voice1 /mod/sine1/freq, /mod/filter1/freq|q, \
+    /mod/adsr1/<stage>, /gate/adsr1, /gate/1, /mod/sine/freq|gain, /mod/filter/cutoff|q, \
+    /mod/adsr/<stage> (ms), /gate/adsr";
 const ONE_NUMBER: &str = "one number";
 const GATE_VALUE: &str = "one number, bool or \"on\"/\"off\"";
+const SEQ_ADD_ARGS: &str = "track, voice, pattern, then optionally base_freq, filter_freq, \
+    notes (positional or key=value) and gate=fraction";
+const TRACK_ARG: &str = "a track name";
+const TRACK_AND_PATTERN: &str = "a track name and a pattern";
+const TRACK_AND_NOTES: &str = "a track name and notes";
+const TRACK_KEYS: &str = "base_freq, filter_freq, notes, gate";
+
+/// The master fade `/engine/start`, `/engine/stop` and `/engine/gain` make,
+/// short enough to feel immediate, long enough not to click.
+const ENGINE_FADE_SECONDS: f32 = 0.02;
 
 /// Why a message was rejected; the message names the address, what was wrong
 /// and what is accepted.
@@ -46,6 +81,10 @@ const GATE_VALUE: &str = "one number, bool or \"on\"/\"off\"";
 pub enum DialectError {
     #[error("{address}: unknown address (accepted: {ACCEPTED_ADDRESSES})")]
     UnknownAddress { address: String },
+    /// Status, schema, pattern, recording and visualisation requests: they
+    /// change nothing the engine plays, so the supervisor answers them.
+    #[error("{address}: answered by the supervisor, not an engine command")]
+    NotForEngine { address: String },
     #[error("{address}: no such voice ({})", voice_range(*.num_voices))]
     NoSuchVoice { address: String, num_voices: u8 },
     #[error("{address}: expected {expected}, got {got}")]
@@ -64,6 +103,18 @@ pub enum DialectError {
     NotFinite { address: String, value: f64 },
     #[error("{address}: gate value \"{value}\" is not \"on\" or \"off\"")]
     GateWord { address: String, value: String },
+    #[error("{address}: {source}")]
+    Seq { address: String, source: SeqError },
+    #[error("{address}: voice \"{value}\" is not voiceN or a voice number")]
+    VoiceName { address: String, value: String },
+    #[error("{address}: {what} \"{value}\" is not a number")]
+    NotANumber {
+        address: String,
+        what: &'static str,
+        value: String,
+    },
+    #[error("{address}: unknown track field \"{key}\" (accepted: {TRACK_KEYS})")]
+    TrackKey { address: String, key: String },
 }
 
 fn voice_range(num_voices: u8) -> String {
@@ -74,59 +125,349 @@ fn voice_range(num_voices: u8) -> String {
     }
 }
 
-/// What an address refers to; voices are 0-based.
-enum Target {
-    Param(u8, VoiceParam),
-    Gate(u8),
-}
-
 /// Translates one OSC message for an engine with `num_voices` voices.
 pub fn parse(address: &str, args: &[Arg<'_>], num_voices: u8) -> Result<Command, DialectError> {
-    match route(address, num_voices)? {
-        Target::Param(voice, param) => Ok(Command::SetVoice {
-            voice,
-            param,
-            value: param.bounds().clamp_f64(one_number(address, args)?),
+    let m = Message {
+        address,
+        args,
+        num_voices,
+    };
+    if is_supervisors(address) {
+        return Err(DialectError::NotForEngine {
+            address: address.to_owned(),
+        });
+    }
+    if let Some(control) = Control::from_address(address) {
+        return Ok(Command::Set {
+            control,
+            value: control.bounds().clamp_f64(m.one_number()?),
+        });
+    }
+    let Some(path) = address.strip_prefix('/') else {
+        return Err(m.unknown());
+    };
+    match path.split_once('/') {
+        Some(("mod", rest)) => m.module(rest),
+        Some(("gate", name)) => Ok(Command::Gate {
+            voice: m.gate_target(name)?,
+            on: m.gate_value()?,
         }),
-        Target::Gate(voice) => Ok(Command::Gate {
-            voice,
-            on: gate_value(address, args)?,
-        }),
+        Some(("seq", rest)) => m.sequencer(rest),
+        Some(("engine", rest)) => m.engine(rest),
+        _ => Err(m.unknown()),
     }
 }
 
-fn route(address: &str, num_voices: u8) -> Result<Target, DialectError> {
-    let unknown = || DialectError::UnknownAddress {
-        address: address.to_owned(),
-    };
-    let voice = |name: &str| voice_index(address, name, num_voices)?.ok_or_else(unknown);
-    let parts: Vec<&str> = address
-        .strip_prefix('/')
-        .ok_or_else(unknown)?
-        .split('/')
-        .collect();
-    match parts.as_slice() {
-        ["mod", "sine1", "freq"] => Ok(Target::Param(voice("voice1")?, VoiceParam::Freq)),
-        ["mod", "adsr1", stage] => {
-            let param = stage_param(stage).ok_or_else(unknown)?;
-            Ok(Target::Param(voice("voice1")?, param))
+/// Requests that only need a reply.
+fn is_supervisors(address: &str) -> bool {
+    matches!(
+        address,
+        "/seq/status" | "/engine/status" | "/engine/list" | "/engine/schema"
+    ) || ["/engine/record/", "/pattern/", "/viz/"]
+        .iter()
+        .any(|prefix| address.starts_with(prefix))
+}
+
+/// The message being translated.
+struct Message<'m, 'a> {
+    address: &'m str,
+    args: &'m [Arg<'a>],
+    num_voices: u8,
+}
+
+impl Message<'_, '_> {
+    fn unknown(&self) -> DialectError {
+        DialectError::UnknownAddress {
+            address: self.address.to_owned(),
         }
-        ["mod", name, "adsr", stage] => {
-            let param = stage_param(stage).ok_or_else(unknown)?;
-            Ok(Target::Param(voice(name)?, param))
+    }
+
+    fn set(&self, voice: u8, param: VoiceParam, value: f64) -> Command {
+        Command::SetVoice {
+            voice,
+            param,
+            value: param.bounds().clamp_f64(value),
         }
-        ["mod", name, param] => {
-            let param = match *param {
-                "freq" => VoiceParam::Freq,
-                "amp" => VoiceParam::Amp,
-                "slide_time" => VoiceParam::SlideTime,
-                _ => return Err(unknown()),
+    }
+
+    /// `/mod/<module>/<param...>`.
+    fn module(&self, rest: &str) -> Result<Command, DialectError> {
+        let (module, param) = rest.split_once('/').ok_or_else(|| self.unknown())?;
+        let (voice, param, scale) = match (module, param) {
+            ("sine1" | "sine", "freq") => (self.voice1()?, VoiceParam::Freq, 1.0),
+            ("sine", "gain") => (self.voice1()?, VoiceParam::Amp, 1.0),
+            ("filter1", "freq") | ("filter", "cutoff") => {
+                (self.voice1()?, VoiceParam::FilterFreq, 1.0)
+            }
+            ("filter1" | "filter", "q") => (self.voice1()?, VoiceParam::FilterQ, 1.0),
+            ("adsr1", stage) => (
+                self.voice1()?,
+                stage_param(stage).ok_or_else(|| self.unknown())?,
+                1.0,
+            ),
+            // The older dialect gave envelope times in milliseconds.
+            ("adsr", stage) => {
+                let param = stage_param(stage).ok_or_else(|| self.unknown())?;
+                let scale = if param == VoiceParam::Sustain {
+                    1.0
+                } else {
+                    0.001
+                };
+                (self.voice1()?, param, scale)
+            }
+            (name, suffix) => {
+                let param = VoiceParam::ALL
+                    .into_iter()
+                    .find(|p| p.suffix() == suffix)
+                    .ok_or_else(|| self.unknown())?;
+                (self.voice(name)?.ok_or_else(|| self.unknown())?, param, 1.0)
+            }
+        };
+        Ok(self.set(voice, param, self.one_number()? * scale))
+    }
+
+    /// The voice a `/gate/<name>` address opens.
+    fn gate_target(&self, name: &str) -> Result<u8, DialectError> {
+        match name {
+            "adsr1" | "1" | "adsr" => self.voice1(),
+            "acid1" => self.voice("voice2")?.ok_or_else(|| self.unknown()),
+            name => self.voice(name)?.ok_or_else(|| self.unknown()),
+        }
+    }
+
+    fn engine(&self, rest: &str) -> Result<Command, DialectError> {
+        let fade = |gain: f32| Command::Fade {
+            gain,
+            seconds: ENGINE_FADE_SECONDS,
+        };
+        match rest {
+            "start" => Ok(fade(MASTER_GAIN.max)),
+            "stop" => Ok(fade(MASTER_GAIN.min)),
+            "gain" => Ok(fade(MASTER_GAIN.clamp_f64(self.one_number()?))),
+            "freq" => Ok(self.set(self.voice1()?, VoiceParam::Freq, self.one_number()?)),
+            _ => Err(self.unknown()),
+        }
+    }
+
+    fn sequencer(&self, rest: &str) -> Result<Command, DialectError> {
+        match rest {
+            // Arguments, if any, are ignored, as the original did.
+            "start" => Ok(Command::SeqRun { on: true }),
+            "stop" => Ok(Command::SeqRun { on: false }),
+            "clear" => Ok(Command::SeqClear),
+            "add" => self.seq_add(),
+            "remove" => match self.args {
+                [track] => Ok(Command::SeqRemove {
+                    track: self.track_name(track)?,
+                }),
+                _ => Err(self.wrong_count(TRACK_ARG)),
+            },
+            "update/pattern" => match self.args {
+                [track, pattern] => Ok(Command::SeqPattern {
+                    track: self.track_name(track)?,
+                    pattern: self.pattern(pattern)?,
+                }),
+                _ => Err(self.wrong_count(TRACK_AND_PATTERN)),
+            },
+            "update/notes" => match self.args {
+                [track, notes] => Ok(Command::SeqNotes {
+                    track: self.track_name(track)?,
+                    notes: self.notes(notes)?,
+                }),
+                _ => Err(self.wrong_count(TRACK_AND_NOTES)),
+            },
+            _ => Err(self.unknown()),
+        }
+    }
+
+    /// `/seq/add track voice pattern [base_freq] [filter_freq] [notes]`, where
+    /// the optional fields may also come as `key=value` strings.
+    fn seq_add(&self) -> Result<Command, DialectError> {
+        let [name, voice, pattern, rest @ ..] = self.args else {
+            return Err(self.wrong_count(SEQ_ADD_ARGS));
+        };
+        let mut track = Track::new(
+            self.track_name(name)?,
+            self.track_voice(voice)?,
+            self.pattern(pattern)?,
+        );
+        let positional = ["base_freq", "filter_freq", "notes"];
+        let mut next_positional = positional.iter();
+        for arg in rest {
+            let (key, value) = match arg {
+                Arg::Str(text) if text.contains('=') => {
+                    let (key, value) = text.split_at(text.find('=').unwrap_or_default());
+                    (key, Arg::Str(&value[1..]))
+                }
+                _ => match next_positional.next() {
+                    Some(key) => (*key, *arg),
+                    None => return Err(self.wrong_count(SEQ_ADD_ARGS)),
+                },
             };
-            Ok(Target::Param(voice(name)?, param))
+            match key {
+                "base_freq" => {
+                    let hz = self.number_in(&value, "base_freq")?;
+                    track.base_freq = Some(VoiceParam::Freq.bounds().clamp_f64(hz));
+                }
+                "filter_freq" => {
+                    let hz = self.number_in(&value, "filter_freq")?;
+                    track.filter_freq = Some(VoiceParam::FilterFreq.bounds().clamp_f64(hz));
+                }
+                "gate" | "gate_frac" => {
+                    let fraction = self.number_in(&value, "gate")?;
+                    track.gate = Some(GATE_LENGTH.clamp_f64(fraction));
+                }
+                "notes" => track.notes = self.notes(&value)?,
+                key => {
+                    return Err(DialectError::TrackKey {
+                        address: self.address.to_owned(),
+                        key: key.to_owned(),
+                    });
+                }
+            }
         }
-        ["gate", "adsr1" | "1"] => Ok(Target::Gate(voice("voice1")?)),
-        ["gate", name] => Ok(Target::Gate(voice(name)?)),
-        _ => Err(unknown()),
+        Ok(Command::SeqAdd(track))
+    }
+
+    fn seq_error(&self, source: SeqError) -> DialectError {
+        DialectError::Seq {
+            address: self.address.to_owned(),
+            source,
+        }
+    }
+
+    fn track_name(&self, arg: &Arg<'_>) -> Result<TrackName, DialectError> {
+        let name = match arg {
+            Arg::Str(s) => TrackName::new(s),
+            Arg::Int(i) => TrackName::new(&i.to_string()),
+            other => return Err(self.wrong_type(TRACK_ARG, other)),
+        };
+        name.map_err(|e| self.seq_error(e))
+    }
+
+    /// A track's voice: `"voiceN"`, `"N"` or the number N (1-based).
+    fn track_voice(&self, arg: &Arg<'_>) -> Result<u8, DialectError> {
+        const VOICE: &str = "a voice (\"voiceN\" or N)";
+        let name = match arg {
+            Arg::Str(s) if s.bytes().all(|b| b.is_ascii_digit()) => format!("voice{s}"),
+            Arg::Str(s) => (*s).to_owned(),
+            Arg::Int(n) => format!("voice{n}"),
+            other => return Err(self.wrong_type(VOICE, other)),
+        };
+        self.voice(&name)?.ok_or_else(|| DialectError::VoiceName {
+            address: self.address.to_owned(),
+            value: name,
+        })
+    }
+
+    fn pattern(&self, arg: &Arg<'_>) -> Result<Pattern, DialectError> {
+        match arg {
+            Arg::Str(s) => Pattern::parse(s).map_err(|e| self.seq_error(e)),
+            other => Err(self.wrong_type("a pattern string of X, x and .", other)),
+        }
+    }
+
+    /// Notes as a string, or one note as a number (an int is a MIDI note, a
+    /// float is Hz); clamped into the voice frequency range.
+    fn notes(&self, arg: &Arg<'_>) -> Result<Notes, DialectError> {
+        let notes = match arg {
+            Arg::Str(s) => Notes::parse(s),
+            Arg::Int(midi) => Notes::parse(&midi.to_string()),
+            Arg::Float(hz) => Notes::new(&[VoiceParam::Freq.bounds().clamp_f64(self.finite(*hz)?)]),
+            other => return Err(self.wrong_type("notes", other)),
+        };
+        notes.map_err(|e| self.seq_error(e))
+    }
+
+    /// A number given as a number or as text (older clients sent text).
+    fn number_in(&self, arg: &Arg<'_>, what: &'static str) -> Result<f64, DialectError> {
+        match arg {
+            Arg::Int(i) => Ok(*i as f64),
+            Arg::Float(x) => self.finite(*x),
+            Arg::Str(s) => match s.trim().parse::<f64>() {
+                Ok(x) => self.finite(x),
+                Err(_) => Err(DialectError::NotANumber {
+                    address: self.address.to_owned(),
+                    what,
+                    value: (*s).to_owned(),
+                }),
+            },
+            other => Err(self.wrong_type(ONE_NUMBER, other)),
+        }
+    }
+
+    fn voice1(&self) -> Result<u8, DialectError> {
+        self.voice("voice1")?.ok_or_else(|| self.unknown())
+    }
+
+    /// `Ok(None)` if `name` is not of the form `voiceN` at all (an unknown
+    /// address), an error if it is but voice N does not exist.
+    fn voice(&self, name: &str) -> Result<Option<u8>, DialectError> {
+        let Some(digits) = name.strip_prefix("voice") else {
+            return Ok(None);
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(None);
+        }
+        // Too many digits for a u8 is just another voice that does not exist.
+        match digits.parse::<u8>() {
+            Ok(n @ 1..) if n <= self.num_voices => Ok(Some(n - 1)),
+            _ => Err(DialectError::NoSuchVoice {
+                address: self.address.to_owned(),
+                num_voices: self.num_voices,
+            }),
+        }
+    }
+
+    fn one_number(&self) -> Result<f64, DialectError> {
+        match self.args {
+            [Arg::Int(i)] => Ok(*i as f64),
+            [Arg::Float(x)] => self.finite(*x),
+            [other] => Err(self.wrong_type(ONE_NUMBER, other)),
+            _ => Err(self.wrong_count(ONE_NUMBER)),
+        }
+    }
+
+    fn gate_value(&self) -> Result<bool, DialectError> {
+        match self.args {
+            [Arg::Int(i)] => Ok(*i > 0),
+            [Arg::Float(x)] => Ok(self.finite(*x)? > 0.0),
+            [Arg::Bool(b)] => Ok(*b),
+            [Arg::Str(s)] if s.eq_ignore_ascii_case("on") => Ok(true),
+            [Arg::Str(s)] if s.eq_ignore_ascii_case("off") => Ok(false),
+            [Arg::Str(s)] => Err(DialectError::GateWord {
+                address: self.address.to_owned(),
+                value: (*s).to_owned(),
+            }),
+            _ => Err(self.wrong_count(GATE_VALUE)),
+        }
+    }
+
+    fn finite(&self, value: f64) -> Result<f64, DialectError> {
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(DialectError::NotFinite {
+                address: self.address.to_owned(),
+                value,
+            })
+        }
+    }
+
+    fn wrong_type(&self, expected: &'static str, got: &Arg<'_>) -> DialectError {
+        DialectError::WrongType {
+            address: self.address.to_owned(),
+            expected,
+            got: got.kind(),
+        }
+    }
+
+    fn wrong_count(&self, expected: &'static str) -> DialectError {
+        DialectError::WrongCount {
+            address: self.address.to_owned(),
+            expected,
+            count: self.args.len(),
+        }
     }
 }
 
@@ -137,71 +478,5 @@ fn stage_param(stage: &str) -> Option<VoiceParam> {
         "sustain" => Some(VoiceParam::Sustain),
         "release" => Some(VoiceParam::Release),
         _ => None,
-    }
-}
-
-/// `Ok(None)` if `name` is not of the form `voiceN` at all (an unknown address),
-/// an error if it is but voice N does not exist.
-fn voice_index(address: &str, name: &str, num_voices: u8) -> Result<Option<u8>, DialectError> {
-    let Some(digits) = name.strip_prefix("voice") else {
-        return Ok(None);
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(None);
-    }
-    // Too many digits for a u8 is just another voice that does not exist.
-    match digits.parse::<u8>() {
-        Ok(n @ 1..) if n <= num_voices => Ok(Some(n - 1)),
-        _ => Err(DialectError::NoSuchVoice {
-            address: address.to_owned(),
-            num_voices,
-        }),
-    }
-}
-
-fn one_number(address: &str, args: &[Arg<'_>]) -> Result<f64, DialectError> {
-    match args {
-        [Arg::Int(i)] => Ok(*i as f64),
-        [Arg::Float(x)] => finite(address, *x),
-        [other] => Err(DialectError::WrongType {
-            address: address.to_owned(),
-            expected: ONE_NUMBER,
-            got: other.kind(),
-        }),
-        _ => Err(wrong_count(address, ONE_NUMBER, args)),
-    }
-}
-
-fn gate_value(address: &str, args: &[Arg<'_>]) -> Result<bool, DialectError> {
-    match args {
-        [Arg::Int(i)] => Ok(*i > 0),
-        [Arg::Float(x)] => Ok(finite(address, *x)? > 0.0),
-        [Arg::Bool(b)] => Ok(*b),
-        [Arg::Str(s)] if s.eq_ignore_ascii_case("on") => Ok(true),
-        [Arg::Str(s)] if s.eq_ignore_ascii_case("off") => Ok(false),
-        [Arg::Str(s)] => Err(DialectError::GateWord {
-            address: address.to_owned(),
-            value: (*s).to_owned(),
-        }),
-        _ => Err(wrong_count(address, GATE_VALUE, args)),
-    }
-}
-
-fn finite(address: &str, value: f64) -> Result<f64, DialectError> {
-    if value.is_finite() {
-        Ok(value)
-    } else {
-        Err(DialectError::NotFinite {
-            address: address.to_owned(),
-            value,
-        })
-    }
-}
-
-fn wrong_count(address: &str, expected: &'static str, args: &[Arg<'_>]) -> DialectError {
-    DialectError::WrongCount {
-        address: address.to_owned(),
-        expected,
-        count: args.len(),
     }
 }

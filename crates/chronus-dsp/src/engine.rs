@@ -1,10 +1,36 @@
-//! The engine: parameters, per-voice DSP state and the absolute frame counter.
+//! The engine: parameters, per-voice DSP state, the acid path, the master
+//! effects, the sequencer and the absolute frame counter.
 
 use crate::CHANNELS;
-use crate::command::Command;
+use crate::acid::Acid;
+use crate::command::{Command, Control};
+use crate::fx::Master;
 use crate::params::Params;
+use crate::seq::{ACCENT_CUTOFF_HZ, ACCENT_VELOCITY, HIT_VELOCITY, Sequencer, Step};
 use crate::smoother::{Ramp, frames};
-use crate::voice::Voice;
+use crate::voice::{Hit, Modulation, Voice};
+
+/// voice2 runs through the acid path and is swept by lfo1.
+const ACID_VOICE: usize = 1;
+/// voice3's amplitude follows lfo2.
+const TREMOLO_VOICE: usize = 2;
+/// lfo1 at full depth moves voice2's cutoff this many octaves either way.
+const LFO1_OCTAVES: f64 = 2.0;
+/// Most frames rendered voice by voice at a time: a bound on the scratch
+/// buffers, not on timing (blocks also end wherever the sequencer acts).
+const BLOCK: usize = 64;
+
+/// Per-block buffers, allocated once.
+#[derive(Clone, Debug)]
+struct Scratch {
+    dry: [f64; BLOCK],
+    reverb: [f64; BLOCK],
+    delay: [f64; BLOCK],
+    voice: [f64; BLOCK],
+    sends: [[f64; 2]; BLOCK],
+    sweep: [f64; BLOCK],
+    tremolo: [f64; BLOCK],
+}
 
 /// Renders interleaved stereo from [`Command`]s, deterministically: the output
 /// depends only on the starting state and on which commands were applied before
@@ -14,8 +40,12 @@ pub struct Engine {
     sample_rate: u32,
     params: Params,
     voices: Vec<Voice>,
-    master: Ramp,
+    acid: Acid,
+    fx: Master,
+    seq: Sequencer,
+    gain: Ramp,
     frame: u64,
+    scratch: Box<Scratch>,
 }
 
 impl Engine {
@@ -25,21 +55,43 @@ impl Engine {
     }
 
     /// Cold start at `frame`: smoothers already at their targets, oscillators at
-    /// phase 0, envelopes of gated voices at sustain. Values out of range are
-    /// clamped and NaN/Inf replaced by defaults (see [`Params::sanitized`]).
+    /// phase 0, envelopes of gated voices at sustain, effect tails silent, and a
+    /// running sequencer at the first step of its timeline at or after `frame`
+    /// (exactly where an engine that ran all along would be). Values out of
+    /// range are clamped and NaN/Inf replaced by defaults (see
+    /// [`Params::sanitized`]).
     pub fn from_params(sample_rate: u32, params: &Params, frame: u64) -> Engine {
         let params = params.sanitized();
+        let sample_rate = sample_rate.max(1);
         Engine {
-            sample_rate: sample_rate.max(1),
-            voices: params.voices.iter().map(Voice::settled).collect(),
-            master: Ramp::at(params.master_gain.into()),
+            sample_rate,
+            voices: params
+                .voices
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Voice::settled(p, i, sample_rate))
+                .collect(),
+            acid: Acid::new(&params.acid),
+            fx: Master::new(&params, sample_rate),
+            seq: Sequencer::new(&params.seq, params.voices.len(), sample_rate, frame),
+            gain: Ramp::at(params.master_gain.into()),
             params,
             frame,
+            scratch: Box::new(Scratch {
+                dry: [0.0; BLOCK],
+                reverb: [0.0; BLOCK],
+                delay: [0.0; BLOCK],
+                voice: [0.0; BLOCK],
+                sends: [[0.0; 2]; BLOCK],
+                sweep: [0.0; BLOCK],
+                tremolo: [0.0; BLOCK],
+            }),
         }
     }
 
     /// Applies `cmd` before the next rendered frame. Values are clamped into range;
     /// commands with NaN/Inf values or for voices this engine lacks are ignored.
+    /// Never allocates.
     pub fn apply(&mut self, cmd: &Command) {
         let Some(cmd) = cmd.normalized() else {
             return;
@@ -48,24 +100,96 @@ impl Engine {
         let sample_rate = self.sample_rate;
         match cmd {
             Command::SetVoice { voice, param, .. } => {
-                if let Some((v, p)) = self.voice(voice) {
+                let i = usize::from(voice);
+                if let (Some(v), Some(p)) = (self.voices.get_mut(i), self.params.voices.get(i)) {
                     v.retarget(param, p, sample_rate);
                 }
             }
-            Command::Gate { voice, .. } => {
-                if let Some((v, p)) = self.voice(voice) {
-                    v.gate(p, sample_rate);
+            Command::Gate { voice, on } => self.gate(usize::from(voice), on),
+            Command::Fade { gain, seconds } => self
+                .gain
+                .set_target(gain.into(), frames(seconds, sample_rate)),
+            Command::Set { control, .. } => {
+                self.acid.retarget(control, &self.params.acid, sample_rate);
+                self.fx.retarget(control, &self.params, sample_rate);
+                if matches!(control, Control::SeqBpm | Control::SeqSwing) {
+                    self.seq.resync(&self.params.seq, sample_rate, self.frame);
                 }
             }
-            Command::Fade { gain, seconds } => self
-                .master
-                .set_target(gain.into(), frames(seconds, sample_rate)),
+            Command::SeqRun { on: true } => {
+                self.seq.resync(&self.params.seq, sample_rate, self.frame);
+            }
+            Command::SeqRun { on: false } => {
+                self.seq.stop();
+                for i in 0..self.voices.len() {
+                    self.gate(i, false);
+                }
+            }
+            // The sequencer reads its tracks from the parameters at each step.
+            Command::SeqAdd(_)
+            | Command::SeqRemove { .. }
+            | Command::SeqClear
+            | Command::SeqPattern { .. }
+            | Command::SeqNotes { .. } => {}
         }
     }
 
-    fn voice(&mut self, index: u8) -> Option<(&mut Voice, &crate::VoiceParams)> {
-        let i = usize::from(index);
-        Some((self.voices.get_mut(i)?, self.params.voices.get(i)?))
+    fn gate(&mut self, voice: usize, on: bool) {
+        let Some((v, p)) = self
+            .voices
+            .get_mut(voice)
+            .zip(self.params.voices.get(voice))
+        else {
+            return;
+        };
+        v.gate(on, p, self.sample_rate);
+        if voice == ACID_VOICE {
+            self.acid.gate(on, 0.0, &self.params.acid, self.sample_rate);
+        }
+    }
+
+    /// Plays what the sequencer has due at the current frame.
+    fn sequence(&mut self) {
+        let (frame, sample_rate) = (self.frame, self.sample_rate);
+        while let Some(voice) = self.seq.take_gate_off(frame) {
+            self.gate(voice, false);
+        }
+        while let Some(step) = self.seq.take_step(frame) {
+            let step_frames = self.seq.step_frames();
+            for track in &self.params.seq.tracks {
+                let accent = match track.pattern.at(step) {
+                    Step::Rest => continue,
+                    Step::Hit => false,
+                    Step::Accent => true,
+                };
+                let i = usize::from(track.voice);
+                let (Some(voice), Some(p)) = (self.voices.get_mut(i), self.params.voices.get(i))
+                else {
+                    continue;
+                };
+                let velocity = if accent {
+                    ACCENT_VELOCITY
+                } else {
+                    HIT_VELOCITY
+                };
+                let hit = Hit {
+                    freq: track.freq_at(step),
+                    cutoff: track
+                        .filter_freq
+                        .map(|f| f + ACCENT_CUTOFF_HZ * (velocity as f32 - 0.5)),
+                    velocity,
+                };
+                voice.hit(hit, p, sample_rate);
+                if i == ACID_VOICE {
+                    let accent = if accent { 1.0 } else { 0.0 };
+                    self.acid.gate(true, accent, &self.params.acid, sample_rate);
+                }
+                let gate = track.gate.unwrap_or(self.params.seq.gate_length);
+                let hold = (f64::from(gate) * step_frames).round().max(1.0) as u64;
+                self.seq.gate_off_at(i, frame.saturating_add(hold));
+            }
+        }
+        self.seq.update_next_event();
     }
 
     /// Fills `out` with whole interleaved frames and advances the frame counter
@@ -73,16 +197,90 @@ impl Engine {
     /// frame (if `out.len()` is not a multiple of [`CHANNELS`]) is zeroed.
     /// Never allocates.
     pub fn render(&mut self, out: &mut [f32]) {
-        let mut frames = out.chunks_exact_mut(CHANNELS);
-        for frame in &mut frames {
-            let mut sum = 0.0;
-            for (voice, p) in self.voices.iter_mut().zip(&self.params.voices) {
-                sum += voice.next(p, self.sample_rate);
+        let total = out.len() / CHANNELS;
+        let (mut frames, rest) = out.split_at_mut(total * CHANNELS);
+        rest.fill(0.0);
+        while !frames.is_empty() {
+            if self.frame >= self.seq.next_event() {
+                self.sequence();
             }
-            frame.fill(sanitize((sum * self.master.next()) as f32));
-            self.frame = self.frame.wrapping_add(1);
+            // Blocks end where the sequencer next acts, so it acts on its frame.
+            let until_event = self.seq.next_event().saturating_sub(self.frame).max(1);
+            let n = (frames.len() / CHANNELS)
+                .min(BLOCK)
+                .min(usize::try_from(until_event).unwrap_or(usize::MAX));
+            let (block, tail) = frames.split_at_mut(n * CHANNELS);
+            self.render_block(block);
+            frames = tail;
         }
-        frames.into_remainder().fill(0.0);
+    }
+
+    /// Renders up to [`BLOCK`] frames in which the sequencer does nothing:
+    /// voice by voice, then the master chain frame by frame. Every frame
+    /// computes exactly what it would in any other split.
+    fn render_block(&mut self, out: &mut [f32]) {
+        let n = out.len() / CHANNELS;
+        let sample_rate = self.sample_rate;
+        let Engine {
+            params,
+            voices,
+            acid,
+            fx,
+            scratch: s,
+            gain,
+            ..
+        } = self;
+        let sweep = if fx.lfo1.render(
+            &params.lfo1,
+            sample_rate,
+            &mut s.sweep[..n],
+            |sin, depth| (LFO1_OCTAVES * sin * depth).exp2(),
+        ) {
+            Modulation::Cutoff(&s.sweep[..n])
+        } else {
+            Modulation::None
+        };
+        let tremolo = if fx.lfo2.render(
+            &params.lfo2,
+            sample_rate,
+            &mut s.tremolo[..n],
+            |sin, depth| 1.0 - depth * (1.0 - sin) / 2.0,
+        ) {
+            Modulation::Gain(&s.tremolo[..n])
+        } else {
+            Modulation::None
+        };
+        s.dry[..n].fill(0.0);
+        s.reverb[..n].fill(0.0);
+        s.delay[..n].fill(0.0);
+        for (i, (voice, p)) in voices.iter_mut().zip(&params.voices).enumerate() {
+            let modulation = match i {
+                ACID_VOICE => sweep,
+                TREMOLO_VOICE => tremolo,
+                _ => Modulation::None,
+            };
+            voice.render(
+                p,
+                sample_rate,
+                modulation,
+                &mut s.voice[..n],
+                &mut s.sends[..n],
+            );
+            if i == ACID_VOICE {
+                acid.render(&mut s.voice[..n], sample_rate);
+            }
+            for t in 0..n {
+                let (y, [to_reverb, to_delay]) = (s.voice[t], s.sends[t]);
+                s.dry[t] += y;
+                s.reverb[t] += y * to_reverb;
+                s.delay[t] += y * to_delay;
+            }
+        }
+        for (t, frame) in out.chunks_exact_mut(CHANNELS).enumerate() {
+            let mixed = fx.process(s.dry[t], s.reverb[t], s.delay[t], params, sample_rate);
+            frame.fill(sanitize((mixed * gain.next()) as f32));
+        }
+        self.frame = self.frame.wrapping_add(n as u64);
     }
 
     /// The absolute frame the next [`Engine::render`] starts at.

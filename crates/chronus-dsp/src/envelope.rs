@@ -36,8 +36,9 @@ impl Envelope {
         }
     }
 
-    pub(crate) fn gate(&mut self, p: &VoiceParams, sample_rate: u32) {
-        if p.gate {
+    /// Opens (attack from the current level) or closes (release) the gate.
+    pub(crate) fn gate(&mut self, on: bool, p: &VoiceParams, sample_rate: u32) {
+        if on {
             self.stage = Stage::Attack;
             self.level.set_target(1.0, frames(p.attack, sample_rate));
         } else if matches!(self.stage, Stage::Attack | Stage::Decay | Stage::Sustain) {
@@ -47,6 +48,7 @@ impl Envelope {
     }
 
     /// Advances one frame and returns the level.
+    #[inline]
     pub(crate) fn next(&mut self, p: &VoiceParams, sample_rate: u32) -> f64 {
         let level = self.level.next();
         match self.stage {

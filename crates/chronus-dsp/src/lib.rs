@@ -1,22 +1,44 @@
 //! Deterministic synthesis engine for Chronus workers and the offline renderer.
 //!
+//! Voices (oscillator → resonant low-pass → ADSR, with effect sends), the acid
+//! path on voice2, master effects (distortion, Freeverb, a feedback delay, a
+//! limiter), two LFOs and a step sequencer, all driven by [`Command`]s.
+//! [`dialect::parse`] translates the Music Chronus OSC dialect into commands,
+//! [`schema`] describes every parameter, and [`Params`] mirrors everything
+//! commands set, so a cold start from it carries on where the music was.
+//!
 //! Two engines built from the same state and fed the same commands at the same
 //! absolute frames produce bit-identical output, however rendering is split into
-//! [`Engine::render`] calls: everything is processed per sample, nothing reads a
-//! clock, spawns a thread or draws a random number, and all state is plain values
-//! (so a forked worker carries on exactly where its parent was).
+//! [`Engine::render`] calls: every frame is computed the same way whatever the
+//! split, the sequencer's timeline is a function of the absolute frame (see
+//! [`seq`]), nothing reads a clock or spawns a thread, noise comes from
+//! generators seeded per voice, and all state is plain values (so a forked
+//! worker carries on exactly where its parent was).
 
+mod acid;
 mod command;
 pub mod dialect;
+mod dsp;
 mod engine;
 mod envelope;
+mod fx;
+mod osc;
 mod params;
+mod schema;
+pub mod seq;
 mod smoother;
 mod voice;
 
-pub use command::{Bounds, Command, CommandDecodeError, FADE_SECONDS, MASTER_GAIN, VoiceParam};
+pub use command::{
+    Bounds, Command, CommandDecodeError, Control, ControlSpec, FADE_SECONDS, GATE_LENGTH,
+    MASTER_GAIN, VoiceParam,
+};
 pub use engine::Engine;
-pub use params::{Params, VoiceParams};
+pub use params::{
+    AcidParams, DelayParams, DistParams, LfoParams, Params, ReverbParams, SeqParams, VoiceParams,
+};
+pub use schema::schema;
+pub use seq::{Notes, Pattern, SeqError, Step, Track, TrackName};
 
 /// Output is interleaved stereo `f32`.
 pub const CHANNELS: usize = 2;

@@ -1,6 +1,10 @@
 //! The command wire format.
 
-use chronus_dsp::{Command, CommandDecodeError, MAX_ENCODED_COMMAND, VoiceParam};
+use chronus_dsp::seq::{MAX_NOTES, MAX_STEPS};
+use chronus_dsp::{
+    Command, CommandDecodeError, Control, MAX_ENCODED_COMMAND, Notes, Pattern, Track, TrackName,
+    VoiceParam,
+};
 use proptest::prelude::*;
 
 fn finite() -> impl Strategy<Value = f32> {
@@ -22,7 +26,52 @@ fn any_command() -> impl Strategy<Value = Command> {
             }),
         (any::<u8>(), any::<bool>()).prop_map(|(voice, on)| Command::Gate { voice, on }),
         (finite(), finite()).prop_map(|(gain, seconds)| Command::Fade { gain, seconds }),
+        (prop::sample::select(Control::ALL.to_vec()), finite())
+            .prop_map(|(control, value)| Command::Set { control, value }),
+        track().prop_map(Command::SeqAdd),
+        track_name().prop_map(|track| Command::SeqRemove { track }),
+        Just(Command::SeqClear),
+        any::<bool>().prop_map(|on| Command::SeqRun { on }),
+        (track_name(), pattern())
+            .prop_map(|(track, pattern)| Command::SeqPattern { track, pattern }),
+        (track_name(), notes()).prop_map(|(track, notes)| Command::SeqNotes { track, notes }),
     ]
+}
+
+fn track_name() -> impl Strategy<Value = TrackName> {
+    "[a-z0-9_é]{1,8}".prop_map(|s| TrackName::new(&s).unwrap())
+}
+
+fn pattern() -> impl Strategy<Value = Pattern> {
+    prop::collection::vec(prop::sample::select(vec!['X', 'x', '.']), 1..=MAX_STEPS)
+        .prop_map(|steps| Pattern::parse(&steps.into_iter().collect::<String>()).unwrap())
+}
+
+fn notes() -> impl Strategy<Value = Notes> {
+    prop::collection::vec(finite(), 0..=MAX_NOTES).prop_map(|hz| Notes::new(&hz).unwrap())
+}
+
+fn track() -> impl Strategy<Value = Track> {
+    (
+        track_name(),
+        any::<u8>(),
+        pattern(),
+        prop::option::of(finite()),
+        prop::option::of(finite()),
+        prop::option::of(finite()),
+        notes(),
+    )
+        .prop_map(
+            |(name, voice, pattern, base_freq, filter_freq, gate, notes)| Track {
+                name,
+                voice,
+                pattern,
+                base_freq,
+                filter_freq,
+                gate,
+                notes,
+            },
+        )
 }
 
 fn encoded(cmd: &Command) -> Vec<u8> {
@@ -107,7 +156,7 @@ fn decode_rejects_bad_structure() {
         (vec![], CommandDecodeError::Truncated { len: 0 }),
         (vec![1], CommandDecodeError::Truncated { len: 1 }),
         ([&[2], &set[1..]].concat(), CommandDecodeError::Version(2)),
-        (vec![1, 3], CommandDecodeError::UnknownTag(3)),
+        (vec![1, 10], CommandDecodeError::UnknownTag(10)),
         (
             [&set[..], &[0]].concat(),
             CommandDecodeError::Length {
@@ -117,8 +166,8 @@ fn decode_rejects_bad_structure() {
             },
         ),
         (
-            vec![1, 0, 0, 7, 0, 0, 0, 0],
-            CommandDecodeError::UnknownParam(7),
+            vec![1, 0, 0, 12, 0, 0, 0, 0],
+            CommandDecodeError::UnknownParam(12),
         ),
         (vec![1, 1, 0, 2], CommandDecodeError::GateByte(2)),
     ];
@@ -140,7 +189,7 @@ fn decode_error_messages_say_what_is_accepted() {
     );
     assert_eq!(
         msg(&[1, 0, 0, 200, 0, 0, 0, 0]),
-        "unknown voice parameter code 200 (known codes: 0..=6)"
+        "unknown voice parameter code 200 (known codes: 0..=11)"
     );
 }
 
@@ -171,4 +220,111 @@ fn normalized_clamps_values_and_rejects_non_finite() {
             seconds: 60.0
         })
     );
+}
+
+#[test]
+fn the_largest_track_encodes_within_the_limit() {
+    let track = Track {
+        name: TrackName::new(&"n".repeat(16)).unwrap(),
+        voice: 15,
+        pattern: Pattern::parse(&"X".repeat(MAX_STEPS)).unwrap(),
+        base_freq: Some(1.0),
+        filter_freq: Some(2.0),
+        gate: Some(0.5),
+        notes: Notes::new(&[440.0; MAX_NOTES]).unwrap(),
+    };
+    let bytes = encoded(&Command::SeqAdd(track));
+    assert!(bytes.len() <= MAX_ENCODED_COMMAND, "{} bytes", bytes.len());
+    assert_eq!(Command::decode(&bytes), Ok(Command::SeqAdd(track)));
+}
+
+#[test]
+fn decode_rejects_malformed_sequencer_commands() {
+    let remove = encoded(&Command::SeqRemove {
+        track: TrackName::new("kick").unwrap(),
+    });
+    let msg = |bytes: &[u8]| Command::decode(bytes).unwrap_err().to_string();
+    assert_eq!(
+        msg(&remove[..remove.len() - 1]),
+        "seq-remove command ends early or has 0 bytes after its last field"
+    );
+    assert_eq!(
+        msg(&[&remove[..], &[0, 0]].concat()),
+        "seq-remove command ends early or has 2 bytes after its last field"
+    );
+    assert_eq!(msg(&[1, 5, 0]), "track name is empty; use 1..=16 bytes");
+    assert_eq!(msg(&[1, 5, 2, 0xff, 0xfe]), "track name is not UTF-8");
+    assert_eq!(
+        msg(&[1, 8, 1, b'k', 3, b'x', b'o', b'X']),
+        "pattern step 2 is 'o'; use X (accent), x (hit) or . (rest)"
+    );
+    assert_eq!(
+        msg(&[1, 9, 1, b'k', 33]),
+        "33 notes given; at most 32 are accepted"
+    );
+    assert_eq!(
+        msg(&[1, 4, 1, b'k', 0, 1, b'x', 8, 0]),
+        "track field flags 0x08 are invalid (known: 1 base freq, 2 filter freq, 4 gate)"
+    );
+    assert_eq!(
+        msg(&[1, 7, 2]),
+        "seq-run byte 2 is invalid (expected 0 for stop or 1 for start)"
+    );
+    assert_eq!(
+        msg(&[1, 3, 26, 0, 0, 0, 0]),
+        "unknown control code 26 (known codes: 0..=25)"
+    );
+    let mut set = encoded(&Command::Set {
+        control: Control::SeqBpm,
+        value: 1.0,
+    });
+    set[3..7].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert_eq!(
+        msg(&set),
+        "set value is NaN; only finite numbers are accepted"
+    );
+}
+
+#[test]
+fn normalized_clamps_module_values_tracks_and_rounds_the_waveform() {
+    assert_eq!(
+        Command::Set {
+            control: Control::SeqBpm,
+            value: 1e9
+        }
+        .normalized(),
+        Some(Command::Set {
+            control: Control::SeqBpm,
+            value: 300.0
+        })
+    );
+    assert_eq!(
+        Command::SetVoice {
+            voice: 0,
+            param: VoiceParam::Osc,
+            value: 2.4
+        }
+        .normalized(),
+        Some(Command::SetVoice {
+            voice: 0,
+            param: VoiceParam::Osc,
+            value: 2.0
+        })
+    );
+    let mut track = Track::new(
+        TrackName::new("t").unwrap(),
+        0,
+        Pattern::parse("x").unwrap(),
+    );
+    track.gate = Some(7.0);
+    track.notes = Notes::new(&[1.0, 1e6]).unwrap();
+    let Some(Command::SeqAdd(t)) = Command::SeqAdd(track).normalized() else {
+        panic!()
+    };
+    assert_eq!(
+        (t.gate, t.notes.as_slice()),
+        (Some(1.0), &[20.0, 5000.0][..])
+    );
+    track.base_freq = Some(f32::INFINITY);
+    assert_eq!(Command::SeqAdd(track).normalized(), None);
 }

@@ -1,7 +1,7 @@
 //! The Music Chronus OSC dialect.
 
 use chronus_dsp::dialect::{Arg, DialectError, parse};
-use chronus_dsp::{Command, VoiceParam};
+use chronus_dsp::{Command, Control, Notes, Pattern, TrackName, VoiceParam};
 
 const VOICES: u8 = 4;
 
@@ -216,4 +216,416 @@ fn non_finite_numbers_are_rejected() {
             Err(DialectError::NotFinite { .. })
         ));
     }
+}
+
+fn control(control: Control, value: f32) -> Command {
+    Command::Set { control, value }
+}
+
+fn name(s: &str) -> TrackName {
+    TrackName::new(s).unwrap()
+}
+
+#[test]
+fn voice_tone_and_send_addresses_are_accepted() {
+    let cases = [
+        ("/mod/voice1/osc/type", Arg::Int(2), VoiceParam::Osc, 2.0),
+        (
+            "/mod/voice2/osc/type",
+            Arg::Float(4.6),
+            VoiceParam::Osc,
+            5.0,
+        ),
+        (
+            "/mod/voice3/filter/freq",
+            Arg::Int(2000),
+            VoiceParam::FilterFreq,
+            2000.0,
+        ),
+        (
+            "/mod/voice4/filter/q",
+            Arg::Float(0.7),
+            VoiceParam::FilterQ,
+            0.7,
+        ),
+        (
+            "/mod/voice1/send/reverb",
+            Arg::Float(0.5),
+            VoiceParam::SendReverb,
+            0.5,
+        ),
+        (
+            "/mod/voice1/send/delay",
+            Arg::Float(2.0),
+            VoiceParam::SendDelay,
+            1.0,
+        ),
+        ("/mod/voice1/osc/type", Arg::Int(9), VoiceParam::Osc, 5.0),
+        (
+            "/mod/voice1/filter/freq",
+            Arg::Int(1),
+            VoiceParam::FilterFreq,
+            50.0,
+        ),
+    ];
+    for (address, arg, param, value) in cases {
+        let voice = address.as_bytes()[10] - b'1';
+        // The dialect clamps; rounding the waveform is the appliers' job.
+        let expected = set(voice, param, value);
+        assert_eq!(
+            ok(address, &[arg]).normalized(),
+            Some(expected),
+            "{address}"
+        );
+    }
+}
+
+#[test]
+fn module_and_sequencer_controls_are_accepted_and_clamped() {
+    for c in Control::ALL {
+        let spec = c.spec();
+        assert_eq!(
+            ok(spec.address, &[Arg::Float(spec.default.into())]),
+            control(c, spec.default),
+            "{}",
+            spec.address
+        );
+        assert_eq!(
+            ok(spec.address, &[Arg::Float(1e12)]),
+            control(c, spec.bounds.max)
+        );
+        assert_eq!(
+            ok(spec.address, &[Arg::Int(-1_000_000)]),
+            control(c, spec.bounds.min)
+        );
+    }
+    assert_eq!(
+        ok("/mod/acid1/cutoff", &[Arg::Int(800)]),
+        control(Control::AcidCutoff, 800.0)
+    );
+    assert_eq!(
+        ok("/seq/bpm", &[Arg::Int(500)]),
+        control(Control::SeqBpm, 300.0)
+    );
+}
+
+#[test]
+fn older_dialect_addresses_act_on_voice1() {
+    let cases = [
+        ("/mod/sine/freq", 220.0, set(0, VoiceParam::Freq, 220.0)),
+        ("/mod/sine/gain", 0.5, set(0, VoiceParam::Amp, 0.5)),
+        (
+            "/mod/filter1/freq",
+            900.0,
+            set(0, VoiceParam::FilterFreq, 900.0),
+        ),
+        ("/mod/filter1/q", 3.0, set(0, VoiceParam::FilterQ, 3.0)),
+        (
+            "/mod/filter/cutoff",
+            900.0,
+            set(0, VoiceParam::FilterFreq, 900.0),
+        ),
+        ("/mod/filter/q", 3.0, set(0, VoiceParam::FilterQ, 3.0)),
+        ("/engine/freq", 330.0, set(0, VoiceParam::Freq, 330.0)),
+    ];
+    for (address, value, expected) in cases {
+        assert_eq!(ok(address, &[Arg::Float(value)]), expected, "{address}");
+    }
+    assert_eq!(ok("/gate/adsr", &[Arg::Str("on")]), gate(0, true));
+}
+
+#[test]
+fn older_dialect_envelope_times_are_milliseconds() {
+    assert_eq!(
+        ok("/mod/adsr/attack", &[Arg::Float(10.0)]),
+        set(0, VoiceParam::Attack, 0.01)
+    );
+    assert_eq!(
+        ok("/mod/adsr/decay", &[Arg::Int(250)]),
+        set(0, VoiceParam::Decay, 0.25)
+    );
+    assert_eq!(
+        ok("/mod/adsr/release", &[Arg::Int(1500)]),
+        set(0, VoiceParam::Release, 1.5)
+    );
+    // Sustain is a level in every dialect.
+    assert_eq!(
+        ok("/mod/adsr/sustain", &[Arg::Float(0.5)]),
+        set(0, VoiceParam::Sustain, 0.5)
+    );
+    // While the voiceN and adsr1 addresses stay in seconds.
+    assert_eq!(
+        ok("/mod/adsr1/attack", &[Arg::Float(0.5)]),
+        set(0, VoiceParam::Attack, 0.5)
+    );
+}
+
+#[test]
+fn acid_gate_gates_voice2() {
+    assert_eq!(ok("/gate/acid1", &[Arg::Int(1)]), gate(1, true));
+    assert!(matches!(
+        parse("/gate/acid1", &[Arg::Int(1)], 1),
+        Err(DialectError::NoSuchVoice { num_voices: 1, .. })
+    ));
+}
+
+#[test]
+fn engine_start_stop_and_gain_fade_the_master() {
+    let fade = |gain| Command::Fade {
+        gain,
+        seconds: 0.02,
+    };
+    assert_eq!(ok("/engine/start", &[]), fade(1.0));
+    assert_eq!(ok("/engine/stop", &[]), fade(0.0));
+    assert_eq!(ok("/engine/gain", &[Arg::Float(0.25)]), fade(0.25));
+    assert_eq!(ok("/engine/gain", &[Arg::Int(7)]), fade(1.0));
+}
+
+#[test]
+fn supervisor_addresses_are_told_apart_from_unknown_ones() {
+    for address in [
+        "/seq/status",
+        "/engine/status",
+        "/engine/list",
+        "/engine/schema",
+        "/engine/record/start",
+        "/engine/record/stop",
+        "/engine/record/status",
+        "/pattern/save",
+        "/pattern/load",
+        "/pattern/list",
+        "/viz/levels",
+    ] {
+        assert_eq!(
+            parse(address, &[Arg::Int(1)], VOICES),
+            Err(DialectError::NotForEngine {
+                address: address.to_owned()
+            }),
+            "{address}"
+        );
+    }
+    for address in [
+        "/seq/pause",
+        "/engine/reboot",
+        "/patterns/list",
+        "/mod/acid1/wobble",
+    ] {
+        assert!(
+            matches!(
+                parse(address, &[], VOICES),
+                Err(DialectError::UnknownAddress { .. })
+            ),
+            "{address}"
+        );
+    }
+}
+
+#[test]
+fn seq_add_takes_positional_optional_fields() {
+    let cmd = ok(
+        "/seq/add",
+        &[
+            Arg::Str("bass"),
+            Arg::Str("voice2"),
+            Arg::Str("X.x."),
+            Arg::Float(55.0),
+            Arg::Int(800),
+            Arg::Str("A1, C2,E2"),
+        ],
+    );
+    let Command::SeqAdd(t) = cmd else {
+        panic!("{cmd:?}")
+    };
+    assert_eq!((t.name, t.voice), (name("bass"), 1));
+    assert_eq!(t.pattern, Pattern::parse("X.x.").unwrap());
+    assert_eq!(
+        (t.base_freq, t.filter_freq, t.gate),
+        (Some(55.0), Some(800.0), None)
+    );
+    assert_eq!(t.notes, Notes::parse("A1,C2,E2").unwrap());
+}
+
+#[test]
+fn seq_add_takes_key_value_fields_and_voice_numbers() {
+    let cmd = ok(
+        "/seq/add",
+        &[
+            Arg::Int(7),
+            Arg::Int(3),
+            Arg::Str("x"),
+            Arg::Str("gate=0.25"),
+            Arg::Str("notes=60"),
+            Arg::Str("110"),
+        ],
+    );
+    let Command::SeqAdd(t) = cmd else {
+        panic!("{cmd:?}")
+    };
+    assert_eq!((t.name, t.voice), (name("7"), 2));
+    assert_eq!(
+        (t.base_freq, t.filter_freq, t.gate),
+        (Some(110.0), None, Some(0.25))
+    );
+    assert_eq!(t.notes, Notes::parse("60").unwrap());
+    let Command::SeqAdd(t) = ok("/seq/add", &[Arg::Str("k"), Arg::Str("4"), Arg::Str("X")]) else {
+        panic!()
+    };
+    assert_eq!(t.voice, 3);
+}
+
+#[test]
+fn seq_add_rejects_what_it_cannot_play_saying_why() {
+    let add = |args: &[Arg<'_>]| err("/seq/add", args);
+    assert_eq!(
+        add(&[Arg::Str("k"), Arg::Str("voice1")]),
+        format!(
+            "/seq/add: expected track, voice, pattern, then optionally base_freq, \
+             filter_freq, notes (positional or key=value) and gate=fraction, got 2 arguments"
+        )
+    );
+    assert_eq!(
+        add(&[Arg::Str("k"), Arg::Str("voice9"), Arg::Str("X")]),
+        "/seq/add: no such voice (voices are voice1..voice4)"
+    );
+    assert_eq!(
+        add(&[Arg::Str("k"), Arg::Str("kick"), Arg::Str("X")]),
+        "/seq/add: voice \"kick\" is not voiceN or a voice number"
+    );
+    assert_eq!(
+        add(&[Arg::Str("k"), Arg::Str("voice1"), Arg::Str("X-x")]),
+        "/seq/add: pattern step 2 is '-'; use X (accent), x (hit) or . (rest)"
+    );
+    assert_eq!(
+        add(&[Arg::Str("k"), Arg::Str("voice1"), Arg::Str(&"x".repeat(65))]),
+        "/seq/add: pattern has 65 steps; at most 64 are accepted"
+    );
+    assert_eq!(
+        add(&[
+            Arg::Str("a-very-long-track-name"),
+            Arg::Str("voice1"),
+            Arg::Str("x")
+        ]),
+        "/seq/add: track name \"a-very-long-track-name\" is longer than 16 bytes"
+    );
+    let many = "60,".repeat(33);
+    assert_eq!(
+        add(&[
+            Arg::Str("k"),
+            Arg::Str("voice1"),
+            Arg::Str("x"),
+            Arg::Str(&format!("notes={many}"))
+        ]),
+        "/seq/add: 33 notes given; at most 32 are accepted"
+    );
+    assert_eq!(
+        add(&[
+            Arg::Str("k"),
+            Arg::Str("voice1"),
+            Arg::Str("x"),
+            Arg::Str("notes=H2")
+        ]),
+        "/seq/add: note \"H2\" is not Hz with a dot (\"220.0\"), a MIDI number (0..=127) \
+         or a name like \"C#4\""
+    );
+    assert_eq!(
+        add(&[
+            Arg::Str("k"),
+            Arg::Str("voice1"),
+            Arg::Str("x"),
+            Arg::Str("amp=0.5")
+        ]),
+        "/seq/add: unknown track field \"amp\" (accepted: base_freq, filter_freq, notes, gate)"
+    );
+    assert_eq!(
+        add(&[
+            Arg::Str("k"),
+            Arg::Str("voice1"),
+            Arg::Str("x"),
+            Arg::Str("low")
+        ]),
+        "/seq/add: base_freq \"low\" is not a number"
+    );
+    assert_eq!(
+        add(&[
+            Arg::Str("k"),
+            Arg::Str("voice1"),
+            Arg::Str("x"),
+            Arg::Int(1),
+            Arg::Int(2),
+            Arg::Int(60),
+            Arg::Int(4)
+        ]),
+        add(&[Arg::Str("k"), Arg::Str("voice1")]).replace("got 2", "got 7")
+    );
+}
+
+#[test]
+fn sequencer_transport_and_updates_are_accepted() {
+    assert_eq!(ok("/seq/start", &[]), Command::SeqRun { on: true });
+    assert_eq!(
+        ok("/seq/stop", &[Arg::Int(1)]),
+        Command::SeqRun { on: false }
+    );
+    assert_eq!(ok("/seq/clear", &[]), Command::SeqClear);
+    assert_eq!(
+        ok("/seq/remove", &[Arg::Str("kick")]),
+        Command::SeqRemove {
+            track: name("kick")
+        }
+    );
+    assert_eq!(
+        ok("/seq/update/pattern", &[Arg::Str("kick"), Arg::Str("x..x")]),
+        Command::SeqPattern {
+            track: name("kick"),
+            pattern: Pattern::parse("x..x").unwrap()
+        }
+    );
+    assert_eq!(
+        ok("/seq/update/notes", &[Arg::Str("kick"), Arg::Str("")]),
+        Command::SeqNotes {
+            track: name("kick"),
+            notes: Notes::EMPTY
+        }
+    );
+    assert_eq!(
+        ok("/seq/update/notes", &[Arg::Str("kick"), Arg::Float(9000.0)]),
+        Command::SeqNotes {
+            track: name("kick"),
+            notes: Notes::new(&[5000.0]).unwrap()
+        }
+    );
+    assert_eq!(
+        ok("/seq/gate_length", &[Arg::Float(0.0)]),
+        control(Control::SeqGateLength, 0.01)
+    );
+    assert_eq!(
+        err("/seq/update/pattern", &[Arg::Str("kick")]),
+        "/seq/update/pattern: expected a track name and a pattern, got 1 arguments"
+    );
+}
+
+#[test]
+fn every_message_the_dialect_accepts_encodes_within_the_limit() {
+    let long = "x".repeat(64);
+    let notes = "C#4,".repeat(32);
+    let cmd = ok(
+        "/seq/add",
+        &[
+            Arg::Str("sixteen-byte-trk"),
+            Arg::Str("voice4"),
+            Arg::Str(&long),
+            Arg::Float(55.0),
+            Arg::Float(800.0),
+            Arg::Str(&notes),
+            Arg::Str("gate=0.3"),
+        ],
+    );
+    let mut bytes = Vec::new();
+    cmd.encode(&mut bytes);
+    assert!(
+        bytes.len() <= chronus_dsp::MAX_ENCODED_COMMAND,
+        "{}",
+        bytes.len()
+    );
+    assert_eq!(Command::decode(&bytes), Ok(cmd));
 }

@@ -1,5 +1,7 @@
 //! Sound of the engine, measured from its output.
 
+use std::f32::consts::FRAC_1_SQRT_2;
+
 use chronus_dsp::{CHANNELS, Command, Engine, Params, VoiceParam};
 
 const SR: u32 = 48_000;
@@ -23,6 +25,14 @@ fn render_mono(engine: &mut Engine, frames: usize) -> Vec<f32> {
     let (left, right): (Vec<f32>, Vec<f32>) = buf.chunks(CHANNELS).map(|f| (f[0], f[1])).unzip();
     assert_eq!(bits(&left), bits(&right), "channels differ");
     left
+}
+
+/// Opens a voice's low-pass wide (Butterworth at 8 kHz, −0.001 dB at 1 kHz),
+/// for tests that measure the oscillator, envelope or fade rather than the
+/// filter (whose default, 1 kHz at Q 2, boosts a 1 kHz tone twofold).
+fn open_filter(engine: &mut Engine, voice: u8) {
+    engine.apply(&set(voice, VoiceParam::FilterFreq, 8000.0));
+    engine.apply(&set(voice, VoiceParam::FilterQ, FRAC_1_SQRT_2));
 }
 
 fn bits(samples: &[f32]) -> Vec<u32> {
@@ -127,6 +137,8 @@ fn adsr_segments_take_their_requested_times() {
         (VoiceParam::Decay, decay),
         (VoiceParam::Sustain, sustain),
         (VoiceParam::Release, release),
+        (VoiceParam::FilterFreq, 8000.0),
+        (VoiceParam::FilterQ, FRAC_1_SQRT_2),
     ] {
         e.apply(&set(0, param, value));
     }
@@ -166,6 +178,7 @@ fn adsr_segments_take_their_requested_times() {
 #[test]
 fn fade_reaches_its_gain_at_the_requested_time() {
     let mut e = Engine::new(SR, 1);
+    open_filter(&mut e, 0);
     e.apply(&set(0, VoiceParam::Freq, 1000.0));
     e.apply(&gate(0, true));
     render_mono(&mut e, seconds(0.5));
@@ -227,6 +240,10 @@ fn cold_start_plays_gated_voices_at_sustain_at_once() {
     params.voices[1].freq = 1000.0;
     params.voices[1].amp = 0.5;
     params.voices[1].sustain = 0.4;
+    // Filter wide open and voice2's acid path bypassed (see `open_filter`).
+    params.voices[1].filter_freq = 8000.0;
+    params.voices[1].filter_q = FRAC_1_SQRT_2;
+    params.acid.mix = 0.0;
     params.master_gain = 0.5;
     let mut e = Engine::from_params(SR, &params, 123);
     let x = render_mono(&mut e, 480);
@@ -247,6 +264,7 @@ fn cold_start_sanitizes_params_from_outside() {
         sustain: 2.0,
         release: f32::NEG_INFINITY,
         gate: true,
+        ..Default::default()
     };
     params.master_gain = f32::NAN;
     let e = Engine::from_params(SR, &params, 0);
@@ -360,6 +378,7 @@ fn extreme_cold_start_never_produces_non_finite_output() {
             sustain: *value,
             release: *value,
             gate: true,
+            ..Default::default()
         };
     }
     params.master_gain = f32::MAX;
@@ -412,6 +431,7 @@ fn second_gate_off_does_not_restart_the_release() {
 #[test]
 fn sustain_changes_while_held_are_followed() {
     let mut e = Engine::new(SR, 1);
+    open_filter(&mut e, 0);
     e.apply(&set(0, VoiceParam::Freq, 1000.0));
     e.apply(&gate(0, true));
     render_mono(&mut e, seconds(0.5));

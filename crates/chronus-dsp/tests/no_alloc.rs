@@ -40,3 +40,68 @@ fn render_and_apply_do_not_allocate() {
     assert_eq!(info.count_total, 0);
     assert!(out.iter().any(|&s| s != 0.0), "rendered nothing audible");
 }
+
+#[test]
+fn sequencer_effects_and_every_command_do_not_allocate() {
+    use chronus_dsp::{Control, Notes, Pattern, Track, TrackName};
+
+    let mut engine = Engine::new(48_000, 16);
+    let mut out = vec![0.0; 256 * CHANNELS];
+    let name = |i: usize| TrackName::new(&format!("track{i}")).unwrap();
+    let mut commands: Vec<Command> = Control::ALL
+        .iter()
+        .map(|&control| Command::Set {
+            control,
+            value: control.spec().default * 0.9 + control.bounds().max * 0.1,
+        })
+        .collect();
+    for (i, voice) in (0..16u8).enumerate() {
+        let mut track = Track::new(name(i), voice, Pattern::parse("X.x.xx.x.").unwrap());
+        track.notes = Notes::parse("C3,E3,G3,220.0,57").unwrap();
+        track.filter_freq = Some(900.0);
+        commands.extend([
+            Command::SetVoice {
+                voice,
+                param: VoiceParam::Osc,
+                value: f32::from(voice % 6),
+            },
+            Command::SetVoice {
+                voice,
+                param: VoiceParam::SendReverb,
+                value: 0.5,
+            },
+            Command::SeqAdd(track),
+        ]);
+    }
+    commands.extend([
+        Command::SeqRun { on: true },
+        Command::SeqPattern {
+            track: name(3),
+            pattern: Pattern::parse("xxxx").unwrap(),
+        },
+        Command::SeqNotes {
+            track: name(4),
+            notes: Notes::EMPTY,
+        },
+        Command::SeqRemove { track: name(5) },
+        Command::SeqRun { on: false },
+        Command::SeqRun { on: true },
+        Command::SeqClear,
+    ]);
+    let (setup, tail) = commands.split_at(commands.len() - 7);
+    let info = allocation_counter::measure(|| {
+        for cmd in setup {
+            engine.apply(cmd);
+        }
+        for _ in 0..200 {
+            engine.render(&mut out);
+        }
+        for cmd in tail {
+            engine.apply(cmd);
+            engine.render(&mut out);
+        }
+    });
+    assert_eq!(info.count_total, 0);
+    assert_eq!(engine.params().seq.tracks.len(), 0);
+    assert!(out.iter().any(|&s| s != 0.0), "rendered nothing audible");
+}

@@ -11,7 +11,7 @@ pub enum Request {
     Notify(bool),
     Sync(OscType),
     KillWorker(Which),
-    Command(Command),
+    Command(Box<Command>),
 }
 
 #[derive(Clone, Copy)]
@@ -95,7 +95,7 @@ pub fn parse(
                 .filter(|a| pattern.matches(a))
                 .map(|a| {
                     dialect::parse(a, &args, num_voices)
-                        .map(Request::Command)
+                        .map(|c| Request::Command(Box::new(c)))
                         .map_err(|e| e.to_string())
                 })
                 .collect::<Result<_, _>>()?;
@@ -107,7 +107,7 @@ pub fn parse(
         (addr, _) => {
             let args = dialect_args(&message.args)?;
             dialect::parse(addr, &args, num_voices)
-                .map(|c| vec![Request::Command(c)])
+                .map(|c| vec![Request::Command(Box::new(c))])
                 .map_err(|e| e.to_string())
         }
     }

@@ -1121,7 +1121,7 @@ impl Supervisor {
             for request in requests {
                 match request {
                     control::Request::Command(command) => {
-                        group.commands.push((command, Some(message.clone())))
+                        group.commands.push((*command, Some(message.clone())))
                     }
                     other => {
                         if self.on_system(from, &message, other) {

@@ -1,0 +1,197 @@
+//! The acid path on voice2 (`acid1`): drive into a four-pole resonant ladder
+//! low-pass whose cutoff follows its own envelope, as on a TB-303.
+//!
+//! The ladder is the zero-delay-feedback form (Zavalishin, "The Art of VA
+//! Filter Design"): four one-pole TPT stages with the feedback loop solved
+//! per sample, stable for any cutoff the envelope sweeps to, with a soft
+//! saturator at its input that keeps self-oscillation bounded.
+
+use crate::command::Control;
+use crate::dsp::{flush, max_cutoff, soft_clip, tan_pi};
+use crate::params::AcidParams;
+use crate::smoother::{Ramp, SMOOTHING_SECONDS, frames};
+
+/// The filter envelope's attack: a short chirp.
+const ATTACK_SECONDS: f32 = 0.001;
+/// How fast the envelope falls when the gate closes.
+const RELEASE_SECONDS: f64 = 0.01;
+/// The envelope is over below this level.
+const ENV_FLOOR: f64 = 1e-5;
+/// Accented notes play this much louder at full accent.
+const ACCENT_GAIN: f64 = 0.5;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stage {
+    Idle,
+    Attack,
+    Decay,
+    Release,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Acid {
+    cutoff: Ramp,
+    res: Ramp,
+    env_amount: Ramp,
+    drive: Ramp,
+    mix: Ramp,
+    vol_comp: Ramp,
+    stage: Stage,
+    env: f64,
+    attack_step: f64,
+    /// Per-frame multiplier of the current decay or release.
+    fall: f64,
+    /// Accent of the note playing (0..1).
+    accent: f64,
+    accent_gain: Ramp,
+    stages: [f64; 4],
+    /// Cutoff the coefficients were computed for, G = g/(1+g) and 1/(1+g).
+    tuned: f64,
+    big_g: f64,
+    beta: f64,
+    /// Drive the level trim after the saturator was computed for, and the trim.
+    drive_tuned: f64,
+    drive_trim: f64,
+}
+
+impl Acid {
+    pub(crate) fn new(p: &AcidParams) -> Acid {
+        Acid {
+            cutoff: Ramp::at(p.cutoff.into()),
+            res: Ramp::at(p.res.into()),
+            env_amount: Ramp::at(p.env_amount.into()),
+            drive: Ramp::at(p.drive.into()),
+            mix: Ramp::at(p.mix.into()),
+            vol_comp: Ramp::at(p.vol_comp.into()),
+            stage: Stage::Idle,
+            env: 0.0,
+            attack_step: 1.0,
+            fall: 0.0,
+            accent: 0.0,
+            accent_gain: Ramp::at(1.0),
+            stages: [0.0; 4],
+            tuned: f64::NAN,
+            big_g: 0.0,
+            beta: 0.0,
+            drive_tuned: f64::NAN,
+            drive_trim: 1.0,
+        }
+    }
+
+    /// Reacts to a change of `control` (already stored in `p`).
+    pub(crate) fn retarget(&mut self, control: Control, p: &AcidParams, sample_rate: u32) {
+        let smooth = frames(SMOOTHING_SECONDS, sample_rate);
+        let (ramp, value) = match control {
+            Control::AcidCutoff => (&mut self.cutoff, p.cutoff),
+            Control::AcidRes => (&mut self.res, p.res),
+            Control::AcidEnvAmount => (&mut self.env_amount, p.env_amount),
+            Control::AcidDrive => (&mut self.drive, p.drive),
+            Control::AcidMix => (&mut self.mix, p.mix),
+            Control::AcidVolComp => (&mut self.vol_comp, p.vol_comp),
+            // Decay and accent are read when a note starts.
+            _ => return,
+        };
+        ramp.set_target(value.into(), smooth);
+    }
+
+    /// Voice2's gate opened (`accent` 0 for a plain note) or closed.
+    pub(crate) fn gate(&mut self, on: bool, accent: f64, p: &AcidParams, sample_rate: u32) {
+        let rate = f64::from(sample_rate);
+        if on {
+            self.stage = Stage::Attack;
+            self.attack_step = 1.0 / frames(ATTACK_SECONDS, sample_rate).max(1) as f64;
+            // Down to 1 % (−40 dB) over the decay time.
+            self.fall = 0.01f64.powf(1.0 / (f64::from(p.decay) * rate).max(1.0));
+            self.accent = accent * f64::from(p.accent);
+            self.accent_gain.set_target(
+                1.0 + ACCENT_GAIN * self.accent,
+                frames(ATTACK_SECONDS, sample_rate),
+            );
+        } else if self.stage != Stage::Idle {
+            self.stage = Stage::Release;
+            self.fall = 0.01f64.powf(1.0 / (RELEASE_SECONDS * rate).max(1.0));
+        }
+    }
+
+    fn envelope(&mut self) -> f64 {
+        match self.stage {
+            Stage::Idle => {}
+            Stage::Attack => {
+                self.env += self.attack_step;
+                if self.env >= 1.0 {
+                    self.env = 1.0;
+                    self.stage = Stage::Decay;
+                }
+            }
+            Stage::Decay | Stage::Release => {
+                self.env *= self.fall;
+                if self.env < ENV_FLOOR {
+                    self.env = 0.0;
+                    self.stage = Stage::Idle;
+                }
+            }
+        }
+        self.env
+    }
+
+    /// Processes a block of voice2, in place.
+    pub(crate) fn render(&mut self, block: &mut [f64], sample_rate: u32) {
+        for x in block {
+            *x = self.process(*x, sample_rate);
+        }
+    }
+
+    #[inline(always)]
+    fn process(&mut self, x: f64, sample_rate: u32) -> f64 {
+        let env = self.envelope();
+        let base = self.cutoff.next();
+        let res = self.res.next();
+        let env_amount = self.env_amount.next();
+        let drive = self.drive.next();
+        let mix = self.mix.next();
+        let vol_comp = self.vol_comp.next();
+        let accent_gain = self.accent_gain.next();
+        if mix == 0.0 {
+            return x;
+        }
+        if x == 0.0 && self.stages == [0.0; 4] {
+            return 0.0;
+        }
+        let bounds = Control::AcidCutoff.bounds();
+        let cutoff = (base + env * env_amount * (1.0 + self.accent))
+            .clamp(bounds.min.into(), bounds.max.into())
+            .min(max_cutoff(sample_rate));
+        // Less resonance at low cutoffs, standing in for the 303's high-pass
+        // in the feedback path.
+        let res_scale = (cutoff / 400.0).min(1.0) * 0.8 + 0.2;
+        let k = 4.0 * (res * res_scale).min(0.98);
+        if cutoff != self.tuned {
+            self.tuned = cutoff;
+            let g = tan_pi(cutoff / f64::from(sample_rate));
+            self.big_g = g / (1.0 + g);
+            self.beta = 1.0 / (1.0 + g);
+        }
+        let (g1, s) = (self.big_g, &mut self.stages);
+        if drive != self.drive_tuned {
+            self.drive_tuned = drive;
+            self.drive_trim = 1.0 / (1.0 + 0.8 * drive);
+        }
+        let driven = soft_clip(x * (1.0 + 4.0 * drive)) * self.drive_trim;
+        // Each stage is y = G·in + β·s; solving the loop for the ladder input u.
+        let g2 = g1 * g1;
+        let sigma = self.beta * (g2 * g1 * s[0] + g2 * s[1] + g1 * s[2] + s[3]);
+        let mut y = soft_clip((driven - k * sigma) / (1.0 + k * g2 * g2));
+        for state in s.iter_mut() {
+            let v = (y - *state) * g1;
+            y = v + *state;
+            *state = flush(y + v);
+        }
+        if !y.is_finite() {
+            *s = [0.0; 4];
+            return x;
+        }
+        // The ladder's passband drops by 1 + k; vol_comp makes that up.
+        let wet = (y * (1.0 + k * vol_comp)).clamp(-0.98, 0.98) * accent_gain;
+        x * (1.0 - mix) + wet * mix
+    }
+}

@@ -1,0 +1,369 @@
+//! Master effects: distortion (insert on the dry mix), a Freeverb reverb bus
+//! and a feedback delay bus (both fed by the voices' sends), the LFOs, and a
+//! limiter at the very end.
+
+use crate::command::Control;
+use crate::dsp::{OnePole, advance_phase, buffer_frames, flush, sin_cycles, soft_clip};
+use crate::params::{DelayParams, DistParams, LfoParams, Params, ReverbParams};
+use crate::smoother::{Ramp, SMOOTHING_SECONDS, frames};
+
+/// Master insert distortion: drive into a saturator, a tilt EQ for tone, and
+/// a dry/wet mix. At mix 0 the dry signal passes bit for bit.
+#[derive(Clone, Debug)]
+pub(crate) struct Distortion {
+    drive: Ramp,
+    mix: Ramp,
+    tone: f64,
+    /// Splits the distorted signal for the tilt EQ.
+    split: OnePole,
+}
+
+/// Where the tone control's tilt pivots.
+const TILT_HZ: f64 = 800.0;
+
+impl Distortion {
+    fn new(p: &DistParams) -> Distortion {
+        Distortion {
+            drive: Ramp::at(p.drive.into()),
+            mix: Ramp::at(p.mix.into()),
+            tone: p.tone.into(),
+            split: OnePole::new(),
+        }
+    }
+
+    fn process(&mut self, x: f64, sample_rate: u32) -> f64 {
+        let drive = self.drive.next();
+        let mix = self.mix.next();
+        if mix == 0.0 {
+            return x;
+        }
+        // Up to +28 dB into the saturator, levelled back down so that more
+        // drive means more grit rather than more volume.
+        let wet = soft_clip(x * (1.0 + 24.0 * drive)) / (1.0 + 2.0 * drive);
+        self.split.tune(TILT_HZ, sample_rate);
+        let low = self.split.low_pass(wet);
+        let tilt = self.tone - 0.5;
+        let wet = low * (1.0 - tilt) + (wet - low) * (1.0 + tilt);
+        x * (1.0 - mix) + wet * mix
+    }
+}
+
+/// Freeverb's tunings at 44.1 kHz, scaled to the sample rate.
+const COMB_TUNING: [usize; 8] = [1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617];
+const ALLPASS_TUNING: [usize; 4] = [556, 441, 341, 225];
+
+/// A delay line of `f32` (as in Freeverb; half the memory traffic of `f64`).
+#[derive(Clone, Debug)]
+struct Line {
+    buf: Vec<f32>,
+    pos: usize,
+}
+
+impl Line {
+    fn new(len: usize) -> Line {
+        Line {
+            buf: vec![0.0; len.max(1)],
+            pos: 0,
+        }
+    }
+
+    fn scaled(tuning: usize, sample_rate: u32) -> Line {
+        Line::new(buffer_frames(tuning as f64 / 44_100.0, sample_rate))
+    }
+
+    /// The oldest sample, replaced by `x`.
+    fn cycle(&mut self, x: f64) -> f64 {
+        let out = f64::from(self.buf[self.pos]);
+        self.buf[self.pos] = flush(x) as f32;
+        self.pos = if self.pos + 1 == self.buf.len() {
+            0
+        } else {
+            self.pos + 1
+        };
+        out
+    }
+
+    fn clear(&mut self) {
+        self.buf.fill(0.0);
+    }
+}
+
+/// Mono Freeverb (Jezar's): eight damped feedback combs in parallel, then
+/// four allpasses in series.
+#[derive(Clone, Debug)]
+pub(crate) struct Reverb {
+    combs: Vec<(Line, f64)>,
+    allpasses: Vec<Line>,
+    mix: Ramp,
+    feedback: f64,
+    damp: f64,
+}
+
+impl Reverb {
+    fn new(p: &ReverbParams, sample_rate: u32) -> Reverb {
+        let mut r = Reverb {
+            combs: COMB_TUNING
+                .iter()
+                .map(|&t| (Line::scaled(t, sample_rate), 0.0))
+                .collect(),
+            allpasses: ALLPASS_TUNING
+                .iter()
+                .map(|&t| Line::scaled(t, sample_rate))
+                .collect(),
+            mix: Ramp::at(p.mix.into()),
+            feedback: 0.0,
+            damp: 0.0,
+        };
+        r.tune(p);
+        r
+    }
+
+    fn tune(&mut self, p: &ReverbParams) {
+        self.feedback = f64::from(p.room) * 0.28 + 0.7;
+        self.damp = f64::from(p.damp) * 0.4;
+    }
+
+    /// The reverb's return at its mix level.
+    fn process(&mut self, x: f64) -> f64 {
+        let mix = self.mix.next();
+        let input = x * 0.015;
+        let (feedback, damp) = (self.feedback, self.damp);
+        let mut out = 0.0;
+        for (line, store) in &mut self.combs {
+            let y = f64::from(line.buf[line.pos]);
+            *store = flush(y * (1.0 - damp) + *store * damp);
+            line.cycle(input + *store * feedback);
+            out += y;
+        }
+        for line in &mut self.allpasses {
+            let delayed = f64::from(line.buf[line.pos]);
+            line.cycle(out + delayed * 0.5);
+            out = delayed - out;
+        }
+        let wet = out * 3.0;
+        if wet.is_finite() {
+            wet * mix
+        } else {
+            self.clear();
+            0.0
+        }
+    }
+
+    fn clear(&mut self) {
+        for (line, store) in &mut self.combs {
+            line.clear();
+            *store = 0.0;
+        }
+        self.allpasses.iter_mut().for_each(Line::clear);
+    }
+}
+
+/// The longest delay time, in seconds.
+const MAX_DELAY_SECONDS: f64 = 1.0;
+
+/// Feedback delay whose loop runs through a high-pass (`lowcut`) and a
+/// low-pass (`highcut`), so repeats thin out and darken.
+#[derive(Clone, Debug)]
+pub(crate) struct Delay {
+    line: Vec<f32>,
+    write: usize,
+    time: Ramp,
+    feedback: Ramp,
+    mix: Ramp,
+    lowcut: OnePole,
+    highcut: OnePole,
+}
+
+impl Delay {
+    fn new(p: &DelayParams, sample_rate: u32) -> Delay {
+        Delay {
+            // Two spare frames for interpolation.
+            line: vec![0.0; buffer_frames(MAX_DELAY_SECONDS, sample_rate) + 2],
+            write: 0,
+            time: Ramp::at(p.time.into()),
+            feedback: Ramp::at(p.feedback.into()),
+            mix: Ramp::at(p.mix.into()),
+            lowcut: OnePole::new(),
+            highcut: OnePole::new(),
+        }
+    }
+
+    /// The delay's return at its mix level.
+    fn process(&mut self, x: f64, p: &DelayParams, sample_rate: u32) -> f64 {
+        let len = self.line.len();
+        let delay = (self.time.next() * f64::from(sample_rate)).clamp(1.0, (len - 2) as f64);
+        let feedback = self.feedback.next();
+        let mix = self.mix.next();
+        // Linear interpolation between the two frames around the read point.
+        let back = delay.floor();
+        let frac = delay - back;
+        // `offset` is 1..len, so one subtraction wraps.
+        let at = |offset: usize| {
+            let i = self.write + len - offset;
+            if i >= len { i - len } else { i }
+        };
+        let a = f64::from(self.line[at(back as usize)]);
+        let b = f64::from(self.line[at(back as usize + 1)]);
+        let y = a + (b - a) * frac;
+        self.lowcut.tune(p.lowcut.into(), sample_rate);
+        self.highcut.tune(p.highcut.into(), sample_rate);
+        let looped = self.highcut.low_pass(self.lowcut.high_pass(y));
+        let w = flush(x + looped * feedback);
+        if !w.is_finite() {
+            self.line.fill(0.0);
+            self.lowcut.reset();
+            self.highcut.reset();
+            return 0.0;
+        }
+        self.line[self.write] = w as f32;
+        self.write = if self.write + 1 == len {
+            0
+        } else {
+            self.write + 1
+        };
+        y * mix
+    }
+}
+
+/// A sine LFO with a smoothed depth.
+#[derive(Clone, Debug)]
+pub(crate) struct Lfo {
+    phase: f64,
+    depth: Ramp,
+}
+
+impl Lfo {
+    fn new(p: &LfoParams) -> Lfo {
+        Lfo {
+            phase: 0.0,
+            depth: Ramp::at(p.depth.into()),
+        }
+    }
+
+    /// Advances `out.len()` frames, writing `shape(sine, depth)` for each
+    /// (1, no modulation, while the depth is 0); false if the depth was 0
+    /// throughout, and `out` is then left as it was.
+    pub(crate) fn render(
+        &mut self,
+        p: &LfoParams,
+        sample_rate: u32,
+        out: &mut [f64],
+        shape: impl Fn(f64, f64) -> f64,
+    ) -> bool {
+        let step = f64::from(p.rate) / f64::from(sample_rate);
+        if self.depth.is_settled() && self.depth.target() == 0.0 {
+            // Frame by frame all the same, so the phase never depends on blocks.
+            for _ in 0..out.len() {
+                self.phase = advance_phase(self.phase, step);
+            }
+            return false;
+        }
+        for out in out {
+            let depth = self.depth.next();
+            *out = if depth == 0.0 {
+                1.0
+            } else {
+                shape(sin_cycles(self.phase), depth)
+            };
+            self.phase = advance_phase(self.phase, step);
+        }
+        true
+    }
+}
+
+/// Peak limiter with a ceiling at full scale: instant attack (the gain drops
+/// to exactly what a peak needs), exponential release. Below the ceiling it
+/// does nothing at all, so a quiet mix passes bit for bit.
+#[derive(Clone, Debug)]
+pub(crate) struct Limiter {
+    /// Peak level held above 1, decaying; 0 when nothing needs limiting.
+    peak: f64,
+    /// Per-frame decay of the held peak.
+    release: f64,
+}
+
+const LIMITER_RELEASE_SECONDS: f64 = 0.1;
+
+impl Limiter {
+    fn new(sample_rate: u32) -> Limiter {
+        Limiter {
+            peak: 0.0,
+            release: (-1.0 / (LIMITER_RELEASE_SECONDS * f64::from(sample_rate))).exp(),
+        }
+    }
+
+    fn process(&mut self, x: f64) -> f64 {
+        let held = self.peak * self.release;
+        self.peak = if x.abs() > held { x.abs() } else { held };
+        if self.peak <= 1.0 {
+            self.peak = 0.0;
+            return x;
+        }
+        x / self.peak
+    }
+}
+
+/// Everything after the voices.
+#[derive(Clone, Debug)]
+pub(crate) struct Master {
+    pub(crate) lfo1: Lfo,
+    pub(crate) lfo2: Lfo,
+    dist: Distortion,
+    reverb: Reverb,
+    delay: Delay,
+    limiter: Limiter,
+}
+
+impl Master {
+    pub(crate) fn new(p: &Params, sample_rate: u32) -> Master {
+        Master {
+            lfo1: Lfo::new(&p.lfo1),
+            lfo2: Lfo::new(&p.lfo2),
+            dist: Distortion::new(&p.dist),
+            reverb: Reverb::new(&p.reverb, sample_rate),
+            delay: Delay::new(&p.delay, sample_rate),
+            limiter: Limiter::new(sample_rate),
+        }
+    }
+
+    /// Reacts to a change of `control` (already stored in `p`).
+    pub(crate) fn retarget(&mut self, control: Control, p: &Params, sample_rate: u32) {
+        let smooth = frames(SMOOTHING_SECONDS, sample_rate);
+        let (ramp, value) = match control {
+            Control::DistDrive => (&mut self.dist.drive, p.dist.drive),
+            Control::DistMix => (&mut self.dist.mix, p.dist.mix),
+            Control::ReverbMix => (&mut self.reverb.mix, p.reverb.mix),
+            Control::DelayTime => (&mut self.delay.time, p.delay.time),
+            Control::DelayFeedback => (&mut self.delay.feedback, p.delay.feedback),
+            Control::DelayMix => (&mut self.delay.mix, p.delay.mix),
+            Control::Lfo1Depth => (&mut self.lfo1.depth, p.lfo1.depth),
+            Control::Lfo2Depth => (&mut self.lfo2.depth, p.lfo2.depth),
+            Control::DistTone => {
+                self.dist.tone = p.dist.tone.into();
+                return;
+            }
+            Control::ReverbRoom | Control::ReverbDamp => {
+                self.reverb.tune(&p.reverb);
+                return;
+            }
+            // The rest are read every frame or belong to other modules.
+            _ => return,
+        };
+        ramp.set_target(value.into(), smooth);
+    }
+
+    /// Mixes the dry signal and the sends into the output sample.
+    pub(crate) fn process(
+        &mut self,
+        dry: f64,
+        reverb_send: f64,
+        delay_send: f64,
+        p: &Params,
+        sample_rate: u32,
+    ) -> f64 {
+        let mixed = self.dist.process(dry, sample_rate)
+            + self.reverb.process(reverb_send)
+            + self.delay.process(delay_send, &p.delay, sample_rate);
+        self.limiter.process(mixed)
+    }
+}
