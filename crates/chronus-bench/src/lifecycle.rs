@@ -360,9 +360,30 @@ mod tests {
 
     #[test]
     fn reads_start_time_and_state_from_proc() {
-        let (start, state) = proc_start(std::process::id() as i32).unwrap();
+        // A child we control has a known state: sleeping, then a zombie until reaped.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let sleeping = (0..500).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            proc_start(pid).filter(|(_, state)| state == "S")
+        });
+        let (start, _) = sleeping.expect("sleep(1) never showed state S");
         assert!(start > 0);
-        assert_eq!(state, "R");
+        child.kill().unwrap();
+        let zombie = (0..500).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            proc_start(pid).filter(|(_, state)| state == "Z")
+        });
+        assert_eq!(
+            zombie.map(|(s, _)| s),
+            Some(start),
+            "same process, now a zombie"
+        );
+        child.wait().unwrap();
+        assert_eq!(proc_start(pid), None);
         assert_eq!(proc_start(i32::MAX), None);
     }
 
