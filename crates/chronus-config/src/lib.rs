@@ -104,6 +104,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub workers: WorkerConfig,
     pub log: LogConfig,
+    pub speech: SpeechSettings,
     /// Record the output to this file as a 32-bit float WAV.
     pub record: Option<PathBuf>,
     /// Journal every control command (an OSC score) to this file.
@@ -118,6 +119,7 @@ impl Default for Config {
                 host: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 port: 5005,
                 allow: Vec::new(),
+                rate_limit: 20_000,
             },
             audio: AudioConfig {
                 backend: Backend::Auto,
@@ -138,6 +140,33 @@ impl Default for Config {
                 verbose: false,
                 filter: None,
             },
+            speech: SpeechSettings {
+                tts: TtsSettings {
+                    enabled: true,
+                    command: argv(&["espeak-ng", "--stdout", "-v", "{voice}", "{text}"]),
+                    protocol: TtsProtocol::OneShot,
+                    engines: 1,
+                    voice: "en".to_owned(),
+                    cache_entries: 50,
+                    cache_mb: 64,
+                    timeout_ms: 10_000,
+                    gain: 1.0,
+                    duck: 0.3,
+                },
+                asr: AsrSettings {
+                    enabled: true,
+                    command: argv(&[
+                        "pocketsphinx_continuous",
+                        "-infile",
+                        "/dev/stdin",
+                        "-logfn",
+                        "/dev/null",
+                    ]),
+                    grammar: None,
+                    rate: 16_000,
+                    input_device: None,
+                },
+            },
             record: None,
             journal: None,
         }
@@ -150,6 +179,8 @@ pub struct OscConfig {
     pub port: u16,
     /// Senders must be in one of these networks; empty allows every sender.
     pub allow: Vec<Cidr>,
+    /// Messages per second one sender may send; the rest are dropped and counted.
+    pub rate_limit: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -212,6 +243,83 @@ pub struct LogConfig {
     pub verbose: bool,
     /// A tracing `EnvFilter` directive, checked only superficially here.
     pub filter: Option<String>,
+}
+
+/// Text to speech and speech recognition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpeechSettings {
+    pub tts: TtsSettings,
+    pub asr: AsrSettings,
+}
+
+/// Text to speech.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TtsSettings {
+    pub enabled: bool,
+    /// Program and arguments, never run through a shell; a one-shot program's
+    /// `{text}` and `{voice}` arguments are replaced by the request's.
+    pub command: Vec<String>,
+    pub protocol: TtsProtocol,
+    /// Wyoming servers pooled.
+    pub engines: u32,
+    /// Used when a request names no voice.
+    pub voice: String,
+    pub cache_entries: u32,
+    /// Bound of the synthesis cache, in MiB.
+    pub cache_mb: u32,
+    /// Per-request timeout.
+    pub timeout_ms: u32,
+    /// Speech level at the output.
+    pub gain: f32,
+    /// Music level while speech plays; 1.0 turns ducking off.
+    pub duck: f32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtsProtocol {
+    /// A program run once per request, writing WAV on stdout.
+    OneShot,
+    /// A server kept running, speaking the Wyoming protocol on stdin/stdout.
+    Wyoming,
+}
+
+impl TtsProtocol {
+    /// Case-insensitive, like [`Backend`].
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "oneshot" => Some(TtsProtocol::OneShot),
+            "wyoming" => Some(TtsProtocol::Wyoming),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TtsProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TtsProtocol::OneShot => "oneshot",
+            TtsProtocol::Wyoming => "wyoming",
+        })
+    }
+}
+
+/// Speech recognition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AsrSettings {
+    pub enabled: bool,
+    /// A streaming recogniser: raw 16-bit mono PCM at `rate` on stdin, one line per
+    /// utterance on stdout. Never run through a shell.
+    pub command: Vec<String>,
+    /// A JSGF grammar, passed to the recogniser as `-jsgf PATH`.
+    pub grammar: Option<PathBuf>,
+    /// Sample rate of the audio fed to the recogniser, in Hz.
+    pub rate: u32,
+    /// Capture device as cpal lists it; `None` is the default input device.
+    pub input_device: Option<String>,
+}
+
+fn argv(args: &[&str]) -> Vec<String> {
+    args.iter().map(|&a| a.to_owned()).collect()
 }
 
 /// Why loading stopped. Each message names the key or variable, the value given and
@@ -359,23 +467,37 @@ impl Builder {
             path: path.to_owned(),
             error,
         })?;
-        let sections = sections();
-        for (key, value) in &table {
-            if sections.contains(&key.as_str()) {
-                let Some(inner) = value.as_table() else {
-                    return Err(ConfigError::InvalidFileValue {
-                        key: key.clone(),
-                        value: value.to_string(),
-                        path: path.to_owned(),
-                        expected: format!("a table of settings ([{key}])"),
-                    });
-                };
-                for (name, value) in inner {
-                    self.apply_file_value(path, &format!("{key}.{name}"), value)?;
-                }
-            } else {
-                self.apply_file_value(path, key, value)?;
+        self.apply_file_table(path, None, &table)
+    }
+
+    /// Applies `table`, the top level of the file (`parent` `None`) or the table named
+    /// by the dotted `parent`, descending into the tables that hold sections.
+    fn apply_file_table(
+        &mut self,
+        path: &Path,
+        parent: Option<&str>,
+        table: &toml::Table,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in table {
+            let key = parent.map_or_else(|| name.clone(), |parent| format!("{parent}.{name}"));
+            let within: Vec<_> = sections()
+                .into_iter()
+                .filter(|s| is_within(s, &key))
+                .collect();
+            if within.is_empty() || index_of(&key).is_some() {
+                self.apply_file_value(path, &key, value)?;
+                continue;
             }
+            let Some(inner) = value.as_table() else {
+                let headers: Vec<_> = within.iter().map(|s| format!("[{s}]")).collect();
+                return Err(ConfigError::InvalidFileValue {
+                    value: value.to_string(),
+                    path: path.to_owned(),
+                    expected: format!("a table of settings ({})", headers.join(", ")),
+                    key,
+                });
+            };
+            self.apply_file_table(path, Some(&key), inner)?;
         }
         Ok(())
     }
@@ -570,42 +692,57 @@ impl Builder {
     }
 }
 
-/// The `[section]` names, in table order.
+/// The `[section]` names (dotted for nested ones, as `speech.tts`), in table order.
 fn sections() -> Vec<&'static str> {
     let mut sections: Vec<_> = settings().iter().filter_map(SettingInfo::section).collect();
     sections.dedup();
     sections
 }
 
-/// For an unknown dotted key: the keys accepted where it was written, and the key
-/// the user probably meant when its last part names a setting elsewhere (`port` at the
-/// top level, or `record` written below a `[section]` header).
+/// Whether `section` is the table `table` or nested in it.
+fn is_within(section: &str, table: &str) -> bool {
+    section
+        .strip_prefix(table)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// For an unknown dotted key: the keys and sections accepted where it was written, and
+/// what the user probably meant when its last part names a setting or section
+/// elsewhere (`port` at the top level, `record` written below a `[section]` header,
+/// `[tts]` for `[speech.tts]`).
 fn known_keys_near(key: &str) -> String {
-    let (section, name) = match key.rsplit_once('.') {
-        Some((section, name)) => (Some(section), name),
+    let (parent, name) = match key.rsplit_once('.') {
+        Some((parent, name)) => (Some(parent), name),
         None => (None, key),
     };
-    let mut known = match section {
-        Some(section) => {
-            let names: Vec<_> = settings()
-                .iter()
-                .filter(|s| s.section() == Some(section))
-                .map(SettingInfo::name)
-                .collect();
-            format!("known keys in [{section}]: {}", names.join(", "))
-        }
-        None => {
-            let mut names: Vec<String> = settings()
-                .iter()
-                .filter(|s| s.section().is_none())
-                .map(|s| s.key.to_owned())
-                .collect();
-            names.extend(sections().iter().map(|s| format!("[{s}]")));
-            format!("known top-level keys: {}", names.join(", "))
-        }
+    let mut known: Vec<String> = settings()
+        .iter()
+        .filter(|s| s.section() == parent)
+        .map(|s| s.name().to_owned())
+        .collect();
+    known.extend(
+        sections()
+            .into_iter()
+            .filter(|&s| parent.is_none_or(|parent| s != parent && is_within(s, parent)))
+            .map(|s| format!("[{s}]")),
+    );
+    let mut text = match parent {
+        Some(parent) => format!("known keys in [{parent}]: {}", known.join(", ")),
+        None => format!("known top-level keys: {}", known.join(", ")),
     };
-    if let Some(meant) = settings().iter().find(|s| s.name() == name) {
-        let _ = write!(known, "; did you mean `{}`?", meant.key);
+    let mut meant: Vec<String> = settings()
+        .iter()
+        .filter(|s| s.name() == name)
+        .map(|s| format!("`{}`", s.key))
+        .collect();
+    meant.extend(
+        sections()
+            .into_iter()
+            .filter(|s| s.rsplit('.').next() == Some(name))
+            .map(|s| format!("`[{s}]`")),
+    );
+    if !meant.is_empty() {
+        let _ = write!(text, "; did you mean {}?", meant.join(" or "));
     }
-    known
+    text
 }

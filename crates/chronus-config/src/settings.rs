@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use toml::Value;
 
-use crate::{Backend, Cidr, Config};
+use crate::{Backend, Cidr, Config, TtsProtocol};
 
 /// One setting, as documented to users.
 #[derive(Debug)]
@@ -54,20 +54,23 @@ impl SettingInfo {
     /// What values are accepted, phrased to follow "expected".
     pub fn accepted(&self) -> String {
         let text = match &self.kind {
-            Kind::U8(i) => return i.accepted(),
-            Kind::U16(i) => return i.accepted(),
-            Kind::U32(i) => return i.accepted(),
+            Kind::U8(r) => return r.accepted("an integer"),
+            Kind::U16(r) => return r.accepted("an integer"),
+            Kind::U32(r) => return r.accepted("an integer"),
+            Kind::F32(r) => return r.accepted("a number"),
             Kind::Ip(_) => "an IP address such as 127.0.0.1, 0.0.0.0 or ::1 (not a host name)",
             Kind::Cidrs(_) => {
                 "a list of IP networks in CIDR notation such as 192.168.1.0/24 or ::1/128 \
                  (comma-separated in the environment; a bare address is that one host)"
             }
             Kind::Backend(_) => "auto, cpal or null (case-insensitive)",
+            Kind::TtsProtocol(_) => "oneshot or wyoming (case-insensitive)",
             Kind::Bool(_) => "true or false (in the environment also 1/0, yes/no, on/off)",
             Kind::Text {
                 rule: TextRule::NonEmpty,
                 ..
-            } => "a non-empty string",
+            }
+            | Kind::Name(_) => "a non-empty string",
             Kind::Text {
                 rule: TextRule::Filter,
                 ..
@@ -76,6 +79,12 @@ impl SettingInfo {
                  e.g. info or chronusd=debug,warn"
             }
             Kind::Path { .. } => "a non-empty file path",
+            Kind::Argv(_) => {
+                "a program and its arguments: an array of strings, or one string (as in the \
+                 environment) split into arguments at whitespace, single or double quotes \
+                 keeping text together (never run through a shell); the program must be \
+                 non-empty and no argument may contain NUL"
+            }
         };
         text.to_owned()
     }
@@ -150,22 +159,24 @@ impl<T> Field<T> {
     }
 }
 
-/// An integer field with its inclusive range.
+/// A numeric field with its inclusive range.
 #[derive(Debug)]
-pub(crate) struct Int<T: 'static> {
+pub(crate) struct Num<T: 'static> {
     min: T,
     max: T,
     field: Field<T>,
 }
 
-impl<T: Copy + PartialOrd + std::fmt::Display> Int<T> {
+impl<T: Copy + PartialOrd + std::fmt::Debug> Num<T> {
+    /// Out of range (including NaN) is invalid.
     fn set(&self, config: &mut Config, value: Option<T>) -> Result<(), Invalid> {
         let in_range = value.filter(|v| (self.min..=self.max).contains(v));
         self.field.set(config, in_range)
     }
 
-    fn accepted(&self) -> String {
-        format!("an integer from {} to {}", self.min, self.max)
+    /// `what` is "an integer" or "a number"; `Debug` shows floats as `1.0`, not `1`.
+    fn accepted(&self, what: &str) -> String {
+        format!("{what} from {:?} to {:?}", self.min, self.max)
     }
 }
 
@@ -181,12 +192,20 @@ pub(crate) enum TextRule {
 #[derive(Debug)]
 pub(crate) enum Kind {
     Ip(Field<IpAddr>),
-    U8(Int<u8>),
-    U16(Int<u16>),
-    U32(Int<u32>),
+    U8(Num<u8>),
+    U16(Num<u16>),
+    U32(Num<u32>),
+    /// In TOML a float or an integer.
+    F32(Num<f32>),
     Cidrs(Field<Vec<Cidr>>),
     Backend(Field<Backend>),
+    TtsProtocol(Field<TtsProtocol>),
     Bool(Field<bool>),
+    /// A program and its arguments (see [`split_args`]).
+    Argv(Field<Vec<String>>),
+    /// A non-empty string with a default.
+    Name(Field<String>),
+    /// An optional string, unset by default.
     Text {
         rule: TextRule,
         example: &'static str,
@@ -203,15 +222,19 @@ impl Kind {
     pub(crate) fn set_text(&self, config: &mut Config, s: &str) -> Result<(), Invalid> {
         match self {
             Kind::Ip(f) => f.set(config, s.parse().ok()),
-            Kind::U8(i) => i.set(config, s.parse().ok()),
-            Kind::U16(i) => i.set(config, s.parse().ok()),
-            Kind::U32(i) => i.set(config, s.parse().ok()),
+            Kind::U8(r) => r.set(config, s.parse().ok()),
+            Kind::U16(r) => r.set(config, s.parse().ok()),
+            Kind::U32(r) => r.set(config, s.parse().ok()),
+            Kind::F32(r) => r.set(config, s.parse().ok()),
             Kind::Cidrs(f) => f.set(
                 config,
                 s.split(',').map(|c| c.trim().parse().ok()).collect(),
             ),
             Kind::Backend(f) => f.set(config, Backend::parse(s)),
+            Kind::TtsProtocol(f) => f.set(config, TtsProtocol::parse(s)),
             Kind::Bool(f) => f.set(config, parse_bool(s)),
+            Kind::Argv(f) => f.set(config, split_args(s).and_then(valid_argv)),
+            Kind::Name(f) => f.set(config, (!s.is_empty()).then(|| s.to_owned())),
             Kind::Text { rule, field, .. } => {
                 let ok = match rule {
                     TextRule::NonEmpty => !s.is_empty(),
@@ -224,19 +247,36 @@ impl Kind {
     }
 
     /// Sets the field from a TOML value, which must have the natural TOML type
-    /// (integer, boolean, array of strings, otherwise string).
+    /// (integer, float or integer, boolean, array of strings, otherwise string; a
+    /// command may also be one string).
     pub(crate) fn set_toml(&self, config: &mut Config, value: &Value) -> Result<(), Invalid> {
         match (self, value) {
-            (Kind::U8(i), Value::Integer(n)) => i.set(config, (*n).try_into().ok()),
-            (Kind::U16(i), Value::Integer(n)) => i.set(config, (*n).try_into().ok()),
-            (Kind::U32(i), Value::Integer(n)) => i.set(config, (*n).try_into().ok()),
+            (Kind::U8(r), Value::Integer(n)) => r.set(config, (*n).try_into().ok()),
+            (Kind::U16(r), Value::Integer(n)) => r.set(config, (*n).try_into().ok()),
+            (Kind::U32(r), Value::Integer(n)) => r.set(config, (*n).try_into().ok()),
+            (Kind::F32(r), Value::Float(x)) => r.set(config, Some(*x as f32)),
+            (Kind::F32(r), Value::Integer(n)) => r.set(config, Some(*n as f32)),
             (Kind::Bool(f), Value::Boolean(b)) => f.set(config, Some(*b)),
             (Kind::Cidrs(f), Value::Array(items)) => f.set(
                 config,
                 items.iter().map(|c| c.as_str()?.parse().ok()).collect(),
             ),
+            (Kind::Argv(f), Value::Array(items)) => f.set(
+                config,
+                items
+                    .iter()
+                    .map(|a| a.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .and_then(valid_argv),
+            ),
             (
-                Kind::Ip(_) | Kind::Backend(_) | Kind::Text { .. } | Kind::Path { .. },
+                Kind::Ip(_)
+                | Kind::Backend(_)
+                | Kind::TtsProtocol(_)
+                | Kind::Argv(_)
+                | Kind::Name(_)
+                | Kind::Text { .. }
+                | Kind::Path { .. },
                 Value::String(s),
             ) => self.set_text(config, s),
             _ => Err(Invalid),
@@ -248,9 +288,18 @@ impl Kind {
         let string = |s: String| Some(Value::String(s));
         match self {
             Kind::Ip(f) => string(f.read(config).to_string()),
-            Kind::U8(i) => Some(Value::Integer((*i.field.read(config)).into())),
-            Kind::U16(i) => Some(Value::Integer((*i.field.read(config)).into())),
-            Kind::U32(i) => Some(Value::Integer((*i.field.read(config)).into())),
+            Kind::U8(r) => Some(Value::Integer((*r.field.read(config)).into())),
+            Kind::U16(r) => Some(Value::Integer((*r.field.read(config)).into())),
+            Kind::U32(r) => Some(Value::Integer((*r.field.read(config)).into())),
+            // Through the shortest decimal that reads back as the f32: 0.3, not
+            // 0.30000001192092896.
+            Kind::F32(r) => Some(Value::Float(
+                r.field
+                    .read(config)
+                    .to_string()
+                    .parse()
+                    .expect("an f32 prints as a valid f64"),
+            )),
             Kind::Cidrs(f) => Some(Value::Array(
                 f.read(config)
                     .iter()
@@ -258,7 +307,12 @@ impl Kind {
                     .collect(),
             )),
             Kind::Backend(f) => string(f.read(config).to_string()),
+            Kind::TtsProtocol(f) => string(f.read(config).to_string()),
             Kind::Bool(f) => Some(Value::Boolean(*f.read(config))),
+            Kind::Argv(f) => Some(Value::Array(
+                f.read(config).iter().cloned().map(Value::String).collect(),
+            )),
+            Kind::Name(f) => string(f.read(config).clone()),
             Kind::Text { field, .. } => field.read(config).clone().and_then(string),
             Kind::Path { field, .. } => field
                 .read(config)
@@ -285,9 +339,44 @@ macro_rules! field {
     };
 }
 
-macro_rules! int {
+/// Splits a command line into arguments at unquoted whitespace. Single and double
+/// quotes keep text together (`'a b'c` is one argument, `""` an empty one) and are the
+/// only special characters; `None` for an unterminated quote.
+fn split_args(s: &str) -> Option<Vec<String>> {
+    let mut args = Vec::new();
+    // `Some` once an argument has begun, even if only with `""`.
+    let mut arg: Option<String> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                let arg = arg.get_or_insert_with(String::new);
+                loop {
+                    match chars.next()? {
+                        q if q == c => break,
+                        q => arg.push(q),
+                    }
+                }
+            }
+            c if c.is_whitespace() => args.extend(arg.take()),
+            c => arg.get_or_insert_with(String::new).push(c),
+        }
+    }
+    args.extend(arg);
+    Some(args)
+}
+
+/// A command needs a program; arguments may be empty but cannot hold NUL, which no
+/// process argument can.
+fn valid_argv(argv: Vec<String>) -> Option<Vec<String>> {
+    let valid = argv.first().is_some_and(|program| !program.is_empty())
+        && !argv.iter().any(|a| a.contains('\0'));
+    valid.then_some(argv)
+}
+
+macro_rules! num {
     ($min:expr, $max:expr, $($path:ident).+) => {
-        Int {
+        Num {
             min: $min,
             max: $max,
             field: field!($($path).+),
@@ -295,7 +384,7 @@ macro_rules! int {
     };
 }
 
-static SETTINGS: [SettingInfo; 18] = [
+static SETTINGS: [SettingInfo; 34] = [
     SettingInfo {
         key: "record",
         env: "CHRONUS_RECORD",
@@ -330,7 +419,7 @@ static SETTINGS: [SettingInfo; 18] = [
         env: "CHRONUS_OSC_PORT",
         env_alias: None,
         description: "Port the OSC server listens on (UDP and TCP).",
-        kind: Kind::U16(int!(1, 65535, osc.port)),
+        kind: Kind::U16(num!(1, 65535, osc.port)),
     },
     SettingInfo {
         key: "osc.allow",
@@ -339,6 +428,14 @@ static SETTINGS: [SettingInfo; 18] = [
         description: "Networks OSC senders must belong to; empty accepts any sender that can \
                       reach osc.host.",
         kind: Kind::Cidrs(field!(osc.allow)),
+    },
+    SettingInfo {
+        key: "osc.rate_limit",
+        env: "CHRONUS_OSC_RATE_LIMIT",
+        env_alias: None,
+        description: "OSC messages per second one sender may send; beyond it they are dropped \
+                      and counted.",
+        kind: Kind::U32(num!(1, 1_000_000, osc.rate_limit)),
     },
     SettingInfo {
         key: "audio.backend",
@@ -366,7 +463,7 @@ static SETTINGS: [SettingInfo; 18] = [
         env: "CHRONUS_SAMPLE_RATE",
         env_alias: None,
         description: "Sample rate in Hz.",
-        kind: Kind::U32(int!(8000, 192_000, audio.sample_rate)),
+        kind: Kind::U32(num!(8000, 192_000, audio.sample_rate)),
     },
     SettingInfo {
         key: "audio.buffer_size",
@@ -374,14 +471,14 @@ static SETTINGS: [SettingInfo; 18] = [
         env_alias: None,
         description: "Device buffer size requested from the backend, in frames; the device may \
                       still call back with other sizes.",
-        kind: Kind::U32(int!(16, 8192, audio.buffer_size)),
+        kind: Kind::U32(num!(16, 8192, audio.buffer_size)),
     },
     SettingInfo {
         key: "audio.block_frames",
         env: "CHRONUS_BLOCK_FRAMES",
         env_alias: None,
         description: "Frames per block that workers render and the rings hold.",
-        kind: Kind::U32(int!(16, 4096, audio.block_frames)),
+        kind: Kind::U32(num!(16, 4096, audio.block_frames)),
     },
     SettingInfo {
         key: "audio.lookahead_blocks",
@@ -389,7 +486,7 @@ static SETTINGS: [SettingInfo; 18] = [
         env_alias: None,
         description: "Blocks workers render ahead of the play position: more rides out longer \
                       stalls, fewer applies commands sooner.",
-        kind: Kind::U32(int!(LOOKAHEAD_MIN, LOOKAHEAD_MAX, audio.lookahead_blocks)),
+        kind: Kind::U32(num!(LOOKAHEAD_MIN, LOOKAHEAD_MAX, audio.lookahead_blocks)),
     },
     SettingInfo {
         key: "audio.pulse_server",
@@ -408,7 +505,7 @@ static SETTINGS: [SettingInfo; 18] = [
         env: "CHRONUS_NUM_VOICES",
         env_alias: None,
         description: "Number of synthesis voices.",
-        kind: Kind::U8(int!(1, 16, engine.num_voices)),
+        kind: Kind::U8(num!(1, 16, engine.num_voices)),
     },
     SettingInfo {
         key: "workers.hang_timeout_ms",
@@ -416,14 +513,14 @@ static SETTINGS: [SettingInfo; 18] = [
         env_alias: None,
         description: "A worker whose heartbeat stops for this long is treated as hung and \
                       replaced.",
-        kind: Kind::U32(int!(10, 60_000, workers.hang_timeout_ms)),
+        kind: Kind::U32(num!(10, 60_000, workers.hang_timeout_ms)),
     },
     SettingInfo {
         key: "workers.restart_backoff_min_ms",
         env: "CHRONUS_RESTART_BACKOFF_MIN_MS",
         env_alias: None,
         description: "Delay before restarting a failed worker; it grows on repeated failures.",
-        kind: Kind::U32(int!(1, 60_000, workers.restart_backoff_min_ms)),
+        kind: Kind::U32(num!(1, 60_000, workers.restart_backoff_min_ms)),
     },
     SettingInfo {
         key: "workers.restart_backoff_max_ms",
@@ -431,7 +528,7 @@ static SETTINGS: [SettingInfo; 18] = [
         env_alias: None,
         description: "Longest delay between worker restarts; must be at least \
                       restart_backoff_min_ms.",
-        kind: Kind::U32(int!(1, 600_000, workers.restart_backoff_max_ms)),
+        kind: Kind::U32(num!(1, 600_000, workers.restart_backoff_max_ms)),
     },
     SettingInfo {
         key: "log.verbose",
@@ -449,6 +546,127 @@ static SETTINGS: [SettingInfo; 18] = [
             rule: TextRule::Filter,
             example: "chronusd=debug,warn",
             field: field!(log.filter),
+        },
+    },
+    SettingInfo {
+        key: "speech.tts.enabled",
+        env: "CHRONUS_TTS_ENABLED",
+        env_alias: None,
+        description: "Run the text-to-speech engine.",
+        kind: Kind::Bool(field!(speech.tts.enabled)),
+    },
+    SettingInfo {
+        key: "speech.tts.command",
+        env: "CHRONUS_TTS_COMMAND",
+        env_alias: None,
+        description: "Text-to-speech program and its arguments: a one-shot program is run per \
+                      request with {text} and {voice} replaced by the request's text and voice, \
+                      and writes WAV on stdout; a Wyoming server (protocol = \"wyoming\") is \
+                      kept running and speaks the Wyoming protocol on stdin/stdout.",
+        kind: Kind::Argv(field!(speech.tts.command)),
+    },
+    SettingInfo {
+        key: "speech.tts.protocol",
+        env: "CHRONUS_TTS_PROTOCOL",
+        env_alias: None,
+        description: "How the text-to-speech program is driven: oneshot (run once per request) \
+                      or wyoming (a server speaking the Wyoming protocol).",
+        kind: Kind::TtsProtocol(field!(speech.tts.protocol)),
+    },
+    SettingInfo {
+        key: "speech.tts.engines",
+        env: "CHRONUS_TTS_ENGINES",
+        env_alias: None,
+        description: "How many Wyoming servers are pooled (one-shot programs ignore it).",
+        kind: Kind::U32(num!(1, 16, speech.tts.engines)),
+    },
+    SettingInfo {
+        key: "speech.tts.voice",
+        env: "CHRONUS_TTS_VOICE",
+        env_alias: None,
+        description: "Voice used when a request names none.",
+        kind: Kind::Name(field!(speech.tts.voice)),
+    },
+    SettingInfo {
+        key: "speech.tts.cache_entries",
+        env: "CHRONUS_TTS_CACHE_ENTRIES",
+        env_alias: None,
+        description: "Most syntheses the cache keeps, so that a repeated phrase is not \
+                      synthesised again.",
+        kind: Kind::U32(num!(0, 10_000, speech.tts.cache_entries)),
+    },
+    SettingInfo {
+        key: "speech.tts.cache_mb",
+        env: "CHRONUS_TTS_CACHE_MB",
+        env_alias: None,
+        description: "Most audio the synthesis cache holds, in MiB.",
+        kind: Kind::U32(num!(0, 4096, speech.tts.cache_mb)),
+    },
+    SettingInfo {
+        key: "speech.tts.timeout_ms",
+        env: "CHRONUS_TTS_TIMEOUT_MS",
+        env_alias: None,
+        description: "A synthesis request that takes longer than this fails.",
+        kind: Kind::U32(num!(100, 600_000, speech.tts.timeout_ms)),
+    },
+    SettingInfo {
+        key: "speech.tts.gain",
+        env: "CHRONUS_TTS_GAIN",
+        env_alias: None,
+        description: "Speech level at the output (1.0 leaves it unchanged).",
+        kind: Kind::F32(num!(0.0, 2.0, speech.tts.gain)),
+    },
+    SettingInfo {
+        key: "speech.tts.duck",
+        env: "CHRONUS_TTS_DUCK",
+        env_alias: None,
+        description: "Level of the music while speech plays (1.0 turns ducking off).",
+        kind: Kind::F32(num!(0.0, 1.0, speech.tts.duck)),
+    },
+    SettingInfo {
+        key: "speech.asr.enabled",
+        env: "CHRONUS_ASR_ENABLED",
+        env_alias: None,
+        description: "Run the speech recogniser.",
+        kind: Kind::Bool(field!(speech.asr.enabled)),
+    },
+    SettingInfo {
+        key: "speech.asr.command",
+        env: "CHRONUS_ASR_COMMAND",
+        env_alias: None,
+        description: "Speech recognition program and its arguments: a streaming recogniser \
+                      reading raw 16-bit mono PCM at speech.asr.rate on stdin and printing one \
+                      line per utterance.",
+        kind: Kind::Argv(field!(speech.asr.command)),
+    },
+    SettingInfo {
+        key: "speech.asr.grammar",
+        env: "CHRONUS_ASR_GRAMMAR",
+        env_alias: None,
+        description: "JSGF grammar of the phrases to recognise, passed to the recogniser as \
+                      -jsgf PATH; unset uses the recogniser's own language model.",
+        kind: Kind::Path {
+            example: "/etc/chronus/commands.jsgf",
+            field: field!(speech.asr.grammar),
+        },
+    },
+    SettingInfo {
+        key: "speech.asr.rate",
+        env: "CHRONUS_ASR_RATE",
+        env_alias: None,
+        description: "Sample rate in Hz of the audio fed to the recogniser.",
+        kind: Kind::U32(num!(8000, 48_000, speech.asr.rate)),
+    },
+    SettingInfo {
+        key: "speech.asr.input_device",
+        env: "CHRONUS_INPUT_DEVICE",
+        env_alias: None,
+        description: "Capture device name as cpal lists it; unset uses the default input \
+                      device.",
+        kind: Kind::Text {
+            rule: TextRule::NonEmpty,
+            example: "pulse",
+            field: field!(speech.asr.input_device),
         },
     },
 ];

@@ -47,6 +47,11 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
         Some(("CHRONUS_OSC_ALLOW", "10.0.0.0/99")),
     ),
     (
+        "osc.rate_limit",
+        "0",
+        Some(("CHRONUS_OSC_RATE_LIMIT", "fast")),
+    ),
+    (
         "audio.backend",
         "\"jack\"",
         Some(("CHRONUS_AUDIO_BACKEND", "jack")),
@@ -95,6 +100,61 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
         Some(("CHRONUS_VERBOSE", "maybe")),
     ),
     ("log.filter", "\"\\u0001\"", Some(("CHRONUS_LOG", "\u{1}"))),
+    (
+        "speech.tts.enabled",
+        "1",
+        Some(("CHRONUS_TTS_ENABLED", "maybe")),
+    ),
+    (
+        "speech.tts.command",
+        "[]",
+        Some(("CHRONUS_TTS_COMMAND", "espeak-ng \"{text}")),
+    ),
+    (
+        "speech.tts.protocol",
+        "\"http\"",
+        Some(("CHRONUS_TTS_PROTOCOL", "http")),
+    ),
+    (
+        "speech.tts.engines",
+        "0",
+        Some(("CHRONUS_TTS_ENGINES", "17")),
+    ),
+    ("speech.tts.voice", "\"\"", None),
+    (
+        "speech.tts.cache_entries",
+        "-1",
+        Some(("CHRONUS_TTS_CACHE_ENTRIES", "10001")),
+    ),
+    (
+        "speech.tts.cache_mb",
+        "4097",
+        Some(("CHRONUS_TTS_CACHE_MB", "64M")),
+    ),
+    (
+        "speech.tts.timeout_ms",
+        "99",
+        Some(("CHRONUS_TTS_TIMEOUT_MS", "10s")),
+    ),
+    ("speech.tts.gain", "2.5", Some(("CHRONUS_TTS_GAIN", "NaN"))),
+    ("speech.tts.duck", "-0.5", Some(("CHRONUS_TTS_DUCK", "1.5"))),
+    (
+        "speech.asr.enabled",
+        "\"yes\"",
+        Some(("CHRONUS_ASR_ENABLED", "2")),
+    ),
+    (
+        "speech.asr.command",
+        "[\"\"]",
+        Some(("CHRONUS_ASR_COMMAND", "'' -infile /dev/stdin")),
+    ),
+    ("speech.asr.grammar", "\"\"", None),
+    (
+        "speech.asr.rate",
+        "7999",
+        Some(("CHRONUS_ASR_RATE", "96000")),
+    ),
+    ("speech.asr.input_device", "\"\"", None),
 ];
 
 fn toml_for(key: &str, value: &str) -> String {
@@ -180,8 +240,15 @@ fn check_config_prints_each_value_with_its_source() {
         "unknown variables are warned about by name: {stderr}"
     );
     assert!(
-        toml::from_str::<toml::Table>(&stdout).is_ok(),
-        "output is not valid TOML:\n{stdout}"
+        stdout.contains("\n[speech.tts]\n") && stdout.contains("\n[speech.asr]\n"),
+        "nested sections are printed with dotted headers: {stdout}"
+    );
+    let table = toml::from_str::<toml::Table>(&stdout)
+        .unwrap_or_else(|e| panic!("output is not valid TOML: {e}\n{stdout}"));
+    assert_eq!(
+        table["speech"]["tts"]["command"].as_array().map(Vec::len),
+        Some(5),
+        "{stdout}"
     );
 }
 

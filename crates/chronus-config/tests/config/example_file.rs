@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use chronus_config::{AudioConfig, Config, LogConfig, Source, Sources, settings};
+use chronus_config::{
+    AsrSettings, AudioConfig, Config, LogConfig, Source, Sources, SpeechSettings, settings,
+};
 
 use crate::common::{load_ok, write_config};
 
@@ -163,6 +165,14 @@ fn example_file_values_are_valid_when_uncommented() {
         log: LogConfig {
             filter: Some("chronusd=debug,warn".into()),
             ..defaults.log.clone()
+        },
+        speech: SpeechSettings {
+            asr: AsrSettings {
+                grammar: Some("/etc/chronus/commands.jsgf".into()),
+                input_device: Some("pulse".into()),
+                ..defaults.speech.asr.clone()
+            },
+            ..defaults.speech.clone()
         },
         ..defaults
     };

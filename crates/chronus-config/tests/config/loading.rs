@@ -77,7 +77,7 @@ fn unknown_top_level_key_is_an_error() {
         err.to_string(),
         format!(
             "unknown key `colour` in {} (known top-level keys: record, journal, [osc], \
-             [audio], [engine], [workers], [log])",
+             [audio], [engine], [workers], [log], [speech.tts], [speech.asr])",
             path.display()
         )
     );
@@ -93,6 +93,59 @@ fn unknown_nested_key_is_an_error() {
              sample_rate, buffer_size, block_frames, lookahead_blocks, pulse_server)",
             path.display()
         )
+    );
+}
+
+#[test]
+fn unknown_key_in_a_nested_section_is_an_error() {
+    let (path, sources) = file_sources("unknown-nested-tts", "[speech.tts]\nvolume = 2\n");
+    assert_eq!(
+        load_err(&sources).to_string(),
+        format!(
+            "unknown key `speech.tts.volume` in {} (known keys in [speech.tts]: enabled, \
+             command, protocol, engines, voice, cache_entries, cache_mb, timeout_ms, gain, \
+             duck)",
+            path.display()
+        )
+    );
+    // The table holding the sections has no keys of its own.
+    let (path, sources) = file_sources("unknown-in-speech", "[speech]\ncommand = \"x\"\n");
+    assert_eq!(
+        load_err(&sources).to_string(),
+        format!(
+            "unknown key `speech.command` in {} (known keys in [speech]: [speech.tts], \
+             [speech.asr]; did you mean `speech.tts.command` or `speech.asr.command`?)",
+            path.display()
+        )
+    );
+    let (_, sources) = file_sources("unknown-speech-subtable", "[speech.tts.wyoming]\nx = 1\n");
+    let message = load_err(&sources).to_string();
+    assert!(
+        message.starts_with("unknown key `speech.tts.wyoming` in "),
+        "{message}"
+    );
+}
+
+#[test]
+fn misplaced_section_error_suggests_the_nested_one() {
+    let (path, sources) = file_sources("misplaced-tts", "[tts]\nvoice = \"de\"\n");
+    assert_eq!(
+        load_err(&sources).to_string(),
+        format!(
+            "unknown key `tts` in {} (known top-level keys: record, journal, [osc], [audio], \
+             [engine], [workers], [log], [speech.tts], [speech.asr]; did you mean \
+             `[speech.tts]`?)",
+            path.display()
+        )
+    );
+    let (_, sources) = file_sources(
+        "misplaced-input-device",
+        "[speech.tts]\ninput_device = \"x\"\n",
+    );
+    let message = load_err(&sources).to_string();
+    assert!(
+        message.ends_with("; did you mean `speech.asr.input_device`?)"),
+        "{message}"
     );
 }
 
@@ -135,11 +188,44 @@ fn section_that_is_not_a_table_is_an_error() {
 }
 
 #[test]
+fn table_holding_sections_that_is_not_a_table_is_an_error() {
+    for (name, text, shown, headers) in [
+        (
+            "speech-not-table",
+            "speech = true\n",
+            "speech = true",
+            "[speech.tts], [speech.asr]",
+        ),
+        (
+            "speech-tts-not-table",
+            "[speech]\ntts = \"espeak-ng\"\n",
+            "speech.tts = \"espeak-ng\"",
+            "[speech.tts]",
+        ),
+    ] {
+        let (path, sources) = file_sources(name, text);
+        assert_eq!(
+            load_err(&sources).to_string(),
+            format!(
+                "{shown} in {} is invalid: expected a table of settings ({headers})",
+                path.display()
+            )
+        );
+    }
+}
+
+#[test]
 fn dotted_keys_in_the_file_work_like_sections() {
-    let (_, sources) = file_sources("dotted", "osc.port = 6000\naudio.backend = \"null\"\n");
+    let (_, sources) = file_sources(
+        "dotted",
+        "osc.port = 6000\naudio.backend = \"null\"\nspeech.tts.voice = \"de\"\n\
+         speech.asr.rate = 8000\n",
+    );
     let config = load_ok(&sources).config;
     assert_eq!(config.osc.port, 6000);
     assert_eq!(config.audio.backend, chronus_config::Backend::Null);
+    assert_eq!(config.speech.tts.voice, "de");
+    assert_eq!(config.speech.asr.rate, 8000);
 }
 
 #[test]
@@ -511,6 +597,14 @@ fn annotated_toml_names_each_source() {
         "num_voices = 8  # command line".to_owned(),
         "# device is unset  # default".to_owned(),
         "allow = []  # default".to_owned(),
+        "[speech.tts]".to_owned(),
+        "command = [\"espeak-ng\", \"--stdout\", \"-v\", \"{voice}\", \"{text}\"]  # default"
+            .to_owned(),
+        "protocol = \"oneshot\"  # default".to_owned(),
+        "gain = 1.0  # default".to_owned(),
+        "duck = 0.3  # default".to_owned(),
+        "[speech.asr]".to_owned(),
+        "# grammar is unset  # default".to_owned(),
     ] {
         assert!(
             lines.contains(&expected.as_str()),
@@ -525,20 +619,44 @@ fn annotated_toml_parses_back_to_the_same_config() {
         "annotated-input",
         "record = \"/srv/out \\\"quoted\\\".wav\"\n\
          [osc]\nallow = [\"10.0.0.0/8\", \"::1\"]\n\
-         [log]\nverbose = true\nfilter = \"chronusd=debug,warn\"\n",
+         [log]\nverbose = true\nfilter = \"chronusd=debug,warn\"\n\
+         [speech.tts]\ncommand = \"say 'it\\\"s' \\\"\\\"\"\ngain = 2\n",
     );
     sources.env = env(&[
         ("CHRONUS_OSC_HOST", "::"),
         ("CHRONUS_AUDIO_BACKEND", "NULL"),
         ("CHRONUS_PULSE_SERVER", "unix:/run/pulse/native"),
         ("CHRONUS_LEAD_TARGET", "6"),
+        ("CHRONUS_TTS_DUCK", "0.1"),
+        ("CHRONUS_TTS_PROTOCOL", "Wyoming"),
+        ("CHRONUS_ASR_GRAMMAR", "/srv/commands.jsgf"),
     ]);
-    sources.overrides = overrides(&[("journal", "journal.osc"), ("audio.device", "hw:1,0")]);
+    sources.overrides = overrides(&[
+        ("journal", "journal.osc"),
+        ("audio.device", "hw:1,0"),
+        ("speech.asr.input_device", "hw:2"),
+        ("speech.asr.enabled", "off"),
+    ]);
     let loaded = load_ok(&sources);
     let dump = loaded.to_annotated_toml();
 
     let table: toml::Table = dump.parse().unwrap_or_else(|e| panic!("{e}\n{dump}"));
     assert_eq!(table["osc"]["host"].as_str(), Some("::"), "{dump}");
+    assert_eq!(
+        table["speech"]["tts"]["command"].as_array().map(Vec::len),
+        Some(3),
+        "{dump}"
+    );
+    assert_eq!(
+        loaded.config.speech.tts.command,
+        ["say", "it\"s", ""],
+        "{dump}"
+    );
+    assert_eq!(
+        table["speech"]["tts"]["duck"].as_float(),
+        Some(0.1),
+        "{dump}"
+    );
 
     let (_, reloaded) = file_sources("annotated-output", &dump);
     let reloaded = load_ok(&reloaded);

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use chronus_config::{Backend, Cidr};
+use chronus_config::{Backend, Cidr, TtsProtocol};
 
 use crate::common::{
     check_invalid_env, check_invalid_file, check_invalid_override, check_layers, non_utf8, os,
@@ -26,6 +26,17 @@ fn some_path(s: &str) -> Option<PathBuf> {
 fn some_string(s: &str) -> Option<String> {
     Some(s.to_owned())
 }
+
+fn argv(args: &[&str]) -> Vec<String> {
+    args.iter().map(|&a| a.to_owned()).collect()
+}
+
+const BOOL: &str = "true or false (in the environment also 1/0, yes/no, on/off)";
+
+const COMMAND: &str = "a program and its arguments: an array of strings, or one string (as in \
+                       the environment) split into arguments at whitespace, single or double \
+                       quotes keeping text together (never run through a shell); the program \
+                       must be non-empty and no argument may contain NUL";
 
 #[test]
 fn record() {
@@ -137,6 +148,27 @@ fn osc_allow() {
         &["\"10.0.0.0/8\"", "[\"10.0.0.0/33\"]", "[8]"],
     );
     check_invalid_override("osc.allow", accepted, &["", "10.0.0.0/8,"]);
+}
+
+#[test]
+fn osc_rate_limit() {
+    let accepted = "an integer from 1 to 1000000";
+    check_layers(
+        "osc.rate_limit",
+        "CHRONUS_OSC_RATE_LIMIT",
+        |c| c.osc.rate_limit,
+        20_000,
+        ("500", 500),
+        ("1", 1),
+        ("1000000", 1_000_000),
+    );
+    check_invalid_env(
+        "CHRONUS_OSC_RATE_LIMIT",
+        accepted,
+        &os(&["0", "1000001", "1k", "-1"]),
+    );
+    check_invalid_file("osc.rate_limit", accepted, &["0", "1000001", "\"100\""]);
+    check_invalid_override("osc.rate_limit", accepted, &["", "20000.5"]);
 }
 
 #[test]
@@ -352,7 +384,7 @@ fn workers_restart_backoff_max_ms() {
 
 #[test]
 fn log_verbose() {
-    let accepted = "true or false (in the environment also 1/0, yes/no, on/off)";
+    let accepted = BOOL;
     check_layers(
         "log.verbose",
         "CHRONUS_VERBOSE",
@@ -404,4 +436,351 @@ fn log_filter() {
     check_invalid_env("CHRONUS_LOG", accepted, &os(&["info\tdebug", "a\u{7}"]));
     check_invalid_file("log.filter", accepted, &["\"\"", "3"]);
     check_invalid_override("log.filter", accepted, &["", "debug\n"]);
+}
+
+#[test]
+fn speech_tts_enabled() {
+    check_layers(
+        "speech.tts.enabled",
+        "CHRONUS_TTS_ENABLED",
+        |c| c.speech.tts.enabled,
+        true,
+        ("false", false),
+        ("on", true),
+        ("0", false),
+    );
+    check_invalid_env("CHRONUS_TTS_ENABLED", BOOL, &os(&["2", "disabled"]));
+    check_invalid_file("speech.tts.enabled", BOOL, &["\"false\"", "0"]);
+    check_invalid_override("speech.tts.enabled", BOOL, &["", "nope"]);
+}
+
+#[test]
+fn speech_tts_command() {
+    check_layers(
+        "speech.tts.command",
+        "CHRONUS_TTS_COMMAND",
+        |c| c.speech.tts.command.clone(),
+        argv(&["espeak-ng", "--stdout", "-v", "{voice}", "{text}"]),
+        ("[\"say\", \"\", \"{text}\"]", argv(&["say", "", "{text}"])),
+        (
+            "piper  --model '/srv/voices/en lessac.onnx'\t--output_file /dev/stdout",
+            argv(&[
+                "piper",
+                "--model",
+                "/srv/voices/en lessac.onnx",
+                "--output_file",
+                "/dev/stdout",
+            ]),
+        ),
+        (
+            "\"/opt/my tts/run\" -v \"\" '{text}'",
+            argv(&["/opt/my tts/run", "-v", "", "{text}"]),
+        ),
+    );
+    // A TOML string is split like the environment's.
+    let path = crate::common::write_config(
+        "speech-tts-command-string",
+        "[speech.tts]\ncommand = \"wyoming-piper --voice 'en_GB alan'\"\n",
+    );
+    let loaded = crate::common::load_ok(&chronus_config::Sources {
+        config_file: Some(path),
+        ..Default::default()
+    });
+    assert_eq!(
+        loaded.config.speech.tts.command,
+        argv(&["wyoming-piper", "--voice", "en_GB alan"])
+    );
+    // Quotes join with adjacent text and quote each other; nothing else is special.
+    for (raw, expected) in [
+        ("a\"b c\"d", argv(&["ab cd"])),
+        ("say \"it's\" '\"x\"'", argv(&["say", "it's", "\"x\""])),
+        ("echo $HOME; rm \\x", argv(&["echo", "$HOME;", "rm", "\\x"])),
+        (" espeak-ng ", argv(&["espeak-ng"])),
+    ] {
+        let loaded = crate::common::load_ok(&chronus_config::Sources {
+            overrides: crate::common::overrides(&[("speech.tts.command", raw)]),
+            ..Default::default()
+        });
+        assert_eq!(loaded.config.speech.tts.command, expected, "{raw:?}");
+    }
+    check_invalid_env(
+        "CHRONUS_TTS_COMMAND",
+        COMMAND,
+        &[
+            non_utf8(),
+            "   ".into(),
+            "espeak-ng \"{text}".into(),
+            "'' -v en".into(),
+        ],
+    );
+    check_invalid_file(
+        "speech.tts.command",
+        COMMAND,
+        &[
+            "[]",
+            "\"\"",
+            "[\"\"]",
+            "[\"say\", 1]",
+            "\"say 'unterminated\"",
+            "[\"say\", \"a\\u0000b\"]",
+            "3",
+        ],
+    );
+    check_invalid_override("speech.tts.command", COMMAND, &["", "'say", "\"\" x"]);
+}
+
+#[test]
+fn speech_tts_protocol() {
+    let accepted = "oneshot or wyoming (case-insensitive)";
+    check_layers(
+        "speech.tts.protocol",
+        "CHRONUS_TTS_PROTOCOL",
+        |c| c.speech.tts.protocol,
+        TtsProtocol::OneShot,
+        ("\"wyoming\"", TtsProtocol::Wyoming),
+        ("OneShot", TtsProtocol::OneShot),
+        ("WYOMING", TtsProtocol::Wyoming),
+    );
+    check_invalid_env("CHRONUS_TTS_PROTOCOL", accepted, &os(&["one-shot", "http"]));
+    check_invalid_file("speech.tts.protocol", accepted, &["\"piper\"", "1"]);
+    check_invalid_override("speech.tts.protocol", accepted, &[""]);
+}
+
+#[test]
+fn speech_tts_engines() {
+    let accepted = "an integer from 1 to 16";
+    check_layers(
+        "speech.tts.engines",
+        "CHRONUS_TTS_ENGINES",
+        |c| c.speech.tts.engines,
+        1,
+        ("4", 4),
+        ("16", 16),
+        ("2", 2),
+    );
+    check_invalid_env("CHRONUS_TTS_ENGINES", accepted, &os(&["0", "17", "two"]));
+    check_invalid_file("speech.tts.engines", accepted, &["0", "17", "\"2\""]);
+    check_invalid_override("speech.tts.engines", accepted, &["-1"]);
+}
+
+#[test]
+fn speech_tts_voice() {
+    let accepted = "a non-empty string";
+    check_layers(
+        "speech.tts.voice",
+        "CHRONUS_TTS_VOICE",
+        |c| c.speech.tts.voice.clone(),
+        "en".to_owned(),
+        ("\"en-gb\"", "en-gb".to_owned()),
+        ("de", "de".to_owned()),
+        ("en_US-lessac-medium", "en_US-lessac-medium".to_owned()),
+    );
+    check_invalid_env("CHRONUS_TTS_VOICE", accepted, &[non_utf8()]);
+    check_invalid_file("speech.tts.voice", accepted, &["\"\"", "1"]);
+    check_invalid_override("speech.tts.voice", accepted, &[""]);
+}
+
+#[test]
+fn speech_tts_cache_entries() {
+    let accepted = "an integer from 0 to 10000";
+    check_layers(
+        "speech.tts.cache_entries",
+        "CHRONUS_TTS_CACHE_ENTRIES",
+        |c| c.speech.tts.cache_entries,
+        50,
+        ("0", 0),
+        ("10000", 10_000),
+        ("100", 100),
+    );
+    check_invalid_env(
+        "CHRONUS_TTS_CACHE_ENTRIES",
+        accepted,
+        &os(&["10001", "-1", "many"]),
+    );
+    check_invalid_file("speech.tts.cache_entries", accepted, &["10001", "-1"]);
+    check_invalid_override("speech.tts.cache_entries", accepted, &["", "5.0"]);
+}
+
+#[test]
+fn speech_tts_cache_mb() {
+    let accepted = "an integer from 0 to 4096";
+    check_layers(
+        "speech.tts.cache_mb",
+        "CHRONUS_TTS_CACHE_MB",
+        |c| c.speech.tts.cache_mb,
+        64,
+        ("128", 128),
+        ("0", 0),
+        ("4096", 4096),
+    );
+    check_invalid_env("CHRONUS_TTS_CACHE_MB", accepted, &os(&["4097", "64M"]));
+    check_invalid_file("speech.tts.cache_mb", accepted, &["4097", "\"64\""]);
+    check_invalid_override("speech.tts.cache_mb", accepted, &["-1"]);
+}
+
+#[test]
+fn speech_tts_timeout_ms() {
+    let accepted = "an integer from 100 to 600000";
+    check_layers(
+        "speech.tts.timeout_ms",
+        "CHRONUS_TTS_TIMEOUT_MS",
+        |c| c.speech.tts.timeout_ms,
+        10_000,
+        ("30000", 30_000),
+        ("100", 100),
+        ("600000", 600_000),
+    );
+    check_invalid_env(
+        "CHRONUS_TTS_TIMEOUT_MS",
+        accepted,
+        &os(&["99", "600001", "10s"]),
+    );
+    check_invalid_file("speech.tts.timeout_ms", accepted, &["99", "600001"]);
+    check_invalid_override("speech.tts.timeout_ms", accepted, &["0"]);
+}
+
+#[test]
+fn speech_tts_gain() {
+    let accepted = "a number from 0.0 to 2.0";
+    check_layers(
+        "speech.tts.gain",
+        "CHRONUS_TTS_GAIN",
+        |c| c.speech.tts.gain,
+        1.0,
+        // TOML integers are numbers too.
+        ("2", 2.0),
+        ("0.5", 0.5),
+        ("0", 0.0),
+    );
+    check_invalid_env(
+        "CHRONUS_TTS_GAIN",
+        accepted,
+        &os(&["2.01", "-0.1", "NaN", "inf", "1,5", "loud"]),
+    );
+    check_invalid_file(
+        "speech.tts.gain",
+        accepted,
+        &["2.5", "-1", "nan", "inf", "\"1.0\"", "true"],
+    );
+    check_invalid_override("speech.tts.gain", accepted, &["", "3"]);
+}
+
+#[test]
+fn speech_tts_duck() {
+    let accepted = "a number from 0.0 to 1.0";
+    check_layers(
+        "speech.tts.duck",
+        "CHRONUS_TTS_DUCK",
+        |c| c.speech.tts.duck,
+        0.3,
+        ("0.5", 0.5),
+        ("1", 1.0),
+        ("0.0", 0.0),
+    );
+    check_invalid_env("CHRONUS_TTS_DUCK", accepted, &os(&["1.1", "-inf", "30%"]));
+    check_invalid_file("speech.tts.duck", accepted, &["1.5", "-0.5", "\"0.3\""]);
+    check_invalid_override("speech.tts.duck", accepted, &["half"]);
+}
+
+#[test]
+fn speech_asr_enabled() {
+    check_layers(
+        "speech.asr.enabled",
+        "CHRONUS_ASR_ENABLED",
+        |c| c.speech.asr.enabled,
+        true,
+        ("false", false),
+        ("yes", true),
+        ("off", false),
+    );
+    check_invalid_env("CHRONUS_ASR_ENABLED", BOOL, &os(&["-1", "n"]));
+    check_invalid_file("speech.asr.enabled", BOOL, &["\"yes\"", "1"]);
+    check_invalid_override("speech.asr.enabled", BOOL, &[""]);
+}
+
+#[test]
+fn speech_asr_command() {
+    check_layers(
+        "speech.asr.command",
+        "CHRONUS_ASR_COMMAND",
+        |c| c.speech.asr.command.clone(),
+        argv(&[
+            "pocketsphinx_continuous",
+            "-infile",
+            "/dev/stdin",
+            "-logfn",
+            "/dev/null",
+        ]),
+        (
+            "\"pocketsphinx live -\"",
+            argv(&["pocketsphinx", "live", "-"]),
+        ),
+        (
+            "/usr/local/bin/asr --hmm '/srv/models/en us'",
+            argv(&["/usr/local/bin/asr", "--hmm", "/srv/models/en us"]),
+        ),
+        ("asr", argv(&["asr"])),
+    );
+    check_invalid_env(
+        "CHRONUS_ASR_COMMAND",
+        COMMAND,
+        &[non_utf8(), "\t".into(), "asr '-infile".into()],
+    );
+    check_invalid_file(
+        "speech.asr.command",
+        COMMAND,
+        &["[]", "[\"\", \"-infile\"]", "[[\"asr\"]]", "false"],
+    );
+    check_invalid_override("speech.asr.command", COMMAND, &["", "\"asr"]);
+}
+
+#[test]
+fn speech_asr_grammar() {
+    let accepted = "a non-empty file path";
+    check_layers(
+        "speech.asr.grammar",
+        "CHRONUS_ASR_GRAMMAR",
+        |c| c.speech.asr.grammar.clone(),
+        None,
+        ("\"/srv/commands.jsgf\"", some_path("/srv/commands.jsgf")),
+        ("/etc/chronus/env.jsgf", some_path("/etc/chronus/env.jsgf")),
+        ("grammar.jsgf", some_path("grammar.jsgf")),
+    );
+    check_invalid_env("CHRONUS_ASR_GRAMMAR", accepted, &[non_utf8()]);
+    check_invalid_file("speech.asr.grammar", accepted, &["\"\"", "[\"a.jsgf\"]"]);
+    check_invalid_override("speech.asr.grammar", accepted, &[""]);
+}
+
+#[test]
+fn speech_asr_rate() {
+    let accepted = "an integer from 8000 to 48000";
+    check_layers(
+        "speech.asr.rate",
+        "CHRONUS_ASR_RATE",
+        |c| c.speech.asr.rate,
+        16_000,
+        ("8000", 8000),
+        ("48000", 48_000),
+        ("22050", 22_050),
+    );
+    check_invalid_env("CHRONUS_ASR_RATE", accepted, &os(&["7999", "48001", "16k"]));
+    check_invalid_file("speech.asr.rate", accepted, &["7999", "16000.0"]);
+    check_invalid_override("speech.asr.rate", accepted, &["96000"]);
+}
+
+#[test]
+fn speech_asr_input_device() {
+    let accepted = "a non-empty string";
+    check_layers(
+        "speech.asr.input_device",
+        "CHRONUS_INPUT_DEVICE",
+        |c| c.speech.asr.input_device.clone(),
+        None,
+        ("\"hw:2,0\"", some_string("hw:2,0")),
+        ("pulse", some_string("pulse")),
+        ("default", some_string("default")),
+    );
+    check_invalid_env("CHRONUS_INPUT_DEVICE", accepted, &[non_utf8()]);
+    check_invalid_file("speech.asr.input_device", accepted, &["\"\"", "2"]);
+    check_invalid_override("speech.asr.input_device", accepted, &[""]);
 }
