@@ -145,16 +145,29 @@ fn open_null(
     })
 }
 
-fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device, AudioError> {
+/// The device named `wanted` (exactly, else the first whose name contains it), or
+/// the default one; an input device when `input`.
+pub(crate) fn find_device(
+    host: &cpal::Host,
+    wanted: Option<&str>,
+    input: bool,
+) -> Result<cpal::Device, AudioError> {
+    let direction = if input { "input" } else { "output" };
     let Some(wanted) = wanted else {
-        return host
-            .default_output_device()
-            .ok_or_else(|| AudioError::NoDevice("no default output device".into()));
+        let default = if input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        };
+        return default
+            .ok_or_else(|| AudioError::NoDevice(format!("no default {direction} device")));
     };
-    let devices: Vec<cpal::Device> = host
-        .output_devices()
-        .map_err(|e| AudioError::NoDevice(e.to_string()))?
-        .collect();
+    let devices: Vec<cpal::Device> = if input {
+        host.input_devices().map(|d| d.collect())
+    } else {
+        host.output_devices().map(|d| d.collect())
+    }
+    .map_err(|e| AudioError::NoDevice(e.to_string()))?;
     let names: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
     let index = names
         .iter()
@@ -166,6 +179,7 @@ fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device, 
             .nth(i)
             .expect("index from the same list")),
         None => Err(AudioError::DeviceNotFound {
+            direction,
             wanted: wanted.to_owned(),
             available: if names.is_empty() {
                 "none".into()
@@ -178,7 +192,7 @@ fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device, 
 
 fn open_cpal(options: &OutputOptions, region: Arc<Region>) -> Result<Output, AudioError> {
     let host = cpal::default_host();
-    let device = find_device(&host, options.device.as_deref())?;
+    let device = find_device(&host, options.device.as_deref(), false)?;
     let name = device.to_string();
     let open_err = |reason: String| AudioError::Open {
         device: name.clone(),

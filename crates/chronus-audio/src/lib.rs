@@ -7,20 +7,26 @@
 //! to a WAV file from its own thread.
 
 mod callback;
+mod capture;
 mod device;
 mod null;
 mod record;
 
 pub use callback::OutputReader;
+pub use capture::Capture;
 pub use device::{BackendChoice, Output, OutputOptions, open};
 pub use record::{Recorder, RecorderHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
-    #[error("no audio output device is available (cpal: {0})")]
+    #[error("no audio device is available (cpal: {0})")]
     NoDevice(String),
-    #[error("audio device `{wanted}` not found; available output devices: {available}")]
-    DeviceNotFound { wanted: String, available: String },
+    #[error("audio device `{wanted}` not found; available {direction} devices: {available}")]
+    DeviceNotFound {
+        direction: &'static str,
+        wanted: String,
+        available: String,
+    },
     #[error("cannot open audio device `{device}`: {reason}")]
     Open { device: String, reason: String },
     #[error("cannot start the null output thread: {0}")]

@@ -63,6 +63,7 @@ fn fill_never_allocates_after_warm_up() {
         block_frames: BLOCK as u32,
         ring_blocks: 64,
         lookahead_frames: 1024,
+        speech_samples: 0,
     };
     let (region, _fd) = Region::create(geometry, std::process::id()).unwrap();
     let region = Arc::new(region);

@@ -34,6 +34,10 @@ const fn bounds(min: f32, max: f32) -> Bounds {
 pub const MASTER_GAIN: Bounds = bounds(0.0, 1.0);
 /// Range of a [`Command::Fade`]'s duration in seconds.
 pub const FADE_SECONDS: Bounds = bounds(0.0, 60.0);
+/// Range of the level speech plays at.
+pub const SPEECH_GAIN: Bounds = bounds(0.0, 2.0);
+/// Range of the music's level while speech plays (1 is no ducking).
+pub const SPEECH_DUCK: Bounds = bounds(0.0, 1.0);
 /// Range of a track's gate length, as a fraction of a step.
 pub const GATE_LENGTH: Bounds = bounds(0.01, 1.0);
 
@@ -481,6 +485,17 @@ pub enum Command {
     SeqPattern { track: TrackName, pattern: Pattern },
     /// Replaces a track's notes (empty: back to its base frequency).
     SeqNotes { track: TrackName, notes: Notes },
+    /// Plays `frames` mono samples of synthesized speech from the shared speech
+    /// area, starting at sample `offset`, at `gain`, with the music ducked to
+    /// `duck` while it plays. Replaces any speech still playing.
+    Speak {
+        offset: u32,
+        frames: u32,
+        gain: f32,
+        duck: f32,
+    },
+    /// Fades out the speech playing now, if any.
+    SpeakStop,
 }
 
 /// Version of the wire format, the first byte of every encoded command.
@@ -495,12 +510,15 @@ const TAG_SEQ_CLEAR: u8 = 6;
 const TAG_SEQ_RUN: u8 = 7;
 const TAG_SEQ_PATTERN: u8 = 8;
 const TAG_SEQ_NOTES: u8 = 9;
+const TAG_SPEAK: u8 = 10;
+const TAG_SPEAK_STOP: u8 = 11;
 const HEADER_LEN: usize = 2;
 const SET_VOICE_BODY: usize = 6;
 const GATE_BODY: usize = 2;
 const FADE_BODY: usize = 8;
 const SET_BODY: usize = 5;
 const SEQ_RUN_BODY: usize = 1;
+const SPEAK_BODY: usize = 16;
 /// The largest command: a track with the longest name, pattern and note list.
 const SEQ_ADD_MAX: usize =
     HEADER_LEN + (1 + MAX_TRACK_NAME) + 1 + (1 + MAX_STEPS) + 1 + 3 * 4 + (1 + 4 * MAX_NOTES);
@@ -522,7 +540,7 @@ pub enum CommandDecodeError {
     Version(u8),
     #[error(
         "unknown command tag {0} (known tags: 0 set-voice, 1 gate, 2 fade, 3 set, 4 seq-add, \
-         5 seq-remove, 6 seq-clear, 7 seq-run, 8 seq-pattern, 9 seq-notes)"
+         5 seq-remove, 6 seq-clear, 7 seq-run, 8 seq-pattern, 9 seq-notes, 10 speak, 11 speak-stop)"
     )]
     UnknownTag(u8),
     #[error("{kind} command is {len} bytes, expected exactly {expected}")]
@@ -608,6 +626,19 @@ impl Command {
                 put_name(out, track);
                 put_notes(out, notes);
             }
+            Command::Speak {
+                offset,
+                frames,
+                gain,
+                duck,
+            } => {
+                out.push(TAG_SPEAK);
+                out.extend(offset.to_le_bytes());
+                out.extend(frames.to_le_bytes());
+                out.extend(gain.to_le_bytes());
+                out.extend(duck.to_le_bytes());
+            }
+            Command::SpeakStop => out.push(TAG_SPEAK_STOP),
         }
     }
 
@@ -647,6 +678,33 @@ impl Command {
                 value: finite_f32("set value", [v0, v1, v2, v3])?,
             }),
             (TAG_SEQ_CLEAR, []) => Ok(Command::SeqClear),
+            (
+                TAG_SPEAK,
+                &[
+                    o0,
+                    o1,
+                    o2,
+                    o3,
+                    f0,
+                    f1,
+                    f2,
+                    f3,
+                    g0,
+                    g1,
+                    g2,
+                    g3,
+                    d0,
+                    d1,
+                    d2,
+                    d3,
+                ],
+            ) => Ok(Command::Speak {
+                offset: u32::from_le_bytes([o0, o1, o2, o3]),
+                frames: u32::from_le_bytes([f0, f1, f2, f3]),
+                gain: finite_f32("speak gain", [g0, g1, g2, g3])?,
+                duck: finite_f32("speak duck", [d0, d1, d2, d3])?,
+            }),
+            (TAG_SPEAK_STOP, []) => Ok(Command::SpeakStop),
             (TAG_SEQ_RUN, &[on]) => Ok(Command::SeqRun {
                 on: flag(on).ok_or(CommandDecodeError::RunByte(on))?,
             }),
@@ -655,6 +713,8 @@ impl Command {
             (TAG_FADE, _) => Err(length("fade", FADE_BODY)),
             (TAG_SET, _) => Err(length("set", SET_BODY)),
             (TAG_SEQ_CLEAR, _) => Err(length("seq-clear", 0)),
+            (TAG_SPEAK, _) => Err(length("speak", SPEAK_BODY)),
+            (TAG_SPEAK_STOP, _) => Err(length("speak-stop", 0)),
             (TAG_SEQ_RUN, _) => Err(length("seq-run", SEQ_RUN_BODY)),
             (TAG_SEQ_ADD, body) => Reader::new("seq-add", body).finish(decode_track),
             (TAG_SEQ_REMOVE, body) => Reader::new("seq-remove", body)
@@ -701,6 +761,17 @@ impl Command {
                 value: control.bounds().clamp(value),
             }),
             Command::SeqAdd(track) => normalized_track(track).map(Command::SeqAdd),
+            Command::Speak {
+                offset,
+                frames,
+                gain,
+                duck,
+            } => (gain.is_finite() && duck.is_finite()).then(|| Command::Speak {
+                offset,
+                frames,
+                gain: SPEECH_GAIN.clamp(gain),
+                duck: SPEECH_DUCK.clamp(duck),
+            }),
             Command::SeqNotes { track, notes } => notes
                 .clamped()
                 .map(|notes| Command::SeqNotes { track, notes }),
@@ -708,7 +779,8 @@ impl Command {
             | Command::SeqRemove { .. }
             | Command::SeqClear
             | Command::SeqRun { .. }
-            | Command::SeqPattern { .. } => Some(self.clone()),
+            | Command::SeqPattern { .. }
+            | Command::SpeakStop => Some(self.clone()),
         }
     }
 }

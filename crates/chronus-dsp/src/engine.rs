@@ -8,6 +8,7 @@ use crate::fx::Master;
 use crate::params::Params;
 use crate::seq::{ACCENT_CUTOFF_HZ, ACCENT_VELOCITY, HIT_VELOCITY, Sequencer, Step};
 use crate::smoother::{Ramp, frames};
+use crate::speech::{NoSpeech, SpeechPlayer, SpeechSource};
 use crate::voice::{Hit, Modulation, Voice};
 
 /// voice2 runs through the acid path and is swept by lfo1.
@@ -44,6 +45,7 @@ pub struct Engine {
     fx: Master,
     seq: Sequencer,
     gain: Ramp,
+    speech: SpeechPlayer,
     frame: u64,
     scratch: Box<Scratch>,
 }
@@ -75,6 +77,7 @@ impl Engine {
             fx: Master::new(&params, sample_rate),
             seq: Sequencer::new(&params.seq, params.voices.len(), sample_rate, frame),
             gain: Ramp::at(params.master_gain.into()),
+            speech: SpeechPlayer::new(),
             params,
             frame,
             scratch: Box::new(Scratch {
@@ -125,6 +128,13 @@ impl Engine {
                     self.gate(i, false);
                 }
             }
+            Command::Speak {
+                offset,
+                frames,
+                gain,
+                duck,
+            } => self.speech.start(offset, frames, gain, duck, sample_rate),
+            Command::SpeakStop => self.speech.stop(sample_rate),
             // The sequencer reads its tracks from the parameters at each step.
             Command::SeqAdd(_)
             | Command::SeqRemove { .. }
@@ -197,6 +207,11 @@ impl Engine {
     /// frame (if `out.len()` is not a multiple of [`CHANNELS`]) is zeroed.
     /// Never allocates.
     pub fn render(&mut self, out: &mut [f32]) {
+        self.render_with(out, &NoSpeech);
+    }
+
+    /// [`Engine::render`], reading the samples of [`Command::Speak`] from `speech`.
+    pub fn render_with(&mut self, out: &mut [f32], speech: &dyn SpeechSource) {
         let total = out.len() / CHANNELS;
         let (mut frames, rest) = out.split_at_mut(total * CHANNELS);
         rest.fill(0.0);
@@ -210,7 +225,7 @@ impl Engine {
                 .min(BLOCK)
                 .min(usize::try_from(until_event).unwrap_or(usize::MAX));
             let (block, tail) = frames.split_at_mut(n * CHANNELS);
-            self.render_block(block);
+            self.render_block(block, speech);
             frames = tail;
         }
     }
@@ -218,7 +233,7 @@ impl Engine {
     /// Renders up to [`BLOCK`] frames in which the sequencer does nothing:
     /// voice by voice, then the master chain frame by frame. Every frame
     /// computes exactly what it would in any other split.
-    fn render_block(&mut self, out: &mut [f32]) {
+    fn render_block(&mut self, out: &mut [f32], source: &dyn SpeechSource) {
         let n = out.len() / CHANNELS;
         let sample_rate = self.sample_rate;
         let Engine {
@@ -228,6 +243,7 @@ impl Engine {
             fx,
             scratch: s,
             gain,
+            speech,
             ..
         } = self;
         let sweep = if fx.lfo1.render(
@@ -277,7 +293,10 @@ impl Engine {
             }
         }
         for (t, frame) in out.chunks_exact_mut(CHANNELS).enumerate() {
-            let mixed = fx.process(s.dry[t], s.reverb[t], s.delay[t], params, sample_rate);
+            let mut mixed = fx.process(s.dry[t], s.reverb[t], s.delay[t], params, sample_rate);
+            if speech.is_live() {
+                mixed = speech.mix(mixed, source, sample_rate);
+            }
             frame.fill(sanitize((mixed * gain.next()) as f32));
         }
         self.frame = self.frame.wrapping_add(n as u64);

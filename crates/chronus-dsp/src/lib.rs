@@ -27,11 +27,12 @@ mod params;
 mod schema;
 pub mod seq;
 mod smoother;
+mod speech;
 mod voice;
 
 pub use command::{
     Bounds, Command, CommandDecodeError, Control, ControlSpec, FADE_SECONDS, GATE_LENGTH,
-    MASTER_GAIN, VoiceParam,
+    MASTER_GAIN, SPEECH_DUCK, SPEECH_GAIN, VoiceParam,
 };
 pub use engine::Engine;
 pub use params::{
@@ -39,6 +40,7 @@ pub use params::{
 };
 pub use schema::schema;
 pub use seq::{Notes, Pattern, SeqError, Step, Track, TrackName};
+pub use speech::{NoSpeech, SpeechSource};
 
 /// Output is interleaved stereo `f32`.
 pub const CHANNELS: usize = 2;

@@ -429,6 +429,9 @@ impl Params {
                     t.notes = notes;
                 }
             }
+            // Speech is a transient playback, not a parameter: a cold start from the
+            // mirror begins without it (its samples may be overwritten by then).
+            Command::Speak { .. } | Command::SpeakStop => {}
         }
     }
 

@@ -35,6 +35,15 @@ fn any_command() -> impl Strategy<Value = Command> {
         (track_name(), pattern())
             .prop_map(|(track, pattern)| Command::SeqPattern { track, pattern }),
         (track_name(), notes()).prop_map(|(track, notes)| Command::SeqNotes { track, notes }),
+        (any::<u32>(), any::<u32>(), finite(), finite()).prop_map(
+            |(offset, frames, gain, duck)| Command::Speak {
+                offset,
+                frames,
+                gain,
+                duck
+            }
+        ),
+        Just(Command::SpeakStop),
     ]
 }
 
@@ -152,11 +161,27 @@ fn decode_rejects_non_finite_values() {
 #[test]
 fn decode_rejects_bad_structure() {
     let set = set_voice_bytes(440.0);
-    let cases: [(Vec<u8>, CommandDecodeError); 7] = [
+    let cases: [(Vec<u8>, CommandDecodeError); 9] = [
         (vec![], CommandDecodeError::Truncated { len: 0 }),
         (vec![1], CommandDecodeError::Truncated { len: 1 }),
         ([&[2], &set[1..]].concat(), CommandDecodeError::Version(2)),
-        (vec![1, 10], CommandDecodeError::UnknownTag(10)),
+        (vec![1, 12], CommandDecodeError::UnknownTag(12)),
+        (
+            vec![1, 10, 0],
+            CommandDecodeError::Length {
+                kind: "speak",
+                len: 3,
+                expected: 18,
+            },
+        ),
+        (
+            vec![1, 11, 0],
+            CommandDecodeError::Length {
+                kind: "speak-stop",
+                len: 3,
+                expected: 2,
+            },
+        ),
         (
             [&set[..], &[0]].concat(),
             CommandDecodeError::Length {

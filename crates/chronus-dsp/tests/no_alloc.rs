@@ -105,3 +105,27 @@ fn sequencer_effects_and_every_command_do_not_allocate() {
     assert_eq!(engine.params().seq.tracks.len(), 0);
     assert!(out.iter().any(|&s| s != 0.0), "rendered nothing audible");
 }
+
+#[test]
+fn speech_playback_does_not_allocate() {
+    let mut engine = Engine::new(48_000, 4);
+    let area: Vec<f32> = (0..48_000).map(|i| (i as f32 * 0.01).sin() * 0.3).collect();
+    let mut out = vec![0.0; 256 * CHANNELS];
+    let info = allocation_counter::measure(|| {
+        engine.apply(&Command::Gate { voice: 0, on: true });
+        engine.apply(&Command::Speak {
+            offset: 0,
+            frames: 24_000,
+            gain: 1.0,
+            duck: 0.3,
+        });
+        for _ in 0..50 {
+            engine.render_with(&mut out, &area);
+        }
+        engine.apply(&Command::SpeakStop);
+        for _ in 0..50 {
+            engine.render_with(&mut out, &area);
+        }
+    });
+    assert_eq!(info.count_total, 0);
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// "CHRONUS\0": the first word of a region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\0");
 /// Bumped whenever the layout changes; a worker refuses a region of another version.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Interleaved output channels in every ring block.
 pub const CHANNELS: usize = 2;
 /// Worker slots: slot 0 starts as primary, slot 1 as hot standby.
@@ -28,6 +28,8 @@ pub struct Header {
     pub region_len: AtomicU64,
     /// How far ahead of `play_frame` workers render.
     pub lookahead_frames: AtomicU64,
+    /// Mono samples in the speech area.
+    pub speech_samples: AtomicU64,
     pub clock: Clock,
     pub anchor: Anchor,
     pub frontier: Frontier,

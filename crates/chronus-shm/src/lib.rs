@@ -22,5 +22,5 @@ pub use layout::{
     monotonic_ns,
 };
 pub use log::{CMD_CAPACITY, CMD_PAYLOAD, CmdLog, CmdRecord, UNSTAMPED};
-pub use region::{Geometry, Region, ShmError};
+pub use region::{Geometry, MAX_SPEECH_SAMPLES, Region, ShmError, SpeechArea};
 pub use ring::Ring;

@@ -12,7 +12,50 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use std::fs::File;
 use std::mem::size_of;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Largest speech area a region may have: 2^26 samples (256 MiB), far beyond any
+/// configuration, so a corrupt header cannot make a worker map absurd sizes.
+pub const MAX_SPEECH_SAMPLES: u64 = 1 << 26;
+
+/// Mono `f32` samples as bit patterns, addressed by absolute position modulo the
+/// area's length (positions only ever grow, so a clip never moves).
+#[derive(Clone, Copy)]
+pub struct SpeechArea<'a> {
+    words: &'a [AtomicU32],
+}
+
+impl SpeechArea<'_> {
+    /// Samples the area holds.
+    pub fn len(&self) -> u64 {
+        self.words.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Stores `samples` from absolute position `at`, wrapping (supervisor). They
+    /// become visible to a worker through the command that names them, which is
+    /// published to the log with Release after these stores.
+    pub fn write(&self, at: u64, samples: &[f32]) {
+        let len = self.len();
+        if len == 0 {
+            return;
+        }
+        for (i, s) in samples.iter().enumerate() {
+            self.words[((at + i as u64) % len) as usize].store(s.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// The sample at absolute position `index` (wrapping; silence for an empty area).
+    pub fn sample(&self, index: u64) -> f32 {
+        match self.len() {
+            0 => 0.0,
+            len => f32::from_bits(self.words[(index % len) as usize].load(Ordering::Relaxed)),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShmError {
@@ -37,6 +80,8 @@ pub struct Geometry {
     pub block_frames: u32,
     pub ring_blocks: u32,
     pub lookahead_frames: u64,
+    /// Mono samples of synthesized speech the region holds for workers to play.
+    pub speech_samples: u64,
 }
 
 impl Geometry {
@@ -56,6 +101,7 @@ impl Geometry {
         let snapshot = log_tail + 64;
         let rings = snapshot + align64(MAX_SNAPSHOT_BYTES);
         let ring_len = self.ring_blocks as usize * self.block_stride();
+        let speech = rings + SLOTS * ring_len;
         Offsets {
             slots,
             log,
@@ -63,7 +109,8 @@ impl Geometry {
             snapshot,
             rings,
             ring_len,
-            total: rings + SLOTS * ring_len,
+            speech,
+            total: speech + align64(self.speech_samples as usize * 4),
         }
     }
 }
@@ -76,6 +123,7 @@ struct Offsets {
     snapshot: usize,
     rings: usize,
     ring_len: usize,
+    speech: usize,
     total: usize,
 }
 
@@ -90,7 +138,10 @@ impl Region {
     /// Creates a sealed anonymous region (supervisor). Returns the mapping and the
     /// fd to hand to workers; it is close-on-exec until the spawner says otherwise.
     pub fn create(geometry: Geometry, supervisor_pid: u32) -> Result<(Region, OwnedFd), ShmError> {
-        if geometry.block_frames == 0 || geometry.ring_blocks < 4 {
+        if geometry.block_frames == 0
+            || geometry.ring_blocks < 4
+            || geometry.speech_samples > MAX_SPEECH_SAMPLES
+        {
             return Err(ShmError::Malformed(format!(
                 "unusable geometry {geometry:?}"
             )));
@@ -127,6 +178,8 @@ impl Region {
         h.region_len.store(offsets.total as u64, Ordering::Relaxed);
         h.lookahead_frames
             .store(geometry.lookahead_frames, Ordering::Relaxed);
+        h.speech_samples
+            .store(geometry.speech_samples, Ordering::Relaxed);
         for slot in 0..SLOTS {
             region.ring(slot).invalidate_all();
         }
@@ -174,10 +227,12 @@ impl Region {
             block_frames: h.block_frames.load(Ordering::Relaxed),
             ring_blocks: h.ring_blocks.load(Ordering::Relaxed),
             lookahead_frames: h.lookahead_frames.load(Ordering::Relaxed),
+            speech_samples: h.speech_samples.load(Ordering::Relaxed),
         };
         if geometry.block_frames == 0
             || geometry.block_frames > 1 << 16
             || geometry.ring_blocks > 1 << 16
+            || geometry.speech_samples > MAX_SPEECH_SAMPLES
         {
             return Err(ShmError::Malformed(format!(
                 "implausible geometry {geometry:?}"
@@ -249,6 +304,19 @@ impl Region {
                 self.geometry.block_frames as usize,
             )
         }
+    }
+
+    /// The speech area: mono samples the supervisor writes and workers play.
+    pub fn speech(&self) -> SpeechArea<'_> {
+        // SAFETY: `speech_samples` words at a 64-aligned offset inside the mapping
+        // (offsets.total == len); AtomicU32 is valid for any bit pattern.
+        let words = unsafe {
+            std::slice::from_raw_parts(
+                self.map.as_ptr().add(self.offsets.speech).cast(),
+                self.geometry.speech_samples as usize,
+            )
+        };
+        SpeechArea { words }
     }
 
     fn snapshot_words(&self) -> &[AtomicU64] {

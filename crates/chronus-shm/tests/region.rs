@@ -10,6 +10,7 @@ fn geometry() -> Geometry {
         block_frames: 64,
         ring_blocks: 8,
         lookahead_frames: 256,
+        speech_samples: 4096,
     }
 }
 
@@ -162,4 +163,30 @@ fn a_group_takes_one_stamp_even_if_the_frontier_moves() {
     let mut buf = [0u8; CMD_PAYLOAD];
     assert_eq!(log.read(3, &mut buf), Some((1, 0)));
     assert_eq!(&buf[..1], b"c");
+}
+
+#[test]
+fn speech_area_is_shared_and_wraps_at_its_end() {
+    let (sup, fd) = Region::create(geometry(), 1).unwrap();
+    let worker = reopen(&fd).unwrap();
+    let area = sup.speech();
+    assert_eq!(area.len(), 4096);
+    // A clip that straddles the end of the area continues at its start.
+    let clip: Vec<f32> = (0..100).map(|i| i as f32 / 100.0).collect();
+    area.write(4050, &clip);
+    let seen = worker.speech();
+    for (i, &s) in clip.iter().enumerate() {
+        assert_eq!(seen.sample(4050 + i as u64).to_bits(), s.to_bits());
+    }
+    assert_eq!(seen.sample(4096 + 3).to_bits(), clip[49].to_bits());
+    assert_eq!(seen.sample(3).to_bits(), clip[49].to_bits());
+}
+
+#[test]
+fn create_rejects_an_absurd_speech_area() {
+    let g = Geometry {
+        speech_samples: chronus_shm::MAX_SPEECH_SAMPLES + 1,
+        ..geometry()
+    };
+    assert!(Region::create(g, 1).is_err());
 }

@@ -50,6 +50,7 @@ fn concurrent_workers_agree_on_every_stamp() {
         block_frames: 16,
         ring_blocks: 8,
         lookahead_frames: 64,
+        speech_samples: 0,
     };
     let (region, _fd) = Region::create(geometry, 1).unwrap();
     let region = Arc::new(region);

@@ -343,12 +343,24 @@ impl Asr {
 
     /// Reads a WAV file (at most `max_file_bytes`) and transcribes it.
     pub fn transcribe_wav(&self, path: &Path) -> Result<Ticket<String>, SpeechError> {
+        let (ticket, respond) = Ticket::pair();
+        let id = self.transcribe_wav_with(path, respond)?;
+        Ok(ticket.with_id(id))
+    }
+
+    /// [`transcribe_wav`](Self::transcribe_wav), answering through `respond` (see
+    /// [`transcribe`](Self::transcribe)).
+    pub fn transcribe_wav_with(
+        &self,
+        path: &Path,
+        respond: impl FnOnce(RequestId, Result<String, SpeechError>) + Send + 'static,
+    ) -> Result<RequestId, SpeechError> {
         let bytes = read_bounded(path, self.config.max_file_bytes)?;
         let pcm = parse_wav(&bytes).map_err(|error| SpeechError::Audio {
             engine: self.files.name().to_string(),
             error,
         })?;
-        self.transcribe_ticket(&pcm)
+        self.transcribe(&pcm, respond)
     }
 
     pub fn status(&self) -> AsrStatus {

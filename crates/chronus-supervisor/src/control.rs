@@ -11,8 +11,26 @@ pub enum Request {
     Notify(bool),
     Sync(OscType),
     KillWorker(Which),
+    Speech(Speech),
     Command(Box<Command>),
 }
+
+/// The `/chronus/tts/*`, `/chronus/asr/*` and `/chronus/speech/*` requests.
+pub enum Speech {
+    Say {
+        text: String,
+        voice: Option<String>,
+        id: Option<OscType>,
+    },
+    StopSpeaking,
+    StartStream(String),
+    StopStream(String),
+    Transcribe(String),
+    Status,
+}
+
+/// The stream `/chronus/asr/start` and `/chronus/asr/stop` name when given none.
+pub const DEFAULT_STREAM: &str = "default";
 
 #[derive(Clone, Copy)]
 pub enum Which {
@@ -87,6 +105,41 @@ pub fn parse(
             )),
         },
         ("/chronus/kill_worker", _) => Err("expected one string, active or standby".into()),
+        ("/chronus/tts/say", [OscType::String(text), rest @ ..]) if rest.len() <= 2 => {
+            let voice = match rest.first() {
+                None => None,
+                Some(OscType::String(v)) if v.is_empty() => None,
+                Some(OscType::String(v)) => Some(v.clone()),
+                Some(_) => return Err("the voice (second argument) must be a string".into()),
+            };
+            one(Request::Speech(Speech::Say {
+                text: text.clone(),
+                voice,
+                id: rest.get(1).cloned(),
+            }))
+        }
+        ("/chronus/tts/say", _) => {
+            Err("expected text s, then optionally voice s (\"\" for the default) and an id".into())
+        }
+        ("/chronus/tts/stop", []) => one(Request::Speech(Speech::StopSpeaking)),
+        ("/chronus/tts/stop", _) => Err("expected no arguments".into()),
+        ("/chronus/asr/start" | "/chronus/asr/stop", args) => {
+            let stream = match args {
+                [] => DEFAULT_STREAM.to_owned(),
+                [OscType::String(s)] if !s.is_empty() => s.clone(),
+                _ => return Err("expected no argument or one non-empty string, the stream".into()),
+            };
+            one(Request::Speech(if message.addr.ends_with("start") {
+                Speech::StartStream(stream)
+            } else {
+                Speech::StopStream(stream)
+            }))
+        }
+        ("/chronus/asr/transcribe", [OscType::String(path)]) if !path.is_empty() => {
+            one(Request::Speech(Speech::Transcribe(path.clone())))
+        }
+        ("/chronus/asr/transcribe", _) => Err("expected one string, the path of a WAV file".into()),
+        ("/chronus/speech/status", _) => one(Request::Speech(Speech::Status)),
         (addr, _) if chronus_osc::is_pattern(addr) => {
             let pattern = AddressPattern::new(addr).map_err(|e| e.to_string())?;
             let args = dialect_args(&message.args)?;

@@ -12,6 +12,7 @@ mod notify;
 mod process;
 pub mod score;
 mod slots;
+mod speech;
 mod status;
 
 use chronus_audio::{BackendChoice, Output, OutputOptions};
@@ -80,6 +81,8 @@ enum Event {
         at: Instant,
         mono_ns: u64,
     },
+    /// A speech engine answered a request.
+    Speech(speech::Answer),
 }
 
 const TICK: Duration = Duration::from_millis(2);
@@ -90,10 +93,6 @@ const FADE_SECONDS: f32 = 0.05;
 const STOP_GRACE: Duration = Duration::from_millis(300);
 const BACKLOG_LIMIT: usize = 8192;
 const SUBSCRIBER_LIMIT: usize = 64;
-/// Messages a second one client may send; beyond it they are dropped and counted,
-/// so no sender can starve the control loop the audio depends on.
-const RATE_PER_CLIENT: f64 = 20_000.0;
-const RATE_BURST: f64 = 20_000.0;
 /// How often systemd's STATUS= line is refreshed.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// A worker that lived this long before faulting starts a fresh crash count.
@@ -161,6 +160,7 @@ struct Supervisor {
     ready_sent: bool,
     /// When STATUS= was last considered.
     status_sent: Instant,
+    desk: speech::Desk,
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or `/chronus/quit`.
@@ -196,6 +196,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         block_frames: audio.block_frames,
         ring_blocks: ring_blocks.max(16),
         lookahead_frames: lookahead,
+        speech_samples: u64::from(audio.sample_rate) * speech::AREA_SECONDS,
     };
     let (region, region_fd) = Region::create(geometry, std::process::id())?;
     let region = Arc::new(region);
@@ -233,6 +234,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     };
     let now = Instant::now();
     let namespace = control::namespace(config.engine.num_voices);
+    let desk = speech::Desk::start(&config.speech, audio.sample_rate);
+    let rate = limits::RateLimiter::per_second(config.osc.rate_limit);
     let mut sup = Supervisor {
         ledger: Ledger::new(config.engine.num_voices, journal),
         config,
@@ -246,7 +249,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         replier,
         subscribers: Subscribers::new(SUBSCRIBER_LIMIT),
         namespace,
-        rate: limits::RateLimiter::new(RATE_PER_CLIENT, RATE_BURST),
+        rate,
         syncs: Vec::new(),
         announced: (["starting"; SLOTS], 0),
         events: events_tx,
@@ -258,6 +261,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         notifier: notify::Notifier::from_env(),
         ready_sent: false,
         status_sent: now,
+        desk,
     };
     sup.cold_start()?;
 
@@ -273,12 +277,23 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let result = sup.event_loop(&events_rx, &osc_rx, &output);
     sup.osc.shutdown();
     sup.tcp.shutdown();
+    // Speech engines stop (close stdin, grace, TERM, KILL) while the workers do.
+    let mut desk = sup.desk.take_for_shutdown();
+    let speech_stopped = std::thread::Builder::new()
+        .name("speech-stop".into())
+        .spawn(move || desk.shutdown());
     match output.finish() {
         Ok(Some(frames)) => tracing::info!(frames, "recording finalized"),
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "recording could not be finalized"),
     }
     sup.stop_workers();
+    match speech_stopped {
+        Ok(handle) => {
+            let _ = handle.join();
+        }
+        Err(e) => tracing::error!(error = %e, "cannot stop the speech engines on a thread"),
+    }
     sup.ledger.flush();
     result
 }
@@ -323,6 +338,7 @@ impl Supervisor {
         output: &Output,
     ) -> Result<(), SupervisorError> {
         let ticker = crossbeam_channel::tick(TICK);
+        let (spawn_jobs, speech_events) = (self.desk.jobs.clone(), self.desk.events.clone());
         let mut stream_errors = 0;
         let mut realtime_warned = false;
         loop {
@@ -344,7 +360,19 @@ impl Supervisor {
                     Ok(Event::ChildExited { pid, at, mono_ns }) => {
                         self.on_exit_noticed(pid, at, mono_ns);
                     }
+                    Ok(Event::Speech(answer)) => self.on_speech_answer(answer),
                     Err(_) => return Ok(()),
+                },
+                // Speech engines' processes are spawned here, on the main thread.
+                recv(spawn_jobs) -> job => {
+                    if let Ok(job) = job {
+                        job.run();
+                    }
+                },
+                recv(speech_events) -> event => {
+                    if let Ok(event) = event {
+                        self.on_speech_event(event);
+                    }
                 },
                 recv(osc) -> incoming => {
                     if let Ok(incoming) = incoming {
@@ -637,6 +665,7 @@ impl Supervisor {
         let play = header.clock.play_frame.load(Ordering::Acquire);
         self.ledger.observe_stamps(&self.region.log());
         self.ledger.settle(play);
+        self.speech_tick(play);
         self.announce();
         match self.phase {
             Phase::Starting { since } => {
@@ -891,7 +920,8 @@ impl Supervisor {
     }
 
     fn flush_backlog(&mut self) {
-        let log = self.region.log();
+        let region = self.region.clone();
+        let log = region.log();
         let live_cursors = (0..SLOTS)
             .filter(|&i| self.slots[i].state.pid().is_some())
             .map(|i| self.region.slot(i).cmd_cursor.load(Ordering::Acquire));
@@ -917,6 +947,9 @@ impl Supervisor {
             for (i, ((command, message), bytes)) in
                 group.commands.into_iter().zip(encoded).enumerate()
             {
+                if matches!(command, Command::Speak { .. } | Command::SpeakStop) {
+                    self.speech_published(&command, seq + i as u64);
+                }
                 self.ledger.record(seq + i as u64, command, bytes, message);
             }
         }
@@ -1039,6 +1072,19 @@ impl Supervisor {
                 self.config.log = log;
                 self.config.workers = new.workers.clone();
                 self.config.osc.allow = new.osc.allow.clone();
+                if new.osc.rate_limit != self.config.osc.rate_limit {
+                    self.rate = limits::RateLimiter::per_second(new.osc.rate_limit);
+                    self.config.osc.rate_limit = new.osc.rate_limit;
+                }
+                let speech_restart = self.desk.reload(&new.speech);
+                if !speech_restart.is_empty() {
+                    tracing::warn!(
+                        "reload: {} changed and take effect only after a restart",
+                        speech_restart.join(", ")
+                    );
+                }
+                self.config.speech.tts.gain = new.speech.tts.gain;
+                self.config.speech.tts.duck = new.speech.tts.duck;
                 tracing::info!("configuration reloaded");
             }
         }
@@ -1223,6 +1269,7 @@ impl Supervisor {
                     ),
                 );
             }
+            control::Request::Speech(request) => self.on_speech(from, request),
             control::Request::Command(_) => unreachable!("commands are grouped by the caller"),
         }
         false

@@ -14,6 +14,11 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// `rate` messages a second, in bursts of up to a second's worth.
+    pub fn per_second(rate: u32) -> RateLimiter {
+        RateLimiter::new(f64::from(rate), f64::from(rate))
+    }
+
     pub fn new(rate: f64, burst: f64) -> RateLimiter {
         RateLimiter {
             rate,

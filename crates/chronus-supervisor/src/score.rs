@@ -14,6 +14,11 @@ pub const JOURNAL_ADDR: &str = "/chronus/journal";
 pub const RESET_ADDR: &str = "/chronus/reset";
 /// A command with no dialect form, as its encoded bytes.
 pub const CMD_ADDR: &str = "/chronus/cmd";
+/// Speech: `offset i`, `gain f`, `duck f` and a blob of little-endian `f32` mono
+/// samples, played from `offset` of the speech area (see [`Command::Speak`]).
+pub const SPEECH_ADDR: &str = "/chronus/speech";
+/// Largest bundle a score may hold: speech carries its samples.
+const MAX_SCORE_PACKET: usize = 64 << 20;
 const FORMAT: &str = "chronus-journal-1";
 
 #[derive(Debug, thiserror::Error)]
@@ -137,8 +142,12 @@ pub fn read_score(path: &Path, default_rate: u32) -> Result<Score, ScoreError> {
         let packet = bytes
             .get(pos + 4..pos + 4 + len)
             .ok_or_else(|| malformed(pos, format!("bundle of {len} bytes runs past the end")))?;
-        let decoded = chronus_osc::decode(packet, &chronus_osc::Limits::default())
-            .map_err(|e| malformed(pos, e.to_string()))?;
+        let limits = chronus_osc::Limits {
+            max_packet: MAX_SCORE_PACKET,
+            ..chronus_osc::Limits::default()
+        };
+        let decoded =
+            chronus_osc::decode(packet, &limits).map_err(|e| malformed(pos, e.to_string()))?;
         let OscPacket::Bundle(bundle) = decoded else {
             return Err(malformed(
                 pos,
@@ -188,6 +197,7 @@ pub fn message_command(message: &OscMessage, num_voices: u8) -> Result<Option<Co
             [OscType::Blob(bytes)] => Command::decode(bytes).map(Some).map_err(|e| e.to_string()),
             _ => Err(format!("{CMD_ADDR} takes one blob")),
         },
+        SPEECH_ADDR => speech_args(message).map(|(command, _)| Some(command)),
         addr => {
             let args = crate::control::dialect_args(&message.args)?;
             dialect::parse(addr, &args, num_voices)
@@ -195,6 +205,52 @@ pub fn message_command(message: &OscMessage, num_voices: u8) -> Result<Option<Co
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// The journal's form of a [`Command::Speak`] playing `samples`.
+pub fn speech_message(offset: u32, gain: f32, duck: f32, samples: &[f32]) -> OscMessage {
+    OscMessage {
+        addr: SPEECH_ADDR.into(),
+        args: vec![
+            OscType::Int(offset as i32),
+            OscType::Float(gain),
+            OscType::Float(duck),
+            OscType::Blob(samples.iter().flat_map(|s| s.to_le_bytes()).collect()),
+        ],
+    }
+}
+
+/// A speech message's command and samples.
+fn speech_args(message: &OscMessage) -> Result<(Command, Vec<f32>), String> {
+    let usage =
+        || format!("{SPEECH_ADDR} takes offset i, gain f, duck f and a blob of f32 samples");
+    let [
+        OscType::Int(offset),
+        OscType::Float(gain),
+        OscType::Float(duck),
+        OscType::Blob(bytes),
+    ] = message.args.as_slice()
+    else {
+        return Err(usage());
+    };
+    let offset = u32::try_from(*offset).map_err(|_| usage())?;
+    if bytes.len() % 4 != 0 {
+        return Err(format!(
+            "{SPEECH_ADDR}: a blob of {} bytes is not whole f32 samples",
+            bytes.len()
+        ));
+    }
+    let samples: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let command = Command::Speak {
+        offset,
+        frames: u32::try_from(samples.len()).map_err(|_| usage())?,
+        gain: *gain,
+        duck: *duck,
+    };
+    Ok((command, samples))
 }
 
 /// Renders `frames` frames of a score with the workers' DSP, as fast as the CPU allows.
@@ -209,12 +265,23 @@ pub fn render_score(
     let voices = score.num_voices.unwrap_or(num_voices);
     let mut engine = Engine::new(rate, voices);
     let mut out = vec![0.0f32; frames as usize * CHANNELS];
+    // The speech area as far as the score has written it.
+    let mut speech: Vec<f32> = Vec::new();
     for (frame, message) in &score.events {
         let frame = (*frame).min(frames);
         let at = engine.frame() as usize * CHANNELS;
-        engine.render(&mut out[at..frame as usize * CHANNELS]);
+        engine.render_with(&mut out[at..frame as usize * CHANNELS], &speech);
         if message.addr == RESET_ADDR {
             engine = Engine::from_params(rate, &engine.params().clone(), frame);
+        }
+        if message.addr == SPEECH_ADDR
+            && let Ok((Command::Speak { offset, .. }, samples)) = speech_args(message)
+        {
+            let start = offset as usize;
+            if speech.len() < start + samples.len() {
+                speech.resize(start + samples.len(), 0.0);
+            }
+            speech[start..start + samples.len()].copy_from_slice(&samples);
         }
         let command = message_command(message, voices).map_err(|reason| ScoreError::Command {
             path: path.display().to_string(),
@@ -226,7 +293,7 @@ pub fn render_score(
         }
     }
     let at = engine.frame() as usize * CHANNELS;
-    engine.render(&mut out[at..]);
+    engine.render_with(&mut out[at..], &speech);
     // The device path clamps and flushes non-finite samples; do the same.
     for s in &mut out {
         *s = if s.is_finite() {

@@ -88,5 +88,6 @@ pub fn reply(sup: &Supervisor) -> OscPacket {
         ("osc_kernel_drops", long(sup.osc.kernel_drops())),
         ("journal_errors", long(sup.ledger.journal_errors())),
     ]);
+    pairs.extend(sup.desk.status_pairs());
     chronus_osc::status_reply(pairs)
 }

@@ -1,8 +1,8 @@
 //! Deterministic block rendering from the command log.
 
 use crate::{Snapshot, WorkerError};
-use chronus_dsp::{CHANNELS, Command, Engine};
-use chronus_shm::{CMD_PAYLOAD, Geometry, Region, SlotPhase, block_checksum};
+use chronus_dsp::{CHANNELS, Command, Engine, SpeechSource};
+use chronus_shm::{CMD_PAYLOAD, Geometry, Region, SlotPhase, SpeechArea, block_checksum};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
@@ -96,7 +96,7 @@ impl Renderer {
         let start = self.frame();
         let end = start + self.block_frames;
         self.ingest(region, slot, end)?;
-        let late = self.render_frames(start, end);
+        let late = self.render_frames(start, end, &Speech(region.speech()));
         if late > 0 {
             region
                 .slot(slot)
@@ -111,7 +111,7 @@ impl Renderer {
     }
 
     /// Renders `start..end` into the block buffer; returns commands applied late.
-    fn render_frames(&mut self, start: u64, end: u64) -> u64 {
+    fn render_frames(&mut self, start: u64, end: u64, speech: &Speech<'_>) -> u64 {
         let mut late = 0;
         let mut pos = start;
         while pos < end {
@@ -132,9 +132,18 @@ impl Renderer {
                 .map_or(end, |(&(stamp, _), _)| stamp.min(end));
             let from = ((pos - start) as usize) * CHANNELS;
             let to = ((until - start) as usize) * CHANNELS;
-            self.engine.render(&mut self.block[from..to]);
+            self.engine.render_with(&mut self.block[from..to], speech);
             pos = until;
         }
         late
+    }
+}
+
+/// The region's speech area as the engine reads it.
+struct Speech<'a>(SpeechArea<'a>);
+
+impl SpeechSource for Speech<'_> {
+    fn sample(&self, index: u64) -> f32 {
+        self.0.sample(index)
     }
 }
