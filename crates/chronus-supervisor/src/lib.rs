@@ -178,9 +178,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let audio = &config.audio;
     let bf = u64::from(audio.block_frames);
     // Workers keep between lookahead - 1 block and lookahead rendered; the device
-    // must always find a whole buffer of it.
+    // must always find what it takes in one go: when the timeline starts, ALSA
+    // fills its whole buffer (two periods of `buffer_size`) at once.
     let wanted = u64::from(audio.lookahead_blocks) * bf;
-    let lookahead = wanted.max((u64::from(audio.buffer_size).div_ceil(bf) + 2) * bf);
+    let lookahead = wanted.max((2 * u64::from(audio.buffer_size)).div_ceil(bf) * bf + 2 * bf);
     if lookahead != wanted {
         tracing::warn!(
             lookahead_frames = lookahead,

@@ -307,3 +307,109 @@ fn watchdog_pings_stop_while_the_audio_callback_is_stalled() {
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 }
+
+/// Speech goes out through the sound server and comes back in: the null sink's
+/// monitor is the default input, the daemon streams it to pocketsphinx, and the
+/// transcript reaches a subscriber over OSC.
+#[test]
+fn speech_through_pulseaudio_comes_back_as_a_transcript_event() {
+    let dir = scratch("pulse-speech");
+    let Some(pulse) = Pulse::start(&dir) else {
+        return;
+    };
+    let pactl = Command::new("pactl")
+        .args([
+            "--server",
+            &pulse.server,
+            "set-default-source",
+            "chronus.monitor",
+        ])
+        .env("HOME", &dir)
+        .status()
+        .unwrap();
+    assert!(pactl.success(), "pactl set-default-source failed");
+    let grammar = dir.join("phrases.jsgf");
+    std::fs::write(
+        &grammar,
+        "#JSGF V1.0;\ngrammar chronus;\npublic <phrase> = hello world | good morning | stop the music;\n",
+    )
+    .unwrap();
+    let d = Daemon::start(
+        "pulse-speech-daemon",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
+            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("CHRONUS_BUFFER_SIZE", "2048".into()),
+            ("CHRONUS_ASR_GRAMMAR", grammar.display().to_string()),
+            ("HOME", dir.display().to_string()),
+        ],
+    );
+    assert_eq!(string(&d.status(), "backend"), "cpal", "log:\n{}", d.log());
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let send = |addr: &str, args: Vec<OscType>| {
+        let packet = chronus_osc::OscPacket::Message(chronus_osc::OscMessage {
+            addr: addr.into(),
+            args,
+        });
+        socket
+            .send_to(&chronus_osc::encode(&packet), d.osc)
+            .unwrap();
+    };
+    let receive_until =
+        |what: &str, timeout: Duration, wanted: &dyn Fn(&chronus_osc::OscMessage) -> bool| {
+            let deadline = Instant::now() + timeout;
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            while Instant::now() < deadline {
+                let Ok(n) = socket.recv(&mut buf) else {
+                    continue;
+                };
+                if let Ok(packet) = chronus_osc::decode(&buf[..n], &chronus_osc::Limits::default())
+                {
+                    for m in chronus_osc::messages(packet) {
+                        if wanted(&m) {
+                            return;
+                        }
+                        seen.push(format!("{} {:?}", m.addr, m.args));
+                    }
+                }
+            }
+            panic!(
+                "no {what} within {timeout:?}; received {seen:#?}; log:\n{}",
+                d.log()
+            );
+        };
+    send("/chronus/notify", vec![OscType::Int(1)]);
+    send("/chronus/asr/start", vec![]);
+    receive_until(
+        "/chronus/done /chronus/asr/start",
+        Duration::from_secs(10),
+        &|m| {
+            m.addr == "/chronus/done"
+                && m.args.first() == Some(&OscType::String("/chronus/asr/start".into()))
+        },
+    );
+    // The recogniser hears a moment of silence before the speech.
+    std::thread::sleep(Duration::from_millis(500));
+    send(
+        "/chronus/tts/say",
+        vec![OscType::String("hello world".into())],
+    );
+    receive_until("the transcript event", Duration::from_secs(30), &|m| {
+        m.addr == "/chronus/asr/transcript"
+            && m.args
+                == vec![
+                    OscType::String("default".into()),
+                    OscType::String("hello world".into()),
+                    OscType::Int(1),
+                ]
+    });
+    let s = d.status();
+    assert_eq!(long(&s, "asr_streams"), 1);
+    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}

@@ -1,0 +1,360 @@
+//! Speech end to end with the real engines: espeak-ng speaks through the daemon's
+//! failover-safe output, pocketsphinx (with a small JSGF grammar) hears it; and
+//! scripted fake engines that crash, hang or talk garbage. Run serially with the
+//! other end-to-end tests.
+
+mod common;
+
+use chronus_osc::{OscMessage, OscPacket, OscType};
+use common::*;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Phrases the recogniser may hear; a closed grammar makes pocketsphinx reliable.
+const GRAMMAR: &str = "#JSGF V1.0;\ngrammar chronus;\n\
+    public <phrase> = hello world | good morning | stop the music | play a tone;\n";
+
+/// Whether the real engines are here; outside CI a missing one skips the test.
+fn engines_installed() -> bool {
+    let found = ["espeak-ng", "pocketsphinx_continuous"].iter().all(|p| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "espeak-ng or pocketsphinx is not installed: scripts/deps.sh test installs them"
+        );
+        eprintln!("SKIPPED: espeak-ng or pocketsphinx is not installed (run scripts/deps.sh test)");
+    }
+    found
+}
+
+fn grammar(dir: &Path) -> PathBuf {
+    let path = dir.join("phrases.jsgf");
+    std::fs::write(&path, GRAMMAR).unwrap();
+    path
+}
+
+/// One client socket: what it sends is answered to it.
+struct Client {
+    socket: UdpSocket,
+    to: std::net::SocketAddr,
+}
+
+impl Client {
+    fn new(d: &Daemon) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Client { socket, to: d.osc }
+    }
+
+    fn send(&self, addr: &str, args: Vec<OscType>) {
+        let packet = OscPacket::Message(OscMessage {
+            addr: addr.into(),
+            args,
+        });
+        self.socket
+            .send_to(&chronus_osc::encode(&packet), self.to)
+            .unwrap();
+    }
+
+    /// The next message for which `wanted` holds, within `timeout`; others are skipped.
+    fn expect(
+        &self,
+        what: &str,
+        timeout: Duration,
+        wanted: impl Fn(&OscMessage) -> bool,
+    ) -> OscMessage {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            let Ok(n) = self.socket.recv(&mut buf) else {
+                continue;
+            };
+            let Ok(packet) = chronus_osc::decode(&buf[..n], &chronus_osc::Limits::default()) else {
+                continue;
+            };
+            for m in chronus_osc::messages(packet) {
+                if wanted(&m) {
+                    return m;
+                }
+                seen.push(format!("{} {:?}", m.addr, m.args));
+            }
+        }
+        panic!("no {what} within {timeout:?}; received instead: {seen:#?}");
+    }
+
+    fn say(&self, text: &str, id: &str) {
+        self.send(
+            "/chronus/tts/say",
+            vec![
+                OscType::String(text.into()),
+                OscType::String(String::new()),
+                OscType::String(id.into()),
+            ],
+        );
+    }
+}
+
+fn is(addr: &'static str, first: &'static str) -> impl Fn(&OscMessage) -> bool {
+    move |m| m.addr == addr && m.args.first() == Some(&OscType::String(first.into()))
+}
+
+fn tone(d: &Daemon) {
+    d.send("/mod/voice1/freq", vec![OscType::Float(440.0)]);
+    d.send("/mod/voice1/amp", vec![OscType::Float(0.2)]);
+    d.send("/gate/voice1", vec![OscType::Int(1)]);
+}
+
+/// Renders the journal offline and returns its samples.
+fn render_journal(dir: &Path, journal: &Path, frames: usize) -> Vec<f32> {
+    let out = dir.join("render.wav");
+    let status = Command::new(env!("CARGO_BIN_EXE_chronusd"))
+        .arg("render")
+        .arg(journal)
+        .arg("--out")
+        .arg(&out)
+        .arg("--frames")
+        .arg(frames.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "chronusd render failed");
+    read_wav(&out).1
+}
+
+fn null_daemon(name: &str, extra: &[(&str, String)]) -> Daemon {
+    let mut env = vec![("CHRONUS_AUDIO_BACKEND", "null".to_owned())];
+    env.extend(extra.iter().cloned());
+    Daemon::start(name, &env)
+}
+
+#[test]
+fn espeak_says_hello_world_and_pocketsphinx_recognises_the_recording() {
+    if !engines_installed() {
+        return;
+    }
+    let dir = scratch("speech-hello");
+    let record = dir.join("out.wav");
+    let d = null_daemon(
+        "speech-hello-daemon",
+        &[("CHRONUS_RECORD", record.display().to_string())],
+    );
+    let c = Client::new(&d);
+    c.say("hello world", "greeting");
+    c.expect(
+        "/chronus/tts/start",
+        Duration::from_secs(10),
+        is("/chronus/tts/start", "greeting"),
+    );
+    c.expect(
+        "/chronus/tts/done",
+        Duration::from_secs(10),
+        is("/chronus/tts/done", "greeting"),
+    );
+    let s = d.status();
+    assert_eq!(long(&s, "tts_spoken"), 1);
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    assert_eq!(long(&s, "divergences"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let (_, samples) = read_wav(&record);
+    let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.1, "the recording holds no speech (peak {peak})");
+
+    // A second daemon listens to the first one's output.
+    let grammar = grammar(&dir);
+    let d = null_daemon(
+        "speech-hello-listen",
+        &[("CHRONUS_ASR_GRAMMAR", grammar.display().to_string())],
+    );
+    let c = Client::new(&d);
+    c.send(
+        "/chronus/asr/transcribe",
+        vec![OscType::String(record.display().to_string())],
+    );
+    let reply = c.expect("a transcript", Duration::from_secs(30), |m| {
+        m.addr == "/chronus/asr/transcript" || m.addr == "/chronus/fail"
+    });
+    assert_eq!(
+        reply.args,
+        vec![
+            OscType::String(record.display().to_string()),
+            OscType::String("hello world".into()),
+            OscType::Int(1)
+        ]
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
+#[test]
+fn speech_carries_on_bit_exactly_through_kills_of_the_active_worker_mid_sentence() {
+    if !engines_installed() {
+        return;
+    }
+    const KILLS: i64 = 10;
+    let dir = scratch("speech-kills");
+    let (record, journal) = (dir.join("out.wav"), dir.join("journal.osc"));
+    let mut d = null_daemon(
+        "speech-kills-daemon",
+        &[
+            ("CHRONUS_RECORD", record.display().to_string()),
+            ("CHRONUS_JOURNAL", journal.display().to_string()),
+        ],
+    );
+    tone(&d);
+    let c = Client::new(&d);
+    let sentence = "the quick brown fox jumps over the lazy dog, and the music keeps \
+                    playing while its workers are killed one after another";
+    c.say(sentence, "long");
+    c.expect(
+        "/chronus/tts/start",
+        Duration::from_secs(10),
+        is("/chronus/tts/start", "long"),
+    );
+    let mut restores = long(&d.status(), "restores");
+    for _ in 0..KILLS {
+        let s = d.status();
+        signal(active_pid(&s), libc::SIGKILL);
+        restores += 1;
+        d.wait_until("restore", Duration::from_secs(10), |s| {
+            long(s, "restores") >= restores && both_lockstep(s)
+        });
+    }
+    let s = d.status();
+    assert_eq!(
+        s.get("tts_playing"),
+        Some(&OscType::Bool(true)),
+        "the drill outlasted the sentence: make it longer"
+    );
+    c.expect(
+        "/chronus/tts/done",
+        Duration::from_secs(20),
+        is("/chronus/tts/done", "long"),
+    );
+    let s = d.status();
+    assert_eq!(long(&s, "failovers"), KILLS);
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    assert_eq!(long(&s, "divergences"), 0);
+    assert_eq!(long(&s, "cold_starts"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+
+    let (_, live) = read_wav(&record);
+    let reference = render_journal(&dir, &journal, live.len() / 2);
+    let altered = live
+        .iter()
+        .zip(&reference)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    assert_eq!(altered, 0, "samples differ from the journal's render");
+    // The render without the speech would differ: the speech is really in it.
+    let peak = live.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.3, "no speech above the tone (peak {peak})");
+}
+
+/// A one-shot engine that misbehaves as its text says.
+const FAKE_ENGINE: &str = r#"#!/bin/sh
+case "$1" in
+  crash) kill -SEGV $$ ;;
+  garbage) echo "this is not a WAV file" ;;
+  partial) espeak-ng --stdout partial | head -c 30 ;;
+  hang) exec sleep 60 ;;
+  nothing) exit 0 ;;
+  error) echo "fake engine: cannot speak today" >&2; exit 3 ;;
+  slow) sleep 0.5; exec espeak-ng --stdout slow ;;
+  *) exec espeak-ng --stdout "$1" ;;
+esac
+"#;
+
+/// Children of `pid` that are zombies, and all of them, from /proc.
+fn children(pid: i32) -> (Vec<i32>, Vec<i32>) {
+    let (mut zombies, mut all) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse().ok()) == Some(pid) {
+            all.push(child);
+            if fields[0] == "Z" {
+                zombies.push(child);
+            }
+        }
+    }
+    (zombies, all)
+}
+
+#[test]
+fn misbehaving_tts_engines_get_definite_answers_and_the_audio_carries_on() {
+    if !engines_installed() {
+        return;
+    }
+    let dir = scratch("speech-faults");
+    let engine = dir.join("fake-tts");
+    std::fs::write(&engine, FAKE_ENGINE).unwrap();
+    std::fs::set_permissions(&engine, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let d = null_daemon(
+        "speech-faults-daemon",
+        &[
+            (
+                "CHRONUS_TTS_COMMAND",
+                format!("{} {{text}}", engine.display()),
+            ),
+            ("CHRONUS_TTS_TIMEOUT_MS", "1500".into()),
+        ],
+    );
+    tone(&d);
+    let c = Client::new(&d);
+    let faults = ["crash", "garbage", "partial", "hang", "nothing", "error"];
+    for (i, fault) in faults.iter().enumerate() {
+        c.say(fault, &format!("fault{i}"));
+    }
+    let frames_before = long(&d.status(), "frames");
+    // Every request gets exactly one answer: a failure naming it, or the speech.
+    for (i, fault) in faults.iter().enumerate() {
+        let id = format!("request fault{i}:");
+        let reply = c.expect(
+            &format!("the answer to {fault}"),
+            Duration::from_secs(10),
+            |m| {
+                m.addr == "/chronus/fail"
+                    && matches!(m.args.get(1), Some(OscType::String(r)) if r.starts_with(&id))
+            },
+        );
+        assert_eq!(reply.args[0], OscType::String("/chronus/tts/say".into()));
+    }
+    // The engine still serves good requests, a slow one among them.
+    c.say("slow", "slow");
+    c.say("good morning", "fine");
+    for id in ["slow", "fine"] {
+        c.expect("speech done", Duration::from_secs(15), move |m| {
+            m.addr == "/chronus/tts/done" && m.args.first() == Some(&OscType::String(id.into()))
+        });
+    }
+    let s = d.status();
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    assert!(long(&s, "frames") > frames_before, "the audio stopped");
+    assert_eq!(long(&s, "tts_spoken"), 2);
+    assert_eq!(long(&s, "tts_failed"), faults.len() as i64);
+    // Nothing is left behind: no zombie, no engine process, only the two workers.
+    let (zombies, all) = children(d.pid());
+    assert!(zombies.is_empty(), "zombie children {zombies:?}");
+    assert_eq!(all.len(), 2, "children besides the workers: {all:?}");
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
