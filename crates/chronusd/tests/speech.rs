@@ -220,11 +220,10 @@ fn speech_carries_on_bit_exactly_through_kills_of_the_active_worker_mid_sentence
         Duration::from_secs(10),
         is("/chronus/tts/start", "long"),
     );
-    let mut restores = long(&d.status(), "restores");
-    for _ in 0..KILLS {
+    let before = long(&d.status(), "restores");
+    for restores in before + 1..=before + KILLS {
         let s = d.status();
         signal(active_pid(&s), libc::SIGKILL);
-        restores += 1;
         d.wait_until("restore", Duration::from_secs(10), |s| {
             long(s, "restores") >= restores && both_lockstep(s)
         });
