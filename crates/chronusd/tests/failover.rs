@@ -151,6 +151,49 @@ fn standby_kills_and_hangs_are_inaudible() {
 }
 
 #[test]
+fn a_diverging_standby_is_caught_replaced_and_never_heard() {
+    // Two seconds of audio in, long after startup; mid-block, on purpose.
+    const AT: u64 = 96_017;
+    let (mut d, dir) = recorded_daemon(
+        "diverge",
+        &[("CHRONUS_TEST_DIVERGE_AT_FRAME", AT.to_string())],
+    );
+    d.send("/gate/voice1", vec![OscType::Int(1)]);
+    let s = d.status();
+    assert!(
+        long(&s, "frames") < AT as i64 && long(&s, "divergences") == 0,
+        "frame {AT} already played: the test would prove nothing"
+    );
+    // The fault is injected into slot 1: it must be the standby.
+    assert_eq!(long(&s, "active_slot"), 0);
+    let (active, standby) = (active_pid(&s), standby_pid(&s));
+    let s = d.wait_until(
+        "the divergence caught and slot 1 restored",
+        Duration::from_secs(10),
+        |s| long(s, "restores") == 1 && both_lockstep(s),
+    );
+    assert_eq!(long(&s, "divergences"), 1, "log:\n{}", d.log());
+    assert_eq!(active_pid(&s), active, "the active worker must be kept");
+    assert!(!alive(standby), "the diverged worker was not killed");
+    assert_ne!(standby_pid(&s), standby);
+    assert_eq!(long(&s, "failovers"), 0);
+    let frames = long(&s, "frames");
+    let s = d.wait_until("audio flowing on", Duration::from_secs(5), |s| {
+        long(s, "frames") > frames + 48_000
+    });
+    // The replacement is a copy of the active worker: it agrees from the start.
+    assert_eq!(long(&s, "divergences"), 1);
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(log.contains("slots diverged"), "log:\n{log}");
+    // The hook is known to the configuration, not reported as a stray variable.
+    assert!(!log.contains("unknown environment variable"), "log:\n{log}");
+    // The flipped bit stayed in the diverged ring: what played is the journal's render.
+    assert_recording_matches_journal(&dir);
+}
+
+#[test]
 fn both_workers_dying_at_once_gives_counted_silence_then_recovers() {
     let mut d = Daemon::start("both", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
     d.send("/gate/voice1", vec![OscType::Int(1)]);
