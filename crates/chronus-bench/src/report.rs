@@ -39,6 +39,8 @@ fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
 fn below(value: f64, limit: f64, unit: &str) -> String {
     if value < limit {
         "met".into()
+    } else if value == limit {
+        "**missed**: at the limit, not under it".into()
     } else {
         format!(
             "**missed** by {:.2} {unit} ({:.1}× the target)",
@@ -46,6 +48,12 @@ fn below(value: f64, limit: f64, unit: &str) -> String {
             value / limit
         )
     }
+}
+
+/// A percentage as the report prints it (two decimals), so that its verdict is taken
+/// on the figure a reader sees: 4.9999 printed as 5.00 % is not under 5 %.
+fn printed_percent(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }
 
 fn equal(value: i64, want: i64) -> &'static str {
@@ -229,7 +237,7 @@ pub fn render(ctx: &Context, failover: Option<&FailoverRun>, steady: &[SteadyRun
     let _ = writeln!(r, "|---|---:|---:|---:|---:|---|---|");
     let mut callback_row = |what: String, max_us: f64, before_us: f64, rate: i64| {
         let period = period_us(rate);
-        let share = max_us / period * 100.0;
+        let share = printed_percent(max_us / period * 100.0);
         let _ = writeln!(
             r,
             "| {what} | {max_us:.1} µs | {before_us:.1} µs | {period:.0} µs | {share:.2} % | < 10 % | {} |",
@@ -290,7 +298,7 @@ pub fn render(ctx: &Context, failover: Option<&FailoverRun>, steady: &[SteadyRun
                 mib(p.rss_shmem_kb)
             );
         }
-        let total = s.total_cpu_percent();
+        let total = printed_percent(s.total_cpu_percent());
         let _ = writeln!(
             r,
             "| **Total** | **{total:.2} %** | {:.0} | {} (sum) | — | < 5 % | {} |",
@@ -482,5 +490,16 @@ mod tests {
     fn verdicts_say_by_how_much() {
         assert_eq!(below(0.4, 1.0, "ms"), "met");
         assert!(below(75.0, 50.0, "ms").contains("25.00 ms"));
+    }
+
+    #[test]
+    fn a_cpu_total_printed_at_the_limit_is_not_met() {
+        // Regression: 50 ticks over a window just over 10 s, reported as "5.00 %, met".
+        let total = printed_percent(50.0 * 0.01 / 10.004 * 100.0);
+        assert_eq!(format!("{total:.2}"), "5.00");
+        assert_eq!(
+            below(total, 5.0, "points"),
+            "**missed**: at the limit, not under it"
+        );
     }
 }

@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 pub use cidr::{Cidr, CidrParseError};
-pub use settings::{CONFIG_ENV, SettingInfo, settings};
+pub use settings::{CONFIG_ENV, SettingInfo, TEST_DIVERGE_ENV, settings};
 
 use settings::{
     LEAD_TARGET_ENV, LEAD_TARGET_MAX, LEGACY_NO_EFFECT, LOOKAHEAD_MAX, LOOKAHEAD_MIN, index_of,
@@ -608,6 +608,7 @@ impl Builder {
 
         for var in vars.keys() {
             let known = *var == CONFIG_ENV
+                || *var == TEST_DIVERGE_ENV
                 || *var == LEAD_TARGET_ENV
                 || LEGACY_NO_EFFECT.iter().any(|(legacy, _)| legacy == var)
                 || settings()

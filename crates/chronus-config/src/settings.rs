@@ -138,6 +138,11 @@ pub(crate) const LOOKAHEAD_MAX: u32 = 64;
 /// Names the config file; read by the caller (see [`crate::Sources::resolve`]).
 pub const CONFIG_ENV: &str = "CHRONUS_CONFIG";
 
+/// Test-only fault injection (see ARCHITECTURE.md): a worker started in slot 1 flips one
+/// bit of the sample at this frame, so tests can prove that divergences are caught.
+/// Not a setting: there is no file key, and `check-config` does not show it.
+pub const TEST_DIVERGE_ENV: &str = "CHRONUS_TEST_DIVERGE_AT_FRAME";
+
 /// A value does not fit its setting; the caller knows which input it came from.
 pub(crate) struct Invalid;
 

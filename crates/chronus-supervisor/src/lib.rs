@@ -266,7 +266,14 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     };
     sup.cold_start()?;
 
-    let output = chronus_audio::open(&sup.output_options(), region)?;
+    let output = match chronus_audio::open(&sup.output_options(), region) {
+        Ok(output) => output,
+        Err(e) => {
+            // The workers already run: reap them, as on every other exit.
+            sup.stop_workers();
+            return Err(e.into());
+        }
+    };
     if let Some(reason) = &output.fallback_reason {
         tracing::warn!(
             "no audio device could be opened ({reason}); playing into the timer-clocked null output instead: nothing will be audible"

@@ -71,8 +71,9 @@ impl Label {
     }
 }
 
-/// Runs the worker for `slot` on the region behind `fd` until orphaned.
-pub fn run(fd: OwnedFd, slot: usize) -> Result<Exit, WorkerError> {
+/// Runs the worker for `slot` on the region behind `fd` until orphaned; with
+/// `corrupt_frame` (tests only), one bit of that frame's output is flipped.
+pub fn run(fd: OwnedFd, slot: usize, corrupt_frame: Option<u64>) -> Result<Exit, WorkerError> {
     if slot >= chronus_shm::SLOTS {
         return Err(WorkerError::BadSlot(slot));
     }
@@ -92,6 +93,13 @@ pub fn run(fd: OwnedFd, slot: usize) -> Result<Exit, WorkerError> {
     me.set_phase(SlotPhase::Starting);
     let snapshot = Snapshot::from_bytes(&region.read_snapshot())?;
     let mut renderer = Renderer::from_snapshot(region.geometry(), snapshot)?;
+    if let Some(frame) = corrupt_frame {
+        tracing::warn!(
+            frame,
+            "test fault injection armed: this worker will diverge"
+        );
+        renderer.corrupt_at(frame);
+    }
     let mut slot = slot;
     renderer.take_slot(&region, slot);
     tracing::debug!(slot, frame = renderer.frame(), "worker rendering");

@@ -14,6 +14,8 @@ pub struct Renderer {
     block_frames: u64,
     block: Vec<f32>,
     scratch: [u8; CMD_PAYLOAD],
+    /// Test-only fault: the frame whose first sample gets one bit flipped.
+    corrupt_frame: Option<u64>,
 }
 
 impl Renderer {
@@ -42,12 +44,20 @@ impl Renderer {
             block_frames,
             block: vec![0.0; geometry.block_samples()],
             scratch: [0; CMD_PAYLOAD],
+            corrupt_frame: None,
         })
     }
 
     /// The next frame to render.
     pub fn frame(&self) -> u64 {
         self.engine.frame()
+    }
+
+    /// Test-only fault injection: flips the lowest bit of the sample at `frame` (first
+    /// channel) once, after rendering and before the checksum, as a miscomputing worker
+    /// would. The engine state stays right, so only that block differs.
+    pub fn corrupt_at(&mut self, frame: u64) {
+        self.corrupt_frame = Some(frame);
     }
 
     /// Announces this renderer as the occupant of `slot`.
@@ -97,6 +107,13 @@ impl Renderer {
         let end = start + self.block_frames;
         self.ingest(region, slot, end)?;
         let late = self.render_frames(start, end, &Speech(region.speech()));
+        if let Some(frame) = self.corrupt_frame
+            && (start..end).contains(&frame)
+        {
+            let i = (frame - start) as usize * CHANNELS;
+            self.block[i] = f32::from_bits(self.block[i].to_bits() ^ 1);
+            self.corrupt_frame = None;
+        }
         if late > 0 {
             region
                 .slot(slot)

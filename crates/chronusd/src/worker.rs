@@ -17,7 +17,20 @@ pub fn run(slot: usize, fd: i32) -> ExitCode {
     // SAFETY: the fd is open (checked above), was inherited for this purpose, and
     // nothing else in this process owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    match chronus_worker::run(fd, slot) {
+    // Only slot 1, the standby at startup: the supervisor keeps the active slot and
+    // replaces the other when they disagree, so this makes the faulty one the victim.
+    let var = chronus_config::TEST_DIVERGE_ENV;
+    let corrupt_frame = match std::env::var(var) {
+        Ok(value) if slot == 1 => match value.parse::<u64>() {
+            Ok(frame) => Some(frame),
+            Err(_) => {
+                tracing::error!("{var}={value} is not a frame number");
+                return ExitCode::from(64);
+            }
+        },
+        _ => None,
+    };
+    match chronus_worker::run(fd, slot, corrupt_frame) {
         Ok(exit) => {
             tracing::debug!(?exit, "worker exiting");
             ExitCode::SUCCESS

@@ -35,12 +35,11 @@ fn wait_restored(d: &mut Daemon, restores: i64) -> Status {
     )
 }
 
-/// Renders the journal offline and demands the live recording be bit-identical.
-fn assert_recording_matches_journal(dir: &std::path::Path) {
+/// Renders the journal offline to as many frames as the live recording holds:
+/// returns (live, reference), interleaved stereo.
+fn live_and_reference(dir: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
     let (rate, live) = read_wav(&dir.join("out.wav"));
     assert_eq!(rate, 48_000);
-    let frames = live.len() / 2;
-    assert!(frames > 4_800, "recording too short: {frames} frames");
     let out = dir.join("reference.wav");
     let status = Command::new(env!("CARGO_BIN_EXE_chronusd"))
         .args([
@@ -49,13 +48,21 @@ fn assert_recording_matches_journal(dir: &std::path::Path) {
             "--out",
             out.to_str().unwrap(),
             "--frames",
-            &frames.to_string(),
+            &(live.len() / 2).to_string(),
         ])
         .status()
         .unwrap();
     assert!(status.success(), "chronusd render failed");
     let (_, reference) = read_wav(&out);
     assert_eq!(reference.len(), live.len());
+    (live, reference)
+}
+
+/// Renders the journal offline and demands the live recording be bit-identical.
+fn assert_recording_matches_journal(dir: &std::path::Path) {
+    let (live, reference) = live_and_reference(dir);
+    let frames = live.len() / 2;
+    assert!(frames > 4_800, "recording too short: {frames} frames");
     let altered = live
         .iter()
         .zip(&reference)
@@ -150,12 +157,73 @@ fn standby_kills_and_hangs_are_inaudible() {
     assert_recording_matches_journal(&dir);
 }
 
+/// Upward zero crossings of the left channel: cycles of a plain tone.
+fn cycles(stereo: &[f32]) -> usize {
+    let left: Vec<f32> = stereo.iter().step_by(2).copied().collect();
+    left.windows(2)
+        .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+        .count()
+}
+
 #[test]
-fn both_workers_dying_at_once_gives_counted_silence_then_recovers() {
-    let mut d = Daemon::start("both", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+fn a_diverging_standby_is_caught_replaced_and_never_heard() {
+    // Two seconds of audio in, long after startup; mid-block, on purpose.
+    const AT: u64 = 96_017;
+    let (mut d, dir) = recorded_daemon(
+        "diverge",
+        &[("CHRONUS_TEST_DIVERGE_AT_FRAME", AT.to_string())],
+    );
     d.send("/gate/voice1", vec![OscType::Int(1)]);
     let s = d.status();
+    assert!(
+        long(&s, "frames") < AT as i64 && long(&s, "divergences") == 0,
+        "frame {AT} already played: the test would prove nothing"
+    );
+    // The fault is injected into slot 1: it must be the standby.
+    assert_eq!(long(&s, "active_slot"), 0);
+    let (active, standby) = (active_pid(&s), standby_pid(&s));
+    let s = d.wait_until(
+        "the divergence caught and slot 1 restored",
+        Duration::from_secs(10),
+        |s| long(s, "restores") == 1 && both_lockstep(s),
+    );
+    assert_eq!(long(&s, "divergences"), 1, "log:\n{}", d.log());
+    assert_eq!(active_pid(&s), active, "the active worker must be kept");
+    assert!(!alive(standby), "the diverged worker was not killed");
+    assert_ne!(standby_pid(&s), standby);
+    assert_eq!(long(&s, "failovers"), 0);
+    let frames = long(&s, "frames");
+    let s = d.wait_until("audio flowing on", Duration::from_secs(5), |s| {
+        long(s, "frames") > frames + 48_000
+    });
+    // The replacement is a copy of the active worker: it agrees from the start.
+    assert_eq!(long(&s, "divergences"), 1);
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(log.contains("slots diverged"), "log:\n{log}");
+    // The hook is known to the configuration, not reported as a stray variable.
+    assert!(!log.contains("unknown environment variable"), "log:\n{log}");
+    // The flipped bit stayed in the diverged ring: what played is the journal's render.
+    assert_recording_matches_journal(&dir);
+}
+
+#[test]
+fn both_workers_dying_at_once_gives_counted_silence_then_the_same_tone() {
+    const FREQ: f32 = 750.0;
+    let (mut d, dir) = recorded_daemon("both", &[]);
+    d.send("/mod/voice1/freq", vec![OscType::Float(FREQ)]);
+    d.send("/gate/voice1", vec![OscType::Int(1)]);
+    // Let both commands play, so they are in the parameter mirror, not in flight.
+    let frames = long(&d.status(), "frames");
+    let s = d.wait_until("the tone playing", Duration::from_secs(5), |s| {
+        long(s, "frames") > frames + 24_000
+    });
     let (a, b) = (active_pid(&s), standby_pid(&s));
+    // Both stopped first, so that neither can serve a fork request for the other if
+    // this thread is preempted between the kills: they die at once for the supervisor.
+    signal(a, libc::SIGSTOP);
+    signal(b, libc::SIGSTOP);
     signal(a, libc::SIGKILL);
     signal(b, libc::SIGKILL);
     let s = d.wait_until(
@@ -164,19 +232,46 @@ fn both_workers_dying_at_once_gives_counted_silence_then_recovers() {
         |s| long(s, "cold_starts") == 1 && both_lockstep(s),
     );
     assert!(!alive(a) && !alive(b));
-    assert!(
-        long(&s, "underrun_frames") > 0,
-        "the gap must be counted as underrun"
-    );
     // Regression: a fork request left for a dead worker reached its cold-started
     // successor, whose copy then fought the new worker for a slot.
     assert_eq!(long(&s, "hangs"), 0, "log:\n{}", d.log());
     let frames = long(&s, "frames");
-    d.wait_until("audio flowing again", Duration::from_secs(5), |s| {
+    // Lockstep comes before the device reaches the cold start's first frame: read
+    // the underrun count once the gap has surely played.
+    let s = d.wait_until("audio flowing again", Duration::from_secs(5), |s| {
         long(s, "frames") > frames + 48_000
     });
+    let underrun = long(&s, "underrun_frames");
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
+
+    // The journal marks the cold start, so its render is the live output except in
+    // the gap, where the old engine would have played on.
+    let (live, reference) = live_and_reference(&dir);
+    let differs = |i: &usize| live[*i].to_bits() != reference[*i].to_bits();
+    let first = (0..live.len())
+        .find(differs)
+        .expect("no gap in the recording")
+        / 2;
+    let last = (0..live.len()).rfind(differs).unwrap() / 2;
+    let gap = &live[first * 2..(last + 1) * 2];
+    assert!(
+        gap.iter().all(|s| s.to_bits() == 0),
+        "the gap (frames {first}..={last}) is not silence"
+    );
+    assert_eq!(
+        (last + 1 - first) as i64,
+        underrun,
+        "frames {first}..={last} are silent, but the underrun count differs"
+    );
+    // Half a second after the cold start: the frequency set before the kills.
+    let after = &live[(last + 1) * 2..(last + 1 + 24_000) * 2];
+    let expected = (FREQ * 0.5) as usize;
+    let counted = cycles(after);
+    assert!(
+        counted.abs_diff(expected) <= 1,
+        "{counted} cycles in 0.5 s after the cold start: not {FREQ} Hz"
+    );
 }
 
 #[test]

@@ -221,6 +221,20 @@ fn a_second_stop_signal_exits_at_once() {
 }
 
 #[test]
+fn sigint_alone_stops_cleanly_and_reaps_every_worker() {
+    let d = Daemon::start("int", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let s = d.status();
+    let workers = [active_pid(&s), standby_pid(&s)];
+    let (status, _, log) = d.stop_with(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "log:\n{log}");
+    // The graceful path (fade, then TERM to the workers), not a crash or a second signal.
+    assert!(log.contains("stopping signal=2"), "log:\n{log}");
+    for pid in workers {
+        assert!(!alive(pid), "worker {pid} outlived the supervisor");
+    }
+}
+
+#[test]
 fn a_killed_supervisor_leaves_nothing_behind() {
     let shm_before = shm_entries();
     let temp_before = temp_entries();

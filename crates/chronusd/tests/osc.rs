@@ -234,6 +234,82 @@ fn chronusctl_sets_syncs_watches_and_drills() {
     assert!(status.success(), "log:\n{log}");
 }
 
+/// The OSC type tag of a status value.
+fn tag(value: &OscType) -> char {
+    match value {
+        OscType::Int(_) => 'i',
+        OscType::Long(_) => 'h',
+        OscType::Float(_) => 'f',
+        OscType::Double(_) => 'd',
+        OscType::String(_) => 's',
+        OscType::Bool(true) => 'T',
+        OscType::Bool(false) => 'F',
+        other => panic!("unexpected status value {other:?}"),
+    }
+}
+
+#[test]
+fn status_reports_every_documented_key_with_its_osc_type() {
+    let d = Daemon::start("status-keys", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let request = OscPacket::Message(OscMessage {
+        addr: "/chronus/status".into(),
+        args: vec![],
+    });
+    let reply = chronus_osc::request(
+        d.osc,
+        &request,
+        "/chronus/status.reply",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    // A Vec, not the helpers' map: a key sent twice must not hide.
+    let pairs = chronus_osc::status_pairs(&reply).unwrap();
+    let documented = [
+        ("version", 's'),
+        ("uptime_s", 'f'),
+        ("backend", 's'),
+        ("sample_rate", 'i'),
+        ("block_frames", 'i'),
+        ("frames", 'h'),
+        ("underrun_frames", 'h'),
+        ("xruns", 'i'),
+        ("failovers", 'i'),
+        ("active_slot", 'i'),
+        ("slot0_pid", 'i'),
+        ("slot0_state", 's'),
+        ("slot1_pid", 'i'),
+        ("slot1_state", 's'),
+        ("restores", 'i'),
+        ("last_restore_ms", 'f'),
+        ("divergences", 'i'),
+        ("callback_max_us", 'f'),
+        ("osc_received", 'h'),
+        ("osc_errors", 'h'),
+        ("osc_late", 'h'),
+        ("osc_kernel_drops", 'h'),
+        ("osc_rate_limited", 'h'),
+    ];
+    for (key, want) in documented {
+        let found: Vec<char> = pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| tag(v))
+            .collect();
+        assert_eq!(found, [want], "status key {key}; reply: {pairs:?}");
+    }
+    let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    let count = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), count, "duplicate status keys: {pairs:?}");
+    let s: Status = pairs.into_iter().collect();
+    assert_eq!(string(&s, "version"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(string(&s, "backend"), "null");
+    assert_eq!(long(&s, "sample_rate"), 48_000);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
 fn nested_bomb(depth: usize) -> Vec<u8> {
     // #bundle\0, timetag, then one element holding the next level, innermost empty.
     let mut inner: Vec<u8> = Vec::new();

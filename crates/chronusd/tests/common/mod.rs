@@ -138,9 +138,14 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn stop(mut self) -> (std::process::ExitStatus, Duration, String) {
+    pub fn stop(self) -> (std::process::ExitStatus, Duration, String) {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `sig` and waits for the exit status.
+    pub fn stop_with(mut self, sig: i32) -> (std::process::ExitStatus, Duration, String) {
         let started = Instant::now();
-        signal(self.pid(), libc::SIGTERM);
+        signal(self.pid(), sig);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -149,7 +154,7 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "chronusd did not exit after SIGTERM; log:\n{}",
+                "chronusd did not exit after signal {sig}; log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(5));
