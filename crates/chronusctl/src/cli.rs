@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::connection::Connection;
 use crate::kill_worker::KillWorkerArgs;
+use crate::say::SayArgs;
 use crate::send::SendArgs;
 use crate::set::SetArgs;
 use crate::status::StatusArgs;
@@ -33,4 +34,6 @@ pub enum Command {
     Send(SendArgs),
     /// Failover drill: SIGKILL the active or the standby worker; prints its pid.
     KillWorker(KillWorkerArgs),
+    /// Speak through the daemon's output (text-to-speech); waits until the speech has played.
+    Say(SayArgs),
 }

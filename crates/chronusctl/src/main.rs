@@ -7,6 +7,7 @@ mod cli;
 mod connection;
 mod failure;
 mod kill_worker;
+mod say;
 mod send;
 mod set;
 mod status;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => sync::run(&cli.connection, args),
         Command::Send(args) => send::run(&cli.connection, args),
         Command::KillWorker(args) => kill_worker::run(&cli.connection, args),
+        Command::Say(args) => say::run(&cli.connection, args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -357,3 +357,102 @@ fn misbehaving_tts_engines_get_definite_answers_and_the_audio_carries_on() {
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 }
+
+fn chronusctl(d: &Daemon, args: &[&str]) -> std::process::Output {
+    // Built alongside chronusd (the workspace builds every binary for its tests).
+    Command::new(env!("CARGO_BIN_EXE_chronusd").replace("chronusd", "chronusctl"))
+        .args(["--port", &d.osc.port().to_string()])
+        .args(args)
+        .output()
+        .expect("chronusctl runs")
+}
+
+#[test]
+fn chronusctl_say_waits_for_the_speech_and_reports_refusals() {
+    if !engines_installed() {
+        return;
+    }
+    let d = null_daemon("speech-ctl", &[]);
+    let said = chronusctl(&d, &["say", "good morning"]);
+    assert!(said.status.success(), "{said:?}");
+    assert_eq!(
+        long(&d.status(), "tts_spoken"),
+        1,
+        "say returned before the speech ended"
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+
+    let d = null_daemon("speech-ctl-off", &[("CHRONUS_TTS_ENABLED", "false".into())]);
+    let refused = chronusctl(&d, &["say", "good morning"]);
+    assert_eq!(refused.status.code(), Some(65), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("text-to-speech is off"), "{stderr}");
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
+#[test]
+fn speech_engines_die_with_a_killed_supervisor_and_never_inherit_systemds_socket() {
+    if !engines_installed() {
+        return;
+    }
+    let dir = scratch("speech-orphans");
+    let engine = dir.join("fake-tts");
+    std::fs::write(&engine, FAKE_ENGINE).unwrap();
+    std::fs::set_permissions(&engine, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let notify = dir.join("notify.sock");
+    let _sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    let mut d = null_daemon(
+        "speech-orphans-daemon",
+        &[
+            (
+                "CHRONUS_TTS_COMMAND",
+                format!("{} {{text}}", engine.display()),
+            ),
+            ("NOTIFY_SOCKET", notify.display().to_string()),
+            ("WATCHDOG_USEC", "2000000".into()),
+        ],
+    );
+    let c = Client::new(&d);
+    c.say("hang", "stuck");
+    let s = d.status();
+    let workers = [active_pid(&s), standby_pid(&s)];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let engine_pid = loop {
+        let (_, all) = children(d.pid());
+        // Between fork and exec a child still shows the daemon's environment: wait
+        // for the engine's own program.
+        let engine = all.iter().copied().find(|p| {
+            !workers.contains(p)
+                && std::fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.starts_with(b"sleep\0"))
+        });
+        if let Some(pid) = engine {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the engine never started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let environ = std::fs::read(format!("/proc/{engine_pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    for var in ["NOTIFY_SOCKET=", "WATCHDOG_USEC="] {
+        assert!(
+            !environ.split('\0').any(|kv| kv.starts_with(var)),
+            "the engine inherited {var}"
+        );
+    }
+    signal(d.pid(), libc::SIGKILL);
+    let _ = d.child.wait();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !alive(engine_pid),
+        "speech engine {engine_pid} survived its supervisor by a second"
+    );
+    for pid in workers {
+        assert!(
+            !alive(pid),
+            "worker {pid} survived its supervisor by a second"
+        );
+    }
+}
