@@ -248,25 +248,29 @@ fn accept_loop(
                 continue;
             }
         };
-        if !open(shared, stream, addr, limits, tx) {
-            shared.refused.fetch_add(1, Ordering::Relaxed);
-        }
+        open(shared, stream, addr, limits, tx);
     }
 }
 
-/// Registers the connection and starts its threads; false (with the connection closed)
-/// if it is refused: too many connections, shutting down, or no thread could be started.
+/// Counts a refused connection, then closes it: counted first, so whoever sees it
+/// closed also sees it counted.
+fn refuse(shared: &TcpShared, stream: &TcpStream) {
+    shared.refused.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Registers the connection and starts its threads, or refuses it: too many
+/// connections, shutting down, or no thread could be started.
 fn open(
     shared: &Arc<TcpShared>,
     stream: TcpStream,
     addr: SocketAddr,
     limits: Limits,
     tx: &Sender<Incoming>,
-) -> bool {
+) {
     let clones = configure(&stream).and_then(|()| Ok((stream.try_clone()?, stream.try_clone()?)));
     let Ok((reader, writer)) = clones else {
-        let _ = stream.shutdown(Shutdown::Both);
-        return false;
+        return refuse(shared, &stream);
     };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let (replies, queue) = crossbeam_channel::bounded(REPLY_QUEUE_FRAMES);
@@ -274,8 +278,7 @@ fn open(
         let mut map = shared.lock();
         if map.len() >= shared.max_connections || shared.stopping() {
             drop(map);
-            let _ = stream.shutdown(Shutdown::Both);
-            return false;
+            return refuse(shared, &stream);
         }
         let conn = Arc::new(Connection {
             addr,
@@ -305,11 +308,9 @@ fn open(
     if reader_thread.is_err() {
         shared.lock().remove(&id);
         // A writer that did start ends when the queue's sender, in `conn`, is dropped.
-        let _ = conn.stream.shutdown(Shutdown::Both);
-        return false;
+        return refuse(shared, &conn.stream);
     }
     shared.accepted.fetch_add(1, Ordering::Relaxed);
-    true
 }
 
 fn configure(stream: &TcpStream) -> io::Result<()> {
