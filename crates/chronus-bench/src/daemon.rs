@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 pub struct Status(HashMap<String, OscType>);
 
 impl Status {
+    /// A `/chronus/status.reply`, or `None` when it is not keys and values.
+    pub fn from_reply(reply: &OscMessage) -> Option<Status> {
+        let pairs = chronus_osc::status_pairs(reply).ok()?;
+        Some(Status(pairs.into_iter().collect()))
+    }
+
     pub fn int(&self, key: &str) -> Result<i64> {
         match self.0.get(key) {
             Some(OscType::Long(v)) => Ok(*v),
@@ -101,18 +107,28 @@ pub fn query_status(osc: SocketAddr) -> Option<Status> {
         Duration::from_millis(500),
     )
     .ok()?;
-    let pairs = chronus_osc::status_pairs(&reply).ok()?;
-    Some(Status(pairs.into_iter().collect()))
+    Status::from_reply(&reply)
 }
 
 impl Daemon {
     /// Starts `exe` on the null backend with an environment that is clean except for
     /// `PATH`, and waits until audio runs with both slots in lockstep.
     pub fn start(exe: &Path, dir: &Path, recording: Option<&Recording>) -> Result<Daemon> {
+        Daemon::start_with_args(exe, dir, recording, &[])
+    }
+
+    /// [`Daemon::start`] with extra command-line arguments (e.g. `--set key=value`).
+    pub fn start_with_args(
+        exe: &Path,
+        dir: &Path,
+        recording: Option<&Recording>,
+        args: &[String],
+    ) -> Result<Daemon> {
         let port = free_osc_port()?;
         let log = dir.join("chronusd.log");
         let mut cmd = Command::new(exe);
-        cmd.env_clear()
+        cmd.args(args)
+            .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CHRONUS_AUDIO_BACKEND", "null")
             .env("CHRONUS_OSC_PORT", port.to_string())
@@ -145,6 +161,19 @@ impl Daemon {
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Where the daemon listens for OSC (UDP and TCP).
+    pub fn osc_addr(&self) -> SocketAddr {
+        self.osc
+    }
+
+    /// Fails with the log's tail if the daemon has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(exit) = self.child.try_wait()? {
+            bail!("chronusd exited ({exit}); log:\n{}", self.log_tail());
+        }
+        Ok(())
     }
 
     /// The last lines of the daemon's log, for error messages.

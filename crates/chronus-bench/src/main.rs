@@ -4,12 +4,16 @@
 //! worker over and over, proves the recording bit-identical to an offline render of
 //! the journal, then measures a fresh daemon's CPU and memory in steady state
 //! (`failover`, the default). `lifecycle` starts and stops it over and over, timing
-//! spawn → `READY=1` and SIGTERM → exit. Progress goes to stderr, the report to stdout.
+//! spawn → `READY=1` and SIGTERM → exit. `osc` floods it with paced control messages
+//! over UDP and TCP, counting what it received, dropped and applied, and timing
+//! `/chronus/status` and `/chronus/sync` round trips idle and during the flood.
+//! Progress goes to stderr, the report to stdout.
 
 mod daemon;
 mod failover;
 mod lifecycle;
 mod machine;
+mod osc;
 mod report;
 mod steady;
 
@@ -22,7 +26,7 @@ use std::time::Duration;
 #[command(
     name = "chronus-bench",
     about = "Benchmarks the real chronusd: failover, integrity, callback time, CPU and memory; \
-             startup and shutdown"
+             startup and shutdown; an OSC flood"
 )]
 struct Args {
     /// What to measure: each prints its own BENCHMARKS.md section.
@@ -49,11 +53,27 @@ struct Args {
     /// Lifecycle: time from receiving READY=1 to sending SIGTERM, in milliseconds.
     #[arg(long, default_value_t = 200)]
     settle_ms: u64,
+    /// OSC flood: messages a second the sender aims for.
+    #[arg(long, default_value_t = 50_000)]
+    rate: u32,
+    /// OSC flood: length of each flood, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    flood_s: f64,
+    /// OSC flood: round trips measured with no flood before each, in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    idle_s: f64,
+    /// OSC flood: interval between status (and sync) requests of the probes, in ms.
+    #[arg(long, default_value_t = 10)]
+    probe_ms: u64,
+    /// OSC flood: `osc.rate_limit` for a second set of runs, if the daemon has that
+    /// setting (0 skips them).
+    #[arg(long, default_value_t = 200_000)]
+    raised_limit: u32,
     /// Scratch directory (default: a fresh one under the temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Keep the default scratch directory (recordings, journal, per-kill CSV, logs);
-    /// one given with --dir is always kept.
+    /// Keep the default scratch directory (recordings, journal, per-kill and round-trip
+    /// CSVs, logs); one given with --dir is always kept.
     #[arg(long)]
     keep: bool,
     /// How the report names the command that produced it (scripts/bench sets it).
@@ -70,7 +90,9 @@ enum Area {
     Failover,
     /// Start/stop cycles: spawn → READY=1, SIGTERM → exit.
     Lifecycle,
-    /// Failover, then lifecycle.
+    /// A paced flood of control messages over UDP and TCP: counters and round trips.
+    Osc,
+    /// Failover, then lifecycle, then the OSC flood.
     All,
 }
 
@@ -125,6 +147,12 @@ fn run(args: &Args) -> Result<String> {
             report.push('\n');
         }
         report += &run_lifecycle(args, &exe, &subdir, &ctx_command)?;
+    }
+    if matches!(args.area, Area::Osc | Area::All) {
+        if !report.is_empty() {
+            report.push('\n');
+        }
+        report += &run_osc(args, &exe, &subdir, &ctx_command)?;
     }
     if args.keep || args.dir.is_some() {
         eprintln!("chronus-bench: kept {}", dir.display());
@@ -197,4 +225,38 @@ fn run_lifecycle(
         revision: args.revision.clone(),
     };
     Ok(report::render_lifecycle(&ctx, &run))
+}
+
+fn run_osc(
+    args: &Args,
+    exe: &Path,
+    subdir: &dyn Fn(&str) -> Result<PathBuf>,
+    ctx_command: &str,
+) -> Result<String> {
+    if args.rate == 0 || args.flood_s <= 0.0 || args.probe_ms == 0 {
+        bail!("--rate, --flood-s and --probe-ms must be positive");
+    }
+    let date = machine::utc_now();
+    let load_start = machine::loadavg();
+    let settings = osc::Settings {
+        rate: args.rate,
+        flood: Duration::from_secs_f64(args.flood_s),
+        idle: Duration::from_secs_f64(args.idle_s),
+        probe_every: Duration::from_millis(args.probe_ms),
+    };
+    eprintln!(
+        "chronus-bench: OSC flood at {}/s for {:?}",
+        settings.rate, settings.flood
+    );
+    let run = osc::run(exe, &subdir("osc")?, &settings, args.raised_limit)?;
+    let ctx = report::Context {
+        command: ctx_command.to_owned(),
+        machine: machine::Machine::describe(),
+        date,
+        load_start,
+        load_end: machine::loadavg(),
+        poll_ms: args.poll_ms,
+        revision: args.revision.clone(),
+    };
+    Ok(report::render_osc(&ctx, &run))
 }

@@ -3,12 +3,18 @@
 use crate::failover::FailoverRun;
 use crate::lifecycle::LifecycleRun;
 use crate::machine::Machine;
+use crate::osc::{self, FloodRun, OscRun, Probe};
 use crate::steady::SteadyRun;
 use std::fmt::Write;
+use std::time::Duration;
 
 /// The device buffer chronusd uses by default (`audio.buffer_size`); the bench does
 /// not change it, and the status does not report it.
 pub const BUFFER_FRAMES: u32 = 256;
+
+/// The messages a second chronusd admits from one sender address by default
+/// (`osc.rate_limit`); the status does not report it.
+pub const DEFAULT_RATE_LIMIT: u32 = 20_000;
 
 pub struct Context {
     pub command: String,
@@ -463,6 +469,366 @@ pub fn render_lifecycle(ctx: &Context, run: &LifecycleRun) -> String {
         all(lockstep, n)
     );
     r
+}
+
+pub fn render_osc(ctx: &Context, run: &OscRun) -> String {
+    let mut r = String::new();
+    preamble(&mut r, "OSC: flood", ctx);
+    let _ = writeln!(
+        r,
+        "- Daemon: release `chronusd`, `CHRONUS_AUDIO_BACKEND=null` (timer-clocked), a free \
+         `CHRONUS_OSC_PORT`, defaults otherwise (device buffer {BUFFER_FRAMES} frames, at most \
+         {DEFAULT_RATE_LIMIT} messages a second per sender address: `osc.rate_limit`), \
+         environment clean except `PATH`; a fresh daemon for each run, playing a 1 kHz tone on voice 1"
+    );
+    let _ = writeln!(
+        r,
+        "- Clients, all on loopback: the flood from {}; `/chronus/status` requests from {} and \
+         `/chronus/sync` requests from {}, one at a time, one started every {} ms, each on a \
+         socket of its own (a TCP connection of its own, in the same framing, in the TCP \
+         runs). The daemon rate-limits per sender IP address, so the probes do not share the \
+         flood's budget. The counters are read with `/chronus/status` over UDP from {}.",
+        osc::FLOOD_FROM,
+        osc::STATUS_FROM,
+        osc::SYNC_FROM,
+        run.probe_every.as_millis(),
+        osc::STATUS_FROM
+    );
+    match &run.raised {
+        Some(raised) if raised.accepted => {
+            let _ = writeln!(
+                r,
+                "- Raised limit: `chronusd --set osc.rate_limit={}` is accepted (`check-config`), \
+                 so every run is repeated with it",
+                raised.value
+            );
+        }
+        Some(raised) => {
+            let _ = writeln!(
+                r,
+                "- Raised limit: `chronusd --set osc.rate_limit={} check-config` refused the \
+                 setting (\"{}\"), so every run uses the default limit",
+                raised.value,
+                raised.detail.replace('|', "\\|")
+            );
+        }
+        None => {}
+    }
+    let p = |v: &[f64], q| percentile(v, q);
+    let p99 = |probe: &Probe| p(&sorted(probe.rtt_ms.iter().copied()), 0.99);
+
+    let _ = writeln!(r, "\n### Summary\n");
+    let _ = writeln!(
+        r,
+        "{} messages a second for {:.1} s per run; the status and sync round trips are p99s, \
+         idle / during the flood / during the flood after its first second (by then, at the \
+         default limit, the rate limiter's bucket of a second's worth has run dry). Details in \
+         the sections below.\n",
+        run.rate,
+        run.flood.as_secs_f64()
+    );
+    let _ = writeln!(
+        r,
+        "| Run | Sent/s | Received | Kernel drops | Rate-limited | Queue full | Applied/s | `underrun_frames` | Status p99 | Sync p99 |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for f in &run.runs {
+        let c = f.counted();
+        let rest = |probe: &Probe| probe.split(f.flood_started + Duration::from_secs(1)).1;
+        let _ = writeln!(
+            r,
+            "| {} | {:.0} | {} | {} | {} | {} | {:.0} | {} | {:.2} / {:.2} / {:.2} ms | {:.1} / {:.1} / {:.1} ms |",
+            osc::run_name(f.transport, f.rate_limit),
+            f.flood.rate(),
+            f.flood_received(),
+            if tcp_run(f) {
+                "—".to_owned()
+            } else {
+                f.flood_kernel_drops().to_string()
+            },
+            c.rate_limited,
+            c.queue_full,
+            f.applied() as f64 / f.flood.elapsed.as_secs_f64().max(1e-9),
+            c.underrun_frames,
+            p99(&f.idle_status),
+            p99(&f.flood_status),
+            p99(&rest(&f.flood_status)),
+            p99(&f.idle_sync),
+            p99(&f.flood_sync),
+            p99(&rest(&f.flood_sync)),
+        );
+    }
+
+    for f in &run.runs {
+        render_flood_run(&mut r, run, f);
+    }
+    r
+}
+
+fn tcp_run(f: &FloodRun) -> bool {
+    !matches!(f.transport, chronus_osc::Transport::Udp)
+}
+
+fn render_flood_run(r: &mut String, run: &OscRun, f: &FloodRun) {
+    let c = f.counted();
+    let sent = f.flood.sent as i64;
+    let pct = |v: i64, of: i64| 100.0 * v as f64 / of.max(1) as f64;
+    let tcp = tcp_run(f);
+    let _ = writeln!(r, "\n### {}\n", osc::run_name(f.transport, f.rate_limit));
+    let unit = if tcp {
+        "a frame on one TCP connection (a wake-up's frames in one write)"
+    } else {
+        "a datagram"
+    };
+    let _ = writeln!(
+        r,
+        "The daemon runs at {} Hz with blocks of {} frames{}. The sender wakes every {} ms \
+         and sends every message due by then (floor(elapsed × {})), each `{} f` with the \
+         frequency cycling from 220 to 880 Hz, each {unit}. Round trips are timed for {:.1} s \
+         with no flood, then through the flood. The counters are read just before the flood \
+         and then every {} ms until `osc_received` rises only by those reads, twice running; \
+         the bench's own requests in between are taken off the received count. Percentiles \
+         are nearest-rank.\n",
+        f.sample_rate,
+        f.block_frames,
+        match f.rate_limit {
+            None => format!(
+                ", the default `osc.rate_limit` of {DEFAULT_RATE_LIMIT} messages a second per sender \
+                 address"
+            ),
+            Some(l) => format!(", `osc.rate_limit={l}`"),
+        },
+        osc::SEND_TICK.as_millis(),
+        run.rate,
+        osc::FLOOD_ADDR,
+        run.idle.as_secs_f64(),
+        osc::SETTLE_POLL.as_millis(),
+    );
+    let _ = writeln!(r, "| Measure | Measured | Target | Result |");
+    let _ = writeln!(r, "|---|---|---|---|");
+    let rate = f.flood.rate();
+    let _ = writeln!(
+        r,
+        "| Sent | {} messages in {:.3} s: {rate:.0}/s (largest burst {}) | {} /s ± 1 % | {} |",
+        f.flood.sent,
+        f.flood.elapsed.as_secs_f64(),
+        f.flood.max_burst,
+        run.rate,
+        if (rate - f64::from(run.rate)).abs() <= 0.01 * f64::from(run.rate) {
+            "met".to_owned()
+        } else {
+            format!(
+                "**missed** by {:.0}/s ({:.1} % of the target)",
+                (rate - f64::from(run.rate)).abs(),
+                rate / f64::from(run.rate) * 100.0
+            )
+        }
+    );
+    let bench = f.bench_answered + f.bench_unanswered();
+    let unanswered = match (f.bench_unanswered_udp, f.bench_unanswered_tcp) {
+        (0, 0) => String::new(),
+        (0, n) => format!(", {n} of them unanswered (over TCP: taken as received)"),
+        (n, 0) => format!(
+            ", {n} of them unanswered (over UDP: taken as dropped in the kernel, so received \
+             and kernel drops may each be off by up to {n}, their sum is not)"
+        ),
+        (u, t) => format!(
+            ", {} of them unanswered ({u} over UDP, taken as dropped in the kernel; {t} over \
+             TCP, taken as received)",
+            u + t
+        ),
+    };
+    let _ = writeln!(
+        r,
+        "| Received by the daemon: `osc_received` delta less the bench's own {bench} messages{unanswered} | {} ({:.2} % of sent) | — | — |",
+        f.flood_received(),
+        pct(f.flood_received(), sent)
+    );
+    if !tcp {
+        let _ = writeln!(
+            r,
+            "| Dropped by the kernel: `osc_kernel_drops` delta less the bench's (the daemon's UDP receive buffer full) | {} ({:.2} % of sent) | — | — |",
+            f.flood_kernel_drops(),
+            pct(f.flood_kernel_drops(), sent)
+        );
+    }
+    let _ = writeln!(
+        r,
+        "| Rate-limited: `osc_rate_limited` delta, dropped without a reply | {} ({:.2} % of received) | — | — |",
+        c.rate_limited,
+        pct(c.rate_limited, f.flood_received())
+    );
+    let _ = writeln!(
+        r,
+        "| `osc_errors` / `osc_refused` / `osc_queue_full` deltas | {} / {} / {} | 0 / 0 / 0 | {} |",
+        c.errors,
+        c.refused,
+        c.queue_full,
+        equal(c.errors + c.refused + c.queue_full, 0)
+    );
+    let applied = f.applied();
+    let _ = writeln!(
+        r,
+        "| Applied: received less rate-limited, errors, refused and queue full (published to the workers) | {applied} ({:.2} % of sent, {:.0}/s) | — | — |",
+        pct(applied, sent),
+        applied as f64 / f.flood.elapsed.as_secs_f64().max(1e-9)
+    );
+    let missing = sent - f.flood_received() - if tcp { 0 } else { f.flood_kernel_drops() };
+    let _ = writeln!(
+        r,
+        "| Unaccounted: sent less received{} | {missing} | 0 | {} |",
+        if tcp { "" } else { " and kernel drops" },
+        equal(missing, 0)
+    );
+    let first = f.flood.first_fail.as_ref().map_or(String::new(), |m| {
+        format!(" (first: `{}`)", m.replace('|', "\\|"))
+    });
+    let _ = writeln!(
+        r,
+        "| Replies to the flood's socket: `/chronus/fail` / other | {} / {}{first} | — | — |",
+        f.flood.fail_replies, f.flood.other_replies
+    );
+    let _ = writeln!(
+        r,
+        "| `underrun_frames` delta ({} frames played from the first reading to the last) | {} | 0 | {} |",
+        c.frames,
+        c.underrun_frames,
+        equal(c.underrun_frames, 0)
+    );
+    let _ = writeln!(
+        r,
+        "| `fallback_frames` / `xruns` / `late_commands` / `osc_late` / `osc_replies_dropped` deltas | {} / {} / {} / {} / {} | — | — |",
+        c.fallback_frames, c.xruns, c.late_commands, c.late, c.replies_dropped
+    );
+    let _ = writeln!(
+        r,
+        "| `callback_max_us` after the flood / before it (maximum since startup) | {:.1} µs / {:.1} µs | — | — |",
+        f.after.callback_max_us, f.before.callback_max_us
+    );
+    let _ = writeln!(
+        r,
+        "| Last flood message sent → all of it counted (first reading with the final `osc_received`) | {:.0} ms | — | — |",
+        f.settle.as_secs_f64() * 1e3
+    );
+    let _ = writeln!(
+        r,
+        "| chronusd exit after SIGTERM | {} | success | {} |",
+        f.exit,
+        if f.exit.success() {
+            "met"
+        } else {
+            "**missed**"
+        }
+    );
+
+    let _ = writeln!(
+        r,
+        "\nA status round trip is timed from the send of `/chronus/status` to the receipt of \
+         `/chronus/status.reply`; one unanswered within {} s counts as unanswered. Each sync \
+         request is `{} f 0` (voice 2 is never gated) followed by `/chronus/sync i <id>` from \
+         the same socket, timed from the first send to `/chronus/synced <id>`. The daemon notes \
+         the end of its command log when the sync arrives and answers at the first of its \
+         2 ms ticks at which every command before it has been stamped by a worker at a frame \
+         the device has been handed (below `play_frame`): the round trip is the command's \
+         arrival, behind whatever flood is queued ahead of it, to its applied frame reaching \
+         the device, plus loopback and up to one tick.\n",
+        osc::STATUS_TIMEOUT.as_secs(),
+        osc::SYNC_COMMAND
+    );
+    let _ = writeln!(
+        r,
+        "| Round trip | Answered | p50 | p99 | max | Target | Result |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---|---|");
+    let mut row = |what: &str, probe: &Probe, target: Option<f64>| {
+        let v = sorted(probe.rtt_ms.iter().copied());
+        let (target, result) = match target {
+            Some(limit) => {
+                let result = if probe.unanswered > 0 {
+                    format!("**missed**: {} unanswered", probe.unanswered)
+                } else {
+                    // Judged on the printed figure (three decimals).
+                    below((percentile(&v, 0.99) * 1e3).round() / 1e3, limit, "ms")
+                };
+                (format!("p99 < {limit} ms"), result)
+            }
+            None => ("—".to_owned(), "—".to_owned()),
+        };
+        let _ = writeln!(
+            r,
+            "| {what} | {} of {} | {:.3} ms | {:.3} ms | {:.3} ms | {target} | {result} |",
+            v.len(),
+            probe.sent,
+            percentile(&v, 0.5),
+            percentile(&v, 0.99),
+            percentile(&v, 1.0),
+        );
+    };
+    let second = f.flood_started + Duration::from_secs(1);
+    let (status_first, status_rest) = f.flood_status.split(second);
+    let (sync_first, sync_rest) = f.flood_sync.split(second);
+    let status = "`/chronus/status` → `/chronus/status.reply`";
+    let sync = "`/chronus/sync` → `/chronus/synced`";
+    row(&format!("{status}, idle"), &f.idle_status, Some(1.0));
+    row(
+        &format!("{status}, during the flood"),
+        &f.flood_status,
+        Some(1.0),
+    );
+    row(
+        "of which: the flood's first second",
+        &status_first,
+        Some(1.0),
+    );
+    row("of which: the rest of the flood", &status_rest, Some(1.0));
+    row(&format!("{sync}, idle"), &f.idle_sync, None);
+    row(&format!("{sync}, during the flood"), &f.flood_sync, None);
+    row("of which: the flood's first second", &sync_first, None);
+    row("of which: the rest of the flood", &sync_rest, None);
+    let slow = |probe: &Probe, limit: f64| probe.rtt_ms.iter().filter(|&&v| v >= limit).count();
+    let _ = writeln!(
+        r,
+        "\nStatus round trips of 1 ms or more: {} of {} idle, {} of {} during the flood; of \
+         10 ms or more: {} idle, {} during the flood.",
+        slow(&f.idle_status, 1.0),
+        f.idle_status.rtt_ms.len(),
+        slow(&f.flood_status, 1.0),
+        f.flood_status.rtt_ms.len(),
+        slow(&f.idle_status, 10.0),
+        slow(&f.flood_status, 10.0),
+    );
+
+    let cpu = &f.cpu;
+    let hz = cpu.clock_ticks_per_s.max(1);
+    let _ = writeln!(
+        r,
+        "\nCPU from just before the flood to the return of its last send ({:.2} s): utime + \
+         stime from `/proc/<pid>/stat`, and `/proc/<pid>/task/*/stat` for the supervisor's \
+         threads. Clock tick {} ms, so a resolution of {:.2} % of a core.\n",
+        cpu.window.as_secs_f64(),
+        1000 / hz,
+        100.0 / hz as f64 / cpu.window.as_secs_f64().max(1e-9)
+    );
+    let _ = writeln!(r, "| Process | CPU (% of one core) | Target | Result |");
+    let _ = writeln!(r, "|---|---:|---|---|");
+    for (role, pct) in &cpu.processes {
+        let _ = writeln!(r, "| {role} | {pct:.1} % | — | — |");
+    }
+    let busy: Vec<String> = cpu
+        .threads
+        .iter()
+        .filter(|(_, pct)| *pct >= 0.5)
+        .map(|(name, pct)| format!("`{name}` {pct:.1} %"))
+        .collect();
+    let _ = writeln!(
+        r,
+        "\nThe supervisor's threads at 0.5 % or more: {}.",
+        if busy.is_empty() {
+            "none".to_owned()
+        } else {
+            busy.join(", ")
+        }
+    );
 }
 
 fn config_name(s: &SteadyRun) -> &'static str {

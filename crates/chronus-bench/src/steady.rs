@@ -36,7 +36,7 @@ impl SteadyRun {
     }
 }
 
-fn clock_ticks_per_s() -> Result<u64> {
+pub fn clock_ticks_per_s() -> Result<u64> {
     // SAFETY: sysconf takes an integer name and touches no memory of ours.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks <= 0 {
@@ -46,13 +46,19 @@ fn clock_ticks_per_s() -> Result<u64> {
 }
 
 /// utime + stime of the whole process (all its threads, live and exited), in clock ticks.
-fn cpu_ticks(pid: i32) -> Result<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+pub fn cpu_ticks(pid: i32) -> Result<u64> {
+    Ok(stat_ticks(&format!("/proc/{pid}/stat"))?.1)
+}
+
+/// The command name and utime + stime in clock ticks of a `/proc/<pid>/stat` or
+/// `/proc/<pid>/task/<tid>/stat` file.
+pub fn stat_ticks(path: &str) -> Result<(String, u64)> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let (_, rest) = stat
+    let (head, rest) = stat
         .rsplit_once(')')
         .with_context(|| format!("{path}: no ')'"))?;
+    let comm = head.split_once('(').map_or("", |(_, c)| c).to_owned();
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
     let field = |n: usize| -> Result<u64> {
@@ -62,7 +68,7 @@ fn cpu_ticks(pid: i32) -> Result<u64> {
             .parse()
             .with_context(|| format!("{path}: field {n}"))
     };
-    Ok(field(14)? + field(15)?)
+    Ok((comm, field(14)? + field(15)?))
 }
 
 /// A numeric line of /proc/<pid>/status (sizes in kB).
@@ -164,4 +170,21 @@ pub fn run(
         bail!("steady state: chronusd exited with {exit}");
     }
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ticks_reads_the_name_and_utime_plus_stime() {
+        let path = std::env::temp_dir().join(format!("chronus-bench-stat-{}", std::process::id()));
+        // A name with a space and a parenthesis, as a thread may have.
+        let fields: Vec<String> = (3..=20).map(|n| n.to_string()).collect();
+        std::fs::write(&path, format!("42 (a b) c) S {}\n", fields[1..].join(" "))).unwrap();
+        let got = stat_ticks(path.to_str().unwrap());
+        std::fs::remove_file(&path).unwrap();
+        // Field n holds n, so utime + stime = 14 + 15.
+        assert_eq!(got.unwrap(), ("a b) c".to_owned(), 29));
+    }
 }
