@@ -6,6 +6,7 @@ use chronus_dsp::{Command, Params};
 use chronus_osc::{OscMessage, OscType};
 use chronus_shm::{CmdLog, UNSTAMPED};
 use chronus_worker::{PendingCommand, Snapshot};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 struct Entry {
     seq: u64,
@@ -16,11 +17,18 @@ struct Entry {
     message: Option<OscMessage>,
 }
 
+/// Every path here runs per command under an OSC flood, so none scans all commands
+/// in flight: workers stamp records in sequence order, so the unstamped ones are
+/// always the newest, and stamped ones wait in frame order.
 pub struct Ledger {
     /// Parameters after every settled command.
     mirror: Params,
-    /// Published commands not yet played, in sequence order.
-    unsettled: Vec<Entry>,
+    /// Published commands no worker has stamped yet, in sequence order.
+    unstamped: VecDeque<Entry>,
+    /// Stamped commands not yet played, by (stamp, seq): the order workers apply them.
+    stamped: BTreeMap<(u64, u64), Entry>,
+    /// Sequence numbers in `stamped`.
+    stamped_seqs: BTreeSet<u64>,
     journal: Option<ScoreWriter>,
     journal_errors: u64,
 }
@@ -29,7 +37,9 @@ impl Ledger {
     pub fn new(num_voices: u8, journal: Option<ScoreWriter>) -> Ledger {
         Ledger {
             mirror: Params::new(num_voices),
-            unsettled: Vec::new(),
+            unstamped: VecDeque::new(),
+            stamped: BTreeMap::new(),
+            stamped_seqs: BTreeSet::new(),
             journal,
             journal_errors: 0,
         }
@@ -42,7 +52,7 @@ impl Ledger {
         bytes: Vec<u8>,
         message: Option<OscMessage>,
     ) {
-        self.unsettled.push(Entry {
+        self.unstamped.push_back(Entry {
             seq,
             stamp: None,
             bytes,
@@ -51,36 +61,45 @@ impl Ledger {
         });
     }
 
+    fn mark_stamped(&mut self, mut e: Entry, stamp: u64) {
+        e.stamp = Some(stamp);
+        self.stamped_seqs.insert(e.seq);
+        self.stamped.insert((stamp, e.seq), e);
+    }
+
     /// Caches stamps workers have written, before the log slot can be reused.
     pub fn observe_stamps(&mut self, log: &CmdLog<'_>) {
-        for e in self.unsettled.iter_mut().filter(|e| e.stamp.is_none()) {
-            if let Some(stamp) = log.stamp_of(e.seq).filter(|&s| s != UNSTAMPED) {
-                e.stamp = Some(stamp);
-            }
+        while let Some(stamp) = self
+            .unstamped
+            .front()
+            .and_then(|e| log.stamp_of(e.seq))
+            .filter(|&s| s != UNSTAMPED)
+        {
+            let e = self.unstamped.pop_front().expect("front exists");
+            self.mark_stamped(e, stamp);
         }
     }
 
     /// Stamps every unstamped record itself (no worker is alive to do it).
     pub fn stamp_all(&mut self, log: &CmdLog<'_>, frontier: u64) {
-        for e in self.unsettled.iter_mut().filter(|e| e.stamp.is_none()) {
-            e.stamp = log.stamp(e.seq, frontier);
+        while let Some(e) = self.unstamped.pop_front() {
+            match log.stamp(e.seq, frontier) {
+                Some(stamp) => self.mark_stamped(e, stamp),
+                // Overwritten in the log: it can no longer reach a worker.
+                None => tracing::warn!(seq = e.seq, "a command was lost from the log"),
+            }
         }
     }
 
     /// Applies to the mirror, in (stamp, seq) order, every command stamped before
     /// `watermark`, and journals it.
     pub fn settle(&mut self, watermark: u64) {
-        let mut due: Vec<Entry> = Vec::new();
-        let mut i = 0;
-        while i < self.unsettled.len() {
-            if self.unsettled[i].stamp.is_some_and(|s| s < watermark) {
-                due.push(self.unsettled.remove(i));
-            } else {
-                i += 1;
+        while let Some(entry) = self.stamped.first_entry() {
+            if entry.key().0 >= watermark {
+                break;
             }
-        }
-        due.sort_by_key(|e| (e.stamp, e.seq));
-        for e in due {
+            let e = entry.remove();
+            self.stamped_seqs.remove(&e.seq);
             self.mirror.apply(&e.command);
             let stamp = e.stamp.unwrap_or(watermark);
             let message = e.message.unwrap_or_else(|| OscMessage {
@@ -113,8 +132,9 @@ impl Ledger {
             );
         }
         let pending = self
-            .unsettled
-            .iter()
+            .stamped
+            .values()
+            .chain(&self.unstamped)
             .filter(|e| e.seq < cursor)
             .map(|e| PendingCommand {
                 stamp: e.stamp.unwrap_or(start_frame),
@@ -132,15 +152,14 @@ impl Ledger {
 
     /// The earliest record not yet played, if any.
     pub fn oldest_unsettled(&self) -> Option<u64> {
-        self.unsettled.iter().map(|e| e.seq).min()
+        let stamped = self.stamped_seqs.first().copied();
+        let unstamped = self.unstamped.front().map(|e| e.seq);
+        stamped.into_iter().chain(unstamped).min()
     }
 
     /// The earliest record the supervisor still needs the log to hold a stamp for.
     pub fn oldest_unstamped(&self) -> Option<u64> {
-        self.unsettled
-            .iter()
-            .find(|e| e.stamp.is_none())
-            .map(|e| e.seq)
+        self.unstamped.front().map(|e| e.seq)
     }
 
     pub fn journal_errors(&self) -> u64 {

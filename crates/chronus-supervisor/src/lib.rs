@@ -1162,6 +1162,8 @@ impl Supervisor {
             min_frame: min_frame.unwrap_or(0),
             commands: Vec::new(),
         };
+        // A sync waits for the commands that came with it, so it is handled after them.
+        let mut syncs = Vec::new();
         for message in messages {
             let requests =
                 match control::parse(&message, self.config.engine.num_voices, &self.namespace) {
@@ -1177,6 +1179,7 @@ impl Supervisor {
                     control::Request::Command(command) => {
                         group.commands.push((*command, Some(message.clone())))
                     }
+                    sync @ control::Request::Sync(_) => syncs.push((message.clone(), sync)),
                     other => {
                         if self.on_system(from, &message, other) {
                             return;
@@ -1185,18 +1188,20 @@ impl Supervisor {
                 }
             }
         }
-        if group.commands.is_empty() {
-            return;
-        }
-        let addresses: Vec<String> = group
-            .commands
-            .iter()
-            .filter_map(|(_, m)| m.as_ref().map(|m| m.addr.clone()))
-            .collect();
-        if let Err(reason) = self.submit(group) {
-            for addr in addresses {
-                self.reply(&from, chronus_osc::fail(&addr, reason));
+        if !group.commands.is_empty() {
+            let addresses: Vec<String> = group
+                .commands
+                .iter()
+                .filter_map(|(_, m)| m.as_ref().map(|m| m.addr.clone()))
+                .collect();
+            if let Err(reason) = self.submit(group) {
+                for addr in addresses {
+                    self.reply(&from, chronus_osc::fail(&addr, reason));
+                }
             }
+        }
+        for (message, sync) in syncs {
+            self.on_system(from, &message, sync);
         }
     }
 

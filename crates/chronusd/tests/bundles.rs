@@ -155,3 +155,43 @@ fn bundles_200_ms_ahead_land_on_their_frame_and_together() {
         "recording differs from the journal's render"
     );
 }
+
+/// A `/chronus/sync` inside a bundle answers once the bundle's commands have played,
+/// not when the bundle arrives.
+#[test]
+fn a_sync_in_a_future_bundle_waits_for_the_bundles_commands() {
+    let d = Daemon::start("bundle-sync", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let ahead = Duration::from_millis(300);
+    let sent = std::time::Instant::now();
+    let packet = bundle(
+        SystemTime::now() + ahead,
+        vec![
+            ("/mod/voice1/freq", vec![OscType::Float(500.0)]),
+            ("/chronus/sync", vec![OscType::Int(7)]),
+        ],
+    );
+    socket.send_to(&packet, d.osc).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = socket.recv(&mut buf).expect("a /chronus/synced reply");
+        let reply = chronus_osc::decode(&buf[..n], &Default::default()).unwrap();
+        if chronus_osc::messages(reply)
+            .iter()
+            .any(|m| m.addr == "/chronus/synced" && m.args == [OscType::Int(7)])
+        {
+            break;
+        }
+    }
+    // A lower bound only: a loaded machine can make it later, never earlier.
+    assert!(
+        sent.elapsed() >= ahead - Duration::from_millis(50),
+        "synced after {:?}, before the bundle's time",
+        sent.elapsed()
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
