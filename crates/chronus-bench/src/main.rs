@@ -7,6 +7,8 @@
 //! spawn → `READY=1` and SIGTERM → exit. `osc` floods it with paced control messages
 //! over UDP and TCP, counting what it received, dropped and applied, and timing
 //! `/chronus/status` and `/chronus/sync` round trips idle and during the flood.
+//! `speech` times text-to-speech requests to the first sample at the output and
+//! watches the daemon's memory across 10,000 of them.
 //! Progress goes to stderr, the report to stdout.
 
 mod daemon;
@@ -15,6 +17,7 @@ mod lifecycle;
 mod machine;
 mod osc;
 mod report;
+mod speech;
 mod steady;
 
 use anyhow::{Context, Result, bail};
@@ -69,6 +72,12 @@ struct Args {
     /// setting (0 skips them).
     #[arg(long, default_value_t = 200_000)]
     raised_limit: u32,
+    /// Speech: timed requests of each kind (new phrase, cached phrase).
+    #[arg(long, default_value_t = 100)]
+    speech_samples: usize,
+    /// Speech: requests of the memory run.
+    #[arg(long, default_value_t = 10_000)]
+    speech_requests: usize,
     /// Scratch directory (default: a fresh one under the temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -92,7 +101,9 @@ enum Area {
     Lifecycle,
     /// A paced flood of control messages over UDP and TCP: counters and round trips.
     Osc,
-    /// Failover, then lifecycle, then the OSC flood.
+    /// Text-to-speech through the daemon: request to first sample, memory over many requests.
+    Speech,
+    /// Failover, then lifecycle, then the OSC flood, then speech.
     All,
 }
 
@@ -153,6 +164,12 @@ fn run(args: &Args) -> Result<String> {
             report.push('\n');
         }
         report += &run_osc(args, &exe, &subdir, &ctx_command)?;
+    }
+    if matches!(args.area, Area::Speech | Area::All) {
+        if !report.is_empty() {
+            report.push('\n');
+        }
+        report += &run_speech(args, &exe, &subdir, &ctx_command)?;
     }
     if args.keep || args.dir.is_some() {
         eprintln!("chronus-bench: kept {}", dir.display());
@@ -259,4 +276,37 @@ fn run_osc(
         revision: args.revision.clone(),
     };
     Ok(report::render_osc(&ctx, &run))
+}
+
+fn run_speech(
+    args: &Args,
+    exe: &Path,
+    subdir: &dyn Fn(&str) -> Result<PathBuf>,
+    ctx_command: &str,
+) -> Result<String> {
+    if args.speech_samples == 0 || args.speech_requests < 10 {
+        bail!("--speech-samples must be positive and --speech-requests at least 10");
+    }
+    let date = machine::utc_now();
+    let load_start = machine::loadavg();
+    eprintln!(
+        "chronus-bench: speech, {} timed requests of each kind, {} for memory",
+        args.speech_samples, args.speech_requests
+    );
+    let run = speech::run(
+        exe,
+        &subdir("speech")?,
+        args.speech_samples,
+        args.speech_requests,
+    )?;
+    let ctx = report::Context {
+        command: ctx_command.to_owned(),
+        machine: machine::Machine::describe(),
+        date,
+        load_start,
+        load_end: machine::loadavg(),
+        poll_ms: args.poll_ms,
+        revision: args.revision.clone(),
+    };
+    Ok(report::render_speech(&ctx, &run))
 }

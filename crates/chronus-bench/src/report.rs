@@ -839,6 +839,104 @@ fn config_name(s: &SteadyRun) -> &'static str {
     }
 }
 
+pub fn render_speech(ctx: &Context, run: &crate::speech::SpeechRun) -> String {
+    let mut r = String::new();
+    preamble(&mut r, "Speech: through the daemon", ctx);
+    let _ = writeln!(
+        r,
+        "- Daemon: release `chronusd`, `CHRONUS_AUDIO_BACKEND=null` (timer-clocked), default \
+         speech settings (espeak-ng, voice `en`, cache of 50 entries), playing a 1 kHz tone; \
+         one client on loopback UDP"
+    );
+    let _ = writeln!(
+        r,
+        "- Each timed request: `/chronus/tts/say` → `/chronus/tts/start` (sent on the \
+         supervisor's 2 ms tick after the device's play position passed the speech's first \
+         frame, so it includes synthesis, resampling, the speech area write, the command's \
+         stamp one lookahead ahead, and the device reaching it), then `/chronus/tts/stop` and \
+         `/chronus/tts/done` before the next request\n"
+    );
+    let sorted_ms = |v: &[f64]| sorted(v.iter().copied());
+    let uncached = sorted_ms(&run.uncached_ms);
+    let cached = sorted_ms(&run.cached_ms);
+    let _ = writeln!(r, "| Measure | n | p50 | p99 | max | Target | Result |");
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---|---|");
+    let row = |r: &mut String, name: &str, v: &[f64], target: Option<f64>| {
+        let p99 = percentile(v, 0.99);
+        let _ = writeln!(
+            r,
+            "| {name} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} |",
+            v.len(),
+            percentile(v, 0.5),
+            p99,
+            v.last().copied().unwrap_or(f64::NAN),
+            target.map_or("—".into(), |t| format!("< {t:.0} ms")),
+            target.map_or("—".into(), |t| below(p99, t, "ms")),
+        );
+    };
+    row(
+        &mut r,
+        "Request → first speech sample at the output, new phrase (espeak-ng runs)",
+        &uncached,
+        Some(150.0),
+    );
+    row(
+        &mut r,
+        "Request → first speech sample at the output, cached phrase",
+        &cached,
+        None,
+    );
+    let _ = writeln!(
+        r,
+        "\nThe daemon's own figure for the last new phrase (`tts_first_sample_ms`: request \
+         received → first frame played): {:.1} ms.\n",
+        run.daemon_first_sample_ms
+    );
+    let _ = writeln!(r, "### Memory across {} requests\n", run.requests);
+    let _ = writeln!(
+        r,
+        "Requests in windows of {WINDOW}, over 100 phrases (the cache holds 50, so many are \
+         misses that run espeak-ng and evict); once the first of a window plays, \
+         `/chronus/tts/stop` cuts it short and fails the rest of the window, so every request \
+         gets its answer quickly. VmRSS of the supervisor (`/proc/<pid>/status`) every {} \
+         requests:\n",
+        run.rss_every,
+        WINDOW = crate::speech::WINDOW
+    );
+    let _ = writeln!(r, "| Requests | VmRSS |");
+    let _ = writeln!(r, "|---:|---:|");
+    for (requests, kb) in &run.rss_kb {
+        let _ = writeln!(r, "| {requests} | {} |", mib(*kb));
+    }
+    let (spoken, stopped, failed) = run.answered;
+    // From the first sample after start-up (the cache fills within it) to the end.
+    let kb_at = |i: usize| run.rss_kb.get(i).map_or(0.0, |&(_, kb)| kb as f64);
+    let growth = kb_at(run.rss_kb.len() - 1) - kb_at(1);
+    let from = run.rss_kb.get(1).map_or(0, |&(n, _)| n);
+    let (entries, hits, misses, evictions) = run.cache;
+    let _ = writeln!(
+        r,
+        "\n| Check | Measured | Target | Result |\n|---|---|---|---|\n\
+         | Growth of VmRSS from {from} to {} requests | {:.1} MiB | no growth (< 1 MiB) | {} |\n\
+         | Answers | {} spoken, {} stopped, {} other failures, of {} | one each | {} |\n\
+         | Cache at the end | {entries} entries, {hits} hits, {misses} misses, {evictions} evictions | ≤ 50 entries | {} |\n\
+         | `underrun_frames` / engine restarts | {} / {} | 0 / 0 | {} |",
+        run.requests,
+        growth / 1024.0,
+        below(growth / 1024.0, 1.0, "MiB"),
+        spoken,
+        stopped,
+        failed,
+        run.requests,
+        equal((spoken + stopped + failed) as i64, run.requests as i64),
+        if entries <= 50 { "met" } else { "**missed**" },
+        run.underrun_frames,
+        run.engine_restarts,
+        equal(run.underrun_frames + run.engine_restarts, 0),
+    );
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
