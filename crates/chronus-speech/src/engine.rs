@@ -434,7 +434,16 @@ impl<R, T> RequestQueue<R, T> {
     }
 
     pub(crate) fn pop(&self) -> Option<Pending<R, T>> {
-        self.lock().items.pop_front()
+        let mut inner = self.lock();
+        let item = inner.items.pop_front();
+        let more = !inner.items.is_empty();
+        drop(inner);
+        // One ring wakes one thread: pass it on while requests remain, so every idle
+        // thread of a multi-threaded engine gets to them instead of waiting.
+        if more {
+            let _ = self.doorbell.try_send(());
+        }
+        item
     }
 
     pub(crate) fn len(&self) -> usize {

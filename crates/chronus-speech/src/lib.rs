@@ -18,9 +18,9 @@
 //!   shutting-down error, or accept the request and later call the given closure
 //!   exactly once, on an engine thread (at once for a cache hit). The closure should
 //!   just send an event to the event loop.
-//! - Engines reap their own children with `waitpid(pid)`. A `waitpid(-1)` elsewhere
-//!   (the supervisor's SIGCHLD reaping) can steal those exits: engines still notice
-//!   them (through a pidfd) and report the exit status as unknown.
+//! - Engines reap their own children with `waitpid(pid)`. A daemon that also reaps
+//!   other children must skip the pids [`is_engine_process`] names: their engines rely
+//!   on the exit status and on the leader staying unreaped until its group is signalled.
 //! - On shutdown call [`Speech::shutdown`] (from any thread; it does not need the
 //!   spawning thread): at most about 3 s, under 1 s when engines exit on end of input.
 
@@ -47,7 +47,7 @@ pub use engine::{
 pub use error::{AudioError, SpeechError};
 pub use oneshot::{Job, OneShotConfig, OneShotEngine};
 pub use pool::{Lease, Pool, PoolError, PoolStats};
-pub use process::{ExitCause, SpawnJob, Spawner, StopTimings};
+pub use process::{ExitCause, SpawnJob, Spawner, StopTimings, is_engine_process};
 pub use server::{Reply, Request, WyomingConfig, WyomingEngine};
 pub use speech::{Speech, SpeechConfig, SpeechStatus};
 pub use tts::{SpeechResult, Tts, TtsBackend, TtsConfig, TtsStatus};

@@ -440,6 +440,33 @@ mod tests {
         );
     }
 
+    /// Requests queued together reach every idle worker, not just the first one the
+    /// queue's doorbell woke: a slow run must not hold up a quick one behind it.
+    #[test]
+    fn requests_queued_together_run_on_every_worker() {
+        let mut config =
+            OneShotConfig::new("sh", argv(&["sh", "-c", "sleep $0; echo done", "{t}"]));
+        config.workers = 2;
+        let engine = OneShotEngine::start(config, EngineContext::default()).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for t in ["3", "0"] {
+            let tx = tx.clone();
+            let job = Job {
+                vars: vars(&[("t", t)]),
+                stdin: Vec::new(),
+            };
+            engine
+                .submit(job, move |_, out| {
+                    let _ = tx.send((t, out.is_ok()));
+                })
+                .unwrap();
+        }
+        // The quick run answers first, while the slow one still sleeps.
+        assert_eq!(rx.recv().unwrap(), ("0", true));
+        assert_eq!(rx.recv().unwrap(), ("3", true));
+        engine.shutdown();
+    }
+
     #[test]
     fn placeholders_inside_arguments_are_replaced_once() {
         let t = argv(&["tts", "--text={text}", "--voice={voice}", "{literal}"]);

@@ -13,11 +13,12 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
+use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Environment an engine never inherits: only the daemon talks to systemd.
@@ -29,6 +30,45 @@ const SCRUBBED_ENV: &[&str] = &[
     "LISTEN_PID",
     "LISTEN_FDNAMES",
 ];
+
+/// Engine processes not yet reaped by their engine. Their group signals rely on the
+/// leader staying unreaped (so its pid, the group id, cannot be reused), and their exit
+/// status tells a crash from a clean exit: a daemon that also reaps with `waitpid(-1)`
+/// must leave these alone (see [`is_engine_process`]).
+static UNREAPED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+fn unreaped() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    // The set stays consistent whatever panicked while holding it.
+    UNREAPED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether `pid` is an engine process its engine will reap. Registered before the
+/// spawning call returns, so a daemon's reaper on the spawning thread never sees an
+/// engine's exit before it is registered.
+pub fn is_engine_process(pid: u32) -> bool {
+    unreaped().contains(&pid)
+}
+
+/// Spawns `cmd` and registers the child as an engine process.
+fn spawn_engine(cmd: &mut Command) -> io::Result<Child> {
+    let child = cmd.spawn()?;
+    unreaped().insert(child.id());
+    Ok(child)
+}
+
+/// Reaps an engine process (blocking) and forgets it.
+fn wait_engine(pid: u32) -> ExitCause {
+    let cause = loop {
+        match waitpid(Pid::from_raw(pid as i32), None) {
+            Ok(WaitStatus::Exited(_, code)) => break ExitCause::Code(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => break ExitCause::Signal(sig as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break ExitCause::Unknown,
+        }
+    };
+    unreaped().remove(&pid);
+    cause
+}
 
 /// Longest stderr line logged as one record; longer lines are cut into pieces.
 const STDERR_LINE_LIMIT: usize = 1024;
@@ -96,15 +136,15 @@ impl Spawner {
 
     fn spawn(&self, mut cmd: Command, cancel: &AtomicBool) -> io::Result<Child> {
         let Spawner::Delegated(jobs) = self else {
-            return cmd.spawn();
+            return spawn_engine(&mut cmd);
         };
         let (tx, rx) = crossbeam_channel::bounded(1);
         let job = SpawnJob(Box::new(move || {
-            let spawned = cmd.spawn();
-            if let Err(crossbeam_channel::SendError(Ok(mut child))) = tx.send(spawned) {
+            let spawned = spawn_engine(&mut cmd);
+            if let Err(crossbeam_channel::SendError(Ok(child))) = tx.send(spawned) {
                 // Nobody is waiting for it any more.
                 let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-                let _ = child.wait();
+                wait_engine(child.id());
             }
         }));
         jobs.send(job)
@@ -303,7 +343,7 @@ impl Proc {
             Err(e) => {
                 let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
                 let _ = child.kill();
-                let _ = child.wait();
+                wait_engine(pid);
                 Err(e)
             }
         }
@@ -375,14 +415,7 @@ impl Proc {
         }
         self.close_stdin();
         self.signal_group(Signal::SIGKILL);
-        let cause = loop {
-            match waitpid(Pid::from_raw(self.pid as i32), None) {
-                Ok(WaitStatus::Exited(_, code)) => break ExitCause::Code(code),
-                Ok(WaitStatus::Signaled(_, sig, _)) => break ExitCause::Signal(sig as i32),
-                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => break ExitCause::Unknown,
-            }
-        };
+        let cause = wait_engine(self.pid);
         self.reaped = Some(cause);
         tracing::debug!(engine = %self.name, pid = self.pid, %cause, "engine process reaped");
         cause

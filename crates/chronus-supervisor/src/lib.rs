@@ -483,7 +483,8 @@ impl Supervisor {
 
     /// Reaps every exited child and handles each lost worker among them.
     fn reap_noticed(&mut self, noticed: Option<(u32, Instant)>) {
-        for (pid, cause) in process::reap_all() {
+        let workers: Vec<u32> = self.slots.iter().filter_map(|s| s.state.pid()).collect();
+        for (pid, cause) in process::reap_all(&workers) {
             let Some(slot) = self.slot_of(pid) else {
                 tracing::debug!(pid, %cause, "reaped a child");
                 continue;
@@ -638,7 +639,7 @@ impl Supervisor {
         let deadline = Instant::now() + STOP_GRACE;
         let mut left: Vec<u32> = pids.clone();
         while !left.is_empty() && Instant::now() < deadline {
-            let reaped = process::reap_all();
+            let reaped = process::reap_all(&left);
             left.retain(|p| !reaped.iter().any(|(r, _)| r == p));
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -650,7 +651,7 @@ impl Supervisor {
         for &pid in &left {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
         }
-        process::reap_all();
+        process::reap_all(&[]);
         for s in &mut self.slots {
             s.state = State::Dead {
                 retry_at: Instant::now(),

@@ -5,7 +5,7 @@
 
 use crossbeam_channel::Sender;
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 use std::io;
 use std::os::fd::RawFd;
@@ -116,20 +116,39 @@ impl std::fmt::Display for ExitCause {
     }
 }
 
-/// Reaps every exited child without blocking.
-pub fn reap_all() -> Vec<(u32, ExitCause)> {
-    let mut out = Vec::new();
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => {
-                out.push((pid.as_raw() as u32, ExitCause::Code(code)))
-            }
-            Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                out.push((pid.as_raw() as u32, ExitCause::Signal(sig as i32)))
-            }
-            Ok(WaitStatus::StillAlive) | Err(_) => return out,
-            Ok(_) => {}
+/// Reaps every exited child without blocking: first the `known` pids (the workers),
+/// then whatever else exited (fork copies not yet announced, orphans reparented to us),
+/// except speech engines, which their engines reap themselves.
+pub fn reap_all(known: &[u32]) -> Vec<(u32, ExitCause)> {
+    let mut out: Vec<(u32, ExitCause)> = known
+        .iter()
+        .filter_map(|&pid| reap(Pid::from_raw(pid as i32)))
+        .collect();
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    // Peek before reaping: an exited engine is left for its engine (and, until that
+    // reaps it, hides any child behind it; the next call gets to those).
+    while let Ok(status) = waitid(Id::All, flags) {
+        let Some(pid) = status.pid() else {
+            break;
+        };
+        if chronus_speech::is_engine_process(pid.as_raw() as u32) {
+            break;
         }
+        match reap(pid) {
+            Some(reaped) => out.push(reaped),
+            None => break,
+        }
+    }
+    out
+}
+
+fn reap(pid: Pid) -> Option<(u32, ExitCause)> {
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(pid, code)) => Some((pid.as_raw() as u32, ExitCause::Code(code))),
+        Ok(WaitStatus::Signaled(pid, sig, _)) => {
+            Some((pid.as_raw() as u32, ExitCause::Signal(sig as i32)))
+        }
+        _ => None,
     }
 }
 
