@@ -57,11 +57,7 @@ pub fn run(global: &Global) -> ExitCode {
         }
     };
     let config = loaded.config;
-    let filter = config
-        .log
-        .filter
-        .clone()
-        .unwrap_or_else(|| if config.log.verbose { "debug" } else { "info" }.into());
+    let filter = config.log.directive();
     // SAFETY: still single-threaded: no thread has been spawned yet, so nothing
     // can read the environment concurrently.
     unsafe {

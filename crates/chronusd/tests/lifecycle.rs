@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::net::IpAddr;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
@@ -118,10 +119,10 @@ fn reload_applies_live_settings_and_keeps_running_on_a_bad_file() {
             ("CHRONUS_CONFIG", file.display().to_string()),
         ],
     );
-    // A live setting and one that needs a restart.
+    // A live setting and two that need a restart.
     std::fs::write(
         &file,
-        "[workers]\nhang_timeout_ms = 100\n[engine]\nnum_voices = 8\n",
+        "[audio]\nbuffer_size = 512\n[workers]\nhang_timeout_ms = 100\n[engine]\nnum_voices = 8\n",
     )
     .unwrap();
     signal(d.pid(), libc::SIGHUP);
@@ -130,11 +131,16 @@ fn reload_applies_live_settings_and_keeps_running_on_a_bad_file() {
         assert!(Instant::now() < deadline, "no reload in log:\n{}", d.log());
         std::thread::sleep(Duration::from_millis(20));
     }
+    let log = d.log();
     assert!(
-        d.log()
-            .contains("engine.num_voices changed and take effect only after a restart"),
-        "{}",
-        d.log()
+        log.contains(
+            "reload: audio.buffer_size, engine.num_voices changed but need a restart to take effect"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("configuration reloaded; applied live: workers.hang_timeout_ms"),
+        "{log}"
     );
     // The live hang timeout (100 ms) now applies: a hung worker is replaced.
     let s = d.status();
@@ -164,6 +170,77 @@ fn reload_applies_live_settings_and_keeps_running_on_a_bad_file() {
     );
     let s = d.status();
     assert!(both_lockstep(&s), "still playing after a bad reload");
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
+/// Waits until the log holds `what`.
+fn wait_for_log(d: &Daemon, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = d.log();
+        if log.contains(what) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {what:?} in log:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn reload_applies_a_new_osc_allowlist_and_log_filter() {
+    let dir = scratch("reload-allow-cfg");
+    let file = dir.join("chronus.toml");
+    std::fs::write(&file, "[log]\nfilter = \"info\"\n").unwrap();
+    let d = Daemon::start(
+        "reload-allow",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_CONFIG", file.display().to_string()),
+            // Unset, so that the file's filter is the one in force.
+            ("CHRONUS_LOG", String::new()),
+        ],
+    );
+    assert!(!d.log().contains("DEBUG"), "debug at info:\n{}", d.log());
+    let (here, other) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
+    let timeout = Duration::from_millis(500);
+    assert!(d.status_from(here, timeout).is_some());
+
+    std::fs::write(
+        &file,
+        "[log]\nfilter = \"debug\"\n[osc]\nallow = [\"127.0.0.2/32\"]\n",
+    )
+    .unwrap();
+    signal(d.pid(), libc::SIGHUP);
+    wait_for_log(
+        &d,
+        "configuration reloaded; applied live: osc.allow, log.filter",
+    );
+
+    let refused = long(&d.status_from(other, timeout).unwrap(), "osc_refused");
+    assert_eq!(
+        d.status_from(here, timeout),
+        None,
+        "a sender outside osc.allow was answered"
+    );
+    let s = d.status_from(other, timeout).unwrap();
+    assert_eq!(long(&s, "osc_refused"), refused + 1);
+
+    // A restore logs at debug level, which the new filter lets through.
+    signal(standby_pid(&s), libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d
+        .status_from(other, timeout)
+        .is_none_or(|s| long(&s, "restores") < 1 || !both_lockstep(&s))
+    {
+        assert!(Instant::now() < deadline, "no restore:\n{}", d.log());
+    }
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("worker adopted")),
+        "no debug line after switching the filter to debug:\n{log}"
+    );
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 }

@@ -7,7 +7,7 @@
 
 use chronus_osc::{OscMessage, OscPacket, OscType};
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,6 +89,42 @@ impl Daemon {
         .ok()?;
         let pairs = chronus_osc::status_pairs(&reply).ok()?;
         Some(pairs.into_iter().collect())
+    }
+
+    /// `/chronus/status` from a UDP socket bound to `source`, for tests that need
+    /// the request to come from a particular loopback address.
+    pub fn status_from(&self, source: IpAddr, timeout: Duration) -> Option<Status> {
+        let socket = UdpSocket::bind((source, 0)).unwrap();
+        socket.set_read_timeout(Some(timeout)).unwrap();
+        let packet = OscPacket::Message(OscMessage {
+            addr: "/chronus/status".into(),
+            args: vec![],
+        });
+        socket
+            .send_to(&chronus_osc::encode(&packet), self.osc)
+            .unwrap();
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let Ok(n) = socket.recv(&mut buf) else {
+                return None;
+            };
+            let Ok(packet) = chronus_osc::decode(&buf[..n], &chronus_osc::Limits::default()) else {
+                continue;
+            };
+            if let Some(reply) = chronus_osc::messages(packet)
+                .into_iter()
+                .find(|m| m.addr == chronus_osc::STATUS_REPLY_ADDR)
+            {
+                return Some(
+                    chronus_osc::status_pairs(&reply)
+                        .ok()?
+                        .into_iter()
+                        .collect(),
+                );
+            }
+        }
+        None
     }
 
     pub fn status(&self) -> Status {
