@@ -284,17 +284,41 @@ fn temp_entries() -> Vec<String> {
 
 #[test]
 fn a_second_stop_signal_exits_at_once() {
-    let d = Daemon::start("twice", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let dir = scratch("twice-files");
+    let record = dir.join("out.wav");
+    let d = Daemon::start(
+        "twice",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_RECORD", record.display().to_string()),
+        ],
+    );
+    d.send(
+        "/mod/voice1/freq",
+        vec![chronus_osc::OscType::Float(1000.0)],
+    );
+    d.send("/gate/voice1", vec![chronus_osc::OscType::Int(1)]);
+    let frames = long(&d.status(), "frames");
+    while long(&d.status(), "frames") < frames + 9_600 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let s = d.status();
     let workers = [active_pid(&s), standby_pid(&s)];
     signal(d.pid(), libc::SIGTERM);
-    signal(d.pid(), libc::SIGINT);
-    let (status, _, log) = d.stop();
+    let (status, took, log) = d.stop_with(libc::SIGINT);
     assert!(status.success(), "log:\n{log}");
     assert!(log.contains("second stop signal"), "log:\n{log}");
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
     for pid in workers {
         assert!(!alive(pid), "worker {pid} outlived the supervisor");
     }
+    // Without waiting for the fade (50 ms, behind a 21 ms lookahead), the recording
+    // ends with the tone still loud.
+    let (_, live) = read_wav(&record);
+    let peak = live[live.len() - 2 * 48..]
+        .iter()
+        .fold(0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.1, "the output faded out: last peak {peak}");
 }
 
 #[test]
