@@ -33,6 +33,16 @@ fn lines(msg: &str) -> Vec<&str> {
     msg.lines().collect()
 }
 
+/// The state changes a notify message announces: its lines other than
+/// `STATUS=`, `WATCHDOG=1` and `MONOTONIC_USEC=`.
+fn states(msg: &str) -> Vec<&str> {
+    msg.lines()
+        .filter(|l| {
+            !l.starts_with("STATUS=") && *l != "WATCHDOG=1" && !l.starts_with("MONOTONIC_USEC=")
+        })
+        .collect()
+}
+
 #[test]
 fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
     let dir = scratch("notify-sock");
@@ -40,7 +50,7 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let d = Daemon::start(
+    let mut d = Daemon::start(
         "notify",
         &[
             ("CHRONUS_AUDIO_BACKEND", "null".into()),
@@ -48,17 +58,12 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
             ("WATCHDOG_USEC", "300000".into()),
         ],
     );
-    let start = read_until(&sock, "READY=1", |m| lines(m).contains(&"READY=1"));
-    let ready = start.last().unwrap();
+    let mut seen = read_until(&sock, "READY=1", |m| lines(m).contains(&"READY=1"));
+    // READY=1 is the very first message, sent once both slots are in lockstep.
+    assert_eq!(seen.len(), 1, "messages before READY: {seen:?}");
     assert!(
-        ready.contains("STATUS=playing via null; active slot 0; standby slot 1 lockstep"),
-        "{ready}"
-    );
-    assert!(
-        !start[..start.len() - 1]
-            .iter()
-            .any(|m| m.contains("WATCHDOG=1")),
-        "watchdog before READY: {start:?}"
+        seen[0].contains("STATUS=playing via null; active slot 0; standby slot 1 lockstep"),
+        "{seen:?}"
     );
 
     // The watchdog is pinged at least twice per WATCHDOG_USEC while audio flows.
@@ -67,8 +72,9 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
     let mut buf = [0u8; 4096];
     while window.elapsed() < Duration::from_millis(1500) {
         if let Ok(n) = sock.recv(&mut buf) {
-            pings +=
-                usize::from(lines(&String::from_utf8_lossy(&buf[..n])).contains(&"WATCHDOG=1"));
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            pings += usize::from(lines(&msg).contains(&"WATCHDOG=1"));
+            seen.push(msg);
         }
     }
     assert!(
@@ -87,6 +93,16 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
         );
     }
 
+    // STATUS= stays current: a failover shows up in words.
+    signal(active_pid(&s), libc::SIGKILL);
+    d.wait_until("restore", Duration::from_secs(5), |s| {
+        long(s, "restores") == 1 && both_lockstep(s)
+    });
+    seen.extend(read_until(&sock, "STATUS= naming the failover", |m| {
+        m.lines()
+            .any(|l| l.starts_with("STATUS=") && l.contains("; 1 failovers;"))
+    }));
+
     signal(d.pid(), libc::SIGHUP);
     let reload = read_until(&sock, "RELOADING=1", |m| lines(m).contains(&"RELOADING=1"));
     let reloading = reload.last().unwrap();
@@ -96,15 +112,23 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
             .any(|l| l.starts_with("MONOTONIC_USEC=")),
         "{reloading}"
     );
-    read_until(&sock, "READY=1 after reload", |m| {
+    seen.extend(reload);
+    seen.extend(read_until(&sock, "READY=1 after reload", |m| {
         lines(m).contains(&"READY=1")
-    });
+    }));
 
-    let pid = d.pid();
-    signal(pid, libc::SIGTERM);
-    read_until(&sock, "STOPPING=1", |m| lines(m).contains(&"STOPPING=1"));
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
+    // Everything sent before the exit is queued on the socket.
+    while let Ok(n) = sock.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let announced: Vec<&str> = seen.iter().flat_map(|m| states(m)).collect();
+    assert_eq!(
+        announced,
+        ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"],
+        "{seen:?}"
+    );
 }
 
 #[test]
