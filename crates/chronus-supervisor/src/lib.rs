@@ -391,9 +391,9 @@ impl Supervisor {
                     if let Some(result) = self.tick() {
                         return result;
                     }
-                    if !realtime_warned && output.realtime_denied() {
-                        tracing::warn!("no realtime scheduling for the audio thread; running at normal priority");
-                        realtime_warned = true;
+                    // Once audio runs, every realtime thread has asked for SCHED_FIFO.
+                    if !realtime_warned && self.ready_sent {
+                        realtime_warned = self.warn_realtime_denied(output);
                     }
                     let (errors, kind) = output.stream_errors();
                     if errors != stream_errors {
@@ -403,6 +403,25 @@ impl Supervisor {
                 },
             }
         }
+    }
+
+    /// The one warning of a run about threads refused SCHED_FIFO (the audio thread,
+    /// the workers' render loops); `true` once given.
+    fn warn_realtime_denied(&self, output: &Output) -> bool {
+        let mut denied = self.region.header().realtime_denied.load(Ordering::Relaxed);
+        if output.realtime_denied() {
+            denied |= chronus_shm::REALTIME_DENIED_AUDIO;
+        }
+        let threads = match denied {
+            0 => return false,
+            chronus_shm::REALTIME_DENIED_AUDIO => "the audio thread",
+            chronus_shm::REALTIME_DENIED_WORKER => "the workers' render loops",
+            _ => "the audio thread and the workers' render loops",
+        };
+        tracing::warn!(
+            "no realtime scheduling (SCHED_FIFO) for {threads}; running at normal priority (needs CAP_SYS_NICE or LimitRTPRIO)"
+        );
+        true
     }
 
     // ---- worker lifecycle -------------------------------------------------

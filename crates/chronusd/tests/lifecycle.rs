@@ -269,6 +269,85 @@ fn reload_applies_a_new_osc_allowlist_and_log_filter() {
     assert!(status.success(), "log:\n{log}");
 }
 
+/// The scheduling policy of a thread (field 41 of its stat): 0 is SCHED_OTHER,
+/// 1 SCHED_FIFO.
+fn policy(stat_path: &str) -> u32 {
+    let stat = std::fs::read_to_string(stat_path).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    // Fields from the third on follow the command name.
+    rest.split_whitespace()
+        .nth(41 - 3)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn realtime_denied_gives_one_warning_per_run() {
+    const CAP_SYS_NICE: libc::c_ulong = 23;
+    let mut d = Daemon::start_with(
+        "no-rt",
+        &[("CHRONUS_AUDIO_BACKEND", "null".into())],
+        |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit and prctl are async-signal-safe and touch only
+            // this child, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let none = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_RTPRIO, &none) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // Root keeps SCHED_FIFO through CAP_SYS_NICE: leave it out of
+                    // what exec grants. Fails harmlessly when not root.
+                    libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_NICE, 0, 0, 0);
+                    Ok(())
+                });
+            }
+        },
+    );
+    // A restore, a cold start: each new worker is refused again.
+    let s = d.status();
+    signal(standby_pid(&s), libc::SIGKILL);
+    let s = d.wait_until("restore", Duration::from_secs(5), |s| {
+        long(s, "restores") == 1 && both_lockstep(s)
+    });
+    for pid in [active_pid(&s), standby_pid(&s)] {
+        signal(pid, libc::SIGSTOP);
+    }
+    for pid in [active_pid(&s), standby_pid(&s)] {
+        signal(pid, libc::SIGKILL);
+    }
+    let s = d.wait_until("cold start", Duration::from_secs(10), |s| {
+        long(s, "cold_starts") == 1 && both_lockstep(s)
+    });
+    // The denial is real: workers and the audio thread run at normal priority.
+    for pid in [active_pid(&s), standby_pid(&s)] {
+        assert_eq!(policy(&format!("/proc/{pid}/stat")), 0, "worker {pid}");
+    }
+    let audio = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .unwrap()
+        .map(|t| t.unwrap().path())
+        .find(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "audio-null"))
+        .expect("an audio-null thread");
+    assert_eq!(policy(&format!("{}/stat", audio.display())), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("no realtime scheduling"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "log:\n{log}");
+    assert!(
+        warnings[0].contains("WARN")
+            && warnings[0].contains("the audio thread and the workers' render loops"),
+        "{warnings:?}"
+    );
+}
+
 fn count_dir(path: &str) -> usize {
     std::fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
 }

@@ -40,6 +40,15 @@ impl Daemon {
     /// Starts chronusd with `env` on top of a hermetic environment, and waits
     /// until the audio runs with both slots in lockstep.
     pub fn start(name: &str, env: &[(&str, String)]) -> Daemon {
+        Daemon::start_with(name, env, |_| {})
+    }
+
+    /// As [`Daemon::start`], with `configure` applied to the command last.
+    pub fn start_with(
+        name: &str,
+        env: &[(&str, String)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let dir = scratch(name);
         let port = free_udp_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronusd"));
@@ -53,6 +62,7 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        configure(&mut cmd);
         let child = cmd.spawn().expect("chronusd starts");
         let mut daemon = Daemon {
             child,
