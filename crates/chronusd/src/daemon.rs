@@ -67,8 +67,9 @@ pub fn run(global: &Global) -> ExitCode {
             std::env::set_var("PULSE_SERVER", server);
         }
     }
-    let set_log_filter = crate::logging::init(&filter);
-    let _span = tracing::info_span!("supervisor", pid = std::process::id()).entered();
+    // Every thread of this process is the supervisor.
+    let label = format!("supervisor{{pid={}}}", std::process::id());
+    let set_log_filter = crate::logging::init(&filter, label);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

@@ -348,6 +348,72 @@ fn realtime_denied_gives_one_warning_per_run() {
     );
 }
 
+/// The role label of a log line under journald, `LEVEL label: message`: `None`
+/// unless the line has exactly that shape.
+fn journald_label(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    let (level, rest) = line.split_once(' ')?;
+    ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+        .contains(&level)
+        .then(|| rest.split_once(": ").map(|(label, _)| label))?
+}
+
+#[test]
+fn under_journald_lines_are_plain_and_labelled_with_their_role() {
+    let d = Daemon::start(
+        "journald",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("JOURNAL_STREAM", "8:12345".into()),
+            ("CHRONUS_LOG", "debug".into()),
+            // A one-shot engine that writes no WAV: its thread logs the reaping.
+            ("CHRONUS_TTS_COMMAND", "true".into()),
+        ],
+    );
+    d.send(
+        "/chronus/tts/say",
+        vec![chronus_osc::OscType::String("hello".into())],
+    );
+    wait_for_log(&d, "engine process reaped");
+    let supervisor = format!("supervisor{{pid={}}}", d.pid());
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(!log.contains('\x1b'), "colours under journald:\n{log}");
+    let mut roles = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        let label = journald_label(line)
+            .unwrap_or_else(|| panic!("not `LEVEL role: message` (a timestamp?): {line:?}"));
+        let role = if label == supervisor {
+            "supervisor"
+        } else if let Some(worker) = label
+            .strip_prefix("worker{slot=")
+            .and_then(|w| w.strip_suffix('}'))
+        {
+            let (slot, rest) = worker.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+            assert!(["0", "1"].contains(&slot), "{line:?}");
+            let (role, pid) = rest
+                .split_once(" pid=")
+                .unwrap_or_else(|| panic!("{line:?}"));
+            assert!(pid.parse::<u32>().is_ok(), "{line:?}");
+            match role {
+                "role=\"primary\"" => "primary",
+                "role=\"standby\"" => "standby",
+                _ => panic!("unknown worker role: {line:?}"),
+            }
+        } else {
+            panic!("line without a role: {line:?}");
+        };
+        roles.insert(role);
+        if line.contains("engine process reaped") {
+            assert_eq!(role, "supervisor", "a speech thread's line: {line:?}");
+        }
+    }
+    assert_eq!(
+        roles.into_iter().collect::<Vec<_>>(),
+        ["primary", "standby", "supervisor"]
+    );
+}
+
 fn count_dir(path: &str) -> usize {
     std::fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
 }
