@@ -366,15 +366,18 @@ fn under_journald_lines_are_plain_and_labelled_with_their_role() {
             ("CHRONUS_AUDIO_BACKEND", "null".into()),
             ("JOURNAL_STREAM", "8:12345".into()),
             ("CHRONUS_LOG", "debug".into()),
-            // A one-shot engine that writes no WAV: its thread logs the reaping.
-            ("CHRONUS_TTS_COMMAND", "true".into()),
+            // A one-shot engine whose stderr a supervisor thread logs.
+            (
+                "CHRONUS_TTS_COMMAND",
+                "sh -c 'echo speaking >&2; sleep 0.5'".into(),
+            ),
         ],
     );
     d.send(
         "/chronus/tts/say",
         vec![chronus_osc::OscType::String("hello".into())],
     );
-    wait_for_log(&d, "engine process reaped");
+    wait_for_log(&d, "engine stderr");
     let supervisor = format!("supervisor{{pid={}}}", d.pid());
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
@@ -404,7 +407,7 @@ fn under_journald_lines_are_plain_and_labelled_with_their_role() {
             panic!("line without a role: {line:?}");
         };
         roles.insert(role);
-        if line.contains("engine process reaped") {
+        if line.contains("engine stderr") {
             assert_eq!(role, "supervisor", "a speech thread's line: {line:?}");
         }
     }
