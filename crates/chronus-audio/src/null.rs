@@ -26,9 +26,16 @@ impl NullOutput {
             .spawn({
                 let stop = stop.clone();
                 move || {
-                    // The one place this thread may log: before it starts clocking audio.
-                    if let Err(e) = chronus_shm::realtime::promote_current_thread(chronus_shm::realtime::AUDIO_PRIORITY) {
-                        tracing::warn!(error = %e, "no realtime scheduling for the audio thread; running at normal priority");
+                    // The supervisor warns about a denial, once.
+                    if chronus_shm::realtime::promote_current_thread(
+                        chronus_shm::realtime::AUDIO_PRIORITY,
+                    )
+                    .is_err()
+                    {
+                        region
+                            .header()
+                            .realtime_denied
+                            .fetch_or(chronus_shm::REALTIME_DENIED_AUDIO, Ordering::Relaxed);
                     }
                     let mut buffer = vec![0.0f32; buffer_frames as usize * CHANNELS];
                     let period = Duration::from_nanos(

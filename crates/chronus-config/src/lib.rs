@@ -245,6 +245,15 @@ pub struct LogConfig {
     pub filter: Option<String>,
 }
 
+impl LogConfig {
+    /// The filter in force: `filter`, else `debug` or `info` by `verbose`.
+    pub fn directive(&self) -> String {
+        self.filter
+            .clone()
+            .unwrap_or_else(|| if self.verbose { "debug" } else { "info" }.into())
+    }
+}
+
 /// Text to speech and speech recognition.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpeechSettings {
@@ -417,6 +426,16 @@ impl Loaded {
         }
         out
     }
+}
+
+/// The dotted keys of the settings whose values differ between `old` and `new`, in
+/// [`settings()`] order.
+pub fn changed_keys(old: &Config, new: &Config) -> Vec<&'static str> {
+    settings()
+        .iter()
+        .filter(|s| s.kind.to_toml(old) != s.kind.to_toml(new))
+        .map(|s| s.key)
+        .collect()
 }
 
 /// Loads the configuration: defaults, then `sources.config_file`, then the

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// "CHRONUS\0": the first word of a region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\0");
 /// Bumped whenever the layout changes; a worker refuses a region of another version.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Interleaved output channels in every ring block.
 pub const CHANNELS: usize = 2;
 /// Worker slots: slot 0 starts as primary, slot 1 as hot standby.
@@ -37,7 +37,15 @@ pub struct Header {
     /// Bit `i` set: slot `i` is confirmed in lockstep and the callback may read it
     /// when the active slot lacks a block. Written by the supervisor.
     pub readable_slots: AtomicU32,
+    /// Threads refused SCHED_FIFO, as [`REALTIME_DENIED_AUDIO`] and
+    /// [`REALTIME_DENIED_WORKER`] bits; the supervisor warns once per run.
+    pub realtime_denied: AtomicU32,
 }
+
+/// [`Header::realtime_denied`]: the audio thread runs at normal priority.
+pub const REALTIME_DENIED_AUDIO: u32 = 1;
+/// [`Header::realtime_denied`]: a worker's render loop runs at normal priority.
+pub const REALTIME_DENIED_WORKER: u32 = 2;
 
 /// Written by the audio callback only; on its own cache line.
 #[repr(C, align(64))]

@@ -18,8 +18,8 @@ mod ring;
 pub use checksum::block_checksum;
 pub use futex::{futex_wait, futex_wake};
 pub use layout::{
-    Anchor, CHANNELS, Header, MAGIC, MAX_SNAPSHOT_BYTES, SLOTS, SlotHeader, SlotPhase, VERSION,
-    monotonic_ns,
+    Anchor, CHANNELS, Header, MAGIC, MAX_SNAPSHOT_BYTES, REALTIME_DENIED_AUDIO,
+    REALTIME_DENIED_WORKER, SLOTS, SlotHeader, SlotPhase, VERSION, monotonic_ns,
 };
 pub use log::{CMD_CAPACITY, CMD_PAYLOAD, CmdLog, CmdRecord, UNSTAMPED};
 pub use region::{Geometry, MAX_SPEECH_SAMPLES, Region, ShmError, SpeechArea};

@@ -8,7 +8,8 @@ pub const AUDIO_PRIORITY: i32 = 70;
 pub const WORKER_PRIORITY: i32 = 60;
 
 /// Moves the calling thread to SCHED_FIFO at `priority`. Fails without
-/// CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it; the caller warns once.
+/// CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it; the caller sets its bit in
+/// `Header::realtime_denied` and the supervisor warns once.
 pub fn promote_current_thread(priority: i32) -> io::Result<()> {
     let param = libc::sched_param {
         sched_priority: priority,

@@ -391,9 +391,9 @@ impl Supervisor {
                     if let Some(result) = self.tick() {
                         return result;
                     }
-                    if !realtime_warned && output.realtime_denied() {
-                        tracing::warn!("no realtime scheduling for the audio thread; running at normal priority");
-                        realtime_warned = true;
+                    // Once audio runs, every realtime thread has asked for SCHED_FIFO.
+                    if !realtime_warned && self.ready_sent {
+                        realtime_warned = self.warn_realtime_denied(output);
                     }
                     let (errors, kind) = output.stream_errors();
                     if errors != stream_errors {
@@ -403,6 +403,25 @@ impl Supervisor {
                 },
             }
         }
+    }
+
+    /// The one warning of a run about threads refused SCHED_FIFO (the audio thread,
+    /// the workers' render loops); `true` once given.
+    fn warn_realtime_denied(&self, output: &Output) -> bool {
+        let mut denied = self.region.header().realtime_denied.load(Ordering::Relaxed);
+        if output.realtime_denied() {
+            denied |= chronus_shm::REALTIME_DENIED_AUDIO;
+        }
+        let threads = match denied {
+            0 => return false,
+            chronus_shm::REALTIME_DENIED_AUDIO => "the audio thread",
+            chronus_shm::REALTIME_DENIED_WORKER => "the workers' render loops",
+            _ => "the audio thread and the workers' render loops",
+        };
+        tracing::warn!(
+            "no realtime scheduling (SCHED_FIFO) for {threads}; running at normal priority (needs CAP_SYS_NICE or LimitRTPRIO)"
+        );
+        true
     }
 
     // ---- worker lifecycle -------------------------------------------------
@@ -1043,61 +1062,71 @@ impl Supervisor {
         match (self.options.reload_config)() {
             Err(e) => tracing::error!("reload failed; keeping the running configuration: {e}"),
             Ok(new) => {
-                let old = &self.config;
-                let mut needs_restart = Vec::new();
-                if (old.osc.host, old.osc.port) != (new.osc.host, new.osc.port) {
-                    needs_restart.push("osc.host/osc.port");
+                let old_log = self.config.log.clone();
+                let (mut live, mut restart) = (Vec::new(), Vec::new());
+                for key in chronus_config::changed_keys(&self.config, &new) {
+                    if self.apply_live(key, &new) {
+                        live.push(key);
+                    } else {
+                        restart.push(key);
+                    }
                 }
-                if old.audio != new.audio {
-                    needs_restart.push("[audio]");
+                if self.config.log != old_log {
+                    let filter = self.config.log.directive();
+                    if let Err(e) = (self.options.set_log_filter)(&filter) {
+                        tracing::error!(
+                            "reload: log filter {filter:?} rejected, keeping the old one: {e}"
+                        );
+                        self.config.log = old_log;
+                        live.retain(|key| !key.starts_with("log."));
+                    }
                 }
-                if old.engine != new.engine {
-                    needs_restart.push("engine.num_voices");
-                }
-                if old.record != new.record {
-                    needs_restart.push("record");
-                }
-                if old.journal != new.journal {
-                    needs_restart.push("journal");
-                }
-                if !needs_restart.is_empty() {
+                if !restart.is_empty() {
                     tracing::warn!(
-                        "reload: {} changed and take effect only after a restart",
-                        needs_restart.join(", ")
+                        "reload: {} changed but need a restart to take effect; running on the old values",
+                        restart.join(", ")
                     );
                 }
-                let filter = new
-                    .log
-                    .filter
-                    .clone()
-                    .unwrap_or_else(|| if new.log.verbose { "debug" } else { "info" }.into());
-                let mut log = new.log.clone();
-                if let Err(e) = (self.options.set_log_filter)(&filter) {
-                    tracing::error!(
-                        "reload: log filter {filter:?} rejected, keeping the old one: {e}"
-                    );
-                    log = self.config.log.clone();
-                }
-                self.config.log = log;
-                self.config.workers = new.workers.clone();
-                self.config.osc.allow = new.osc.allow.clone();
-                if new.osc.rate_limit != self.config.osc.rate_limit {
-                    self.rate = limits::RateLimiter::per_second(new.osc.rate_limit);
-                    self.config.osc.rate_limit = new.osc.rate_limit;
-                }
-                let speech_restart = self.desk.reload(&new.speech);
-                if !speech_restart.is_empty() {
-                    tracing::warn!(
-                        "reload: {} changed and take effect only after a restart",
-                        speech_restart.join(", ")
-                    );
-                }
-                self.config.speech.tts.gain = new.speech.tts.gain;
-                self.config.speech.tts.duck = new.speech.tts.duck;
-                tracing::info!("configuration reloaded");
+                let live = if live.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    live.join(", ")
+                };
+                tracing::info!("configuration reloaded; applied live: {live}");
             }
         }
         self.notifier.reloaded();
+    }
+
+    /// Takes `key`'s value from `new` if it can change while running; `false` if it
+    /// needs a restart. The one list of live settings.
+    fn apply_live(&mut self, key: &str, new: &Config) -> bool {
+        let c = &mut self.config;
+        match key {
+            // The filter itself is replaced once all keys are in (see `reload`).
+            "log.verbose" => c.log.verbose = new.log.verbose,
+            "log.filter" => c.log.filter.clone_from(&new.log.filter),
+            "osc.allow" => c.osc.allow.clone_from(&new.osc.allow),
+            "osc.rate_limit" => {
+                c.osc.rate_limit = new.osc.rate_limit;
+                self.rate = limits::RateLimiter::per_second(new.osc.rate_limit);
+            }
+            "workers.hang_timeout_ms" => c.workers.hang_timeout_ms = new.workers.hang_timeout_ms,
+            "workers.restart_backoff_min_ms" => {
+                c.workers.restart_backoff_min_ms = new.workers.restart_backoff_min_ms;
+            }
+            "workers.restart_backoff_max_ms" => {
+                c.workers.restart_backoff_max_ms = new.workers.restart_backoff_max_ms;
+            }
+            "speech.tts.gain" | "speech.tts.duck" => {
+                c.speech.tts.gain = new.speech.tts.gain;
+                c.speech.tts.duck = new.speech.tts.duck;
+                self.desk
+                    .set_levels(new.speech.tts.gain, new.speech.tts.duck);
+            }
+            _ => return false,
+        }
+        true
     }
 
     // ---- OSC -----------------------------------------------------------------

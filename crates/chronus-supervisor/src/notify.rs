@@ -13,6 +13,8 @@ pub struct Notifier {
     frames_at_ping: u64,
     stalled: bool,
     status: String,
+    /// READY=1 was sent: a reload before it must not announce readiness early.
+    ready: bool,
 }
 
 impl Notifier {
@@ -24,6 +26,7 @@ impl Notifier {
             frames_at_ping: 0,
             stalled: false,
             status: String::new(),
+            ready: false,
         }
     }
 
@@ -38,6 +41,7 @@ impl Notifier {
     pub fn ready(&mut self, status: String) {
         self.send(&[NotifyState::Ready, NotifyState::Status(&status)]);
         self.status = status;
+        self.ready = true;
     }
 
     /// Sends STATUS= when the words changed.
@@ -49,6 +53,9 @@ impl Notifier {
     }
 
     pub fn reloading(&self) {
+        if !self.ready {
+            return;
+        }
         match NotifyState::monotonic_usec_now() {
             Ok(now) => self.send(&[NotifyState::Reloading, now]),
             Err(_) => self.send(&[NotifyState::Reloading]),
@@ -56,6 +63,9 @@ impl Notifier {
     }
 
     pub fn reloaded(&self) {
+        if !self.ready {
+            return;
+        }
         self.send(&[NotifyState::Ready, NotifyState::Status(&self.status)]);
     }
 

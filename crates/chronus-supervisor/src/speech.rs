@@ -150,49 +150,11 @@ impl Desk {
         }
     }
 
-    /// Applies what can change without restarting the engines (level and ducking);
-    /// returns the settings that need a restart, by name.
-    pub fn reload(&mut self, new: &SpeechSettings) -> Vec<&'static str> {
-        self.gain = new.tts.gain;
-        self.duck = new.tts.duck;
-        let (old_tts, new_tts) = (&self.settings.tts, &new.tts);
-        let mut restart = Vec::new();
-        let tts = [
-            (old_tts.enabled != new_tts.enabled, "speech.tts.enabled"),
-            (old_tts.command != new_tts.command, "speech.tts.command"),
-            (old_tts.protocol != new_tts.protocol, "speech.tts.protocol"),
-            (old_tts.engines != new_tts.engines, "speech.tts.engines"),
-            (old_tts.voice != new_tts.voice, "speech.tts.voice"),
-            (
-                old_tts.cache_entries != new_tts.cache_entries,
-                "speech.tts.cache_entries",
-            ),
-            (old_tts.cache_mb != new_tts.cache_mb, "speech.tts.cache_mb"),
-            (
-                old_tts.timeout_ms != new_tts.timeout_ms,
-                "speech.tts.timeout_ms",
-            ),
-        ];
-        let (old_asr, new_asr) = (&self.settings.asr, &new.asr);
-        let asr = [
-            (old_asr.enabled != new_asr.enabled, "speech.asr.enabled"),
-            (old_asr.command != new_asr.command, "speech.asr.command"),
-            (old_asr.grammar != new_asr.grammar, "speech.asr.grammar"),
-            (old_asr.rate != new_asr.rate, "speech.asr.rate"),
-            (
-                old_asr.input_device != new_asr.input_device,
-                "speech.asr.input_device",
-            ),
-        ];
-        restart.extend(
-            tts.iter()
-                .chain(&asr)
-                .filter(|(changed, _)| *changed)
-                .map(|(_, n)| *n),
-        );
-        self.settings.tts.gain = new.tts.gain;
-        self.settings.tts.duck = new.tts.duck;
-        restart
+    /// Sets the speech level and the music's level under it, for utterances queued
+    /// from now on (a reload).
+    pub fn set_levels(&mut self, gain: f32, duck: f32) {
+        self.gain = gain;
+        self.duck = duck;
     }
 
     /// Moves the engines and the capture out, to stop them on another thread.

@@ -82,7 +82,12 @@ pub fn run(fd: OwnedFd, slot: usize, corrupt_frame: Option<u64>) -> Result<Exit,
     if let Err(e) =
         chronus_shm::realtime::promote_current_thread(chronus_shm::realtime::WORKER_PRIORITY)
     {
-        tracing::warn!(error = %e, "no realtime scheduling for the render loop; running at normal priority");
+        // The supervisor warns once per run, not once per worker.
+        tracing::debug!(error = %e, "no realtime scheduling for the render loop");
+        region
+            .header()
+            .realtime_denied
+            .fetch_or(chronus_shm::REALTIME_DENIED_WORKER, Ordering::Relaxed);
     }
     if let Err(e) = chronus_shm::realtime::lock_memory() {
         tracing::debug!(error = %e, "memory not locked");

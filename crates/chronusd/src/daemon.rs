@@ -57,11 +57,7 @@ pub fn run(global: &Global) -> ExitCode {
         }
     };
     let config = loaded.config;
-    let filter = config
-        .log
-        .filter
-        .clone()
-        .unwrap_or_else(|| if config.log.verbose { "debug" } else { "info" }.into());
+    let filter = config.log.directive();
     // SAFETY: still single-threaded: no thread has been spawned yet, so nothing
     // can read the environment concurrently.
     unsafe {
@@ -71,8 +67,9 @@ pub fn run(global: &Global) -> ExitCode {
             std::env::set_var("PULSE_SERVER", server);
         }
     }
-    let set_log_filter = crate::logging::init(&filter);
-    let _span = tracing::info_span!("supervisor", pid = std::process::id()).entered();
+    // Every thread of this process is the supervisor.
+    let label = format!("supervisor{{pid={}}}", std::process::id());
+    let set_log_filter = crate::logging::init(&filter, label);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

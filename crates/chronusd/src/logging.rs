@@ -1,36 +1,83 @@
-//! Logging to stderr through tracing-subscriber. Under journald (JOURNAL_STREAM
-//! set) lines carry no colours or timestamps: the journal adds its own. Colours
-//! only go to a terminal. The filter can be replaced at runtime (SIGHUP).
+//! Logging to stderr through tracing-subscriber, one line per event:
+//! `[time ]LEVEL role: message fields`. Under journald (JOURNAL_STREAM set) lines
+//! carry no timestamps: the journal adds its own. No colours. The role is the
+//! event's spans (a worker's slot, role and pid) or, outside any span (another
+//! thread of the supervisor), the process's label. The filter can be replaced at
+//! runtime (SIGHUP).
 
-use std::io::IsTerminal;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 
 /// Replaces the active filter; the error says why a filter was rejected.
 pub type SetFilter = Box<dyn Fn(&str) -> Result<(), String>>;
 
-pub fn init(filter: &str) -> SetFilter {
+/// Logs through `filter`, labelling lines logged outside any span with `label`
+/// (e.g. `supervisor{pid=42}`).
+pub fn init(filter: &str, label: String) -> SetFilter {
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::<EnvFilter, Registry>::new(filter);
     let output = fmt::layer()
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(!journald && std::io::stderr().is_terminal());
-    if journald {
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(output.without_time())
-            .init();
-    } else {
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(output)
-            .init();
-    }
+        .with_ansi(false)
+        .event_format(Line {
+            time: !journald,
+            label,
+        });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .init();
     Box::new(move |directives| {
         let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
         handle.reload(filter).map_err(|e| e.to_string())
     })
+}
+
+struct Line {
+    time: bool,
+    /// The role of lines logged outside any span.
+    label: String,
+}
+
+impl<S, N> FormatEvent<S, N> for Line
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        if self.time {
+            SystemTime.format_time(&mut w)?;
+            w.write_char(' ')?;
+        }
+        write!(w, "{:>5} ", event.metadata().level())?;
+        let mut labelled = false;
+        for span in ctx.event_scope().into_iter().flat_map(|s| s.from_root()) {
+            w.write_str(span.name())?;
+            if let Some(fields) = span.extensions().get::<FormattedFields<N>>()
+                && !fields.is_empty()
+            {
+                write!(w, "{{{fields}}}")?;
+            }
+            w.write_char(':')?;
+            labelled = true;
+        }
+        if !labelled {
+            write!(w, "{}:", self.label)?;
+        }
+        w.write_char(' ')?;
+        ctx.format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
 }

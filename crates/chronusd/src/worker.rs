@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 pub fn run(slot: usize, fd: i32) -> ExitCode {
     // Workers log what the supervisor asked for, inherited through CHRONUS_LOG.
-    let _ = crate::logging::init(&std::env::var("CHRONUS_LOG").unwrap_or_else(|_| "info".into()));
+    // Until the worker knows its role, lines carry the slot it was started in.
+    let filter = std::env::var("CHRONUS_LOG").unwrap_or_else(|_| "info".into());
+    let label = format!("worker{{slot={slot} pid={}}}", std::process::id());
+    let _ = crate::logging::init(&filter, label);
     // SAFETY: F_GETFD only inspects the descriptor table entry.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         tracing::error!(

@@ -282,9 +282,51 @@ fn sigterm_stops_cleanly_and_reaps_every_worker() {
     let (status, took, log) = d.stop();
     assert_eq!(status.code(), Some(0), "log:\n{log}");
     eprintln!("shutdown took {took:?}");
+    // The promise: exit 0 within 2 s of SIGTERM.
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
     for pid in workers {
         assert!(!alive(pid), "worker {pid} outlived the supervisor");
     }
+}
+
+/// Peaks of the last `blocks` blocks of `frames` frames of an interleaved stereo
+/// recording, oldest first.
+fn tail_peaks(samples: &[f32], frames: usize, blocks: usize) -> Vec<f32> {
+    let tail = &samples[samples.len() - 2 * frames * blocks..];
+    tail.chunks(2 * frames)
+        .map(|block| block.iter().fold(0f32, |m, s| m.max(s.abs())))
+        .collect()
+}
+
+#[test]
+fn sigterm_fades_the_output_to_silence_without_a_click() {
+    let (mut d, dir) = recorded_daemon("fade", &[]);
+    // 1000 Hz: one period per 48-frame block, so block peaks follow the envelope.
+    d.send("/mod/voice1/freq", vec![OscType::Float(1000.0)]);
+    d.send("/gate/voice1", vec![OscType::Int(1)]);
+    let frames = long(&d.status(), "frames");
+    d.wait_until("the tone playing", Duration::from_secs(5), |s| {
+        long(s, "frames") > frames + 9_600
+    });
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let (_, live) = read_wav(&dir.join("out.wav"));
+    let peaks = tail_peaks(&live, 48, 100);
+    assert!(
+        peaks[0] > 0.1,
+        "the tone is not playing 100 ms before the end: {peaks:?}"
+    );
+    // The last 50 ms: a monotone decay ending in silence.
+    let last = &peaks[50..];
+    assert!(
+        last.windows(2).all(|w| w[1] <= w[0]),
+        "the envelope rises during the fade: {last:?}"
+    );
+    assert!(
+        live[live.len() - 2 * 48..].iter().all(|s| s.abs() < 1e-4),
+        "the recording ends in a click: {:?}",
+        &live[live.len() - 8..]
+    );
 }
 
 #[test]

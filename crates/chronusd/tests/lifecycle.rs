@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::net::IpAddr;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,16 @@ fn lines(msg: &str) -> Vec<&str> {
     msg.lines().collect()
 }
 
+/// The state changes a notify message announces: its lines other than
+/// `STATUS=`, `WATCHDOG=1` and `MONOTONIC_USEC=`.
+fn states(msg: &str) -> Vec<&str> {
+    msg.lines()
+        .filter(|l| {
+            !l.starts_with("STATUS=") && *l != "WATCHDOG=1" && !l.starts_with("MONOTONIC_USEC=")
+        })
+        .collect()
+}
+
 #[test]
 fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
     let dir = scratch("notify-sock");
@@ -39,7 +50,7 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let d = Daemon::start(
+    let mut d = Daemon::start(
         "notify",
         &[
             ("CHRONUS_AUDIO_BACKEND", "null".into()),
@@ -47,17 +58,12 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
             ("WATCHDOG_USEC", "300000".into()),
         ],
     );
-    let start = read_until(&sock, "READY=1", |m| lines(m).contains(&"READY=1"));
-    let ready = start.last().unwrap();
+    let mut seen = read_until(&sock, "READY=1", |m| lines(m).contains(&"READY=1"));
+    // READY=1 is the very first message, sent once both slots are in lockstep.
+    assert_eq!(seen.len(), 1, "messages before READY: {seen:?}");
     assert!(
-        ready.contains("STATUS=playing via null; active slot 0; standby slot 1 lockstep"),
-        "{ready}"
-    );
-    assert!(
-        !start[..start.len() - 1]
-            .iter()
-            .any(|m| m.contains("WATCHDOG=1")),
-        "watchdog before READY: {start:?}"
+        seen[0].contains("STATUS=playing via null; active slot 0; standby slot 1 lockstep"),
+        "{seen:?}"
     );
 
     // The watchdog is pinged at least twice per WATCHDOG_USEC while audio flows.
@@ -66,8 +72,9 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
     let mut buf = [0u8; 4096];
     while window.elapsed() < Duration::from_millis(1500) {
         if let Ok(n) = sock.recv(&mut buf) {
-            pings +=
-                usize::from(lines(&String::from_utf8_lossy(&buf[..n])).contains(&"WATCHDOG=1"));
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            pings += usize::from(lines(&msg).contains(&"WATCHDOG=1"));
+            seen.push(msg);
         }
     }
     assert!(
@@ -86,6 +93,16 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
         );
     }
 
+    // STATUS= stays current: a failover shows up in words.
+    signal(active_pid(&s), libc::SIGKILL);
+    d.wait_until("restore", Duration::from_secs(5), |s| {
+        long(s, "restores") == 1 && both_lockstep(s)
+    });
+    seen.extend(read_until(&sock, "STATUS= naming the failover", |m| {
+        m.lines()
+            .any(|l| l.starts_with("STATUS=") && l.contains("; 1 failovers;"))
+    }));
+
     signal(d.pid(), libc::SIGHUP);
     let reload = read_until(&sock, "RELOADING=1", |m| lines(m).contains(&"RELOADING=1"));
     let reloading = reload.last().unwrap();
@@ -95,15 +112,23 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
             .any(|l| l.starts_with("MONOTONIC_USEC=")),
         "{reloading}"
     );
-    read_until(&sock, "READY=1 after reload", |m| {
+    seen.extend(reload);
+    seen.extend(read_until(&sock, "READY=1 after reload", |m| {
         lines(m).contains(&"READY=1")
-    });
+    }));
 
-    let pid = d.pid();
-    signal(pid, libc::SIGTERM);
-    read_until(&sock, "STOPPING=1", |m| lines(m).contains(&"STOPPING=1"));
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
+    // Everything sent before the exit is queued on the socket.
+    while let Ok(n) = sock.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let announced: Vec<&str> = seen.iter().flat_map(|m| states(m)).collect();
+    assert_eq!(
+        announced,
+        ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"],
+        "{seen:?}"
+    );
 }
 
 #[test]
@@ -118,10 +143,10 @@ fn reload_applies_live_settings_and_keeps_running_on_a_bad_file() {
             ("CHRONUS_CONFIG", file.display().to_string()),
         ],
     );
-    // A live setting and one that needs a restart.
+    // A live setting and two that need a restart.
     std::fs::write(
         &file,
-        "[workers]\nhang_timeout_ms = 100\n[engine]\nnum_voices = 8\n",
+        "[audio]\nbuffer_size = 512\n[workers]\nhang_timeout_ms = 100\n[engine]\nnum_voices = 8\n",
     )
     .unwrap();
     signal(d.pid(), libc::SIGHUP);
@@ -130,11 +155,16 @@ fn reload_applies_live_settings_and_keeps_running_on_a_bad_file() {
         assert!(Instant::now() < deadline, "no reload in log:\n{}", d.log());
         std::thread::sleep(Duration::from_millis(20));
     }
+    let log = d.log();
     assert!(
-        d.log()
-            .contains("engine.num_voices changed and take effect only after a restart"),
-        "{}",
-        d.log()
+        log.contains(
+            "reload: audio.buffer_size, engine.num_voices changed but need a restart to take effect"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("configuration reloaded; applied live: workers.hang_timeout_ms"),
+        "{log}"
     );
     // The live hang timeout (100 ms) now applies: a hung worker is replaced.
     let s = d.status();
@@ -166,6 +196,225 @@ fn reload_applies_live_settings_and_keeps_running_on_a_bad_file() {
     assert!(both_lockstep(&s), "still playing after a bad reload");
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
+}
+
+/// Waits until the log holds `what`.
+fn wait_for_log(d: &Daemon, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = d.log();
+        if log.contains(what) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {what:?} in log:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn reload_applies_a_new_osc_allowlist_and_log_filter() {
+    let dir = scratch("reload-allow-cfg");
+    let file = dir.join("chronus.toml");
+    std::fs::write(&file, "[log]\nfilter = \"info\"\n").unwrap();
+    let d = Daemon::start(
+        "reload-allow",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_CONFIG", file.display().to_string()),
+            // Unset, so that the file's filter is the one in force.
+            ("CHRONUS_LOG", String::new()),
+        ],
+    );
+    assert!(!d.log().contains("DEBUG"), "debug at info:\n{}", d.log());
+    let (here, other) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
+    let timeout = Duration::from_millis(500);
+    assert!(d.status_from(here, timeout).is_some());
+
+    std::fs::write(
+        &file,
+        "[log]\nfilter = \"debug\"\n[osc]\nallow = [\"127.0.0.2/32\"]\n",
+    )
+    .unwrap();
+    signal(d.pid(), libc::SIGHUP);
+    wait_for_log(
+        &d,
+        "configuration reloaded; applied live: osc.allow, log.filter",
+    );
+
+    let refused = long(&d.status_from(other, timeout).unwrap(), "osc_refused");
+    assert_eq!(
+        d.status_from(here, timeout),
+        None,
+        "a sender outside osc.allow was answered"
+    );
+    let s = d.status_from(other, timeout).unwrap();
+    assert_eq!(long(&s, "osc_refused"), refused + 1);
+
+    // A restore logs at debug level, which the new filter lets through.
+    signal(standby_pid(&s), libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d
+        .status_from(other, timeout)
+        .is_none_or(|s| long(&s, "restores") < 1 || !both_lockstep(&s))
+    {
+        assert!(Instant::now() < deadline, "no restore:\n{}", d.log());
+    }
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("worker adopted")),
+        "no debug line after switching the filter to debug:\n{log}"
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
+/// The scheduling policy of a thread (field 41 of its stat): 0 is SCHED_OTHER,
+/// 1 SCHED_FIFO.
+fn policy(stat_path: &str) -> u32 {
+    let stat = std::fs::read_to_string(stat_path).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    // Fields from the third on follow the command name.
+    rest.split_whitespace()
+        .nth(41 - 3)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn realtime_denied_gives_one_warning_per_run() {
+    const CAP_SYS_NICE: libc::c_ulong = 23;
+    let mut d = Daemon::start_with(
+        "no-rt",
+        &[("CHRONUS_AUDIO_BACKEND", "null".into())],
+        |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit and prctl are async-signal-safe and touch only
+            // this child, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let none = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_RTPRIO, &none) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // Root keeps SCHED_FIFO through CAP_SYS_NICE: leave it out of
+                    // what exec grants. Fails harmlessly when not root.
+                    libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_NICE, 0, 0, 0);
+                    Ok(())
+                });
+            }
+        },
+    );
+    // A restore, a cold start: each new worker is refused again.
+    let s = d.status();
+    signal(standby_pid(&s), libc::SIGKILL);
+    let s = d.wait_until("restore", Duration::from_secs(5), |s| {
+        long(s, "restores") == 1 && both_lockstep(s)
+    });
+    for pid in [active_pid(&s), standby_pid(&s)] {
+        signal(pid, libc::SIGSTOP);
+    }
+    for pid in [active_pid(&s), standby_pid(&s)] {
+        signal(pid, libc::SIGKILL);
+    }
+    let s = d.wait_until("cold start", Duration::from_secs(10), |s| {
+        long(s, "cold_starts") == 1 && both_lockstep(s)
+    });
+    // The denial is real: workers and the audio thread run at normal priority.
+    for pid in [active_pid(&s), standby_pid(&s)] {
+        assert_eq!(policy(&format!("/proc/{pid}/stat")), 0, "worker {pid}");
+    }
+    let audio = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .unwrap()
+        .map(|t| t.unwrap().path())
+        .find(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "audio-null"))
+        .expect("an audio-null thread");
+    assert_eq!(policy(&format!("{}/stat", audio.display())), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("no realtime scheduling"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "log:\n{log}");
+    assert!(
+        warnings[0].contains("WARN")
+            && warnings[0].contains("the audio thread and the workers' render loops"),
+        "{warnings:?}"
+    );
+}
+
+/// The role label of a log line under journald, `LEVEL label: message`: `None`
+/// unless the line has exactly that shape.
+fn journald_label(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    let (level, rest) = line.split_once(' ')?;
+    ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+        .contains(&level)
+        .then(|| rest.split_once(": ").map(|(label, _)| label))?
+}
+
+#[test]
+fn under_journald_lines_are_plain_and_labelled_with_their_role() {
+    let d = Daemon::start(
+        "journald",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("JOURNAL_STREAM", "8:12345".into()),
+            ("CHRONUS_LOG", "debug".into()),
+            // A one-shot engine whose stderr a supervisor thread logs.
+            (
+                "CHRONUS_TTS_COMMAND",
+                "sh -c 'echo speaking >&2; sleep 0.5'".into(),
+            ),
+        ],
+    );
+    d.send(
+        "/chronus/tts/say",
+        vec![chronus_osc::OscType::String("hello".into())],
+    );
+    wait_for_log(&d, "engine stderr");
+    let supervisor = format!("supervisor{{pid={}}}", d.pid());
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(!log.contains('\x1b'), "colours under journald:\n{log}");
+    let mut roles = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        let label = journald_label(line)
+            .unwrap_or_else(|| panic!("not `LEVEL role: message` (a timestamp?): {line:?}"));
+        let role = if label == supervisor {
+            "supervisor"
+        } else if let Some(worker) = label
+            .strip_prefix("worker{slot=")
+            .and_then(|w| w.strip_suffix('}'))
+        {
+            let (slot, rest) = worker.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+            assert!(["0", "1"].contains(&slot), "{line:?}");
+            let (role, pid) = rest
+                .split_once(" pid=")
+                .unwrap_or_else(|| panic!("{line:?}"));
+            assert!(pid.parse::<u32>().is_ok(), "{line:?}");
+            match role {
+                "role=\"primary\"" => "primary",
+                "role=\"standby\"" => "standby",
+                _ => panic!("unknown worker role: {line:?}"),
+            }
+        } else {
+            panic!("line without a role: {line:?}");
+        };
+        roles.insert(role);
+        if line.contains("engine stderr") {
+            assert_eq!(role, "supervisor", "a speech thread's line: {line:?}");
+        }
+    }
+    assert_eq!(
+        roles.into_iter().collect::<Vec<_>>(),
+        ["primary", "standby", "supervisor"]
+    );
 }
 
 fn count_dir(path: &str) -> usize {
@@ -207,17 +456,41 @@ fn temp_entries() -> Vec<String> {
 
 #[test]
 fn a_second_stop_signal_exits_at_once() {
-    let d = Daemon::start("twice", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let dir = scratch("twice-files");
+    let record = dir.join("out.wav");
+    let d = Daemon::start(
+        "twice",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_RECORD", record.display().to_string()),
+        ],
+    );
+    d.send(
+        "/mod/voice1/freq",
+        vec![chronus_osc::OscType::Float(1000.0)],
+    );
+    d.send("/gate/voice1", vec![chronus_osc::OscType::Int(1)]);
+    let frames = long(&d.status(), "frames");
+    while long(&d.status(), "frames") < frames + 9_600 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let s = d.status();
     let workers = [active_pid(&s), standby_pid(&s)];
     signal(d.pid(), libc::SIGTERM);
-    signal(d.pid(), libc::SIGINT);
-    let (status, _, log) = d.stop();
+    let (status, took, log) = d.stop_with(libc::SIGINT);
     assert!(status.success(), "log:\n{log}");
     assert!(log.contains("second stop signal"), "log:\n{log}");
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
     for pid in workers {
         assert!(!alive(pid), "worker {pid} outlived the supervisor");
     }
+    // Without waiting for the fade (50 ms, behind a 21 ms lookahead), the recording
+    // ends with the tone still loud.
+    let (_, live) = read_wav(&record);
+    let peak = live[live.len() - 2 * 48..]
+        .iter()
+        .fold(0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.1, "the output faded out: last peak {peak}");
 }
 
 #[test]

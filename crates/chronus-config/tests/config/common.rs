@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use chronus_config::{Config, ConfigError, Loaded, Source, Sources, load, settings};
+use chronus_config::{Config, ConfigError, Loaded, Source, Sources, changed_keys, load, settings};
 
 pub fn write_config(name: &str, text: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chronus-config-tests");
@@ -50,9 +50,20 @@ fn file_name(key: &str, purpose: &str) -> String {
     format!("{}-{purpose}", key.replace('.', "-"))
 }
 
+/// `changed_keys` from the defaults names `key` exactly when its value differs.
+fn check_changed<T: PartialEq>(key: &str, loaded: &Loaded, value: &T, default: &T) {
+    let expected: &[&str] = if value == default { &[] } else { &[key] };
+    assert_eq!(
+        changed_keys(&Config::default(), &loaded.config),
+        expected,
+        "changed keys"
+    );
+}
+
 /// Checks one setting through every layer: its default, then a TOML value
 /// (`file`), an environment value (`from_env`) and an override (`over`), each a raw
-/// input and the typed value it must produce, layered so each must beat the last.
+/// input and the typed value it must produce, layered so each must beat the last;
+/// at each layer, `changed_keys` must name the setting if and only if it changed.
 pub fn check_layers<T: PartialEq + Debug>(
     key: &str,
     var: &str,
@@ -77,17 +88,20 @@ pub fn check_layers<T: PartialEq + Debug>(
     };
     let loaded = load_ok(&sources);
     assert_eq!(get(&loaded.config), file.1, "{key} from the file");
+    check_changed(key, &loaded, &file.1, &default);
     assert_eq!(loaded.source_of(key), Some(&Source::File(path)));
 
     sources.env = env(&[(var, from_env.0)]);
     let loaded = load_ok(&sources);
     assert_eq!(get(&loaded.config), from_env.1, "{key} from {var}");
+    check_changed(key, &loaded, &from_env.1, &default);
     assert_eq!(loaded.source_of(key), Some(&Source::Env(var.to_owned())));
     assert_eq!(loaded.warnings, Vec::<String>::new());
 
     sources.overrides = overrides(&[(key, over.0)]);
     let loaded = load_ok(&sources);
     assert_eq!(get(&loaded.config), over.1, "{key} from an override");
+    check_changed(key, &loaded, &over.1, &default);
     assert_eq!(loaded.source_of(key), Some(&Source::Override));
 }
 

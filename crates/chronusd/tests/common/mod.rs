@@ -7,7 +7,7 @@
 
 use chronus_osc::{OscMessage, OscPacket, OscType};
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,6 +40,15 @@ impl Daemon {
     /// Starts chronusd with `env` on top of a hermetic environment, and waits
     /// until the audio runs with both slots in lockstep.
     pub fn start(name: &str, env: &[(&str, String)]) -> Daemon {
+        Daemon::start_with(name, env, |_| {})
+    }
+
+    /// As [`Daemon::start`], with `configure` applied to the command last.
+    pub fn start_with(
+        name: &str,
+        env: &[(&str, String)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let dir = scratch(name);
         let port = free_udp_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronusd"));
@@ -53,6 +62,7 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        configure(&mut cmd);
         let child = cmd.spawn().expect("chronusd starts");
         let mut daemon = Daemon {
             child,
@@ -89,6 +99,42 @@ impl Daemon {
         .ok()?;
         let pairs = chronus_osc::status_pairs(&reply).ok()?;
         Some(pairs.into_iter().collect())
+    }
+
+    /// `/chronus/status` from a UDP socket bound to `source`, for tests that need
+    /// the request to come from a particular loopback address.
+    pub fn status_from(&self, source: IpAddr, timeout: Duration) -> Option<Status> {
+        let socket = UdpSocket::bind((source, 0)).unwrap();
+        socket.set_read_timeout(Some(timeout)).unwrap();
+        let packet = OscPacket::Message(OscMessage {
+            addr: "/chronus/status".into(),
+            args: vec![],
+        });
+        socket
+            .send_to(&chronus_osc::encode(&packet), self.osc)
+            .unwrap();
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let Ok(n) = socket.recv(&mut buf) else {
+                return None;
+            };
+            let Ok(packet) = chronus_osc::decode(&buf[..n], &chronus_osc::Limits::default()) else {
+                continue;
+            };
+            if let Some(reply) = chronus_osc::messages(packet)
+                .into_iter()
+                .find(|m| m.addr == chronus_osc::STATUS_REPLY_ADDR)
+            {
+                return Some(
+                    chronus_osc::status_pairs(&reply)
+                        .ok()?
+                        .into_iter()
+                        .collect(),
+                );
+            }
+        }
+        None
     }
 
     pub fn status(&self) -> Status {
