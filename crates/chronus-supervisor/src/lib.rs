@@ -1121,7 +1121,9 @@ impl Supervisor {
         match incoming.packet {
             Err(e) => {
                 self.counters.osc_errors += 1;
-                self.reply(&peer, chronus_osc::fail("", &e.to_string()));
+                let addr = incoming.address.as_deref();
+                let addr = addr.unwrap_or(chronus_osc::UNDECODABLE_ADDR);
+                self.reply(&peer, chronus_osc::fail(addr, &e.to_string()));
             }
             Ok(OscPacket::Message(message)) => self.on_messages(peer, None, vec![message]),
             Ok(OscPacket::Bundle(bundle)) => self.on_bundle(peer, bundle),
