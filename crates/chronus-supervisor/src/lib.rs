@@ -1080,6 +1080,7 @@ impl Supervisor {
                 self.config.log = log;
                 self.config.workers = new.workers.clone();
                 self.config.osc.allow = new.osc.allow.clone();
+                self.config.osc.late_bundles = new.osc.late_bundles;
                 if new.osc.rate_limit != self.config.osc.rate_limit {
                     self.rate = limits::RateLimiter::per_second(new.osc.rate_limit);
                     self.config.osc.rate_limit = new.osc.rate_limit;
@@ -1135,17 +1136,19 @@ impl Supervisor {
     fn on_bundle(&mut self, from: Peer, bundle: chronus_osc::OscBundle) {
         let mut min_frame = self.timetag_frame(bundle.timetag);
         let frontier = self.region.header().frontier.frame.load(Ordering::Acquire);
+        let mut late_s = None;
         if let Some(frame) = min_frame
             && frame < frontier
         {
-            // Too late to be sample-accurate: run at once, and say so.
+            // Too late to be sample-accurate: say so, then run it at once or drop it.
             self.counters.osc_late += 1;
-            let late_s = (frontier - frame) as f64 / f64::from(self.config.audio.sample_rate);
+            let late = (frontier - frame) as f64 / f64::from(self.config.audio.sample_rate);
             self.broadcast(chronus_osc::message(
                 chronus_osc::LATE_ADDR,
-                vec![OscType::Float(late_s as f32)],
+                vec![OscType::Float(late as f32)],
             ));
             min_frame = None;
+            late_s = Some(late);
         }
         let mut messages = Vec::new();
         for packet in bundle.content {
@@ -1153,6 +1156,16 @@ impl Supervisor {
                 OscPacket::Message(m) => messages.push(m),
                 OscPacket::Bundle(inner) => self.on_bundle(from, inner),
             }
+        }
+        if let Some(late) = late_s
+            && self.config.osc.late_bundles == chronus_config::LateBundles::Drop
+        {
+            let reason =
+                format!("bundle arrived {late:.3} s late; dropped (osc.late_bundles = drop)");
+            for m in messages {
+                self.reply(&from, chronus_osc::fail(&m.addr, &reason));
+            }
+            return;
         }
         self.on_messages(from, min_frame, messages);
     }
