@@ -14,6 +14,8 @@ struct Entry {
     command: Command,
     /// The message it came from, journaled as is so a journal is a usable score.
     message: Option<OscMessage>,
+    /// Published for a frame past the frontier (a future timetag).
+    scheduled: bool,
 }
 
 pub struct Ledger {
@@ -21,6 +23,8 @@ pub struct Ledger {
     mirror: Params,
     /// Published commands not yet played, in sequence order.
     unsettled: Vec<Entry>,
+    /// How many of `unsettled` are scheduled.
+    scheduled: usize,
     journal: Option<ScoreWriter>,
     journal_errors: u64,
 }
@@ -30,6 +34,7 @@ impl Ledger {
         Ledger {
             mirror: Params::new(num_voices),
             unsettled: Vec::new(),
+            scheduled: 0,
             journal,
             journal_errors: 0,
         }
@@ -41,14 +46,22 @@ impl Ledger {
         command: Command,
         bytes: Vec<u8>,
         message: Option<OscMessage>,
+        scheduled: bool,
     ) {
+        self.scheduled += usize::from(scheduled);
         self.unsettled.push(Entry {
             seq,
             stamp: None,
             bytes,
             command,
             message,
+            scheduled,
         });
+    }
+
+    /// Commands published for a future timetag and not yet played.
+    pub fn scheduled(&self) -> usize {
+        self.scheduled
     }
 
     /// Caches stamps workers have written, before the log slot can be reused.
@@ -81,6 +94,7 @@ impl Ledger {
         }
         due.sort_by_key(|e| (e.stamp, e.seq));
         for e in due {
+            self.scheduled -= usize::from(e.scheduled);
             self.mirror.apply(&e.command);
             let stamp = e.stamp.unwrap_or(watermark);
             let message = e.message.unwrap_or_else(|| OscMessage {

@@ -92,6 +92,9 @@ const LOCKSTEP_MATCHES: u32 = 2;
 const FADE_SECONDS: f32 = 0.05;
 const STOP_GRACE: Duration = Duration::from_millis(300);
 const BACKLOG_LIMIT: usize = 8192;
+/// Most commands waiting for a future timetag (published or queued, not yet played).
+/// Each worker holds the ones it has read until their frame, so this bounds it too.
+const SCHEDULE_LIMIT: usize = 4096;
 const SUBSCRIBER_LIMIT: usize = 64;
 /// How often systemd's STATUS= line is refreshed.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
@@ -113,6 +116,7 @@ struct Counters {
     osc_errors: u64,
     backlog_full: u64,
     osc_late: u64,
+    schedule_full: u64,
     osc_rate_limited: u64,
     osc_refused: u64,
 }
@@ -922,6 +926,21 @@ impl Supervisor {
             self.counters.backlog_full += 1;
             return Err("command queue full: the workers are not keeping up");
         }
+        let frontier = self.region.header().frontier.frame.load(Ordering::Acquire);
+        if group.min_frame > frontier {
+            let queued: usize = self
+                .backlog
+                .iter()
+                .filter(|g| g.min_frame > frontier)
+                .map(|g| g.commands.len())
+                .sum();
+            if self.ledger.scheduled() + queued + group.commands.len() > SCHEDULE_LIMIT {
+                self.counters.schedule_full += 1;
+                return Err(
+                    "schedule full: too many commands already wait for a future timetag; send it again once some have played",
+                );
+            }
+        }
         self.backlog.push_back(group);
         self.flush_backlog();
         Ok(())
@@ -952,13 +971,16 @@ impl Supervisor {
                 .collect();
             let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
             log.publish_group(seq, group.min_frame, &payloads);
+            let frontier = region.header().frontier.frame.load(Ordering::Acquire);
+            let scheduled = group.min_frame > frontier;
             for (i, ((command, message), bytes)) in
                 group.commands.into_iter().zip(encoded).enumerate()
             {
                 if matches!(command, Command::Speak { .. } | Command::SpeakStop) {
                     self.speech_published(&command, seq + i as u64);
                 }
-                self.ledger.record(seq + i as u64, command, bytes, message);
+                self.ledger
+                    .record(seq + i as u64, command, bytes, message, scheduled);
             }
         }
     }
