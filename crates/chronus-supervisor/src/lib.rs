@@ -1211,8 +1211,16 @@ impl Supervisor {
                 };
             for request in requests {
                 match request {
-                    control::Request::Command(command) => {
-                        group.commands.push((*command, Some(message.clone())))
+                    control::Request::Command(command, address) => {
+                        // Journaled under the address it reached, so a journal replays.
+                        let journaled = match address {
+                            Some(addr) => OscMessage {
+                                addr,
+                                args: message.args.clone(),
+                            },
+                            None => message.clone(),
+                        };
+                        group.commands.push((*command, Some(journaled)))
                     }
                     other => {
                         if self.on_system(from, &message, other) {
@@ -1315,7 +1323,7 @@ impl Supervisor {
                 );
             }
             control::Request::Speech(request) => self.on_speech(from, request),
-            control::Request::Command(_) => unreachable!("commands are grouped by the caller"),
+            control::Request::Command(..) => unreachable!("commands are grouped by the caller"),
         }
         false
     }
