@@ -155,3 +155,193 @@ fn bundles_200_ms_ahead_land_on_their_frame_and_together() {
         "recording differs from the journal's render"
     );
 }
+
+/// Values of `addr`'s single float argument in the journal, in order.
+fn journal_values(path: &std::path::Path, addr: &str) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut values = Vec::new();
+    let mut pos = 0;
+    while pos + 4 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let packet =
+            chronus_osc::decode(&bytes[pos + 4..pos + 4 + len], &Default::default()).unwrap();
+        for m in chronus_osc::messages(packet) {
+            if m.addr == addr
+                && let [OscType::Float(v)] = m.args[..]
+            {
+                values.push(v);
+            }
+        }
+        pos += 4 + len;
+    }
+    values
+}
+
+fn journal_daemon(name: &str, env: &[(&str, String)]) -> (Daemon, std::path::PathBuf) {
+    let journal = scratch(&format!("{name}-files")).join("journal.osc");
+    let mut env = env.to_vec();
+    env.push(("CHRONUS_AUDIO_BACKEND", "null".into()));
+    env.push(("CHRONUS_JOURNAL", journal.display().to_string()));
+    (Daemon::start(name, &env), journal)
+}
+
+/// A subscriber socket that `/chronus/notify 1` has registered.
+fn subscriber(d: &Daemon) -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    send_from(&socket, d.osc, "/chronus/notify", vec![OscType::Int(1)]);
+    expect_at(
+        &socket,
+        "/chronus/done",
+        "the subscription was not confirmed",
+    );
+    socket
+}
+
+/// Sends a bundle stamped a second ago setting voice3's frequency to 777 Hz, and
+/// checks it is counted and announced; returns the socket it came from.
+fn send_late_bundle(d: &Daemon) -> UdpSocket {
+    let events = subscriber(d);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let past = SystemTime::now() - Duration::from_secs(1);
+    socket
+        .send_to(
+            &bundle(
+                past,
+                vec![("/mod/voice3/freq", vec![OscType::Float(777.0)])],
+            ),
+            d.osc,
+        )
+        .unwrap();
+    let late = expect_at(&events, "/chronus/late", "a late bundle was not announced");
+    assert!(
+        matches!(late.args[..], [OscType::Float(s)] if s > 0.0),
+        "/chronus/late carries the seconds late: {late:?}"
+    );
+    socket
+}
+
+/// `/chronus/sync` from `socket`, answered once every command before it has played.
+fn sync(d: &Daemon, socket: &UdpSocket, id: i32) {
+    send_from(socket, d.osc, "/chronus/sync", vec![OscType::Int(id)]);
+    let synced = expect_at(socket, "/chronus/synced", "sync was not answered");
+    assert_eq!(synced.args, [OscType::Int(id)]);
+}
+
+#[test]
+fn late_bundles_run_at_once_by_default_counted_and_announced() {
+    let (d, journal) = journal_daemon("late-run", &[]);
+    let socket = send_late_bundle(&d);
+    sync(&d, &socket, 1);
+    assert_eq!(long(&d.status(), "osc_late"), 1);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert_eq!(journal_values(&journal, "/mod/voice3/freq"), [777.0]);
+}
+
+#[test]
+fn late_bundles_are_dropped_with_a_fail_when_configured() {
+    let (d, journal) = journal_daemon("late-drop", &[("CHRONUS_OSC_LATE_BUNDLES", "drop".into())]);
+    let socket = send_late_bundle(&d);
+    let fail = expect_at(&socket, "/chronus/fail", "a dropped bundle was not refused");
+    assert!(
+        matches!(&fail.args[..], [OscType::String(a), OscType::String(why)]
+            if a == "/mod/voice3/freq" && why.contains("late")),
+        "{fail:?}"
+    );
+    // Everything sent before the sync has played by the time it is answered.
+    sync(&d, &socket, 2);
+    assert_eq!(long(&d.status(), "osc_late"), 1);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert_eq!(
+        journal_values(&journal, "/mod/voice3/freq"),
+        [] as [f32; 0],
+        "a dropped bundle took effect"
+    );
+}
+
+#[test]
+fn a_full_schedule_answers_fail_and_the_audio_plays_on() {
+    const LIMIT: usize = 4096;
+    const OVER: usize = 50;
+    let (d, journal) = journal_daemon("schedule-full", &[]);
+    // Over TCP, so no datagram is lost on the way: every bundle gets an answer or a place.
+    let mut client = chronus_osc::Client::connect(
+        d.osc,
+        chronus_osc::Transport::Tcp(chronus_osc::Framing::LengthPrefix),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let far = SystemTime::now() + Duration::from_secs(120);
+    for i in 0..LIMIT + OVER {
+        let packet = OscPacket::Bundle(OscBundle {
+            timetag: timetag(far + Duration::from_millis(i as u64)),
+            content: vec![OscPacket::Message(OscMessage {
+                addr: "/mod/voice1/amp".into(),
+                args: vec![OscType::Float(0.25)],
+            })],
+        });
+        client.send(&packet).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut fails = Vec::new();
+    while fails.len() < OVER {
+        match client.recv(deadline).unwrap() {
+            Some(m) if m.addr == "/chronus/fail" => fails.push(m),
+            Some(_) => {}
+            None => panic!("{} of {OVER} schedule-full fails came", fails.len()),
+        }
+    }
+    for fail in &fails {
+        assert!(
+            matches!(&fail.args[..], [OscType::String(a), OscType::String(why)]
+                if a == "/mod/voice1/amp" && why.starts_with("schedule full")),
+            "{fail:?}"
+        );
+    }
+    // An immediate message still works; the status round trip after it proves it was read.
+    d.send("/mod/voice1/freq", vec![OscType::Float(555.0)]);
+    let s = d.status();
+    assert_eq!(long(&s, "osc_schedule_full"), OVER as i64);
+    assert_eq!(
+        long(&s, "underrun_frames"),
+        0,
+        "the flood disturbed the audio"
+    );
+    assert!(both_lockstep(&s));
+    assert!(
+        client.recv(std::time::Instant::now()).unwrap().is_none(),
+        "more answers than bundles over the limit"
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert_eq!(journal_values(&journal, "/mod/voice1/freq"), [555.0]);
+    assert_eq!(
+        journal_values(&journal, "/mod/voice1/amp"),
+        [] as [f32; 0],
+        "a bundle two minutes ahead took effect"
+    );
+}
+
+#[test]
+fn synced_arrives_only_once_the_command_before_it_has_played() {
+    let (d, journal) = journal_daemon("sync-played", &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    send_from(
+        &socket,
+        d.osc,
+        "/mod/voice1/freq",
+        vec![OscType::Float(612.0)],
+    );
+    sync(&d, &socket, 9);
+    let played = long(&d.status(), "frames") as u64;
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let frames = journal_frames(&journal, "/mod/voice1/freq");
+    assert_eq!(frames.len(), 1);
+    assert!(
+        frames[0] < played,
+        "synced came before the device played frame {} (it had played {played})",
+        frames[0]
+    );
+}
