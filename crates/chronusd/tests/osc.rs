@@ -633,3 +633,70 @@ fn address_patterns_reach_every_matching_parameter_and_the_journal_replays() {
         "recording differs from the journal's render"
     );
 }
+
+#[test]
+fn oscdump_receives_the_events_of_a_notify_subscription() {
+    if !have("oscdump") {
+        return;
+    }
+    let mut d = Daemon::start("oscdump", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    // oscdump cannot send, so subscribe from a port, then give that port to oscdump:
+    // the daemon sends events to the address the subscription came from.
+    let socket = socket_on("127.0.0.1");
+    let port = socket.local_addr().unwrap().port();
+    send_from(&socket, d.osc, "/chronus/notify", vec![OscType::Int(1)]);
+    expect_at(
+        &socket,
+        "/chronus/done",
+        "the subscription was not confirmed",
+    );
+    drop(socket);
+    let mut dump = Command::new("oscdump")
+        .args(["-L", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = dump.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // oscdump holds the port once binding it here fails.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "oscdump never bound {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = chronusctl(d.osc.port(), &["kill-worker", "active"]);
+    assert!(
+        killed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("/chronus/failover"))
+    {
+        match lines.recv_timeout(Duration::from_secs(5)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("oscdump printed no /chronus/failover; it printed {seen:?}"),
+        }
+    }
+    d.wait_until("restore", Duration::from_secs(5), |s| both_lockstep(s));
+    signal(dump.id() as i32, libc::SIGTERM);
+    let _ = dump.wait();
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
