@@ -694,7 +694,7 @@ fn oscdump_receives_the_events_of_a_notify_subscription() {
             Err(_) => panic!("oscdump printed no /chronus/failover; it printed {seen:?}"),
         }
     }
-    d.wait_until("restore", Duration::from_secs(5), |s| both_lockstep(s));
+    d.wait_until("restore", Duration::from_secs(5), both_lockstep);
     signal(dump.id() as i32, libc::SIGTERM);
     let _ = dump.wait();
     let (status, _, log) = d.stop();
