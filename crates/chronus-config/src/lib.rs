@@ -120,6 +120,7 @@ impl Default for Config {
                 port: 5005,
                 allow: Vec::new(),
                 rate_limit: 20_000,
+                late_bundles: LateBundles::Run,
             },
             audio: AudioConfig {
                 backend: Backend::Auto,
@@ -181,6 +182,37 @@ pub struct OscConfig {
     pub allow: Vec<Cidr>,
     /// Messages per second one sender may send; the rest are dropped and counted.
     pub rate_limit: u32,
+    /// What happens to a bundle whose timetag has already passed.
+    pub late_bundles: LateBundles,
+}
+
+/// What the daemon does with a bundle stamped for a frame already rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LateBundles {
+    /// Run it at once.
+    Run,
+    /// Refuse it, answering `/chronus/fail` to the sender.
+    Drop,
+}
+
+impl LateBundles {
+    /// Case-insensitive, like [`Backend`].
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "run" => Some(LateBundles::Run),
+            "drop" => Some(LateBundles::Drop),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LateBundles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LateBundles::Run => "run",
+            LateBundles::Drop => "drop",
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use toml::Value;
 
-use crate::{Backend, Cidr, Config, TtsProtocol};
+use crate::{Backend, Cidr, Config, LateBundles, TtsProtocol};
 
 /// One setting, as documented to users.
 #[derive(Debug)]
@@ -65,6 +65,7 @@ impl SettingInfo {
             }
             Kind::Backend(_) => "auto, cpal or null (case-insensitive)",
             Kind::TtsProtocol(_) => "oneshot or wyoming (case-insensitive)",
+            Kind::LateBundles(_) => "run or drop (case-insensitive)",
             Kind::Bool(_) => "true or false (in the environment also 1/0, yes/no, on/off)",
             Kind::Text {
                 rule: TextRule::NonEmpty,
@@ -205,6 +206,7 @@ pub(crate) enum Kind {
     Cidrs(Field<Vec<Cidr>>),
     Backend(Field<Backend>),
     TtsProtocol(Field<TtsProtocol>),
+    LateBundles(Field<LateBundles>),
     Bool(Field<bool>),
     /// A program and its arguments (see [`split_args`]).
     Argv(Field<Vec<String>>),
@@ -237,6 +239,7 @@ impl Kind {
             ),
             Kind::Backend(f) => f.set(config, Backend::parse(s)),
             Kind::TtsProtocol(f) => f.set(config, TtsProtocol::parse(s)),
+            Kind::LateBundles(f) => f.set(config, LateBundles::parse(s)),
             Kind::Bool(f) => f.set(config, parse_bool(s)),
             Kind::Argv(f) => f.set(config, split_args(s).and_then(valid_argv)),
             Kind::Name(f) => f.set(config, (!s.is_empty()).then(|| s.to_owned())),
@@ -278,6 +281,7 @@ impl Kind {
                 Kind::Ip(_)
                 | Kind::Backend(_)
                 | Kind::TtsProtocol(_)
+                | Kind::LateBundles(_)
                 | Kind::Argv(_)
                 | Kind::Name(_)
                 | Kind::Text { .. }
@@ -313,6 +317,7 @@ impl Kind {
             )),
             Kind::Backend(f) => string(f.read(config).to_string()),
             Kind::TtsProtocol(f) => string(f.read(config).to_string()),
+            Kind::LateBundles(f) => string(f.read(config).to_string()),
             Kind::Bool(f) => Some(Value::Boolean(*f.read(config))),
             Kind::Argv(f) => Some(Value::Array(
                 f.read(config).iter().cloned().map(Value::String).collect(),
@@ -389,7 +394,7 @@ macro_rules! num {
     };
 }
 
-static SETTINGS: [SettingInfo; 34] = [
+static SETTINGS: [SettingInfo; 35] = [
     SettingInfo {
         key: "record",
         env: "CHRONUS_RECORD",
@@ -441,6 +446,15 @@ static SETTINGS: [SettingInfo; 34] = [
         description: "OSC messages per second one sender may send; beyond it they are dropped \
                       and counted.",
         kind: Kind::U32(num!(1, 1_000_000, osc.rate_limit)),
+    },
+    SettingInfo {
+        key: "osc.late_bundles",
+        env: "CHRONUS_OSC_LATE_BUNDLES",
+        env_alias: None,
+        description: "A bundle whose time has already passed: run runs it at once, drop \
+                      refuses it with /chronus/fail; either way it is counted (osc_late) and \
+                      announced to subscribers as /chronus/late.",
+        kind: Kind::LateBundles(field!(osc.late_bundles)),
     },
     SettingInfo {
         key: "audio.backend",

@@ -91,6 +91,19 @@ pub enum DecodeError {
     Frame(#[from] FrameError),
 }
 
+/// How far into a packet [`leading_address`] looks for the end of the address.
+const ADDRESS_SCAN: usize = 512;
+
+/// The address a packet starts with (a message's address, or `#bundle`), read without
+/// decoding the rest: for telling a sender which of its packets was refused. `None`
+/// when the packet does not start with a NUL-terminated printable address.
+pub fn leading_address(buf: &[u8]) -> Option<&str> {
+    let end = buf.iter().take(ADDRESS_SCAN).position(|&b| b == 0)?;
+    let addr = std::str::from_utf8(&buf[..end]).ok()?;
+    let printable = !addr.chars().any(char::is_control);
+    ((addr.starts_with('/') || addr == "#bundle") && printable).then_some(addr)
+}
+
 /// Decodes one OSC packet (a UDP datagram or one TCP frame) within `limits`.
 ///
 /// Accepts the OSC 1.0 types `i f s b h t d S c r m T F N I` and arrays `[ ]`; `S`

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{SendTimeoutError, Sender};
 use rosc::OscPacket;
 
-use crate::decode::DecodeError;
+use crate::decode::{DecodeError, leading_address};
 
 /// Where a packet came from, and so where its replies go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,16 +54,25 @@ pub struct Incoming {
     pub packet: Result<OscPacket, DecodeError>,
     /// Size of the datagram or frame in bytes (for a TCP frame, without its framing).
     pub len: usize,
+    /// For a rejected packet, the address it starts with if that could be read (see
+    /// [`crate::leading_address`]); `None` for a decoded one.
+    pub address: Option<String>,
 }
 
 impl Incoming {
-    pub(crate) fn new(peer: Peer, packet: Result<OscPacket, DecodeError>, len: usize) -> Self {
+    /// `bytes` is what `packet` was decoded from.
+    pub(crate) fn new(peer: Peer, packet: Result<OscPacket, DecodeError>, bytes: &[u8]) -> Self {
+        let address = match packet {
+            Ok(_) => None,
+            Err(_) => leading_address(bytes).map(str::to_owned),
+        };
         Incoming {
             from: peer.addr(),
             peer,
             received: Instant::now(),
             packet,
-            len,
+            len: bytes.len(),
+            address,
         }
     }
 }

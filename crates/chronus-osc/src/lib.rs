@@ -23,15 +23,15 @@ mod tcp;
 mod timetag;
 mod udp;
 
-pub use decode::{DecodeError, Limits, decode};
+pub use decode::{DecodeError, Limits, decode, leading_address};
 pub use frame::{FrameError, Framing, SLIP_END, SLIP_ESC, StreamDecoder};
 pub use incoming::{Incoming, Peer};
 pub use pattern::{AddressPattern, PatternError, is_pattern, pattern_matches};
 pub use replier::Replier;
 pub use reply::{
     DONE_ADDR, FAIL_ADDR, KILL_WORKER_ADDR, LATE_ADDR, NOTIFY_ADDR, QUIT_ADDR, STATUS_ADDR,
-    STATUS_REPLY_ADDR, SYNC_ADDR, SYNCED_ADDR, StatusReplyError, VERSION_ADDR, VERSION_REPLY_ADDR,
-    done, done_args, fail, message, status_pairs, status_reply,
+    STATUS_REPLY_ADDR, SYNC_ADDR, SYNCED_ADDR, StatusReplyError, UNDECODABLE_ADDR, VERSION_ADDR,
+    VERSION_REPLY_ADDR, done, done_args, fail, message, status_pairs, status_reply,
 };
 pub use request::{Client, RequestError, Transport, messages, request};
 pub use rosc::{

@@ -26,6 +26,8 @@ pub const VERSION_REPLY_ADDR: &str = "/chronus/version.reply";
 pub const QUIT_ADDR: &str = "/chronus/quit";
 /// Event: `/chronus/late f:seconds`, a bundle ran this late.
 pub const LATE_ADDR: &str = "/chronus/late";
+/// The address a [`fail`] names for a packet whose own address cannot be read.
+pub const UNDECODABLE_ADDR: &str = "(undecodable)";
 
 /// A single message packet.
 pub fn message(addr: &str, args: Vec<OscType>) -> OscPacket {

@@ -356,8 +356,8 @@ fn read_loop(
         }
         while let Some(frame) = decoder.next_frame() {
             let incoming = match frame {
-                Ok(bytes) => Incoming::new(peer, decode(&bytes, &limits), bytes.len()),
-                Err(e) => Incoming::new(peer, Err(DecodeError::Frame(e)), 0),
+                Ok(bytes) => Incoming::new(peer, decode(&bytes, &limits), &bytes),
+                Err(e) => Incoming::new(peer, Err(DecodeError::Frame(e)), &[]),
             };
             if !deliver(tx, incoming, &shared.stop, WAKE_INTERVAL) {
                 return;

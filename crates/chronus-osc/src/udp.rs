@@ -149,7 +149,7 @@ fn receive_loop(socket: &UdpSocket, stop: &AtomicBool, limits: &Limits, tx: &Sen
                 continue;
             }
         };
-        let incoming = Incoming::new(Peer::Udp(from), decode(&buf[..len], limits), len);
+        let incoming = Incoming::new(Peer::Udp(from), decode(&buf[..len], limits), &buf[..len]);
         if !deliver(tx, incoming, stop, WAKE_INTERVAL) {
             return;
         }

@@ -447,3 +447,30 @@ fn rosc_encoded_packets_decode_to_themselves() {
     });
     assert_eq!(default_decode(&encode(&packet)), Ok(packet));
 }
+
+#[test]
+fn a_rejected_packet_still_names_its_address_when_it_can_be_read() {
+    let truncated = raw_message("/mod/voice1/freq", ",f", &[]);
+    assert!(decode(&truncated, &Limits::default()).is_err());
+    assert_eq!(
+        chronus_osc::leading_address(&truncated),
+        Some("/mod/voice1/freq")
+    );
+    assert_eq!(
+        chronus_osc::leading_address(&nested_bundles(100)),
+        Some("#bundle")
+    );
+    for unreadable in [
+        &b""[..],
+        b"/no/terminator",
+        b"noslash\0",
+        b"/ctl\x07\0\0\0",
+        b"/\xff\xfe\0",
+    ] {
+        assert_eq!(
+            chronus_osc::leading_address(unreadable),
+            None,
+            "{unreadable:?}"
+        );
+    }
+}

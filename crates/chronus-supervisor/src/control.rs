@@ -1,6 +1,6 @@
 //! Turning OSC messages into what the supervisor does.
 
-use chronus_dsp::{Command, dialect};
+use chronus_dsp::{Command, Control, VoiceParam, dialect};
 use chronus_osc::{AddressPattern, OscMessage, OscType};
 
 /// What a control message asks for.
@@ -12,7 +12,8 @@ pub enum Request {
     Sync(OscType),
     KillWorker(Which),
     Speech(Speech),
-    Command(Box<Command>),
+    /// An audio command, with the concrete address when the message's was a pattern.
+    Command(Box<Command>, Option<String>),
 }
 
 /// The `/chronus/tts/*`, `/chronus/asr/*` and `/chronus/speech/*` requests.
@@ -38,27 +39,19 @@ pub enum Which {
     Standby,
 }
 
-/// The voice parameters of the dialect, as they appear after `/mod/voiceN/`.
-const VOICE_PARAMS: [&str; 7] = [
-    "freq",
-    "amp",
-    "slide_time",
-    "adsr/attack",
-    "adsr/decay",
-    "adsr/sustain",
-    "adsr/release",
-];
-
-/// Every concrete audio address, for matching OSC address patterns against.
+/// Every concrete audio address, for matching OSC address patterns against: each
+/// voice's parameters and gate, and every module and sequencer control. Aliases
+/// (`/mod/sine1/freq`, `/gate/acid1`, ...) are left out, so a pattern reaches each
+/// parameter once.
 pub fn namespace(num_voices: u8) -> Vec<String> {
-    (1..=num_voices)
-        .flat_map(|v| {
-            VOICE_PARAMS
-                .iter()
-                .map(move |p| format!("/mod/voice{v}/{p}"))
-                .chain(std::iter::once(format!("/gate/voice{v}")))
-        })
-        .collect()
+    let voices = (1..=num_voices).flat_map(|v| {
+        VoiceParam::ALL
+            .iter()
+            .map(move |p| format!("/mod/voice{v}/{}", p.suffix()))
+            .chain(std::iter::once(format!("/gate/voice{v}")))
+    });
+    let controls = Control::ALL.iter().map(|c| c.spec().address.to_owned());
+    voices.chain(controls).collect()
 }
 
 /// Converts OSC arguments into the dialect's argument type.
@@ -148,7 +141,7 @@ pub fn parse(
                 .filter(|a| pattern.matches(a))
                 .map(|a| {
                     dialect::parse(a, &args, num_voices)
-                        .map(|c| Request::Command(Box::new(c)))
+                        .map(|c| Request::Command(Box::new(c), Some(a.clone())))
                         .map_err(|e| e.to_string())
                 })
                 .collect::<Result<_, _>>()?;
@@ -160,7 +153,7 @@ pub fn parse(
         (addr, _) => {
             let args = dialect_args(&message.args)?;
             dialect::parse(addr, &args, num_voices)
-                .map(|c| vec![Request::Command(Box::new(c))])
+                .map(|c| vec![Request::Command(Box::new(c), None)])
                 .map_err(|e| e.to_string())
         }
     }
@@ -190,6 +183,70 @@ mod tests {
         .unwrap();
         assert_eq!(requests.len(), 8);
         assert!(parse(&msg("/mod/voice9?/freq", vec![OscType::Float(1.0)]), 4, &ns).is_err());
+    }
+
+    /// The addresses a pattern reached, with the command each became.
+    fn expanded(pattern: &str, value: f32, num_voices: u8) -> Vec<(String, Command)> {
+        let ns = namespace(num_voices);
+        parse(&msg(pattern, vec![OscType::Float(value)]), num_voices, &ns)
+            .unwrap()
+            .into_iter()
+            .map(|r| match r {
+                Request::Command(c, Some(addr)) => (addr, *c),
+                _ => panic!("{pattern} expanded to something other than commands"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn patterns_reach_every_voice_parameter_and_module_control() {
+        let filters = expanded("/mod/voice*/filter/freq", 1234.0, 4);
+        assert_eq!(filters.len(), 4);
+        for (i, (addr, command)) in filters.iter().enumerate() {
+            assert_eq!(addr, &format!("/mod/voice{}/filter/freq", i + 1));
+            assert_eq!(
+                command,
+                &Command::SetVoice {
+                    voice: i as u8,
+                    param: VoiceParam::FilterFreq,
+                    value: 1234.0
+                }
+            );
+        }
+        let mixes = expanded("/mod/{reverb1,delay1}/mix", 0.5, 4);
+        assert_eq!(
+            mixes,
+            [
+                (
+                    "/mod/reverb1/mix".to_owned(),
+                    Command::Set {
+                        control: Control::ReverbMix,
+                        value: 0.5
+                    }
+                ),
+                (
+                    "/mod/delay1/mix".to_owned(),
+                    Command::Set {
+                        control: Control::DelayMix,
+                        value: 0.5
+                    }
+                ),
+            ]
+        );
+        assert_eq!(expanded("/mod/voice2/send/*", 0.3, 4).len(), 2);
+        assert_eq!(expanded("/mod/lfo?/rate", 1.0, 4).len(), 2);
+        // Every address listed is one the dialect accepts, and none is listed twice.
+        let ns = namespace(16);
+        for addr in &ns {
+            assert!(
+                dialect::parse(addr, &[dialect::Arg::Float(1.0)], 16).is_ok(),
+                "{addr} is in the namespace but the dialect refuses it"
+            );
+        }
+        let mut unique = ns.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ns.len());
     }
 
     #[test]

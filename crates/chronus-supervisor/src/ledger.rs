@@ -15,6 +15,8 @@ struct Entry {
     command: Command,
     /// The message it came from, journaled as is so a journal is a usable score.
     message: Option<OscMessage>,
+    /// Published for a frame past the frontier (a future timetag).
+    scheduled: bool,
 }
 
 /// Every path here runs per command under an OSC flood, so none scans all commands
@@ -29,6 +31,8 @@ pub struct Ledger {
     stamped: BTreeMap<(u64, u64), Entry>,
     /// Sequence numbers in `stamped`.
     stamped_seqs: BTreeSet<u64>,
+    /// How many commands in flight are scheduled.
+    scheduled: usize,
     journal: Option<ScoreWriter>,
     journal_errors: u64,
 }
@@ -40,6 +44,7 @@ impl Ledger {
             unstamped: VecDeque::new(),
             stamped: BTreeMap::new(),
             stamped_seqs: BTreeSet::new(),
+            scheduled: 0,
             journal,
             journal_errors: 0,
         }
@@ -51,14 +56,22 @@ impl Ledger {
         command: Command,
         bytes: Vec<u8>,
         message: Option<OscMessage>,
+        scheduled: bool,
     ) {
+        self.scheduled += usize::from(scheduled);
         self.unstamped.push_back(Entry {
             seq,
             stamp: None,
             bytes,
             command,
             message,
+            scheduled,
         });
+    }
+
+    /// Commands published for a future timetag and not yet played.
+    pub fn scheduled(&self) -> usize {
+        self.scheduled
     }
 
     fn mark_stamped(&mut self, mut e: Entry, stamp: u64) {
@@ -86,7 +99,10 @@ impl Ledger {
             match log.stamp(e.seq, frontier) {
                 Some(stamp) => self.mark_stamped(e, stamp),
                 // Overwritten in the log: it can no longer reach a worker.
-                None => tracing::warn!(seq = e.seq, "a command was lost from the log"),
+                None => {
+                    self.scheduled -= usize::from(e.scheduled);
+                    tracing::warn!(seq = e.seq, "a command was lost from the log");
+                }
             }
         }
     }
@@ -100,6 +116,7 @@ impl Ledger {
             }
             let e = entry.remove();
             self.stamped_seqs.remove(&e.seq);
+            self.scheduled -= usize::from(e.scheduled);
             self.mirror.apply(&e.command);
             let stamp = e.stamp.unwrap_or(watermark);
             let message = e.message.unwrap_or_else(|| OscMessage {

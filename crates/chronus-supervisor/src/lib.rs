@@ -92,6 +92,9 @@ const LOCKSTEP_MATCHES: u32 = 2;
 const FADE_SECONDS: f32 = 0.05;
 const STOP_GRACE: Duration = Duration::from_millis(300);
 const BACKLOG_LIMIT: usize = 8192;
+/// Most commands waiting for a future timetag (published or queued, not yet played).
+/// Each worker holds the ones it has read until their frame, so this bounds it too.
+const SCHEDULE_LIMIT: usize = 4096;
 const SUBSCRIBER_LIMIT: usize = 64;
 /// How often systemd's STATUS= line is refreshed.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
@@ -113,6 +116,7 @@ struct Counters {
     osc_errors: u64,
     backlog_full: u64,
     osc_late: u64,
+    schedule_full: u64,
     osc_rate_limited: u64,
     osc_refused: u64,
 }
@@ -942,6 +946,21 @@ impl Supervisor {
             self.counters.backlog_full += 1;
             return Err("command queue full: the workers are not keeping up");
         }
+        let frontier = self.region.header().frontier.frame.load(Ordering::Acquire);
+        if group.min_frame > frontier {
+            let queued: usize = self
+                .backlog
+                .iter()
+                .filter(|g| g.min_frame > frontier)
+                .map(|g| g.commands.len())
+                .sum();
+            if self.ledger.scheduled() + queued + group.commands.len() > SCHEDULE_LIMIT {
+                self.counters.schedule_full += 1;
+                return Err(
+                    "schedule full: too many commands already wait for a future timetag; send it again once some have played",
+                );
+            }
+        }
         self.backlog.push_back(group);
         self.flush_backlog();
         Ok(())
@@ -972,13 +991,16 @@ impl Supervisor {
                 .collect();
             let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
             log.publish_group(seq, group.min_frame, &payloads);
+            let frontier = region.header().frontier.frame.load(Ordering::Acquire);
+            let scheduled = group.min_frame > frontier;
             for (i, ((command, message), bytes)) in
                 group.commands.into_iter().zip(encoded).enumerate()
             {
                 if matches!(command, Command::Speak { .. } | Command::SpeakStop) {
                     self.speech_published(&command, seq + i as u64);
                 }
-                self.ledger.record(seq + i as u64, command, bytes, message);
+                self.ledger
+                    .record(seq + i as u64, command, bytes, message, scheduled);
             }
         }
     }
@@ -1107,6 +1129,7 @@ impl Supervisor {
             "log.verbose" => c.log.verbose = new.log.verbose,
             "log.filter" => c.log.filter.clone_from(&new.log.filter),
             "osc.allow" => c.osc.allow.clone_from(&new.osc.allow),
+            "osc.late_bundles" => c.osc.late_bundles = new.osc.late_bundles,
             "osc.rate_limit" => {
                 c.osc.rate_limit = new.osc.rate_limit;
                 self.rate = limits::RateLimiter::per_second(new.osc.rate_limit);
@@ -1151,7 +1174,9 @@ impl Supervisor {
         match incoming.packet {
             Err(e) => {
                 self.counters.osc_errors += 1;
-                self.reply(&peer, chronus_osc::fail("", &e.to_string()));
+                let addr = incoming.address.as_deref();
+                let addr = addr.unwrap_or(chronus_osc::UNDECODABLE_ADDR);
+                self.reply(&peer, chronus_osc::fail(addr, &e.to_string()));
             }
             Ok(OscPacket::Message(message)) => self.on_messages(peer, None, vec![message]),
             Ok(OscPacket::Bundle(bundle)) => self.on_bundle(peer, bundle),
@@ -1163,17 +1188,19 @@ impl Supervisor {
     fn on_bundle(&mut self, from: Peer, bundle: chronus_osc::OscBundle) {
         let mut min_frame = self.timetag_frame(bundle.timetag);
         let frontier = self.region.header().frontier.frame.load(Ordering::Acquire);
+        let mut late_s = None;
         if let Some(frame) = min_frame
             && frame < frontier
         {
-            // Too late to be sample-accurate: run at once, and say so.
+            // Too late to be sample-accurate: say so, then run it at once or drop it.
             self.counters.osc_late += 1;
-            let late_s = (frontier - frame) as f64 / f64::from(self.config.audio.sample_rate);
+            let late = (frontier - frame) as f64 / f64::from(self.config.audio.sample_rate);
             self.broadcast(chronus_osc::message(
                 chronus_osc::LATE_ADDR,
-                vec![OscType::Float(late_s as f32)],
+                vec![OscType::Float(late as f32)],
             ));
             min_frame = None;
+            late_s = Some(late);
         }
         let mut messages = Vec::new();
         for packet in bundle.content {
@@ -1181,6 +1208,16 @@ impl Supervisor {
                 OscPacket::Message(m) => messages.push(m),
                 OscPacket::Bundle(inner) => self.on_bundle(from, inner),
             }
+        }
+        if let Some(late) = late_s
+            && self.config.osc.late_bundles == chronus_config::LateBundles::Drop
+        {
+            let reason =
+                format!("bundle arrived {late:.3} s late; dropped (osc.late_bundles = drop)");
+            for m in messages {
+                self.reply(&from, chronus_osc::fail(&m.addr, &reason));
+            }
+            return;
         }
         self.on_messages(from, min_frame, messages);
     }
@@ -1206,8 +1243,16 @@ impl Supervisor {
                 };
             for request in requests {
                 match request {
-                    control::Request::Command(command) => {
-                        group.commands.push((*command, Some(message.clone())))
+                    control::Request::Command(command, address) => {
+                        // Journaled under the address it reached, so a journal replays.
+                        let journaled = match address {
+                            Some(addr) => OscMessage {
+                                addr,
+                                args: message.args.clone(),
+                            },
+                            None => message.clone(),
+                        };
+                        group.commands.push((*command, Some(journaled)))
                     }
                     sync @ control::Request::Sync(_) => syncs.push((message.clone(), sync)),
                     other => {
@@ -1313,7 +1358,7 @@ impl Supervisor {
                 );
             }
             control::Request::Speech(request) => self.on_speech(from, request),
-            control::Request::Command(_) => unreachable!("commands are grouped by the caller"),
+            control::Request::Command(..) => unreachable!("commands are grouped by the caller"),
         }
         false
     }

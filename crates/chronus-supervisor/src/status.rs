@@ -79,6 +79,7 @@ pub fn reply(sup: &Supervisor) -> OscPacket {
         ("osc_received", long(c.osc_received)),
         ("osc_errors", long(c.osc_errors)),
         ("osc_late", long(c.osc_late)),
+        ("osc_schedule_full", long(c.schedule_full)),
         ("osc_rate_limited", long(c.osc_rate_limited)),
         ("osc_refused", long(c.osc_refused)),
         ("osc_tcp_connections", long(sup.tcp.connections() as u64)),

@@ -52,6 +52,11 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
         Some(("CHRONUS_OSC_RATE_LIMIT", "fast")),
     ),
     (
+        "osc.late_bundles",
+        "\"skip\"",
+        Some(("CHRONUS_OSC_LATE_BUNDLES", "never")),
+    ),
+    (
         "audio.backend",
         "\"jack\"",
         Some(("CHRONUS_AUDIO_BACKEND", "jack")),

@@ -327,7 +327,7 @@ fn nested_bomb(depth: usize) -> Vec<u8> {
 
 #[test]
 fn hostile_input_is_counted_and_never_disturbs_the_audio() {
-    let mut d = Daemon::start("hostile", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let (mut d, dir) = journal_daemon("hostile");
     d.send("/gate/voice1", vec![OscType::Int(1)]);
     let valid = chronus_osc::encode(&OscPacket::Message(OscMessage {
         addr: "/mod/voice1/freq".into(),
@@ -365,6 +365,11 @@ fn hostile_input_is_counted_and_never_disturbs_the_audio() {
             })),
         ),
     ];
+    // UDP carries at most 65,507 bytes, under the 64 KiB decode limit, so the largest
+    // datagram stands in for an oversize one here (TCP below sends a larger frame).
+    let mut largest = b"/mod/voice1/freq\0\0\0\0,b\0\0".to_vec();
+    largest.resize(65_507, 0x55);
+    cases.push(("largest datagram", largest));
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..200 {
         let len = (seed % 200) as usize + 1;
@@ -402,8 +407,296 @@ fn hostile_input_is_counted_and_never_disturbs_the_audio() {
         "hostile input disturbed the audio"
     );
     assert!(both_lockstep(&s));
+    // A rejected packet's fail names its address when it can be read.
+    let asker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (bytes, addr) in [
+        (&cases[0].1, "/mod/voice1/freq"),
+        (&vec![0xff, 0x00, 0x12, 0x34], chronus_osc::UNDECODABLE_ADDR),
+    ] {
+        asker.send_to(bytes, d.osc).unwrap();
+        let fail = expect_at(&asker, "/chronus/fail", "a rejected packet got no fail");
+        assert!(
+            matches!(&fail.args[..], [OscType::String(a), OscType::String(why)]
+                if a == addr && !why.is_empty()),
+            "{fail:?}"
+        );
+    }
     // Valid messages still work afterwards.
+    let valid = chronus_osc::encode(&OscPacket::Message(OscMessage {
+        addr: "/mod/voice1/freq".into(),
+        args: vec![OscType::Float(441.0)],
+    }));
     socket.send_to(&valid, d.osc).unwrap();
+    let s = d.status();
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(
+        journaled(&dir.join("journal.osc"), "/mod/voice1/freq").contains(&441.0),
+        "a valid message after the hostile ones was not applied"
+    );
+}
+
+/// A UDP socket bound to `ip` (any port).
+fn socket_on(ip: &str) -> UdpSocket {
+    UdpSocket::bind((ip, 0)).unwrap()
+}
+
+#[test]
+fn senders_outside_osc_allow_are_refused_and_change_nothing() {
+    let dir = scratch("allow-files");
+    let journal = dir.join("journal.osc");
+    let mut d = Daemon::start(
+        "allow",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_JOURNAL", journal.display().to_string()),
+            ("CHRONUS_OSC_ALLOW", "127.0.0.1/32".into()),
+        ],
+    );
+    // 127.0.0.2 is loopback too, but outside the allowlist.
+    let outsider = socket_on("127.0.0.2");
+    send_from(
+        &outsider,
+        d.osc,
+        "/mod/voice1/freq",
+        vec![OscType::Float(777.0)],
+    );
+    send_from(&outsider, d.osc, "/chronus/status", vec![]);
+    send_from(&outsider, d.osc, "/chronus/quit", vec![]);
+    d.wait_until("three refused packets", Duration::from_secs(5), |s| {
+        long(s, "osc_refused") == 3
+    });
+    outsider.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(
+        outsider.recv(&mut buf).is_err(),
+        "a refused sender got an answer"
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert_eq!(journaled(&journal, "/mod/voice1/freq"), [] as [f32; 0]);
+}
+
+/// An address of this machine other than loopback, if it has one.
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let probe = UdpSocket::bind("0.0.0.0:0").ok()?;
+    // Connecting a UDP socket sends nothing; it only picks the route's source address.
+    probe.connect("198.51.100.1:9").ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn quit_is_refused_from_beyond_this_machine_and_obeyed_from_loopback() {
+    let mut d = Daemon::start(
+        "quit",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_OSC_HOST", "0.0.0.0".into()),
+        ],
+    );
+    assert!(
+        d.log()
+            .contains("osc.allow (CHRONUS_OSC_ALLOW) is empty: any sender can control the daemon"),
+        "binding 0.0.0.0 without an allowlist logged no warning; log:\n{}",
+        d.log()
+    );
+    match non_loopback_ip() {
+        Some(ip) => {
+            let remote = UdpSocket::bind((ip, 0)).unwrap();
+            let target = std::net::SocketAddr::new(ip, d.osc.port());
+            send_from(&remote, target, "/chronus/quit", vec![]);
+            let fail = expect_at(&remote, "/chronus/fail", "quit from beyond was not refused");
+            assert!(
+                matches!(&fail.args[..], [OscType::String(a), _] if a == "/chronus/quit"),
+                "{fail:?}"
+            );
+            assert!(both_lockstep(&d.status()), "the daemon stopped anyway");
+        }
+        None => eprintln!("SKIPPED the non-loopback quit: this machine has no other address"),
+    }
+    let local = socket_on("127.0.0.1");
+    send_from(&local, d.osc, "/chronus/quit", vec![]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/chronus/quit from loopback did not stop the daemon; log:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(0), "log:\n{}", d.log());
+}
+
+#[test]
+fn a_flooding_sender_is_rate_limited_and_other_senders_are_not() {
+    const RATE: u32 = 1000;
+    let mut d = Daemon::start(
+        "rate",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_OSC_RATE_LIMIT", RATE.to_string()),
+        ],
+    );
+    let before = long(&d.status(), "osc_rate_limited");
+    let flooder = socket_on("127.0.0.3");
+    for _ in 0..5 * RATE {
+        send_from(
+            &flooder,
+            d.osc,
+            "/mod/voice1/amp",
+            vec![OscType::Float(0.1)],
+        );
+    }
+    let s = d.wait_until("the flood rate-limited", Duration::from_secs(5), |s| {
+        long(s, "osc_rate_limited") > before
+    });
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    // Another sender has its own budget: every one of its requests is answered.
+    let quiet = socket_on("127.0.0.2");
+    for i in 0..50 {
+        send_from(&quiet, d.osc, "/chronus/sync", vec![OscType::Int(i)]);
+        let synced = expect_at(&quiet, "/chronus/synced", "a quiet sender was cut off");
+        assert_eq!(synced.args, [OscType::Int(i)]);
+    }
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
+#[test]
+fn address_patterns_reach_every_matching_parameter_and_the_journal_replays() {
+    let dir = scratch("patterns-files");
+    let (journal, wav) = (dir.join("journal.osc"), dir.join("out.wav"));
+    let d = Daemon::start(
+        "patterns",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_JOURNAL", journal.display().to_string()),
+            ("CHRONUS_RECORD", wav.display().to_string()),
+        ],
+    );
+    let socket = socket_on("127.0.0.1");
+    send_from(&socket, d.osc, "/gate/voice[1-4]", vec![OscType::Int(1)]);
+    send_from(
+        &socket,
+        d.osc,
+        "/mod/voice*/filter/freq",
+        vec![OscType::Float(1234.0)],
+    );
+    send_from(
+        &socket,
+        d.osc,
+        "/mod/{reverb1,delay1}/mix",
+        vec![OscType::Float(0.5)],
+    );
+    send_from(&socket, d.osc, "/chronus/sync", vec![OscType::Int(1)]);
+    expect_at(&socket, "/chronus/synced", "sync after the patterns");
+    assert_eq!(long(&d.status(), "osc_errors"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    for v in 1..=4 {
+        assert_eq!(
+            journaled(&journal, &format!("/mod/voice{v}/filter/freq")),
+            [1234.0],
+            "voice{v}"
+        );
+    }
+    for module in ["reverb1", "delay1"] {
+        assert_eq!(journaled(&journal, &format!("/mod/{module}/mix")), [0.5]);
+    }
+    // The journal names the addresses the patterns reached, so it renders what played.
+    let (_, live) = read_wav(&wav);
+    let reference = dir.join("reference.wav");
+    let rendered = Command::new(env!("CARGO_BIN_EXE_chronusd"))
+        .arg("render")
+        .arg(&journal)
+        .arg("--out")
+        .arg(&reference)
+        .args(["--frames", &(live.len() / 2).to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let (_, reference) = read_wav(&reference);
+    assert!(
+        live.iter()
+            .zip(&reference)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "recording differs from the journal's render"
+    );
+}
+
+#[test]
+fn oscdump_receives_the_events_of_a_notify_subscription() {
+    if !have("oscdump") {
+        return;
+    }
+    let mut d = Daemon::start("oscdump", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    // oscdump cannot send, so subscribe from a port, then give that port to oscdump:
+    // the daemon sends events to the address the subscription came from.
+    let socket = socket_on("127.0.0.1");
+    let port = socket.local_addr().unwrap().port();
+    send_from(&socket, d.osc, "/chronus/notify", vec![OscType::Int(1)]);
+    expect_at(
+        &socket,
+        "/chronus/done",
+        "the subscription was not confirmed",
+    );
+    drop(socket);
+    let mut dump = Command::new("oscdump")
+        .args(["-L", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = dump.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // oscdump holds the port once binding it here fails.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "oscdump never bound {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = chronusctl(d.osc.port(), &["kill-worker", "active"]);
+    assert!(
+        killed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("/chronus/failover"))
+    {
+        match lines.recv_timeout(Duration::from_secs(5)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("oscdump printed no /chronus/failover; it printed {seen:?}"),
+        }
+    }
+    d.wait_until("restore", Duration::from_secs(5), both_lockstep);
+    signal(dump.id() as i32, libc::SIGTERM);
+    let _ = dump.wait();
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 }

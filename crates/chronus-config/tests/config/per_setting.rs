@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use chronus_config::{Backend, Cidr, TtsProtocol};
+use chronus_config::{Backend, Cidr, LateBundles, TtsProtocol};
 
 use crate::common::{
     check_invalid_env, check_invalid_file, check_invalid_override, check_layers, non_utf8, os,
@@ -169,6 +169,27 @@ fn osc_rate_limit() {
     );
     check_invalid_file("osc.rate_limit", accepted, &["0", "1000001", "\"100\""]);
     check_invalid_override("osc.rate_limit", accepted, &["", "20000.5"]);
+}
+
+#[test]
+fn osc_late_bundles() {
+    let accepted = "run or drop (case-insensitive)";
+    check_layers(
+        "osc.late_bundles",
+        "CHRONUS_OSC_LATE_BUNDLES",
+        |c| c.osc.late_bundles,
+        LateBundles::Run,
+        ("\"drop\"", LateBundles::Drop),
+        ("Run", LateBundles::Run),
+        ("DROP", LateBundles::Drop),
+    );
+    check_invalid_env(
+        "CHRONUS_OSC_LATE_BUNDLES",
+        accepted,
+        &os(&["skip", "late", "0"]),
+    );
+    check_invalid_file("osc.late_bundles", accepted, &["\"queue\"", "true"]);
+    check_invalid_override("osc.late_bundles", accepted, &["", "dropped"]);
 }
 
 #[test]

@@ -268,3 +268,43 @@ pub fn read_wav(path: &Path) -> (u32, Vec<f32>) {
     let rate = reader.spec().sample_rate;
     (rate, reader.samples::<f32>().map(Result::unwrap).collect())
 }
+
+/// Sends one message from `socket` to `to`.
+pub fn send_from(socket: &UdpSocket, to: SocketAddr, addr: &str, args: Vec<OscType>) {
+    let packet = OscPacket::Message(OscMessage {
+        addr: addr.into(),
+        args,
+    });
+    socket.send_to(&chronus_osc::encode(&packet), to).unwrap();
+}
+
+/// The first message at `addr` that `socket` receives within `timeout` (bundles
+/// flattened, other messages skipped), or `None`.
+pub fn recv_at(socket: &UdpSocket, addr: &str, timeout: Duration) -> Option<OscMessage> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok(len) = socket.recv(&mut buf) else {
+            continue;
+        };
+        let Ok(packet) = chronus_osc::decode(&buf[..len], &Default::default()) else {
+            continue;
+        };
+        if let Some(m) = chronus_osc::messages(packet)
+            .into_iter()
+            .find(|m| m.addr == addr)
+        {
+            return Some(m);
+        }
+    }
+}
+
+/// Like [`recv_at`], panicking with `what` when nothing comes.
+pub fn expect_at(socket: &UdpSocket, addr: &str, what: &str) -> OscMessage {
+    recv_at(socket, addr, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no {addr} within 5 s: {what}"))
+}
