@@ -15,7 +15,7 @@ mod slots;
 mod speech;
 mod status;
 
-use chronus_audio::{BackendChoice, Output, OutputOptions};
+use chronus_audio::{BackendChoice, Output, OutputOptions, TakeEvent};
 use chronus_config::Config;
 use chronus_dsp::Command;
 use chronus_osc::{
@@ -290,10 +290,20 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let speech_stopped = std::thread::Builder::new()
         .name("speech-stop".into())
         .spawn(move || desk.shutdown());
-    match output.finish() {
+    let (recording, take) = output.finish();
+    match recording {
         Ok(Some(frames)) => tracing::info!(frames, "recording finalized"),
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "recording could not be finalized"),
+    }
+    match take {
+        Some(TakeEvent::Stopped { path, frames, .. }) => {
+            tracing::info!(path = %path.display(), frames, "take finalized on shutdown")
+        }
+        Some(TakeEvent::Failed { reason } | TakeEvent::Aborted { reason, .. }) => {
+            tracing::error!("take could not be finalized on shutdown: {reason}")
+        }
+        Some(TakeEvent::Started { .. }) | None => {}
     }
     sup.stop_workers();
     match speech_stopped {
