@@ -2,6 +2,7 @@
 //! blocks or panics; it only reads atomics and copies samples.
 
 use crate::record::RecorderHandle;
+use crate::take::TakeTap;
 use chronus_shm::{CHANNELS, Region, SLOTS, monotonic_ns};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,15 +12,21 @@ pub struct OutputReader {
     region: Arc<Region>,
     block_frames: u64,
     recorder: Option<RecorderHandle>,
+    takes: Option<TakeTap>,
 }
 
 impl OutputReader {
-    pub fn new(region: Arc<Region>, recorder: Option<RecorderHandle>) -> OutputReader {
+    pub fn new(
+        region: Arc<Region>,
+        recorder: Option<RecorderHandle>,
+        takes: Option<TakeTap>,
+    ) -> OutputReader {
         let block_frames = u64::from(region.geometry().block_frames);
         OutputReader {
             region,
             block_frames,
             recorder,
+            takes,
         }
     }
 
@@ -33,6 +40,9 @@ impl OutputReader {
         let clock = &self.region.header().clock;
         if clock.running.load(Ordering::Acquire) == 0 {
             out.fill(0.0);
+            if let Some(takes) = &mut self.takes {
+                takes.offer(clock.play_frame.load(Ordering::Relaxed), &[]);
+            }
             return;
         }
         let readable = self.region.header().readable_slots.load(Ordering::Acquire);
@@ -90,6 +100,9 @@ impl OutputReader {
         }
         if let Some(recorder) = &mut self.recorder {
             recorder.push(&out[..frames as usize * CHANNELS]);
+        }
+        if let Some(takes) = &mut self.takes {
+            takes.offer(first_frame, &out[..frames as usize * CHANNELS]);
         }
         let took = monotonic_ns().saturating_sub(started);
         clock.callback_max_ns.fetch_max(took, Ordering::Relaxed);

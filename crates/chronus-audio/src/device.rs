@@ -2,6 +2,7 @@
 
 use crate::null::NullOutput;
 use crate::record::Recorder;
+use crate::take::{TakeTap, Takes};
 use crate::{AudioError, OutputReader};
 use chronus_shm::{CHANNELS, Region, realtime};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -53,6 +54,7 @@ pub struct Output {
     backend: Backend,
     device: String,
     recorder: Option<Recorder>,
+    takes: Takes,
     stream_errors: Arc<StreamErrors>,
     /// Why `Auto` fell back to null, for the caller to warn about once.
     pub fallback_reason: Option<String>,
@@ -99,10 +101,17 @@ impl Output {
         self.recorder.as_ref().map_or(0, Recorder::dropped_frames)
     }
 
-    /// Stops the device, then finalizes the recording; returns frames recorded.
-    pub fn finish(self) -> Result<Option<u64>, AudioError> {
+    /// Recordings started and stopped at run time.
+    pub fn takes(&self) -> &Takes {
+        &self.takes
+    }
+
+    /// Stops the device, then finalizes the recording (returning the frames
+    /// recorded) and any take still running (returning what became of it).
+    pub fn finish(self) -> (Result<Option<u64>, AudioError>, Option<crate::TakeEvent>) {
         drop(self.backend);
-        self.recorder.map(Recorder::finish).transpose()
+        let take = self.takes.finish();
+        (self.recorder.map(Recorder::finish).transpose(), take)
     }
 }
 
@@ -128,18 +137,24 @@ fn start_recorder(
         .transpose()
 }
 
+fn start_takes(options: &OutputOptions) -> Result<(Takes, TakeTap), AudioError> {
+    Takes::start(options.sample_rate).map_err(AudioError::TakesThread)
+}
+
 fn open_null(
     options: &OutputOptions,
     region: Arc<Region>,
     fallback_reason: Option<String>,
 ) -> Result<Output, AudioError> {
+    let (takes, tap) = start_takes(options)?;
     let (recorder, handle) = start_recorder(options)?.unzip();
-    let reader = OutputReader::new(region.clone(), handle);
+    let reader = OutputReader::new(region.clone(), handle, Some(tap));
     let null = NullOutput::start(reader, region, options.buffer_frames, options.sample_rate)?;
     Ok(Output {
         backend: Backend::Null(null),
         device: "null".into(),
         recorder,
+        takes,
         stream_errors: Arc::default(),
         fallback_reason,
     })
@@ -225,8 +240,9 @@ fn open_cpal(options: &OutputOptions, region: Arc<Region>) -> Result<Output, Aud
     let mut config = supported.config();
     config.buffer_size = cpal::BufferSize::Fixed(options.buffer_frames);
     let stream_errors = Arc::<StreamErrors>::default();
+    let (takes, tap) = start_takes(options)?;
     let (recorder, handle) = start_recorder(options)?.unzip();
-    let reader = OutputReader::new(region.clone(), handle);
+    let reader = OutputReader::new(region.clone(), handle, Some(tap));
     let built = match supported.sample_format() {
         SampleFormat::F32 => build::<f32>(&device, &config, reader, region, stream_errors.clone()),
         SampleFormat::I16 => build::<i16>(&device, &config, reader, region, stream_errors.clone()),
@@ -245,6 +261,7 @@ fn open_cpal(options: &OutputOptions, region: Arc<Region>) -> Result<Output, Aud
         backend: Backend::Cpal(stream),
         device: name,
         recorder,
+        takes,
         stream_errors,
         fallback_reason: None,
     })

@@ -4,18 +4,21 @@
 //! rings by absolute frame. Around it: the cpal backend (ALSA, and PulseAudio or
 //! PipeWire through it), the timer-clocked `null` backend for machines without a
 //! sound device, and the [`Recorder`] that writes what was handed to the device
-//! to a WAV file from its own thread.
+//! to a WAV file from its own thread, and [`Takes`], recordings started and
+//! stopped at run time.
 
 mod callback;
 mod capture;
 mod device;
 mod null;
 mod record;
+mod take;
 
 pub use callback::OutputReader;
 pub use capture::Capture;
 pub use device::{BackendChoice, Output, OutputOptions, open};
 pub use record::{Recorder, RecorderHandle};
+pub use take::{TakeEvent, TakeTap, Takes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
@@ -33,4 +36,6 @@ pub enum AudioError {
     NullThread(#[source] std::io::Error),
     #[error("cannot create recording {path}: {reason}")]
     Record { path: String, reason: String },
+    #[error("cannot start the recordings thread: {0}")]
+    TakesThread(#[source] std::io::Error),
 }

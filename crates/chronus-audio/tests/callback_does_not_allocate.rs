@@ -1,9 +1,9 @@
 //! Invariant: the audio callback never allocates. A counting global allocator
 //! watches the thread that runs `OutputReader::fill` after warm-up, across
 //! block-crossing callback sizes (PulseAudio hands out 170 frames for 256),
-//! fallbacks to the standby, underruns and recording.
+//! fallbacks to the standby, underruns, recording and a take being recorded.
 
-use chronus_audio::{OutputReader, Recorder};
+use chronus_audio::{OutputReader, Recorder, TakeEvent, Takes};
 use chronus_shm::{CHANNELS, Geometry, Region, block_checksum};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -70,7 +70,10 @@ fn fill_never_allocates_after_warm_up() {
     let dir = std::env::temp_dir().join(format!("chronus-alloc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (recorder, handle) = Recorder::start(&dir.join("out.wav"), 48_000).unwrap();
-    let mut reader = OutputReader::new(region.clone(), Some(handle));
+    let (takes, tap) = Takes::start(48_000).unwrap();
+    let mut reader = OutputReader::new(region.clone(), Some(handle), Some(tap));
+    // Acknowledged by the first unwatched round's fills; recorded through the watched one.
+    takes.request_start(dir.join("take.wav"));
     let h = region.header();
     h.readable_slots.store(0b11, Ordering::Release);
     h.clock.running.store(1, Ordering::Release);
@@ -97,6 +100,20 @@ fn fill_never_allocates_after_warm_up() {
             reader.fill(&mut buffer[..frames * CHANNELS]);
             WATCHING.with(|w| w.set(false));
         }
+        if round == 0 {
+            // The fills above acknowledged the start; the writer reports it soon after.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                match takes.poll() {
+                    Some(TakeEvent::Started { .. }) => break,
+                    Some(other) => panic!("the take did not start: {other:?}"),
+                    None if std::time::Instant::now() > deadline => {
+                        panic!("no answer to the start")
+                    }
+                    None => std::thread::sleep(std::time::Duration::from_millis(1)),
+                }
+            }
+        }
         if round == 1 {
             allocations_seen = ALLOCATIONS.with(Cell::get);
         }
@@ -116,5 +133,6 @@ fn fill_never_allocates_after_warm_up() {
     );
     drop(reader);
     assert!(recorder.finish().unwrap() > 0);
+    assert!(matches!(takes.finish(), Some(TakeEvent::Stopped { frames, .. }) if frames > 0));
     std::fs::remove_dir_all(&dir).unwrap();
 }

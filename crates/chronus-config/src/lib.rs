@@ -131,7 +131,10 @@ impl Default for Config {
                 lookahead_blocks: 4,
                 pulse_server: None,
             },
-            engine: EngineConfig { num_voices: 4 },
+            engine: EngineConfig {
+                num_voices: 4,
+                recordings_dir: PathBuf::from("/var/lib/chronus/recordings"),
+            },
             workers: WorkerConfig {
                 hang_timeout_ms: 250,
                 restart_backoff_min_ms: 10,
@@ -261,6 +264,8 @@ impl fmt::Display for Backend {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
     pub num_voices: u8,
+    /// Where `/engine/record/start` writes its files.
+    pub recordings_dir: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -80,6 +80,7 @@ impl SettingInfo {
                  e.g. info or chronusd=debug,warn"
             }
             Kind::Path { .. } => "a non-empty file path",
+            Kind::Dir(_) => "a non-empty directory path",
             Kind::Argv(_) => {
                 "a program and its arguments: an array of strings, or one string (as in the \
                  environment) split into arguments at whitespace, single or double quotes \
@@ -222,6 +223,8 @@ pub(crate) enum Kind {
         example: &'static str,
         field: Field<Option<PathBuf>>,
     },
+    /// A non-empty directory path with a default.
+    Dir(Field<PathBuf>),
 }
 
 impl Kind {
@@ -251,6 +254,7 @@ impl Kind {
                 field.set(config, ok.then(|| Some(s.to_owned())))
             }
             Kind::Path { field, .. } => field.set(config, (!s.is_empty()).then(|| Some(s.into()))),
+            Kind::Dir(f) => f.set(config, (!s.is_empty()).then(|| s.into())),
         }
     }
 
@@ -285,7 +289,8 @@ impl Kind {
                 | Kind::Argv(_)
                 | Kind::Name(_)
                 | Kind::Text { .. }
-                | Kind::Path { .. },
+                | Kind::Path { .. }
+                | Kind::Dir(_),
                 Value::String(s),
             ) => self.set_text(config, s),
             _ => Err(Invalid),
@@ -324,6 +329,7 @@ impl Kind {
             )),
             Kind::Name(f) => string(f.read(config).clone()),
             Kind::Text { field, .. } => field.read(config).clone().and_then(string),
+            Kind::Dir(f) => string(f.read(config).to_string_lossy().into_owned()),
             Kind::Path { field, .. } => field
                 .read(config)
                 .as_ref()
@@ -394,7 +400,7 @@ macro_rules! num {
     };
 }
 
-static SETTINGS: [SettingInfo; 35] = [
+static SETTINGS: [SettingInfo; 36] = [
     SettingInfo {
         key: "record",
         env: "CHRONUS_RECORD",
@@ -525,6 +531,14 @@ static SETTINGS: [SettingInfo; 35] = [
         env_alias: None,
         description: "Number of synthesis voices.",
         kind: Kind::U8(num!(1, 16, engine.num_voices)),
+    },
+    SettingInfo {
+        key: "engine.recordings_dir",
+        env: "CHRONUS_RECORDINGS_DIR",
+        env_alias: None,
+        description: "Directory /engine/record/start writes its WAV files into (created when \
+                      missing); a relative path is taken from chronusd's working directory.",
+        kind: Kind::Dir(field!(engine.recordings_dir)),
     },
     SettingInfo {
         key: "workers.hang_timeout_ms",

@@ -38,7 +38,7 @@ pub use engine::Engine;
 pub use params::{
     AcidParams, DelayParams, DistParams, LfoParams, Params, ReverbParams, SeqParams, VoiceParams,
 };
-pub use schema::schema;
+pub use schema::{modules, schema};
 pub use seq::{Notes, Pattern, SeqError, Step, Track, TrackName};
 pub use speech::{NoSpeech, SpeechSource};
 

@@ -95,6 +95,28 @@ pub fn schema() -> String {
     schema.to_string()
 }
 
+/// The modules an engine with `num_voices` voices has, as `/engine/list` names
+/// them: `voice1..voiceN`, then every module a [`Control`] address belongs to
+/// (`/mod/<module>/...`, and `seq` for `/seq/...`), in table order.
+pub fn modules(num_voices: u8) -> Vec<String> {
+    let mut out: Vec<String> = (1..=num_voices).map(|v| format!("voice{v}")).collect();
+    for control in Control::ALL {
+        let address = control.spec().address;
+        let module = match address.strip_prefix("/mod/") {
+            Some(rest) => rest.split('/').next().unwrap_or(rest),
+            None => address
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or(address),
+        };
+        if !out.iter().any(|m| m == module) {
+            out.push(module.to_owned());
+        }
+    }
+    out
+}
+
 /// Which voice parameters glide rather than jump.
 fn smoothing_ms(param: VoiceParam) -> Option<u32> {
     match param {
@@ -110,5 +132,28 @@ fn smoothing_ms(param: VoiceParam) -> Option<u32> {
         | VoiceParam::Decay
         | VoiceParam::Sustain
         | VoiceParam::Release => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_are_the_voices_then_every_module_the_dialect_addresses() {
+        assert_eq!(
+            modules(2),
+            [
+                "voice1", "voice2", "acid1", "dist1", "reverb1", "delay1", "lfo1", "lfo2", "seq"
+            ]
+        );
+    }
+
+    /// `/engine/schema` replies with the whole registry in one OSC message, so
+    /// it must fit one UDP datagram (65,507 bytes) with room for the envelope.
+    #[test]
+    fn schema_fits_one_udp_datagram() {
+        let len = schema().len();
+        assert!(len < 60_000, "schema is {len} bytes");
     }
 }

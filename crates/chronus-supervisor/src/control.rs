@@ -12,8 +12,21 @@ pub enum Request {
     Sync(OscType),
     KillWorker(Which),
     Speech(Speech),
+    Engine(Engine),
     /// An audio command, with the concrete address when the message's was a pattern.
     Command(Box<Command>, Option<String>),
+}
+
+/// The Music Chronus requests that only ask for a reply, and recording.
+pub enum Engine {
+    Status,
+    List,
+    Schema,
+    SeqStatus,
+    /// `/engine/record/start [file]`.
+    RecordStart(Option<String>),
+    RecordStop,
+    RecordStatus,
 }
 
 /// The `/chronus/tts/*`, `/chronus/asr/*` and `/chronus/speech/*` requests.
@@ -133,6 +146,25 @@ pub fn parse(
         }
         ("/chronus/asr/transcribe", _) => Err("expected one string, the path of a WAV file".into()),
         ("/chronus/speech/status", _) => one(Request::Speech(Speech::Status)),
+        // Queries ignore their arguments, as the original did.
+        ("/engine/status", _) => one(Request::Engine(Engine::Status)),
+        ("/engine/list", _) => one(Request::Engine(Engine::List)),
+        ("/engine/schema", _) => one(Request::Engine(Engine::Schema)),
+        ("/seq/status", _) => one(Request::Engine(Engine::SeqStatus)),
+        ("/engine/record/start", []) => one(Request::Engine(Engine::RecordStart(None))),
+        ("/engine/record/start", [OscType::String(name)]) => {
+            one(Request::Engine(Engine::RecordStart(Some(name.clone()))))
+        }
+        ("/engine/record/start", _) => {
+            Err("expected no argument (a timestamped name) or one string, a file name".into())
+        }
+        ("/engine/record/stop", _) => one(Request::Engine(Engine::RecordStop)),
+        ("/engine/record/status", _) => one(Request::Engine(Engine::RecordStatus)),
+        (addr, _) if addr.starts_with("/engine/record/") => Err(
+            "unknown address (accepted: /engine/record/start [file], /engine/record/stop, \
+             /engine/record/status)"
+                .into(),
+        ),
         (addr, _) if chronus_osc::is_pattern(addr) => {
             let pattern = AddressPattern::new(addr).map_err(|e| e.to_string())?;
             let args = dialect_args(&message.args)?;
@@ -247,6 +279,33 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), ns.len());
+    }
+
+    #[test]
+    fn engine_requests_are_the_supervisors_and_check_their_arguments() {
+        let ns = namespace(1);
+        for addr in [
+            "/engine/status",
+            "/engine/list",
+            "/engine/schema",
+            "/seq/status",
+        ] {
+            assert!(matches!(
+                parse(&msg(addr, vec![]), 1, &ns).unwrap()[..],
+                [Request::Engine(_)]
+            ));
+        }
+        let start = |args| parse(&msg("/engine/record/start", args), 1, &ns);
+        assert!(matches!(
+            start(vec![]).unwrap()[..],
+            [Request::Engine(Engine::RecordStart(None))]
+        ));
+        assert!(matches!(
+            &start(vec![OscType::String("x".into())]).unwrap()[..],
+            [Request::Engine(Engine::RecordStart(Some(name)))] if name == "x"
+        ));
+        assert!(start(vec![OscType::Int(1)]).is_err());
+        assert!(parse(&msg("/engine/record/pause", vec![]), 1, &ns).is_err());
     }
 
     #[test]

@@ -179,6 +179,11 @@ impl Ledger {
         self.unstamped.front().map(|e| e.seq)
     }
 
+    /// The parameters as of the last settled command: what the device has played.
+    pub fn mirror(&self) -> &Params {
+        &self.mirror
+    }
+
     pub fn journal_errors(&self) -> u64 {
         self.journal_errors
     }

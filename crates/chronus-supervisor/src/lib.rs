@@ -6,6 +6,7 @@
 //! worker exits, OSC packets, ticks), selected with crossbeam.
 
 mod control;
+mod engine;
 mod ledger;
 mod limits;
 mod notify;
@@ -15,7 +16,7 @@ mod slots;
 mod speech;
 mod status;
 
-use chronus_audio::{BackendChoice, Output, OutputOptions};
+use chronus_audio::{BackendChoice, Output, OutputOptions, TakeEvent};
 use chronus_config::Config;
 use chronus_dsp::Command;
 use chronus_osc::{
@@ -165,6 +166,20 @@ struct Supervisor {
     /// When STATUS= was last considered.
     status_sent: Instant,
     desk: speech::Desk,
+    /// The audio output, once open.
+    output: Option<Output>,
+    takes: TakeState,
+}
+
+/// What the supervisor knows of `/engine/record/*`.
+#[derive(Default)]
+struct TakeState {
+    /// Requests the takes writer has not answered yet, in order, with their address.
+    pending: VecDeque<(Peer, &'static str)>,
+    /// The running take's file.
+    current: Option<PathBuf>,
+    /// The latest take's file and first frame, running or not.
+    last: Option<(PathBuf, u64)>,
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or `/chronus/quit`.
@@ -267,6 +282,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         ready_sent: false,
         status_sent: now,
         desk,
+        output: None,
+        takes: TakeState::default(),
     };
     sup.cold_start()?;
 
@@ -285,8 +302,9 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     }
     sup.backend = output.backend_name();
     tracing::info!(backend = sup.backend, device = output.device_name(), osc = %sup.osc.local_addr(), "chronusd started");
+    sup.output = Some(output);
 
-    let result = sup.event_loop(&events_rx, &osc_rx, &output);
+    let result = sup.event_loop(&events_rx, &osc_rx);
     sup.osc.shutdown();
     sup.tcp.shutdown();
     // Speech engines stop (close stdin, grace, TERM, KILL) while the workers do.
@@ -294,10 +312,23 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let speech_stopped = std::thread::Builder::new()
         .name("speech-stop".into())
         .spawn(move || desk.shutdown());
-    match output.finish() {
+    let (recording, take) = match sup.output.take() {
+        Some(output) => output.finish(),
+        None => (Ok(None), None),
+    };
+    match recording {
         Ok(Some(frames)) => tracing::info!(frames, "recording finalized"),
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "recording could not be finalized"),
+    }
+    match take {
+        Some(TakeEvent::Stopped { path, frames, .. }) => {
+            tracing::info!(path = %path.display(), frames, "take finalized on shutdown")
+        }
+        Some(TakeEvent::Failed { reason } | TakeEvent::Aborted { reason, .. }) => {
+            tracing::error!("take could not be finalized on shutdown: {reason}")
+        }
+        Some(TakeEvent::Started { .. }) | None => {}
     }
     sup.stop_workers();
     match speech_stopped {
@@ -347,7 +378,6 @@ impl Supervisor {
         &mut self,
         events: &Receiver<Event>,
         osc: &Receiver<Incoming>,
-        output: &Output,
     ) -> Result<(), SupervisorError> {
         let ticker = crossbeam_channel::tick(TICK);
         let (spawn_jobs, speech_events) = (self.desk.jobs.clone(), self.desk.events.clone());
@@ -395,6 +425,8 @@ impl Supervisor {
                     if let Some(result) = self.tick() {
                         return result;
                     }
+                    self.takes_tick();
+                    let Some(output) = &self.output else { continue };
                     // Once audio runs, every realtime thread has asked for SCHED_FIFO.
                     if !realtime_warned && self.ready_sent {
                         realtime_warned = self.warn_realtime_denied(output);
@@ -1130,6 +1162,11 @@ impl Supervisor {
             "log.filter" => c.log.filter.clone_from(&new.log.filter),
             "osc.allow" => c.osc.allow.clone_from(&new.osc.allow),
             "osc.late_bundles" => c.osc.late_bundles = new.osc.late_bundles,
+            "engine.recordings_dir" => {
+                c.engine
+                    .recordings_dir
+                    .clone_from(&new.engine.recordings_dir);
+            }
             "osc.rate_limit" => {
                 c.osc.rate_limit = new.osc.rate_limit;
                 self.rate = limits::RateLimiter::per_second(new.osc.rate_limit);
@@ -1358,9 +1395,128 @@ impl Supervisor {
                 );
             }
             control::Request::Speech(request) => self.on_speech(from, request),
+            control::Request::Engine(request) => self.on_engine(from, request),
             control::Request::Command(..) => unreachable!("commands are grouped by the caller"),
         }
         false
+    }
+
+    /// `/engine/*` queries and recording, and `/seq/status`.
+    fn on_engine(&mut self, from: Peer, request: control::Engine) {
+        let mirror = self.ledger.mirror();
+        let reply = match request {
+            control::Engine::Status => engine::status(
+                mirror,
+                self.config.audio.sample_rate,
+                self.takes.current.is_some(),
+            ),
+            control::Engine::List => engine::list(self.config.engine.num_voices),
+            control::Engine::Schema => engine::schema(),
+            control::Engine::SeqStatus => engine::seq_status(mirror),
+            control::Engine::RecordStatus => {
+                let (written, dropped) = self.output.as_ref().map_or((0, 0), |o| {
+                    (o.takes().written_frames(), o.takes().dropped_frames())
+                });
+                let last = self.takes.last.as_ref();
+                engine::record_status(
+                    self.takes.current.is_some(),
+                    last.map(|(path, _)| path.as_path()),
+                    last.map_or(0, |(_, start)| *start),
+                    written,
+                    dropped,
+                )
+            }
+            control::Engine::RecordStart(name) => {
+                let Some(output) = &self.output else {
+                    return self.reply(
+                        &from,
+                        chronus_osc::fail(
+                            engine::RECORD_START_ADDR,
+                            "the audio output is not open yet",
+                        ),
+                    );
+                };
+                match engine::recording_name(name.as_deref(), std::time::SystemTime::now()) {
+                    Ok(name) => {
+                        output
+                            .takes()
+                            .request_start(self.config.engine.recordings_dir.join(name));
+                        self.takes
+                            .pending
+                            .push_back((from, engine::RECORD_START_ADDR));
+                    }
+                    Err(reason) => {
+                        self.counters.osc_errors += 1;
+                        self.reply(&from, chronus_osc::fail(engine::RECORD_START_ADDR, &reason));
+                    }
+                }
+                return;
+            }
+            control::Engine::RecordStop => {
+                match &self.output {
+                    Some(output) => {
+                        output.takes().request_stop();
+                        self.takes
+                            .pending
+                            .push_back((from, engine::RECORD_STOP_ADDR));
+                    }
+                    None => self.reply(
+                        &from,
+                        chronus_osc::fail(engine::RECORD_STOP_ADDR, "no recording is running"),
+                    ),
+                }
+                return;
+            }
+        };
+        self.reply(&from, reply);
+    }
+
+    /// Answers `/engine/record/start|stop` as the takes writer reports on them.
+    fn takes_tick(&mut self) {
+        while let Some(event) = self.output.as_ref().and_then(|o| o.takes().poll()) {
+            let answer = match event {
+                TakeEvent::Aborted { path, reason } => {
+                    tracing::error!(path = %path.display(), "recording stopped: cannot write: {reason}");
+                    self.takes.current = None;
+                    continue;
+                }
+                TakeEvent::Started { path, start_frame } => {
+                    tracing::info!(path = %path.display(), start_frame, "recording started");
+                    let done = vec![
+                        OscType::String(path.display().to_string()),
+                        OscType::Long(start_frame as i64),
+                    ];
+                    self.takes.last = Some((path.clone(), start_frame));
+                    self.takes.current = Some(path);
+                    Ok(done)
+                }
+                TakeEvent::Stopped {
+                    path,
+                    frames,
+                    dropped,
+                    ..
+                } => {
+                    tracing::info!(path = %path.display(), frames, dropped, "recording stopped");
+                    self.takes.current = None;
+                    Ok(vec![
+                        OscType::String(path.display().to_string()),
+                        OscType::Long(frames as i64),
+                        OscType::Long(dropped as i64),
+                    ])
+                }
+                TakeEvent::Failed { reason } => Err(reason),
+            };
+            let Some((peer, addr)) = self.takes.pending.pop_front() else {
+                continue;
+            };
+            match answer {
+                Ok(args) => self.reply(&peer, chronus_osc::done(addr, args)),
+                Err(reason) => {
+                    self.counters.osc_errors += 1;
+                    self.reply(&peer, chronus_osc::fail(addr, &reason));
+                }
+            }
+        }
     }
 
     fn reply(&self, to: &Peer, packet: OscPacket) {

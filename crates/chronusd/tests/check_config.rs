@@ -84,6 +84,7 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
     ),
     ("audio.pulse_server", "\"\"", None),
     ("engine.num_voices", "17", Some(("CHRONUS_NUM_VOICES", "0"))),
+    ("engine.recordings_dir", "\"\"", None),
     (
         "workers.hang_timeout_ms",
         "5",

@@ -341,6 +341,23 @@ fn engine_num_voices() {
 }
 
 #[test]
+fn engine_recordings_dir() {
+    let accepted = "a non-empty directory path";
+    check_layers(
+        "engine.recordings_dir",
+        "CHRONUS_RECORDINGS_DIR",
+        |c| c.engine.recordings_dir.clone(),
+        PathBuf::from("/var/lib/chronus/recordings"),
+        ("\"/srv/takes\"", PathBuf::from("/srv/takes")),
+        ("/srv/env-takes", PathBuf::from("/srv/env-takes")),
+        ("takes", PathBuf::from("takes")),
+    );
+    check_invalid_env("CHRONUS_RECORDINGS_DIR", accepted, &[non_utf8()]);
+    check_invalid_file("engine.recordings_dir", accepted, &["\"\"", "1"]);
+    check_invalid_override("engine.recordings_dir", accepted, &[""]);
+}
+
+#[test]
 fn workers_hang_timeout_ms() {
     let accepted = "an integer from 10 to 60000";
     check_layers(
