@@ -1050,7 +1050,7 @@ impl Supervisor {
                 if old.audio != new.audio {
                     needs_restart.push("[audio]");
                 }
-                if old.engine != new.engine {
+                if old.engine.num_voices != new.engine.num_voices {
                     needs_restart.push("engine.num_voices");
                 }
                 if old.record != new.record {
@@ -1079,6 +1079,8 @@ impl Supervisor {
                 }
                 self.config.log = log;
                 self.config.workers = new.workers.clone();
+                self.config.engine.patterns_dir = new.engine.patterns_dir.clone();
+                self.config.viz = new.viz.clone();
                 self.config.osc.allow = new.osc.allow.clone();
                 if new.osc.rate_limit != self.config.osc.rate_limit {
                     self.rate = limits::RateLimiter::per_second(new.osc.rate_limit);
