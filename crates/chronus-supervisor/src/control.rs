@@ -12,6 +12,7 @@ pub enum Request {
     Sync(OscType),
     KillWorker(Which),
     Speech(Speech),
+    Pattern(crate::patterns::Request),
     Command(Box<Command>),
 }
 
@@ -140,6 +141,9 @@ pub fn parse(
         }
         ("/chronus/asr/transcribe", _) => Err("expected one string, the path of a WAV file".into()),
         ("/chronus/speech/status", _) => one(Request::Speech(Speech::Status)),
+        (addr, _) if addr.starts_with("/pattern/") => {
+            crate::patterns::parse(message).map(|r| vec![Request::Pattern(r)])
+        }
         (addr, _) if chronus_osc::is_pattern(addr) => {
             let pattern = AddressPattern::new(addr).map_err(|e| e.to_string())?;
             let args = dialect_args(&message.args)?;

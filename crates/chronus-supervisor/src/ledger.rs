@@ -130,6 +130,18 @@ impl Ledger {
         }
     }
 
+    /// The parameters once every published command has played: the mirror, then
+    /// the unplayed commands in the order workers apply them (unstamped last).
+    pub fn latest(&self) -> Params {
+        let mut params = self.mirror.clone();
+        let mut unplayed: Vec<&Entry> = self.unsettled.iter().collect();
+        unplayed.sort_by_key(|e| (e.stamp.unwrap_or(u64::MAX), e.seq));
+        for e in unplayed {
+            params.apply(&e.command);
+        }
+        params
+    }
+
     /// The earliest record not yet played, if any.
     pub fn oldest_unsettled(&self) -> Option<u64> {
         self.unsettled.iter().map(|e| e.seq).min()

@@ -9,6 +9,7 @@ mod control;
 mod ledger;
 mod limits;
 mod notify;
+mod patterns;
 mod process;
 pub mod score;
 mod slots;
@@ -1280,6 +1281,7 @@ impl Supervisor {
                 );
             }
             control::Request::Speech(request) => self.on_speech(from, request),
+            control::Request::Pattern(request) => self.on_pattern(from, request),
             control::Request::Command(_) => unreachable!("commands are grouped by the caller"),
         }
         false
