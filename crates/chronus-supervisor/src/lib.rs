@@ -15,6 +15,7 @@ pub mod score;
 mod slots;
 mod speech;
 mod status;
+mod viz;
 
 use chronus_audio::{BackendChoice, Output, OutputOptions};
 use chronus_config::Config;
@@ -162,6 +163,7 @@ struct Supervisor {
     /// When STATUS= was last considered.
     status_sent: Instant,
     desk: speech::Desk,
+    viz: viz::Viz,
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or `/chronus/quit`.
@@ -264,6 +266,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         ready_sent: false,
         status_sent: now,
         desk,
+        viz: viz::Viz::new(now),
     };
     sup.cold_start()?;
 
@@ -675,6 +678,9 @@ impl Supervisor {
         self.ledger.observe_stamps(&self.region.log());
         self.ledger.settle(play);
         self.speech_tick(play);
+        let active = self.active_slot();
+        self.viz
+            .tick(now, self.config.viz.target(), &region, active);
         self.announce();
         match self.phase {
             Phase::Starting { since } => {
