@@ -102,6 +102,7 @@ pub struct Config {
     pub osc: OscConfig,
     pub audio: AudioConfig,
     pub engine: EngineConfig,
+    pub viz: VizConfig,
     pub workers: WorkerConfig,
     pub log: LogConfig,
     pub speech: SpeechSettings,
@@ -134,6 +135,12 @@ impl Default for Config {
             engine: EngineConfig {
                 num_voices: 4,
                 recordings_dir: PathBuf::from("/var/lib/chronus/recordings"),
+                patterns_dir: None,
+            },
+            viz: VizConfig {
+                enabled: true,
+                host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 5006,
             },
             workers: WorkerConfig {
                 hang_timeout_ms: 250,
@@ -266,6 +273,53 @@ pub struct EngineConfig {
     pub num_voices: u8,
     /// Where `/engine/record/start` writes its files.
     pub recordings_dir: PathBuf,
+    /// Where `/pattern/save` writes slots; unset means [`EngineConfig::patterns_dir`]'s fallback.
+    pub patterns_dir: Option<PathBuf>,
+}
+
+impl EngineConfig {
+    /// The directory pattern slots live in: the setting, else `patterns` in
+    /// systemd's `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/chronus/patterns`,
+    /// else `~/.local/state/chronus/patterns`, else `./patterns`.
+    pub fn patterns_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.patterns_dir {
+            return dir.clone();
+        }
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(state) = var("STATE_DIRECTORY") {
+            // systemd lists several directories separated by colons; the first is ours.
+            let state = state
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            return PathBuf::from(state).join("patterns");
+        }
+        if let Some(xdg) = var("XDG_STATE_HOME") {
+            return PathBuf::from(xdg).join("chronus/patterns");
+        }
+        match var("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/state/chronus/patterns"),
+            None => PathBuf::from("patterns"),
+        }
+    }
+}
+
+/// Where `/viz/levels` and `/viz/spectrum` are sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VizConfig {
+    pub enabled: bool,
+    pub host: IpAddr,
+    /// 0 turns the messages off, as `enabled = false` does.
+    pub port: u16,
+}
+
+impl VizConfig {
+    /// The destination, or `None` when visualisation is off.
+    pub fn target(&self) -> Option<std::net::SocketAddr> {
+        (self.enabled && self.port != 0).then(|| std::net::SocketAddr::new(self.host, self.port))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

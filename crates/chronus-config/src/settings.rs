@@ -400,7 +400,7 @@ macro_rules! num {
     };
 }
 
-static SETTINGS: [SettingInfo; 36] = [
+static SETTINGS: [SettingInfo; 40] = [
     SettingInfo {
         key: "record",
         env: "CHRONUS_RECORD",
@@ -539,6 +539,40 @@ static SETTINGS: [SettingInfo; 36] = [
         description: "Directory /engine/record/start writes its WAV files into (created when \
                       missing); a relative path is taken from chronusd's working directory.",
         kind: Kind::Dir(field!(engine.recordings_dir)),
+    },
+    SettingInfo {
+        key: "engine.patterns_dir",
+        env: "CHRONUS_PATTERNS_DIR",
+        env_alias: None,
+        description: "Directory /pattern/save writes its 128 slots to (000.json to 127.json), \
+                      created when first needed; unset uses $STATE_DIRECTORY/patterns under \
+                      systemd (/var/lib/chronus/patterns), else \
+                      $XDG_STATE_HOME/chronus/patterns (~/.local/state/chronus/patterns).",
+        kind: Kind::Path {
+            example: "/var/lib/chronus/patterns",
+            field: field!(engine.patterns_dir),
+        },
+    },
+    SettingInfo {
+        key: "viz.enabled",
+        env: "CHRONUS_VIZ_ENABLED",
+        env_alias: None,
+        description: "Send /viz/levels and /viz/spectrum of the played audio 10 times a second.",
+        kind: Kind::Bool(field!(viz.enabled)),
+    },
+    SettingInfo {
+        key: "viz.host",
+        env: "CHRONUS_VIZ_HOST",
+        env_alias: None,
+        description: "Address the visualisation messages are sent to (UDP).",
+        kind: Kind::Ip(field!(viz.host)),
+    },
+    SettingInfo {
+        key: "viz.port",
+        env: "CHRONUS_VIZ_PORT",
+        env_alias: None,
+        description: "UDP port the visualisation messages are sent to; 0 turns them off.",
+        kind: Kind::U16(num!(0, 65535, viz.port)),
     },
     SettingInfo {
         key: "workers.hang_timeout_ms",

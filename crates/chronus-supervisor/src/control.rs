@@ -13,6 +13,7 @@ pub enum Request {
     KillWorker(Which),
     Speech(Speech),
     Engine(Engine),
+    Pattern(crate::patterns::Request),
     /// An audio command, with the concrete address when the message's was a pattern.
     Command(Box<Command>, Option<String>),
 }
@@ -165,6 +166,9 @@ pub fn parse(
              /engine/record/status)"
                 .into(),
         ),
+        (addr, _) if addr.starts_with("/pattern/") => {
+            crate::patterns::parse(message).map(|r| vec![Request::Pattern(r)])
+        }
         (addr, _) if chronus_osc::is_pattern(addr) => {
             let pattern = AddressPattern::new(addr).map_err(|e| e.to_string())?;
             let args = dialect_args(&message.args)?;

@@ -167,6 +167,17 @@ impl Ledger {
         }
     }
 
+    /// The parameters once every published command has played: the mirror, then
+    /// the unplayed commands in the order workers apply them (unstamped last).
+    pub fn latest(&self) -> Params {
+        let mut params = self.mirror.clone();
+        // `stamped` iterates in (stamp, seq) order; the unstamped follow in seq order.
+        for e in self.stamped.values().chain(&self.unstamped) {
+            params.apply(&e.command);
+        }
+        params
+    }
+
     /// The earliest record not yet played, if any.
     pub fn oldest_unsettled(&self) -> Option<u64> {
         let stamped = self.stamped_seqs.first().copied();

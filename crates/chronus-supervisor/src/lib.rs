@@ -10,11 +10,13 @@ mod engine;
 mod ledger;
 mod limits;
 mod notify;
+mod patterns;
 mod process;
 pub mod score;
 mod slots;
 mod speech;
 mod status;
+mod viz;
 
 use chronus_audio::{BackendChoice, Output, OutputOptions, TakeEvent};
 use chronus_config::Config;
@@ -166,6 +168,7 @@ struct Supervisor {
     /// When STATUS= was last considered.
     status_sent: Instant,
     desk: speech::Desk,
+    viz: viz::Viz,
     /// The audio output, once open.
     output: Option<Output>,
     takes: TakeState,
@@ -284,6 +287,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         desk,
         output: None,
         takes: TakeState::default(),
+        viz: viz::Viz::new(now),
     };
     sup.cold_start()?;
 
@@ -730,6 +734,9 @@ impl Supervisor {
         self.ledger.observe_stamps(&self.region.log());
         self.ledger.settle(play);
         self.speech_tick(play);
+        let active = self.active_slot();
+        self.viz
+            .tick(now, self.config.viz.target(), &region, active);
         self.announce();
         match self.phase {
             Phase::Starting { since } => {
@@ -1167,6 +1174,8 @@ impl Supervisor {
                     .recordings_dir
                     .clone_from(&new.engine.recordings_dir);
             }
+            "engine.patterns_dir" => c.engine.patterns_dir.clone_from(&new.engine.patterns_dir),
+            "viz.enabled" | "viz.host" | "viz.port" => c.viz.clone_from(&new.viz),
             "osc.rate_limit" => {
                 c.osc.rate_limit = new.osc.rate_limit;
                 self.rate = limits::RateLimiter::per_second(new.osc.rate_limit);
@@ -1396,6 +1405,7 @@ impl Supervisor {
             }
             control::Request::Speech(request) => self.on_speech(from, request),
             control::Request::Engine(request) => self.on_engine(from, request),
+            control::Request::Pattern(request) => self.on_pattern(from, request),
             control::Request::Command(..) => unreachable!("commands are grouped by the caller"),
         }
         false

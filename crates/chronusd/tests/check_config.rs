@@ -85,6 +85,14 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
     ("audio.pulse_server", "\"\"", None),
     ("engine.num_voices", "17", Some(("CHRONUS_NUM_VOICES", "0"))),
     ("engine.recordings_dir", "\"\"", None),
+    ("engine.patterns_dir", "\"\"", None),
+    ("viz.enabled", "1", Some(("CHRONUS_VIZ_ENABLED", "maybe"))),
+    (
+        "viz.host",
+        "\"localhost\"",
+        Some(("CHRONUS_VIZ_HOST", "localhost")),
+    ),
+    ("viz.port", "65536", Some(("CHRONUS_VIZ_PORT", "-1"))),
     (
         "workers.hang_timeout_ms",
         "5",

@@ -4,10 +4,13 @@
 
 mod common;
 
-use chronus_osc::OscType;
+use chronus_osc::{OscMessage, OscPacket, OscType};
 use common::*;
+use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const KILLS: i64 = 1000;
@@ -119,6 +122,181 @@ fn thousand_kills_of_the_active_worker_alter_no_sample() {
         status.success(),
         "chronusd exited with {status}; log:\n{log}"
     );
+    assert_recording_matches_journal(&dir);
+}
+
+/// Sends `(address, args)` messages from one socket.
+fn send_all(socket: &UdpSocket, to: std::net::SocketAddr, messages: &[(&str, Vec<OscType>)]) {
+    for (addr, args) in messages {
+        let packet = OscPacket::Message(OscMessage {
+            addr: (*addr).into(),
+            args: args.clone(),
+        });
+        socket.send_to(&chronus_osc::encode(&packet), to).unwrap();
+    }
+}
+
+fn text(s: &str) -> OscType {
+    OscType::String(s.into())
+}
+
+fn float(x: f32) -> OscType {
+    OscType::Float(x)
+}
+
+#[test]
+fn a_live_multi_voice_session_through_kills_plays_exactly_its_journal() {
+    let (mut d, dir) = recorded_daemon(
+        "session",
+        &[(
+            "CHRONUS_PATTERNS_DIR",
+            scratch("session-patterns").display().to_string(),
+        )],
+    );
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Four oscillator types, acid on voice2, every effect fed, both LFOs.
+    let setup: Vec<(&str, Vec<OscType>)> = vec![
+        ("/mod/voice1/osc/type", vec![OscType::Int(0)]),
+        ("/mod/voice2/osc/type", vec![OscType::Int(1)]),
+        ("/mod/voice3/osc/type", vec![OscType::Int(2)]),
+        ("/mod/voice4/osc/type", vec![OscType::Int(4)]),
+        ("/mod/voice1/freq", vec![float(55.0)]),
+        ("/mod/voice1/adsr/decay", vec![float(0.15)]),
+        ("/mod/voice1/adsr/sustain", vec![float(0.0)]),
+        ("/mod/voice2/amp", vec![float(0.4)]),
+        ("/mod/voice3/amp", vec![float(0.2)]),
+        ("/mod/voice3/slide_time", vec![float(0.05)]),
+        ("/mod/voice4/amp", vec![float(0.15)]),
+        ("/mod/voice4/adsr/release", vec![float(0.05)]),
+        ("/mod/acid1/mix", vec![float(1.0)]),
+        ("/mod/acid1/res", vec![float(0.8)]),
+        ("/mod/acid1/env_amount", vec![float(0.7)]),
+        ("/mod/acid1/drive", vec![float(0.5)]),
+        ("/mod/voice2/send/delay", vec![float(0.4)]),
+        ("/mod/voice3/send/reverb", vec![float(0.5)]),
+        ("/mod/voice4/send/reverb", vec![float(0.3)]),
+        ("/mod/delay1/time", vec![float(0.187)]),
+        ("/mod/delay1/feedback", vec![float(0.5)]),
+        ("/mod/delay1/mix", vec![float(0.3)]),
+        ("/mod/reverb1/room", vec![float(0.8)]),
+        ("/mod/reverb1/mix", vec![float(0.3)]),
+        ("/mod/dist1/drive", vec![float(0.4)]),
+        ("/mod/dist1/mix", vec![float(0.3)]),
+        ("/mod/lfo1/rate", vec![float(0.5)]),
+        ("/mod/lfo1/depth", vec![float(0.6)]),
+        ("/mod/lfo2/rate", vec![float(3.0)]),
+        ("/mod/lfo2/depth", vec![float(0.4)]),
+        // Four tracks of 16, 8, 12 and 5 steps, with swing.
+        ("/seq/bpm", vec![float(132.0)]),
+        ("/seq/swing", vec![float(0.3)]),
+        ("/seq/gate_length", vec![float(0.4)]),
+        (
+            "/seq/add",
+            vec![text("kick"), text("voice1"), text("X...x...X...x.x.")],
+        ),
+        (
+            "/seq/add",
+            vec![
+                text("bass"),
+                text("voice2"),
+                text("x.xX.x.x"),
+                text("notes=A1 C2 E2 G2"),
+            ],
+        ),
+        (
+            "/seq/add",
+            vec![
+                text("lead"),
+                text("voice3"),
+                text("x..x..X..x.."),
+                text("notes=A3 E4 C4"),
+            ],
+        ),
+        (
+            "/seq/add",
+            vec![
+                text("hats"),
+                text("voice4"),
+                text("x.xX."),
+                text("gate=0.2"),
+            ],
+        ),
+        ("/seq/start", vec![]),
+        ("/pattern/save", vec![OscType::Int(42)]),
+        // Slot 42 differs from what plays next.
+        ("/seq/update/pattern", vec![text("bass"), text("X.......")]),
+        ("/seq/remove", vec![text("hats")]),
+    ];
+    send_all(&socket, d.osc, &setup);
+
+    // Parameter sweeps every 20 ms for as long as the kills go on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sweeper = {
+        let (stop, to) = (stop.clone(), d.osc);
+        std::thread::spawn(move || {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let t = i as f32 * 0.02;
+                let wave = (t * 0.7).sin();
+                send_all(
+                    &socket,
+                    to,
+                    &[
+                        ("/mod/acid1/cutoff", vec![float(800.0 + 600.0 * wave)]),
+                        (
+                            "/mod/voice3/filter/freq",
+                            vec![float(2000.0 - 1500.0 * wave)],
+                        ),
+                        (
+                            "/mod/voice4/filter/freq",
+                            vec![float(3000.0 + 2000.0 * wave)],
+                        ),
+                        ("/mod/delay1/feedback", vec![float(0.4 + 0.2 * wave)]),
+                    ],
+                );
+                i += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            i
+        })
+    };
+
+    let mut s = d.status();
+    let kills: i64 = 24;
+    for i in 0..kills {
+        if i == kills / 2 {
+            // Back to the saved pattern at the next bar line, while the kills go on.
+            send_all(&socket, d.osc, &[("/pattern/load", vec![OscType::Int(42)])]);
+        }
+        // Kill at varying phases of the sequencer's steps.
+        std::thread::sleep(Duration::from_millis(30 + 13 * (i % 5) as u64));
+        signal(active_pid(&s), libc::SIGKILL);
+        s = wait_restored(&mut d, i + 1);
+    }
+    signal(standby_pid(&s), libc::SIGKILL);
+    s = wait_restored(&mut d, kills + 1);
+    // Let the loaded pattern's bar line pass before the end (a bar is under 2 s).
+    let frames = long(&s, "frames");
+    s = d.wait_until("two more seconds played", Duration::from_secs(10), |s| {
+        long(s, "frames") > frames + 96_000
+    });
+    stop.store(true, Ordering::Relaxed);
+    let sweeps = sweeper.join().unwrap();
+    assert!(sweeps >= 50, "only {sweeps} sweep steps were sent");
+    assert_eq!(long(&s, "failovers"), kills);
+    assert_eq!(long(&s, "divergences"), 0);
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    assert_eq!(long(&s, "cold_starts"), 0);
+    assert_eq!(
+        long(&s, "osc_errors"),
+        0,
+        "a message was refused; log:\n{}",
+        d.log()
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(log.contains("pattern loaded"), "log:\n{log}");
     assert_recording_matches_journal(&dir);
 }
 

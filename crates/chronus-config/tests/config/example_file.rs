@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use chronus_config::{
-    AsrSettings, AudioConfig, Config, LogConfig, Source, Sources, SpeechSettings, settings,
+    AsrSettings, AudioConfig, Config, EngineConfig, LogConfig, Source, Sources, SpeechSettings,
+    settings,
 };
 
 use crate::common::{load_ok, write_config};
@@ -161,6 +162,10 @@ fn example_file_values_are_valid_when_uncommented() {
             device: Some("pulse".into()),
             pulse_server: Some("unix:/run/user/1000/pulse/native".into()),
             ..defaults.audio.clone()
+        },
+        engine: EngineConfig {
+            patterns_dir: Some("/var/lib/chronus/patterns".into()),
+            ..defaults.engine.clone()
         },
         log: LogConfig {
             filter: Some("chronusd=debug,warn".into()),

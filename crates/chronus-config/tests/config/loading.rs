@@ -77,7 +77,7 @@ fn unknown_top_level_key_is_an_error() {
         err.to_string(),
         format!(
             "unknown key `colour` in {} (known top-level keys: record, journal, [osc], \
-             [audio], [engine], [workers], [log], [speech.tts], [speech.asr])",
+             [audio], [engine], [viz], [workers], [log], [speech.tts], [speech.asr])",
             path.display()
         )
     );
@@ -133,7 +133,7 @@ fn misplaced_section_error_suggests_the_nested_one() {
         load_err(&sources).to_string(),
         format!(
             "unknown key `tts` in {} (known top-level keys: record, journal, [osc], [audio], \
-             [engine], [workers], [log], [speech.tts], [speech.asr]; did you mean \
+             [engine], [viz], [workers], [log], [speech.tts], [speech.asr]; did you mean \
              `[speech.tts]`?)",
             path.display()
         )
@@ -170,7 +170,7 @@ fn misplaced_key_error_suggests_where_it_belongs() {
     let (_, sources) = file_sources("misplaced-port", "port = 5005\n");
     let message = load_err(&sources).to_string();
     assert!(
-        message.ends_with("; did you mean `osc.port`?)"),
+        message.ends_with("; did you mean `osc.port` or `viz.port`?)"),
         "{message}"
     );
 }

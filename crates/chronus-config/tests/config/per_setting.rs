@@ -358,6 +358,73 @@ fn engine_recordings_dir() {
 }
 
 #[test]
+fn engine_patterns_dir() {
+    let accepted = "a non-empty file path";
+    check_layers(
+        "engine.patterns_dir",
+        "CHRONUS_PATTERNS_DIR",
+        |c| c.engine.patterns_dir.clone(),
+        None,
+        ("\"/srv/patterns\"", some_path("/srv/patterns")),
+        ("/srv/env-patterns", some_path("/srv/env-patterns")),
+        ("patterns", some_path("patterns")),
+    );
+    check_invalid_env("CHRONUS_PATTERNS_DIR", accepted, &[non_utf8()]);
+    check_invalid_file("engine.patterns_dir", accepted, &["\"\"", "7"]);
+    check_invalid_override("engine.patterns_dir", accepted, &[""]);
+}
+
+#[test]
+fn viz_enabled() {
+    check_layers(
+        "viz.enabled",
+        "CHRONUS_VIZ_ENABLED",
+        |c| c.viz.enabled,
+        true,
+        ("false", false),
+        ("on", true),
+        ("0", false),
+    );
+    check_invalid_env("CHRONUS_VIZ_ENABLED", BOOL, &os(&["2", "enabled"]));
+    check_invalid_file("viz.enabled", BOOL, &["\"true\"", "1"]);
+    check_invalid_override("viz.enabled", BOOL, &["maybe"]);
+}
+
+#[test]
+fn viz_host() {
+    let accepted = "an IP address such as 127.0.0.1, 0.0.0.0 or ::1 (not a host name)";
+    check_layers(
+        "viz.host",
+        "CHRONUS_VIZ_HOST",
+        |c| c.viz.host,
+        ip("127.0.0.1"),
+        ("\"10.0.0.2\"", ip("10.0.0.2")),
+        ("::1", ip("::1")),
+        ("192.168.1.10", ip("192.168.1.10")),
+    );
+    check_invalid_env("CHRONUS_VIZ_HOST", accepted, &os(&["localhost", "1.2.3"]));
+    check_invalid_file("viz.host", accepted, &["\"localhost\"", "127"]);
+    check_invalid_override("viz.host", accepted, &[""]);
+}
+
+#[test]
+fn viz_port() {
+    let accepted = "an integer from 0 to 65535";
+    check_layers(
+        "viz.port",
+        "CHRONUS_VIZ_PORT",
+        |c| c.viz.port,
+        5006,
+        ("7000", 7000),
+        ("0", 0),
+        ("65535", 65535),
+    );
+    check_invalid_env("CHRONUS_VIZ_PORT", accepted, &os(&["65536", "-1", "off"]));
+    check_invalid_file("viz.port", accepted, &["65536", "\"5006\"", "5006.0"]);
+    check_invalid_override("viz.port", accepted, &["-5"]);
+}
+
+#[test]
 fn workers_hang_timeout_ms() {
     let accepted = "an integer from 10 to 60000";
     check_layers(
