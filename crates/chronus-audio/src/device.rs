@@ -183,11 +183,23 @@ pub(crate) fn find_device(
         host.output_devices().map(|d| d.collect())
     }
     .map_err(|e| AudioError::NoDevice(e.to_string()))?;
-    let names: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+    // A device answers to its id (ALSA's PCM name such as `pulse` or `hw:0,0`), its
+    // full id (`alsa:pulse`) or its description; exact matches first, then substrings.
+    let names: Vec<(String, String, String)> = devices
+        .iter()
+        .map(|d| {
+            let full = d.id().map(|id| id.to_string()).unwrap_or_default();
+            let id = d.id().map(|id| id.id().to_owned()).unwrap_or_default();
+            (id, full, d.to_string())
+        })
+        .collect();
+    let exact = |(id, full, desc): &(String, String, String)| {
+        id == wanted || full == wanted || desc == wanted
+    };
     let index = names
         .iter()
-        .position(|n| n == wanted)
-        .or_else(|| names.iter().position(|n| n.contains(wanted)));
+        .position(exact)
+        .or_else(|| names.iter().position(|(_, _, desc)| desc.contains(wanted)));
     match index {
         Some(i) => Ok(devices
             .into_iter()
@@ -199,7 +211,11 @@ pub(crate) fn find_device(
             available: if names.is_empty() {
                 "none".into()
             } else {
-                names.join(", ")
+                names
+                    .iter()
+                    .map(|(id, _, desc)| format!("{id} ({desc})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
         }),
     }

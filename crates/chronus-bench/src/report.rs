@@ -522,8 +522,8 @@ pub fn render_osc(ctx: &Context, run: &OscRun) -> String {
         r,
         "{} messages a second for {:.1} s per run; the status and sync round trips are p99s, \
          idle / during the flood / during the flood after its first second (by then, at the \
-         default limit, the rate limiter's bucket of a second's worth has run dry). Details in \
-         the sections below.\n",
+         default limit, the rate limiter's bucket, a tenth of a second's worth, has long run \
+         dry). Details in the sections below.\n",
         run.rate,
         run.flood.as_secs_f64()
     );

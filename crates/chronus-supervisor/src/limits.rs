@@ -14,9 +14,10 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// `rate` messages a second, in bursts of up to a second's worth.
+    /// `rate` messages a second, in bursts of up to a tenth of a second's worth: a
+    /// whole second's worth let a flood through at full speed for its first second.
     pub fn per_second(rate: u32) -> RateLimiter {
-        RateLimiter::new(f64::from(rate), f64::from(rate))
+        RateLimiter::new(f64::from(rate), (f64::from(rate) / 10.0).max(1.0))
     }
 
     pub fn new(rate: f64, burst: f64) -> RateLimiter {

@@ -132,6 +132,8 @@ fn tone_through_pulseaudio_survives_kills_and_hangs_without_a_glitch() {
         "pulse",
         &[
             ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
+            // By ALSA's PCM name, as an operator would pick it.
+            ("CHRONUS_AUDIO_DEVICE", "pulse".into()),
             ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
             // Generous device buffering: this test is about failover, and a loaded
             // 2-core machine must not make the sound server itself run dry.
@@ -341,6 +343,7 @@ fn speech_through_pulseaudio_comes_back_as_a_transcript_event() {
             ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
             ("CHRONUS_BUFFER_SIZE", "2048".into()),
             ("CHRONUS_ASR_GRAMMAR", grammar.display().to_string()),
+            ("CHRONUS_INPUT_DEVICE", "pulse".into()),
             ("HOME", dir.display().to_string()),
         ],
     );
