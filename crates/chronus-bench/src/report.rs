@@ -62,6 +62,21 @@ fn printed_percent(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
+/// Slope of the least-squares line through `points` (0 for fewer than two).
+fn least_squares_slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return 0.0;
+    }
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(x, y), &(a, b)| (x + a / n, y + b / n));
+    let (num, den) = points.iter().fold((0.0, 0.0), |(num, den), &(x, y)| {
+        (num + (x - mx) * (y - my), den + (x - mx) * (x - mx))
+    });
+    if den == 0.0 { 0.0 } else { num / den }
+}
+
 fn equal(value: i64, want: i64) -> &'static str {
     if value == want { "met" } else { "**missed**" }
 }
@@ -903,27 +918,47 @@ pub fn render_speech(ctx: &Context, run: &crate::speech::SpeechRun) -> String {
         run.rss_every,
         WINDOW = crate::speech::WINDOW
     );
-    let _ = writeln!(r, "| Requests | VmRSS |");
-    let _ = writeln!(r, "|---:|---:|");
-    for (requests, kb) in &run.rss_kb {
-        let _ = writeln!(r, "| {requests} | {} |", mib(*kb));
+    let _ = writeln!(r, "| Requests | VmRSS | Threads |");
+    let _ = writeln!(r, "|---:|---:|---:|");
+    for (requests, kb, threads) in &run.rss_kb {
+        let _ = writeln!(r, "| {requests} | {} | {threads} |", mib(*kb));
     }
     let (spoken, stopped, failed) = run.answered;
-    // From the first sample after start-up (the cache fills within it) to the end.
-    let kb_at = |i: usize| run.rss_kb.get(i).map_or(0.0, |&(_, kb)| kb as f64);
-    let growth = kb_at(run.rss_kb.len() - 1) - kb_at(1);
-    let from = run.rss_kb.get(1).map_or(0, |&(n, _)| n);
+    // After start-up (the cache fills within the first sample): the trend of VmRSS,
+    // a least-squares slope, since single samples swing with the cache's contents.
+    let after: Vec<(f64, f64)> = run
+        .rss_kb
+        .iter()
+        .skip(1)
+        .map(|&(n, kb, _)| (n as f64, kb as f64 / 1024.0))
+        .collect();
+    let slope_per_10k = least_squares_slope(&after) * 10_000.0;
+    let from = run.rss_kb.get(1).map_or(0, |&(n, _, _)| n);
+    let threads: Vec<u64> = run.rss_kb.iter().skip(1).map(|&(_, _, t)| t).collect();
+    let (lo, hi) = after
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &(_, m)| {
+            (lo.min(m), hi.max(m))
+        });
     let (entries, hits, misses, evictions) = run.cache;
     let _ = writeln!(
         r,
         "\n| Check | Measured | Target | Result |\n|---|---|---|---|\n\
-         | Growth of VmRSS from {from} to {} requests | {:.1} MiB | no growth (< 1 MiB) | {} |\n\
+         | VmRSS from {from} to {} requests | {lo:.1} to {hi:.1} MiB, trend {:+.2} MiB per 10,000 requests | no growth (trend < 1 MiB per 10,000) | {} |\n\
+         | Threads over the same span | {} to {} | constant | {} |\n\
          | Answers | {} spoken, {} stopped, {} other failures, of {} | one each | {} |\n\
          | Cache at the end | {entries} entries, {hits} hits, {misses} misses, {evictions} evictions | ≤ 50 entries | {} |\n\
          | `underrun_frames` / engine restarts | {} / {} | 0 / 0 | {} |",
         run.requests,
-        growth / 1024.0,
-        below(growth / 1024.0, 1.0, "MiB"),
+        slope_per_10k,
+        below(slope_per_10k, 1.0, "MiB"),
+        threads.iter().min().unwrap_or(&0),
+        threads.iter().max().unwrap_or(&0),
+        if threads.iter().min() == threads.iter().max() {
+            "met"
+        } else {
+            "**missed**"
+        },
         spoken,
         stopped,
         failed,
@@ -940,6 +975,17 @@ pub fn render_speech(ctx: &Context, run: &crate::speech::SpeechRun) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn least_squares_slope_of_a_line_and_of_noise_around_it() {
+        let line: Vec<(f64, f64)> = (0..10)
+            .map(|i| (f64::from(i), 3.0 + 0.5 * f64::from(i)))
+            .collect();
+        assert!((least_squares_slope(&line) - 0.5).abs() < 1e-12);
+        let flat = [(0.0, 1.0), (1.0, 3.0), (2.0, 1.0), (3.0, 3.0)];
+        assert!((least_squares_slope(&flat) - 0.4).abs() < 1e-12);
+        assert_eq!(least_squares_slope(&[(1.0, 2.0)]), 0.0);
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

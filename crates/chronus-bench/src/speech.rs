@@ -26,8 +26,9 @@ pub struct SpeechRun {
     /// The daemon's own figure for the last uncached request (`tts_first_sample_ms`).
     pub daemon_first_sample_ms: f64,
     pub requests: usize,
-    /// (requests answered, VmRSS of the supervisor) about every `rss_every` requests.
-    pub rss_kb: Vec<(usize, u64)>,
+    /// (requests answered, VmRSS of the supervisor, its threads) about every
+    /// `rss_every` requests.
+    pub rss_kb: Vec<(usize, u64, u64)>,
     pub rss_every: usize,
     /// Of the memory run's requests: spoken, stopped (failed by `/chronus/tts/stop`), other failures.
     pub answered: (u64, u64, u64),
@@ -109,14 +110,18 @@ fn first_sample(c: &Client, text: &str, id: i32) -> Result<f64> {
     Ok(ms)
 }
 
-fn vm_rss_kb(pid: i32) -> Result<u64> {
+/// VmRSS in KiB and the thread count, from `/proc/<pid>/status`.
+fn memory(pid: i32) -> Result<(u64, u64)> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("{path}: no VmRSS"))
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("{path}: no {key}"))
+    };
+    Ok((field("VmRSS:")?, field("Threads:")?))
 }
 
 pub fn run(exe: &Path, dir: &Path, samples: usize, requests: usize) -> Result<SpeechRun> {
@@ -143,7 +148,8 @@ pub fn run(exe: &Path, dir: &Path, samples: usize, requests: usize) -> Result<Sp
     // Memory: windows of requests over 100 phrases (the cache holds 50, so about half
     // are misses that run espeak-ng and evict); each window is cut short by a stop.
     let rss_every = requests / 10;
-    let mut rss_kb = vec![(0, vm_rss_kb(d.pid())?)];
+    let (kb, threads) = memory(d.pid())?;
+    let mut rss_kb = vec![(0, kb, threads)];
     let (mut spoken, mut stopped, mut failed) = (0u64, 0u64, 0u64);
     let mut sent = 0;
     while sent < requests {
@@ -183,7 +189,8 @@ pub fn run(exe: &Path, dir: &Path, samples: usize, requests: usize) -> Result<Sp
         let before = sent;
         sent += n;
         if sent / rss_every != before / rss_every {
-            rss_kb.push((sent, vm_rss_kb(d.pid())?));
+            let (kb, threads) = memory(d.pid())?;
+            rss_kb.push((sent, kb, threads));
         }
     }
     let s = d.status()?;
