@@ -442,7 +442,12 @@ impl Supervisor {
             gain,
             duck,
         };
-        let journaled = score::speech_message(0, gain, duck, &utterance.samples);
+        // Only a journal needs the samples again, as its own copy.
+        let journaled = self
+            .config
+            .journal
+            .is_some()
+            .then(|| score::speech_message(0, gain, duck, &utterance.samples));
         self.desk.playing = Some(Playing {
             asked: utterance.asked,
             frames,
@@ -451,7 +456,7 @@ impl Supervisor {
             stop_seq: None,
             started: false,
         });
-        if let Err(reason) = self.submit(Group::now(vec![(speak, Some(journaled))])) {
+        if let Err(reason) = self.submit(Group::now(vec![(speak, journaled)])) {
             if let Some(playing) = self.desk.playing.take() {
                 self.fail_utterance(&playing.asked, reason);
             }
