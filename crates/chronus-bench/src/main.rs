@@ -179,14 +179,41 @@ fn run(args: &Args) -> Result<String> {
     Ok(report)
 }
 
+/// When a benchmark area began: its report's date and the load before it.
+struct Began {
+    date: String,
+    load_start: String,
+}
+
+impl Began {
+    fn now() -> Began {
+        Began {
+            date: machine::utc_now(),
+            load_start: machine::loadavg(),
+        }
+    }
+
+    /// The report's context, with the load at its end.
+    fn context(self, args: &Args, command: &str) -> report::Context {
+        report::Context {
+            command: command.to_owned(),
+            machine: machine::Machine::describe(),
+            date: self.date,
+            load_start: self.load_start,
+            load_end: machine::loadavg(),
+            poll_ms: args.poll_ms,
+            revision: args.revision.clone(),
+        }
+    }
+}
+
 fn run_failover(
     args: &Args,
     exe: &Path,
     subdir: &dyn Fn(&str) -> Result<PathBuf>,
     ctx_command: &str,
 ) -> Result<String> {
-    let date = machine::utc_now();
-    let load_start = machine::loadavg();
+    let began = Began::now();
     let poll = Duration::from_millis(args.poll_ms);
 
     let failover = if args.kills > 0 {
@@ -205,15 +232,7 @@ fn run_failover(
         }
     }
 
-    let ctx = report::Context {
-        command: ctx_command.to_owned(),
-        machine: machine::Machine::describe(),
-        date,
-        load_start,
-        load_end: machine::loadavg(),
-        poll_ms: args.poll_ms,
-        revision: args.revision.clone(),
-    };
+    let ctx = began.context(args, ctx_command);
     Ok(report::render(&ctx, failover.as_ref(), &steady))
 }
 
@@ -223,8 +242,7 @@ fn run_lifecycle(
     subdir: &dyn Fn(&str) -> Result<PathBuf>,
     ctx_command: &str,
 ) -> Result<String> {
-    let date = machine::utc_now();
-    let load_start = machine::loadavg();
+    let began = Began::now();
     eprintln!("chronus-bench: {} start/stop cycles", args.cycles);
     let run = lifecycle::run(
         exe,
@@ -232,15 +250,7 @@ fn run_lifecycle(
         args.cycles,
         Duration::from_millis(args.settle_ms),
     )?;
-    let ctx = report::Context {
-        command: ctx_command.to_owned(),
-        machine: machine::Machine::describe(),
-        date,
-        load_start,
-        load_end: machine::loadavg(),
-        poll_ms: args.poll_ms,
-        revision: args.revision.clone(),
-    };
+    let ctx = began.context(args, ctx_command);
     Ok(report::render_lifecycle(&ctx, &run))
 }
 
@@ -253,8 +263,7 @@ fn run_osc(
     if args.rate == 0 || args.flood_s <= 0.0 || args.probe_ms == 0 {
         bail!("--rate, --flood-s and --probe-ms must be positive");
     }
-    let date = machine::utc_now();
-    let load_start = machine::loadavg();
+    let began = Began::now();
     let settings = osc::Settings {
         rate: args.rate,
         flood: Duration::from_secs_f64(args.flood_s),
@@ -266,15 +275,7 @@ fn run_osc(
         settings.rate, settings.flood
     );
     let run = osc::run(exe, &subdir("osc")?, &settings, args.raised_limit)?;
-    let ctx = report::Context {
-        command: ctx_command.to_owned(),
-        machine: machine::Machine::describe(),
-        date,
-        load_start,
-        load_end: machine::loadavg(),
-        poll_ms: args.poll_ms,
-        revision: args.revision.clone(),
-    };
+    let ctx = began.context(args, ctx_command);
     Ok(report::render_osc(&ctx, &run))
 }
 
@@ -287,8 +288,7 @@ fn run_speech(
     if args.speech_samples == 0 || args.speech_requests < 10 {
         bail!("--speech-samples must be positive and --speech-requests at least 10");
     }
-    let date = machine::utc_now();
-    let load_start = machine::loadavg();
+    let began = Began::now();
     eprintln!(
         "chronus-bench: speech, {} timed requests of each kind, {} for memory",
         args.speech_samples, args.speech_requests
@@ -299,14 +299,6 @@ fn run_speech(
         args.speech_samples,
         args.speech_requests,
     )?;
-    let ctx = report::Context {
-        command: ctx_command.to_owned(),
-        machine: machine::Machine::describe(),
-        date,
-        load_start,
-        load_end: machine::loadavg(),
-        poll_ms: args.poll_ms,
-        revision: args.revision.clone(),
-    };
+    let ctx = began.context(args, ctx_command);
     Ok(report::render_speech(&ctx, &run))
 }

@@ -274,6 +274,14 @@ case "$1" in
 esac
 "#;
 
+/// Writes [`FAKE_ENGINE`] into `dir` as an executable; returns its path.
+fn fake_engine(dir: &Path) -> PathBuf {
+    let engine = dir.join("fake-tts");
+    std::fs::write(&engine, FAKE_ENGINE).unwrap();
+    std::fs::set_permissions(&engine, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    engine
+}
+
 /// Children of `pid` that are zombies, and all of them, from /proc.
 fn children(pid: i32) -> (Vec<i32>, Vec<i32>) {
     let (mut zombies, mut all) = (Vec::new(), Vec::new());
@@ -304,9 +312,7 @@ fn misbehaving_tts_engines_get_definite_answers_and_the_audio_carries_on() {
         return;
     }
     let dir = scratch("speech-faults");
-    let engine = dir.join("fake-tts");
-    std::fs::write(&engine, FAKE_ENGINE).unwrap();
-    std::fs::set_permissions(&engine, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let engine = fake_engine(&dir);
     let d = null_daemon(
         "speech-faults-daemon",
         &[
@@ -425,9 +431,7 @@ fn speech_engines_die_with_a_killed_supervisor_and_never_inherit_systemds_socket
         return;
     }
     let dir = scratch("speech-orphans");
-    let engine = dir.join("fake-tts");
-    std::fs::write(&engine, FAKE_ENGINE).unwrap();
-    std::fs::set_permissions(&engine, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let engine = fake_engine(&dir);
     let notify = dir.join("notify.sock");
     let _sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
     let mut d = null_daemon(
