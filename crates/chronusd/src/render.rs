@@ -4,6 +4,9 @@ use crate::cli::RenderArgs;
 use chronus_supervisor::score;
 use std::process::ExitCode;
 
+/// Longest render: an hour of stereo f32 at 48 kHz is 1.4 GB of memory.
+const MAX_RENDER_SECONDS: u64 = 3600;
+
 pub fn run(args: &RenderArgs) -> ExitCode {
     match render(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -27,6 +30,14 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
         ),
         (None, None) => parsed.events.last().map_or(0, |(frame, _)| *frame) + 2 * u64::from(rate),
     };
+    // The whole render is held in memory before it is written.
+    let limit = MAX_RENDER_SECONDS * u64::from(rate);
+    if frames > limit {
+        anyhow::bail!(
+            "{frames} frames is more than chronusd renders at once: at most \
+             {MAX_RENDER_SECONDS} s ({limit} frames at {rate} Hz)"
+        );
+    }
     let samples = score::render_score(&args.score, &parsed, rate, args.voices, frames)?;
     score::write_wav(&args.out, &samples, rate)?;
     Ok(())
