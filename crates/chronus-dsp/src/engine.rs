@@ -9,7 +9,7 @@ use crate::params::Params;
 use crate::seq::{ACCENT_CUTOFF_HZ, ACCENT_VELOCITY, HIT_VELOCITY, Sequencer, Step};
 use crate::smoother::{Ramp, frames};
 use crate::speech::{NoSpeech, SpeechPlayer, SpeechSource};
-use crate::voice::{Hit, Modulation, Voice};
+use crate::voice::{Hit, Modulation, Voice, VoiceScratch};
 
 /// voice2 runs through the acid path and is swept by lfo1.
 const ACID_VOICE: usize = 1;
@@ -19,7 +19,7 @@ const TREMOLO_VOICE: usize = 2;
 const LFO1_OCTAVES: f64 = 2.0;
 /// Most frames rendered voice by voice at a time: a bound on the scratch
 /// buffers, not on timing (blocks also end wherever the sequencer acts).
-const BLOCK: usize = 64;
+pub(crate) const BLOCK: usize = 64;
 
 /// Per-block buffers, allocated once.
 #[derive(Clone, Debug)]
@@ -28,7 +28,9 @@ struct Scratch {
     reverb: [f64; BLOCK],
     delay: [f64; BLOCK],
     voice: [f64; BLOCK],
-    sends: [[f64; 2]; BLOCK],
+    to_reverb: [f64; BLOCK],
+    to_delay: [f64; BLOCK],
+    voice_scratch: VoiceScratch,
     sweep: [f64; BLOCK],
     tremolo: [f64; BLOCK],
 }
@@ -85,7 +87,9 @@ impl Engine {
                 reverb: [0.0; BLOCK],
                 delay: [0.0; BLOCK],
                 voice: [0.0; BLOCK],
-                sends: [[0.0; 2]; BLOCK],
+                to_reverb: [0.0; BLOCK],
+                to_delay: [0.0; BLOCK],
+                voice_scratch: VoiceScratch::new(),
                 sweep: [0.0; BLOCK],
                 tremolo: [0.0; BLOCK],
             }),
@@ -275,21 +279,34 @@ impl Engine {
                 TREMOLO_VOICE => tremolo,
                 _ => Modulation::None,
             };
-            voice.render(
+            let mut sounding = voice.render(
                 p,
                 sample_rate,
                 modulation,
                 &mut s.voice[..n],
-                &mut s.sends[..n],
+                [&mut s.to_reverb[..n], &mut s.to_delay[..n]],
+                &mut s.voice_scratch,
             );
             if i == ACID_VOICE {
                 acid.render(&mut s.voice[..n], sample_rate);
+                sounding = true;
             }
-            for t in 0..n {
-                let (y, [to_reverb, to_delay]) = (s.voice[t], s.sends[t]);
-                s.dry[t] += y;
-                s.reverb[t] += y * to_reverb;
-                s.delay[t] += y * to_delay;
+            // A silent voice adds exact zeros, which change nothing (the sums
+            // start at +0 and so are never -0).
+            if sounding {
+                let buses = s.dry[..n]
+                    .iter_mut()
+                    .zip(&mut s.reverb[..n])
+                    .zip(&mut s.delay[..n]);
+                let sources = s.voice[..n]
+                    .iter()
+                    .zip(&s.to_reverb[..n])
+                    .zip(&s.to_delay[..n]);
+                for (((dry, reverb), delay), ((&y, to_reverb), to_delay)) in buses.zip(sources) {
+                    *dry += y;
+                    *reverb += y * to_reverb;
+                    *delay += y * to_delay;
+                }
             }
         }
         for (t, frame) in out.chunks_exact_mut(CHANNELS).enumerate() {
