@@ -28,6 +28,7 @@ struct Scratch {
     reverb: [f64; BLOCK],
     delay: [f64; BLOCK],
     voice: [f64; BLOCK],
+    mixed: [f64; BLOCK],
     to_reverb: [f64; BLOCK],
     to_delay: [f64; BLOCK],
     voice_scratch: VoiceScratch,
@@ -87,6 +88,7 @@ impl Engine {
                 reverb: [0.0; BLOCK],
                 delay: [0.0; BLOCK],
                 voice: [0.0; BLOCK],
+                mixed: [0.0; BLOCK],
                 to_reverb: [0.0; BLOCK],
                 to_delay: [0.0; BLOCK],
                 voice_scratch: VoiceScratch::new(),
@@ -279,12 +281,12 @@ impl Engine {
                 TREMOLO_VOICE => tremolo,
                 _ => Modulation::None,
             };
+            let sends = voice.sends([&mut s.to_reverb[..n], &mut s.to_delay[..n]]);
             let mut sounding = voice.render(
                 p,
                 sample_rate,
                 modulation,
                 &mut s.voice[..n],
-                [&mut s.to_reverb[..n], &mut s.to_delay[..n]],
                 &mut s.voice_scratch,
             );
             if i == ACID_VOICE {
@@ -298,19 +300,36 @@ impl Engine {
                     .iter_mut()
                     .zip(&mut s.reverb[..n])
                     .zip(&mut s.delay[..n]);
-                let sources = s.voice[..n]
-                    .iter()
-                    .zip(&s.to_reverb[..n])
-                    .zip(&s.to_delay[..n]);
-                for (((dry, reverb), delay), ((&y, to_reverb), to_delay)) in buses.zip(sources) {
-                    *dry += y;
-                    *reverb += y * to_reverb;
-                    *delay += y * to_delay;
+                let voice = s.voice[..n].iter();
+                if let Some([to_reverb, to_delay]) = sends {
+                    for (((dry, reverb), delay), &y) in buses.zip(voice) {
+                        *dry += y;
+                        *reverb += y * to_reverb;
+                        *delay += y * to_delay;
+                    }
+                } else {
+                    let sends = s.to_reverb[..n].iter().zip(&s.to_delay[..n]);
+                    for (((dry, reverb), delay), (&y, (to_reverb, to_delay))) in
+                        buses.zip(voice.zip(sends))
+                    {
+                        *dry += y;
+                        *reverb += y * to_reverb;
+                        *delay += y * to_delay;
+                    }
                 }
             }
         }
-        for (t, frame) in out.chunks_exact_mut(CHANNELS).enumerate() {
-            let mut mixed = fx.process(s.dry[t], s.reverb[t], s.delay[t], params, sample_rate);
+        let mixed = &mut s.mixed[..n];
+        fx.render(
+            &s.dry[..n],
+            &s.reverb[..n],
+            &s.delay[..n],
+            mixed,
+            params,
+            sample_rate,
+        );
+        for (frame, &mixed) in out.chunks_exact_mut(CHANNELS).zip(mixed.iter()) {
+            let mut mixed = mixed;
             if speech.is_live() {
                 mixed = speech.mix(mixed, source, sample_rate);
             }

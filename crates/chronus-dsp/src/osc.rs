@@ -31,13 +31,16 @@ fn clamp_dt(dt: f64) -> f64 {
     dt.clamp(1e-12, 0.5)
 }
 
+/// Band-limited saw at `phase` (cycles, in [0, 1)), `dt` cycles a frame.
 #[inline]
-fn saw(phase: f64, dt: f64) -> f64 {
-    2.0 * phase - 1.0 - blep(phase, dt)
+pub(crate) fn saw(phase: f64, dt: f64) -> f64 {
+    2.0 * phase - 1.0 - blep(phase, clamp_dt(dt))
 }
 
+/// Band-limited square at `phase`, `dt` cycles a frame.
 #[inline]
-fn square(phase: f64, dt: f64) -> f64 {
+pub(crate) fn square(phase: f64, dt: f64) -> f64 {
+    let dt = clamp_dt(dt);
     let naive = if phase < 0.5 { 1.0 } else { -1.0 };
     // (phase + 0.5).fract(), without the libm call.
     let half = phase + 0.5;
@@ -48,23 +51,12 @@ fn square(phase: f64, dt: f64) -> f64 {
 /// One sample of a periodic waveform at `phase` (cycles, in [0, 1)).
 #[inline]
 pub(crate) fn periodic(kind: u8, phase: f64, dt: f64) -> f64 {
-    let dt = clamp_dt(dt);
     match kind {
         SAW => saw(phase, dt),
         SQUARE => square(phase, dt),
         // Sine, the phase kept in f64 so that a tone whose period is a whole
         // number of samples repeats exactly.
         _ => sin_cycles(phase),
-    }
-}
-
-/// [`periodic`] for a block of frames, choosing the waveform once.
-pub(crate) fn periodic_block(kind: u8, phase: &[f64], dt: &[f64], out: &mut [f64]) {
-    let frames = out.iter_mut().zip(phase.iter().zip(dt));
-    match kind {
-        SAW => frames.for_each(|(o, (&p, &dt))| *o = saw(p, clamp_dt(dt))),
-        SQUARE => frames.for_each(|(o, (&p, &dt))| *o = square(p, clamp_dt(dt))),
-        _ => frames.for_each(|(o, (&p, _))| *o = sin_cycles(p)),
     }
 }
 
@@ -88,7 +80,7 @@ impl Noise {
     }
 
     /// White noise in (-1, 1), never exactly 0.
-    fn white(&mut self) -> f64 {
+    pub(crate) fn white(&mut self) -> f64 {
         self.state ^= self.state >> 12;
         self.state ^= self.state << 25;
         self.state ^= self.state >> 27;
@@ -97,7 +89,8 @@ impl Noise {
         (bits as i64 as f64 + 0.5) * (2.0 / (1u64 << 53) as f64) - 1.0
     }
 
-    fn pink(&mut self, w: f64) -> f64 {
+    /// Pink noise from the white draw `w`.
+    pub(crate) fn pink(&mut self, w: f64) -> f64 {
         let b = &mut self.pink;
         b[0] = 0.99886 * b[0] + w * 0.055_517_9;
         b[1] = 0.99332 * b[1] + w * 0.075_075_9;
@@ -110,7 +103,8 @@ impl Noise {
         pink
     }
 
-    fn brown(&mut self, w: f64) -> f64 {
+    /// Brown noise from the white draw `w`.
+    pub(crate) fn brown(&mut self, w: f64) -> f64 {
         self.brown = (self.brown + 0.02 * w) * (1.0 / 1.02);
         self.brown * 3.5
     }
@@ -125,23 +119,6 @@ impl Noise {
         let pink = if needs(PINK) { self.pink(w) } else { 0.0 };
         let brown = if needs(BROWN) { self.brown(w) } else { 0.0 };
         [w, pink, brown]
-    }
-
-    /// `next(kind, kind)`'s colour `kind` for each frame whose `gain` is not
-    /// 0; the other frames draw nothing and are left as they were.
-    pub(crate) fn fill(&mut self, kind: u8, gain: &[f64], out: &mut [f64]) {
-        let frames = out.iter_mut().zip(gain).filter(|(_, g)| **g != 0.0);
-        match kind {
-            PINK => frames.for_each(|(o, _)| {
-                let w = self.white();
-                *o = self.pink(w);
-            }),
-            BROWN => frames.for_each(|(o, _)| {
-                let w = self.white();
-                *o = self.brown(w);
-            }),
-            _ => frames.for_each(|(o, _)| *o = self.white()),
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! voice, so a closed envelope is exact silence.
 
 use crate::command::VoiceParam;
-use crate::dsp::{Svf, advance_phase};
+use crate::dsp::{Svf, advance_phase, sin_cycles};
 use crate::engine::BLOCK;
 use crate::envelope::Envelope;
 use crate::osc::{self, Noise};
@@ -143,10 +143,22 @@ impl Voice {
         self.env.gate(true, p, sample_rate);
     }
 
-    /// Renders `out.len()` frames (at most [`BLOCK`]) into `out`, with the
-    /// reverb and delay send levels of each frame in `sends`; `modulation`
-    /// has one entry per frame. False if the voice was silent throughout
-    /// (`out` is then all 0).
+    /// The reverb and delay send levels of the next `out.len()` frames: the
+    /// two levels if both are constant, else each frame's in `out`.
+    pub(crate) fn sends(&mut self, out: [&mut [f64]; 2]) -> Option<[f64; 2]> {
+        if let (Some(reverb), Some(delay)) = (self.send_reverb.settled(), self.send_delay.settled())
+        {
+            return Some([reverb, delay]);
+        }
+        let [reverb, delay] = out;
+        self.send_reverb.fill(reverb);
+        self.send_delay.fill(delay);
+        None
+    }
+
+    /// Renders `out.len()` frames (at most [`BLOCK`]) into `out` (the send
+    /// levels come from [`Voice::sends`]); `modulation` has one entry per
+    /// frame. False if the voice was silent throughout (`out` is then all 0).
     ///
     /// Stage by stage over the block rather than frame by frame, for speed:
     /// every value is computed exactly as frame by frame, and state that
@@ -157,13 +169,9 @@ impl Voice {
         sample_rate: u32,
         modulation: Modulation<'_>,
         out: &mut [f64],
-        sends: [&mut [f64]; 2],
         s: &mut VoiceScratch,
     ) -> bool {
         let n = out.len();
-        let [to_reverb, to_delay] = sends;
-        self.send_reverb.fill(to_reverb);
-        self.send_delay.fill(to_delay);
         let (gain, level) = (&mut s.gain[..n], &mut s.level[..n]);
         if let (Some(amp), Some(velocity)) = (self.amp.settled(), self.velocity.settled()) {
             let level = amp * velocity;
@@ -179,92 +187,130 @@ impl Voice {
         if let Modulation::Gain(m) = modulation {
             multiply(gain, m);
         }
-        // Cutoff and Q are constant over the block, so the filter needs tuning once.
-        let steady = self.cutoff.is_settled()
-            && self.q.is_settled()
-            && !matches!(modulation, Modulation::Cutoff(_));
+        // With the cutoff and Q constant over the block, the filter is tuned once.
+        let steady = match (self.cutoff.settled(), self.q.settled(), modulation) {
+            (Some(cutoff), Some(q), Modulation::None | Modulation::Gain(_)) => Some((cutoff, q)),
+            _ => None,
+        };
         let (cutoff, q) = (&mut s.cutoff[..n], &mut s.q[..n]);
-        self.cutoff.fill(cutoff);
-        if let Modulation::Cutoff(m) = modulation {
-            multiply(cutoff, m);
+        if steady.is_none() {
+            self.cutoff.fill(cutoff);
+            if let Modulation::Cutoff(m) = modulation {
+                multiply(cutoff, m);
+            }
+            self.q.fill(q);
         }
-        self.q.fill(q);
         let crossfading = !self.crossfade.is_settled();
         let fade = &mut s.fade[..n];
-        self.crossfade.fill(fade);
-        let (dt, phase) = (&mut s.dt[..n], &mut s.phase[..n]);
-        self.freq.fill(dt);
-        for (dt, phase) in dt.iter_mut().zip(phase.iter_mut()) {
-            *dt *= self.frame_seconds;
-            *phase = self.phase;
-            self.phase = advance_phase(self.phase, *dt);
+        if crossfading {
+            self.crossfade.fill(fade);
         }
+        let dt = &mut s.dt[..n];
+        self.freq.fill(dt);
+        dt.iter_mut().for_each(|dt| *dt *= self.frame_seconds);
         if gain.iter().all(|&g| g == 0.0) {
+            for &dt in dt.iter() {
+                self.phase = advance_phase(self.phase, dt);
+            }
             self.filter.reset();
             out.fill(0.0);
             return false;
         }
-        let x = &mut s.x[..n];
+        let tuning = steady.is_none().then_some((&*cutoff, &*q, sample_rate));
+        // Local copies, so that the state stays in registers.
+        let (mut phase, mut filter) = (self.phase, self.filter.clone());
+        if let Some((cutoff, q)) = steady {
+            filter.tune(cutoff, q, sample_rate);
+        }
+        let mut frames = Frames {
+            phase: &mut phase,
+            filter: &mut filter,
+            dt,
+            gain,
+            tuning,
+            out,
+        };
+        let (kind, prev, noise) = (self.osc, self.prev_osc, &mut self.noise);
         if crossfading {
-            let frames = x
-                .iter_mut()
-                .zip(gain.iter())
-                .zip(phase.iter().zip(dt.iter()).zip(fade.iter()));
-            for ((x, &gain), ((&phase, &dt), &fade)) in frames {
-                if gain != 0.0 {
-                    *x = self.crossfaded(phase, dt, fade);
-                }
-            }
-        } else if osc::is_noise(self.osc) {
-            self.noise.fill(self.osc, gain, x);
+            frames.run(|t, phase, dt| crossfaded(noise, kind, prev, phase, dt, fade[t]));
         } else {
-            osc::periodic_block(self.osc, phase, dt, x);
+            match kind {
+                osc::SAW => frames.run(|_, phase, dt| osc::saw(phase, dt)),
+                osc::SQUARE => frames.run(|_, phase, dt| osc::square(phase, dt)),
+                osc::WHITE => frames.run(|_, _, _| noise.white()),
+                osc::PINK => frames.run(|_, _, _| {
+                    let w = noise.white();
+                    noise.pink(w)
+                }),
+                osc::BROWN => frames.run(|_, _, _| {
+                    let w = noise.white();
+                    noise.brown(w)
+                }),
+                _ => frames.run(|_, phase, _| sin_cycles(phase)),
+            }
         }
-        // A local copy, so that the state stays in registers.
-        let mut filter = self.filter.clone();
-        if steady {
-            filter.tune(cutoff[0], q[0], sample_rate);
-        }
-        let tuning = cutoff.iter().zip(q.iter());
-        for ((out, (&x, &gain)), (&cutoff, &q)) in
-            out.iter_mut().zip(x.iter().zip(gain.iter())).zip(tuning)
-        {
+        (self.phase, self.filter) = (phase, filter);
+        true
+    }
+}
+
+/// The oscillator during a waveform crossfade from `prev` to `kind` (`fade`
+/// < 1 until its last frame).
+fn crossfaded(noise: &mut Noise, kind: u8, prev: u8, phase: f64, dt: f64, fade: f64) -> f64 {
+    let crossfading = fade < 1.0;
+    let noise = if osc::is_noise(kind) || (crossfading && osc::is_noise(prev)) {
+        noise.next(kind, if crossfading { prev } else { kind })
+    } else {
+        [0.0; 3]
+    };
+    let x = osc::sample(kind, phase, dt, &noise);
+    if crossfading {
+        x * fade + osc::sample(prev, phase, dt, &noise) * (1.0 - fade)
+    } else {
+        x
+    }
+}
+
+/// A block of one voice past its gain and pitch: the oscillator, the phase
+/// and the filter, frame by frame in one pass so that their chains of
+/// dependent operations overlap.
+struct Frames<'a> {
+    phase: &'a mut f64,
+    filter: &'a mut Svf,
+    /// Phase increment of each frame.
+    dt: &'a [f64],
+    gain: &'a [f64],
+    /// Each frame's cutoff and Q, unless the filter is tuned for the block.
+    tuning: Option<(&'a [f64], &'a [f64], u32)>,
+    out: &'a mut [f64],
+}
+
+impl Frames<'_> {
+    /// `osc(frame, phase, dt)` is called for the frames whose gain is not 0
+    /// (noise draws only for those); a frame at gain 0 (or whose output is
+    /// not finite) outputs 0 and resets the filter.
+    #[inline(always)]
+    fn run(&mut self, mut osc: impl FnMut(usize, f64, f64) -> f64) {
+        let frames = self.out.iter_mut().zip(self.gain.iter().zip(self.dt));
+        for (t, (out, (&gain, &dt))) in frames.enumerate() {
+            let phase = *self.phase;
+            *self.phase = advance_phase(phase, dt);
             *out = if gain == 0.0 {
-                // Silent: start the filter afresh next time.
-                filter.reset();
+                self.filter.reset();
                 0.0
             } else {
-                if !steady {
-                    filter.tune(cutoff, q, sample_rate);
+                let x = osc(t, phase, dt);
+                if let Some((cutoff, q, sample_rate)) = self.tuning {
+                    self.filter.tune(cutoff[t], q[t], sample_rate);
                 }
-                let y = filter.low_pass(x) * gain;
+                let y = self.filter.low_pass(x) * gain;
                 if y.is_finite() {
                     y
                 } else {
-                    filter.reset();
+                    self.filter.reset();
                     0.0
                 }
             };
-        }
-        self.filter = filter;
-        true
-    }
-
-    /// The oscillator during a waveform crossfade (`fade` < 1 until its
-    /// last frame).
-    fn crossfaded(&mut self, phase: f64, dt: f64, fade: f64) -> f64 {
-        let crossfading = fade < 1.0;
-        let noise = if osc::is_noise(self.osc) || (crossfading && osc::is_noise(self.prev_osc)) {
-            let other = if crossfading { self.prev_osc } else { self.osc };
-            self.noise.next(self.osc, other)
-        } else {
-            [0.0; 3]
-        };
-        let x = osc::sample(self.osc, phase, dt, &noise);
-        if crossfading {
-            x * fade + osc::sample(self.prev_osc, phase, dt, &noise) * (1.0 - fade)
-        } else {
-            x
         }
     }
 }
@@ -283,8 +329,6 @@ pub(crate) struct VoiceScratch {
     q: [f64; BLOCK],
     fade: [f64; BLOCK],
     dt: [f64; BLOCK],
-    phase: [f64; BLOCK],
-    x: [f64; BLOCK],
 }
 
 impl VoiceScratch {
@@ -296,8 +340,6 @@ impl VoiceScratch {
             q: [0.0; BLOCK],
             fade: [0.0; BLOCK],
             dt: [0.0; BLOCK],
-            phase: [0.0; BLOCK],
-            x: [0.0; BLOCK],
         }
     }
 }
