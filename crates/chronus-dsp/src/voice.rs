@@ -143,35 +143,32 @@ impl Voice {
         self.env.gate(true, p, sample_rate);
     }
 
-    /// The reverb and delay send levels of the next `out.len()` frames: the
-    /// two levels if both are constant, else each frame's in `out`.
-    pub(crate) fn sends(&mut self, out: [&mut [f64]; 2]) -> Option<[f64; 2]> {
-        if let (Some(reverb), Some(delay)) = (self.send_reverb.settled(), self.send_delay.settled())
-        {
-            return Some([reverb, delay]);
-        }
-        let [reverb, delay] = out;
-        self.send_reverb.fill(reverb);
-        self.send_delay.fill(delay);
-        None
-    }
-
-    /// Renders `out.len()` frames (at most [`BLOCK`]) into `out` (the send
-    /// levels come from [`Voice::sends`]); `modulation` has one entry per
-    /// frame. False if the voice was silent throughout (`out` is then all 0).
+    /// Prepares `n` frames (at most [`BLOCK`]) for [`filter_voices`]: the send
+    /// levels, gain, tuning and oscillator of each frame into `s`
+    /// (`modulation` has one entry per frame). False if the voice is silent
+    /// throughout: its output is then all 0 and nothing is left to filter.
     ///
     /// Stage by stage over the block rather than frame by frame, for speed:
     /// every value is computed exactly as frame by frame, and state that
     /// carries from frame to frame (phase, noise, filter) advances in order.
-    pub(crate) fn render(
+    pub(crate) fn oscillate(
         &mut self,
         p: &VoiceParams,
         sample_rate: u32,
         modulation: Modulation<'_>,
-        out: &mut [f64],
+        n: usize,
         s: &mut VoiceScratch,
     ) -> bool {
-        let n = out.len();
+        let n = n.min(BLOCK);
+        s.frames = n;
+        s.sends = match (self.send_reverb.settled(), self.send_delay.settled()) {
+            (Some(reverb), Some(delay)) => Some([reverb, delay]),
+            _ => {
+                self.send_reverb.fill(&mut s.to_reverb[..n]);
+                self.send_delay.fill(&mut s.to_delay[..n]);
+                None
+            }
+        };
         let (gain, level) = (&mut s.gain[..n], &mut s.level[..n]);
         if let (Some(amp), Some(velocity)) = (self.amp.settled(), self.velocity.settled()) {
             let level = amp * velocity;
@@ -192,13 +189,13 @@ impl Voice {
             (Some(cutoff), Some(q), Modulation::None | Modulation::Gain(_)) => Some((cutoff, q)),
             _ => None,
         };
-        let (cutoff, q) = (&mut s.cutoff[..n], &mut s.q[..n]);
+        s.steady = steady.is_some();
         if steady.is_none() {
-            self.cutoff.fill(cutoff);
+            self.cutoff.fill(&mut s.cutoff[..n]);
             if let Modulation::Cutoff(m) = modulation {
-                multiply(cutoff, m);
+                multiply(&mut s.cutoff[..n], m);
             }
-            self.q.fill(q);
+            self.q.fill(&mut s.q[..n]);
         }
         let crossfading = !self.crossfade.is_settled();
         let fade = &mut s.fade[..n];
@@ -213,45 +210,66 @@ impl Voice {
                 self.phase = advance_phase(self.phase, dt);
             }
             self.filter.reset();
-            out.fill(0.0);
             return false;
         }
-        let tuning = steady.is_none().then_some((&*cutoff, &*q, sample_rate));
-        // Local copies, so that the state stays in registers.
-        let (mut phase, mut filter) = (self.phase, self.filter.clone());
         if let Some((cutoff, q)) = steady {
-            filter.tune(cutoff, q, sample_rate);
+            self.filter.tune(cutoff, q, sample_rate);
         }
-        let mut frames = Frames {
-            phase: &mut phase,
-            filter: &mut filter,
-            dt,
-            gain,
-            tuning,
-            out,
-        };
+        let (x, phase) = (&mut s.x[..n], &mut self.phase);
         let (kind, prev, noise) = (self.osc, self.prev_osc, &mut self.noise);
         if crossfading {
-            frames.run(|t, phase, dt| crossfaded(noise, kind, prev, phase, dt, fade[t]));
+            oscillate(phase, dt, gain, x, |t, phase, dt| {
+                crossfaded(noise, kind, prev, phase, dt, fade[t])
+            });
         } else {
             match kind {
-                osc::SAW => frames.run(|_, phase, dt| osc::saw(phase, dt)),
-                osc::SQUARE => frames.run(|_, phase, dt| osc::square(phase, dt)),
-                osc::WHITE => frames.run(|_, _, _| noise.white()),
-                osc::PINK => frames.run(|_, _, _| {
+                osc::SAW => oscillate(phase, dt, gain, x, |_, phase, dt| osc::saw(phase, dt)),
+                osc::SQUARE => {
+                    oscillate(phase, dt, gain, x, |_, phase, dt| osc::square(phase, dt));
+                }
+                osc::WHITE => oscillate(phase, dt, gain, x, |_, _, _| noise.white()),
+                osc::PINK => oscillate(phase, dt, gain, x, |_, _, _| {
                     let w = noise.white();
                     noise.pink(w)
                 }),
-                osc::BROWN => frames.run(|_, _, _| {
+                osc::BROWN => oscillate(phase, dt, gain, x, |_, _, _| {
                     let w = noise.white();
                     noise.brown(w)
                 }),
-                _ => frames.run(|_, phase, _| sin_cycles(phase)),
+                _ => oscillate(phase, dt, gain, x, |_, phase, _| sin_cycles(phase)),
             }
         }
-        (self.phase, self.filter) = (phase, filter);
         true
     }
+
+    /// This voice's part of a [`filter_voices`] pass over what
+    /// [`Voice::oscillate`] left in `s`.
+    pub(crate) fn filtering<'a>(&'a mut self, s: &'a mut VoiceScratch) -> Filtering<'a> {
+        Filtering {
+            filter: &mut self.filter,
+            s,
+        }
+    }
+}
+
+/// Advances the phase frame by frame, writing `osc(frame, phase, dt)` for
+/// the frames whose gain is not 0 (noise draws only for those).
+#[inline(always)]
+fn oscillate(
+    phase: &mut f64,
+    dt: &[f64],
+    gain: &[f64],
+    x: &mut [f64],
+    mut osc: impl FnMut(usize, f64, f64) -> f64,
+) {
+    let mut now = *phase;
+    for (t, ((x, &gain), &dt)) in x.iter_mut().zip(gain).zip(dt).enumerate() {
+        if gain != 0.0 {
+            *x = osc(t, now, dt);
+        }
+        now = advance_phase(now, dt);
+    }
+    *phase = now;
 }
 
 /// The oscillator during a waveform crossfade from `prev` to `kind` (`fade`
@@ -271,48 +289,56 @@ fn crossfaded(noise: &mut Noise, kind: u8, prev: u8, phase: f64, dt: f64, fade: 
     }
 }
 
-/// A block of one voice past its gain and pitch: the oscillator, the phase
-/// and the filter, frame by frame in one pass so that their chains of
-/// dependent operations overlap.
-struct Frames<'a> {
-    phase: &'a mut f64,
+/// One voice's filter and the block [`Voice::oscillate`] prepared for it.
+pub(crate) struct Filtering<'a> {
     filter: &'a mut Svf,
-    /// Phase increment of each frame.
-    dt: &'a [f64],
-    gain: &'a [f64],
-    /// Each frame's cutoff and Q, unless the filter is tuned for the block.
-    tuning: Option<(&'a [f64], &'a [f64], u32)>,
-    out: &'a mut [f64],
+    s: &'a mut VoiceScratch,
 }
 
-impl Frames<'_> {
-    /// `osc(frame, phase, dt)` is called for the frames whose gain is not 0
-    /// (noise draws only for those); a frame at gain 0 (or whose output is
-    /// not finite) outputs 0 and resets the filter.
-    #[inline(always)]
-    fn run(&mut self, mut osc: impl FnMut(usize, f64, f64) -> f64) {
-        let frames = self.out.iter_mut().zip(self.gain.iter().zip(self.dt));
-        for (t, (out, (&gain, &dt))) in frames.enumerate() {
-            let phase = *self.phase;
-            *self.phase = advance_phase(phase, dt);
-            *out = if gain == 0.0 {
-                self.filter.reset();
-                0.0
-            } else {
-                let x = osc(t, phase, dt);
-                if let Some((cutoff, q, sample_rate)) = self.tuning {
-                    self.filter.tune(cutoff[t], q[t], sample_rate);
-                }
-                let y = self.filter.low_pass(x) * gain;
-                if y.is_finite() {
-                    y
-                } else {
-                    self.filter.reset();
-                    0.0
-                }
-            };
+/// Low-passes the oscillator of `a` (and of `b`) into its output at its gain,
+/// two voices frame by frame side by side: each filter is a chain of
+/// dependent operations, and side by side the two chains overlap.
+pub(crate) fn filter_voices(a: Filtering<'_>, b: Option<Filtering<'_>>, sample_rate: u32) {
+    // Local copies, so that the state stays in registers.
+    let mut fa = a.filter.clone();
+    match b {
+        None => {
+            for t in 0..a.s.frames {
+                filter_frame(&mut fa, a.s, t, sample_rate);
+            }
+        }
+        Some(b) => {
+            let mut fb = b.filter.clone();
+            for t in 0..a.s.frames.min(b.s.frames) {
+                filter_frame(&mut fa, a.s, t, sample_rate);
+                filter_frame(&mut fb, b.s, t, sample_rate);
+            }
+            *b.filter = fb;
         }
     }
+    *a.filter = fa;
+}
+
+/// One frame of [`filter_voices`]: a frame at gain 0 (or whose output is not
+/// finite) outputs 0 and resets the filter.
+#[inline(always)]
+fn filter_frame(filter: &mut Svf, s: &mut VoiceScratch, t: usize, sample_rate: u32) {
+    let gain = s.gain[t];
+    s.out[t] = if gain == 0.0 {
+        filter.reset();
+        0.0
+    } else {
+        if !s.steady {
+            filter.tune(s.cutoff[t], s.q[t], sample_rate);
+        }
+        let y = filter.low_pass(s.x[t]) * gain;
+        if y.is_finite() {
+            y
+        } else {
+            filter.reset();
+            0.0
+        }
+    };
 }
 
 /// `a[t] *= b[t]`.
@@ -320,26 +346,45 @@ fn multiply(a: &mut [f64], b: &[f64]) {
     a.iter_mut().zip(b).for_each(|(a, b)| *a *= b);
 }
 
-/// Per-block buffers of [`Voice::render`], shared by all voices.
+/// Per-block buffers of one voice, from [`Voice::oscillate`] to the mix.
 #[derive(Clone, Debug)]
 pub(crate) struct VoiceScratch {
+    /// Frames in the block.
+    frames: usize,
     gain: [f64; BLOCK],
     level: [f64; BLOCK],
+    /// True when the filter is tuned for the whole block (`cutoff` and `q` unused).
+    steady: bool,
     cutoff: [f64; BLOCK],
     q: [f64; BLOCK],
     fade: [f64; BLOCK],
     dt: [f64; BLOCK],
+    x: [f64; BLOCK],
+    /// The voice's output, from [`filter_voices`] (or the caller's zeros).
+    pub(crate) out: [f64; BLOCK],
+    /// Constant reverb and delay send levels, or `None` for each frame's in
+    /// `to_reverb` and `to_delay`.
+    pub(crate) sends: Option<[f64; 2]>,
+    pub(crate) to_reverb: [f64; BLOCK],
+    pub(crate) to_delay: [f64; BLOCK],
 }
 
 impl VoiceScratch {
     pub(crate) fn new() -> VoiceScratch {
         VoiceScratch {
+            frames: 0,
             gain: [0.0; BLOCK],
             level: [0.0; BLOCK],
+            steady: false,
             cutoff: [0.0; BLOCK],
             q: [0.0; BLOCK],
             fade: [0.0; BLOCK],
             dt: [0.0; BLOCK],
+            x: [0.0; BLOCK],
+            out: [0.0; BLOCK],
+            sends: None,
+            to_reverb: [0.0; BLOCK],
+            to_delay: [0.0; BLOCK],
         }
     }
 }
