@@ -4,6 +4,9 @@
 //! through the dialect.
 //!
 //! `cargo run --release -p chronus-dsp --example render_speed [seconds]`
+//!
+//! Prints the wall-clock multiple and, where Linux reports it, the time on a
+//! CPU and the time spent waiting for one (other load on the machine).
 
 use std::time::Instant;
 
@@ -29,6 +32,7 @@ fn main() {
     let frames = seconds * u64::from(SAMPLE_RATE);
     let mut block = vec![0.0f32; BLOCK_FRAMES * CHANNELS];
     let mut peak = 0.0f32;
+    let sched = schedstat();
     let start = Instant::now();
     for _ in 0..frames / BLOCK_FRAMES as u64 {
         engine.render(&mut block);
@@ -42,4 +46,21 @@ fn main() {
          at {SAMPLE_RATE} Hz in {elapsed:.3} s on one core: {:.1}x real time (peak {peak:.3})",
         rendered / elapsed
     );
+    if let (Some((run0, wait0)), Some((run1, wait1))) = (sched, schedstat()) {
+        println!(
+            "on a CPU {:.3} s ({:.1}x real time per CPU second), waiting for one {:.3} s",
+            run1 - run0,
+            rendered / (run1 - run0),
+            wait1 - wait0
+        );
+    }
+}
+
+/// Seconds this thread has run on a CPU and waited for one (Linux's
+/// /proc/thread-self/schedstat), so that a loaded machine shows as such.
+fn schedstat() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut ns = stat.split_whitespace().map(|v| v.parse::<u64>().ok());
+    let (run, wait) = (ns.next()??, ns.next()??);
+    Some((run as f64 / 1e9, wait as f64 / 1e9))
 }
