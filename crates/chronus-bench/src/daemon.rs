@@ -124,6 +124,21 @@ impl Daemon {
         recording: Option<&Recording>,
         args: &[String],
     ) -> Result<Daemon> {
+        Daemon::spawn(exe, dir, recording, args, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (e.g. `CHRONUS_NUM_VOICES`).
+    pub fn start_with_env(exe: &Path, dir: &Path, env: &[(&str, String)]) -> Result<Daemon> {
+        Daemon::spawn(exe, dir, None, &[], env)
+    }
+
+    fn spawn(
+        exe: &Path,
+        dir: &Path,
+        recording: Option<&Recording>,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Result<Daemon> {
         let port = free_osc_port()?;
         let log = dir.join("chronusd.log");
         let mut cmd = Command::new(exe);
@@ -132,6 +147,7 @@ impl Daemon {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CHRONUS_AUDIO_BACKEND", "null")
             .env("CHRONUS_OSC_PORT", port.to_string())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(

@@ -8,7 +8,8 @@
 //! over UDP and TCP, counting what it received, dropped and applied, and timing
 //! `/chronus/status` and `/chronus/sync` round trips idle and during the flood.
 //! `speech` times text-to-speech requests to the first sample at the output and
-//! watches the daemon's memory across 10,000 of them.
+//! watches the daemon's memory across 10,000 of them. `synth` measures the CPU of
+//! each process while a 16-voice daemon plays the full synth patch.
 //! Progress goes to stderr, the report to stdout.
 
 mod daemon;
@@ -19,6 +20,7 @@ mod osc;
 mod report;
 mod speech;
 mod steady;
+mod synth;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
@@ -29,7 +31,7 @@ use std::time::Duration;
 #[command(
     name = "chronus-bench",
     about = "Benchmarks the real chronusd: failover, integrity, callback time, CPU and memory; \
-             startup and shutdown; an OSC flood"
+             startup and shutdown; an OSC flood; speech; the full synth patch's CPU"
 )]
 struct Args {
     /// What to measure: each prints its own BENCHMARKS.md section.
@@ -44,10 +46,10 @@ struct Args {
     /// Interval between status requests while waiting, in milliseconds.
     #[arg(long, default_value_t = 2)]
     poll_ms: u64,
-    /// Failover: steady-state warm-up before the CPU window, in seconds.
+    /// Failover and synth: warm-up before the CPU window, in seconds.
     #[arg(long, default_value_t = 2.0)]
     warmup_s: f64,
-    /// Failover: length of the steady-state CPU window, in seconds (0 skips it).
+    /// Failover and synth: length of the CPU window, in seconds (0 skips it in failover).
     #[arg(long, default_value_t = 10.0)]
     cpu_s: f64,
     /// Start/stop cycles of the lifecycle benchmark.
@@ -103,7 +105,9 @@ enum Area {
     Osc,
     /// Text-to-speech through the daemon: request to first sample, memory over many requests.
     Speech,
-    /// Failover, then lifecycle, then the OSC flood, then speech.
+    /// The full synth patch on 16 voices: CPU of each process, underruns.
+    Synth,
+    /// Failover, then lifecycle, then the OSC flood, then speech, then synth.
     All,
 }
 
@@ -170,6 +174,12 @@ fn run(args: &Args) -> Result<String> {
             report.push('\n');
         }
         report += &run_speech(args, &exe, &subdir, &ctx_command)?;
+    }
+    if matches!(args.area, Area::Synth | Area::All) {
+        if !report.is_empty() {
+            report.push('\n');
+        }
+        report += &run_synth(args, &exe, &subdir, &ctx_command)?;
     }
     if args.keep || args.dir.is_some() {
         eprintln!("chronus-bench: kept {}", dir.display());
@@ -301,4 +311,34 @@ fn run_speech(
     )?;
     let ctx = began.context(args, ctx_command);
     Ok(report::render_speech(&ctx, &run))
+}
+
+fn run_synth(
+    args: &Args,
+    exe: &Path,
+    subdir: &dyn Fn(&str) -> Result<PathBuf>,
+    ctx_command: &str,
+) -> Result<String> {
+    if args.cpu_s <= 0.0 {
+        bail!("--cpu-s must be positive for synth");
+    }
+    let date = machine::utc_now();
+    let load_start = machine::loadavg();
+    let warmup = Duration::from_secs_f64(args.warmup_s);
+    let window = Duration::from_secs_f64(args.cpu_s);
+    eprintln!(
+        "chronus-bench: the full synth patch on {} voices, {window:?} window",
+        synth::VOICES
+    );
+    let run = synth::run(exe, &subdir("synth")?, warmup, window)?;
+    let ctx = report::Context {
+        command: ctx_command.to_owned(),
+        machine: machine::Machine::describe(),
+        date,
+        load_start,
+        load_end: machine::loadavg(),
+        poll_ms: args.poll_ms,
+        revision: args.revision.clone(),
+    };
+    Ok(report::render_synth(&ctx, &run))
 }

@@ -972,6 +972,63 @@ pub fn render_speech(ctx: &Context, run: &crate::speech::SpeechRun) -> String {
     r
 }
 
+pub fn render_synth(ctx: &Context, run: &crate::synth::SynthRun) -> String {
+    let mut r = String::new();
+    preamble(&mut r, "Synth: live CPU of the full patch", ctx);
+    let _ = writeln!(
+        r,
+        "- Daemon: release `chronusd`, `CHRONUS_AUDIO_BACKEND=null` (timer-clocked), \
+         `CHRONUS_NUM_VOICES={}`, a free `CHRONUS_OSC_PORT`, defaults otherwise (device buffer \
+         {BUFFER_FRAMES} frames), environment clean except `PATH`",
+        crate::synth::VOICES
+    );
+    let _ = writeln!(
+        r,
+        "- Patch: `chronus_dsp::demo::full_patch`, the one `examples/render_speed.rs` renders \
+         offline: {} messages over UDP, then `/chronus/sync` until answered and \
+         `/engine/status` showing {} voices and the sequencer running\n",
+        run.messages,
+        crate::synth::VOICES
+    );
+    let _ = writeln!(
+        r,
+        "After a {:.0} s warm-up, utime + stime from `/proc/<pid>/stat` (all threads) over \
+         {:.1} s at {} Hz, with no status requests inside the window. Clock tick {} ms, so a \
+         resolution of {:.2} % of a core. Both workers render every block. \
+         `callback_max_us` since the start: {:.0} µs.\n",
+        run.warmup.as_secs_f64(),
+        run.window.as_secs_f64(),
+        run.sample_rate,
+        1000 / run.clock_ticks_per_s.max(1),
+        100.0 / run.clock_ticks_per_s.max(1) as f64 / run.window.as_secs_f64(),
+        run.callback_max_us
+    );
+    let _ = writeln!(r, "| Measure | Measured | Target | Result |");
+    let _ = writeln!(r, "|---|---:|---|---|");
+    for (role, cpu) in &run.cpu {
+        let _ = writeln!(
+            r,
+            "| CPU of the {role} (% of one core) | {cpu:.2} % | — | — |"
+        );
+    }
+    let _ = writeln!(
+        r,
+        "| **CPU in all** | **{:.2} %** | — | — |",
+        run.total_cpu_percent()
+    );
+    let (window, total) = run.underrun_frames;
+    let _ = writeln!(
+        r,
+        "| `underrun_frames` in the window (since the start) | {window} ({total}) | 0 | {} |",
+        if window == 0 && total == 0 {
+            "met"
+        } else {
+            "**missed**"
+        }
+    );
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

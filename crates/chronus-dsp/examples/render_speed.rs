@@ -1,11 +1,16 @@
-//! Non-real-time render speed of a full patch: 16 voices of every waveform,
-//! the acid path, distortion, reverb, delay, both LFOs, the limiter and a
-//! 16-track polymetric sequence with swing, all driven through the dialect.
+//! Non-real-time render speed of a full patch ([`chronus_dsp::demo::full_patch`]):
+//! 16 voices of every waveform, the acid path, distortion, reverb, delay, both
+//! LFOs, the limiter and a 16-track polymetric sequence with swing, all driven
+//! through the dialect.
 //!
 //! `cargo run --release -p chronus-dsp --example render_speed [seconds]`
+//!
+//! Prints the wall-clock multiple and, where Linux reports it, the time on a
+//! CPU and the time spent waiting for one (other load on the machine).
 
 use std::time::Instant;
 
+use chronus_dsp::demo::{Value, full_patch};
 use chronus_dsp::dialect::{Arg, parse};
 use chronus_dsp::{CHANNELS, Engine};
 
@@ -18,66 +23,16 @@ fn main() {
         .nth(1)
         .map_or(60, |s| s.parse().expect("seconds must be a whole number"));
     let mut engine = Engine::new(SAMPLE_RATE, VOICES);
-    let mut send = |address: &str, args: &[Arg<'_>]| {
-        let cmd = parse(address, args, VOICES).unwrap_or_else(|e| panic!("{e}"));
+    for m in full_patch(VOICES) {
+        let args: Vec<Arg<'_>> = m.args.iter().map(Value::arg).collect();
+        let cmd = parse(&m.address, &args, VOICES).unwrap_or_else(|e| panic!("{e}"));
         engine.apply(&cmd);
-    };
-    let patterns = [
-        "X...x...X...x...",
-        "..x...x...x.x",
-        "x.x.x.x.xx.x",
-        "X..x..x..x.",
-    ];
-    for v in 1..=i64::from(VOICES) {
-        let voice = format!("voice{v}");
-        let float = |x: f64| [Arg::Float(x)];
-        send(&format!("/mod/{voice}/osc/type"), &[Arg::Int(v % 6)]);
-        send(
-            &format!("/mod/{voice}/filter/freq"),
-            &float(400.0 + 300.0 * v as f64),
-        );
-        send(
-            &format!("/mod/{voice}/filter/q"),
-            &float(0.7 + 0.4 * v as f64),
-        );
-        send(&format!("/mod/{voice}/amp"), &float(0.08));
-        send(&format!("/mod/{voice}/send/reverb"), &float(0.3));
-        send(&format!("/mod/{voice}/send/delay"), &float(0.2));
-        send(&format!("/mod/{voice}/slide_time"), &float(0.05));
-        let name = format!("t{v}");
-        let pattern = patterns[v as usize % patterns.len()];
-        send(
-            "/seq/add",
-            &[
-                Arg::Str(&name),
-                Arg::Str(&voice),
-                Arg::Str(pattern),
-                Arg::Float(55.0 * v as f64),
-                Arg::Float(2000.0),
-                Arg::Str("C3,Eb3,G3,Bb3,C4,220.0,57"),
-            ],
-        );
     }
-    for (address, value) in [
-        ("/mod/acid1/res", 0.8),
-        ("/mod/acid1/accent", 0.7),
-        ("/mod/dist1/drive", 0.5),
-        ("/mod/dist1/mix", 0.3),
-        ("/mod/reverb1/room", 0.8),
-        ("/mod/delay1/time", 0.375),
-        ("/mod/delay1/feedback", 0.5),
-        ("/mod/lfo1/depth", 0.5),
-        ("/mod/lfo2/depth", 0.5),
-        ("/seq/bpm", 128.0),
-        ("/seq/swing", 0.2),
-    ] {
-        send(address, &[Arg::Float(value)]);
-    }
-    send("/seq/start", &[]);
 
     let frames = seconds * u64::from(SAMPLE_RATE);
     let mut block = vec![0.0f32; BLOCK_FRAMES * CHANNELS];
     let mut peak = 0.0f32;
+    let sched = schedstat();
     let start = Instant::now();
     for _ in 0..frames / BLOCK_FRAMES as u64 {
         engine.render(&mut block);
@@ -91,4 +46,21 @@ fn main() {
          at {SAMPLE_RATE} Hz in {elapsed:.3} s on one core: {:.1}x real time (peak {peak:.3})",
         rendered / elapsed
     );
+    if let (Some((run0, wait0)), Some((run1, wait1))) = (sched, schedstat()) {
+        println!(
+            "on a CPU {:.3} s ({:.1}x real time per CPU second), waiting for one {:.3} s",
+            run1 - run0,
+            rendered / (run1 - run0),
+            wait1 - wait0
+        );
+    }
+}
+
+/// Seconds this thread has run on a CPU and waited for one (Linux's
+/// /proc/thread-self/schedstat), so that a loaded machine shows as such.
+fn schedstat() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut ns = stat.split_whitespace().map(|v| v.parse::<u64>().ok());
+    let (run, wait) = (ns.next()??, ns.next()??);
+    Some((run as f64 / 1e9, wait as f64 / 1e9))
 }

@@ -28,6 +28,18 @@ enum Stage {
     Release,
 }
 
+/// Values of the smoothed controls at one frame.
+#[derive(Clone, Copy, Debug)]
+struct Knobs {
+    base: f64,
+    res: f64,
+    env_amount: f64,
+    drive: f64,
+    mix: f64,
+    vol_comp: f64,
+    accent_gain: f64,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Acid {
     cutoff: Ramp,
@@ -136,21 +148,56 @@ impl Acid {
 
     /// Processes a block of voice2, in place.
     pub(crate) fn render(&mut self, block: &mut [f64], sample_rate: u32) {
-        for x in block {
-            *x = self.process(*x, sample_rate);
+        if let Some(knobs) = self.settled_knobs() {
+            for x in block {
+                *x = self.process(*x, knobs, sample_rate);
+            }
+        } else {
+            for x in block {
+                let knobs = self.knobs();
+                *x = self.process(*x, knobs, sample_rate);
+            }
+        }
+    }
+
+    /// The knobs of every frame while none of them moves.
+    fn settled_knobs(&self) -> Option<Knobs> {
+        Some(Knobs {
+            base: self.cutoff.settled()?,
+            res: self.res.settled()?,
+            env_amount: self.env_amount.settled()?,
+            drive: self.drive.settled()?,
+            mix: self.mix.settled()?,
+            vol_comp: self.vol_comp.settled()?,
+            accent_gain: self.accent_gain.settled()?,
+        })
+    }
+
+    /// The knobs of the next frame.
+    fn knobs(&mut self) -> Knobs {
+        Knobs {
+            base: self.cutoff.next(),
+            res: self.res.next(),
+            env_amount: self.env_amount.next(),
+            drive: self.drive.next(),
+            mix: self.mix.next(),
+            vol_comp: self.vol_comp.next(),
+            accent_gain: self.accent_gain.next(),
         }
     }
 
     #[inline(always)]
-    fn process(&mut self, x: f64, sample_rate: u32) -> f64 {
+    fn process(&mut self, x: f64, knobs: Knobs, sample_rate: u32) -> f64 {
         let env = self.envelope();
-        let base = self.cutoff.next();
-        let res = self.res.next();
-        let env_amount = self.env_amount.next();
-        let drive = self.drive.next();
-        let mix = self.mix.next();
-        let vol_comp = self.vol_comp.next();
-        let accent_gain = self.accent_gain.next();
+        let Knobs {
+            base,
+            res,
+            env_amount,
+            drive,
+            mix,
+            vol_comp,
+            accent_gain,
+        } = knobs;
         if mix == 0.0 {
             return x;
         }

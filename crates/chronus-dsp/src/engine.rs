@@ -5,11 +5,11 @@ use crate::CHANNELS;
 use crate::acid::Acid;
 use crate::command::{Command, Control};
 use crate::fx::Master;
-use crate::params::Params;
+use crate::params::{Params, VoiceParams};
 use crate::seq::{ACCENT_CUTOFF_HZ, ACCENT_VELOCITY, HIT_VELOCITY, Sequencer, Step};
 use crate::smoother::{Ramp, frames};
 use crate::speech::{NoSpeech, SpeechPlayer, SpeechSource};
-use crate::voice::{Hit, Modulation, Voice};
+use crate::voice::{Hit, Modulation, Voice, VoiceScratch, filter_voices};
 
 /// voice2 runs through the acid path and is swept by lfo1.
 const ACID_VOICE: usize = 1;
@@ -19,7 +19,7 @@ const TREMOLO_VOICE: usize = 2;
 const LFO1_OCTAVES: f64 = 2.0;
 /// Most frames rendered voice by voice at a time: a bound on the scratch
 /// buffers, not on timing (blocks also end wherever the sequencer acts).
-const BLOCK: usize = 64;
+pub(crate) const BLOCK: usize = 64;
 
 /// Per-block buffers, allocated once.
 #[derive(Clone, Debug)]
@@ -27,8 +27,9 @@ struct Scratch {
     dry: [f64; BLOCK],
     reverb: [f64; BLOCK],
     delay: [f64; BLOCK],
-    voice: [f64; BLOCK],
-    sends: [[f64; 2]; BLOCK],
+    mixed: [f64; BLOCK],
+    /// Two voices are filtered side by side.
+    voices: Box<[VoiceScratch; 2]>,
     sweep: [f64; BLOCK],
     tremolo: [f64; BLOCK],
 }
@@ -84,8 +85,8 @@ impl Engine {
                 dry: [0.0; BLOCK],
                 reverb: [0.0; BLOCK],
                 delay: [0.0; BLOCK],
-                voice: [0.0; BLOCK],
-                sends: [[0.0; 2]; BLOCK],
+                mixed: [0.0; BLOCK],
+                voices: Box::new([VoiceScratch::new(), VoiceScratch::new()]),
                 sweep: [0.0; BLOCK],
                 tremolo: [0.0; BLOCK],
             }),
@@ -269,31 +270,40 @@ impl Engine {
         s.dry[..n].fill(0.0);
         s.reverb[..n].fill(0.0);
         s.delay[..n].fill(0.0);
-        for (i, (voice, p)) in voices.iter_mut().zip(&params.voices).enumerate() {
+        let buses = Buses {
+            dry: &mut s.dry[..n],
+            reverb: &mut s.reverb[..n],
+            delay: &mut s.delay[..n],
+        };
+        let [first, second] = &mut *s.voices;
+        let mut pending = Pending {
+            buses,
+            waiting: None,
+            first,
+            second,
+            acid,
+            sample_rate,
+        };
+        for (i, p) in params.voices.iter().enumerate() {
             let modulation = match i {
                 ACID_VOICE => sweep,
                 TREMOLO_VOICE => tremolo,
                 _ => Modulation::None,
             };
-            voice.render(
-                p,
-                sample_rate,
-                modulation,
-                &mut s.voice[..n],
-                &mut s.sends[..n],
-            );
-            if i == ACID_VOICE {
-                acid.render(&mut s.voice[..n], sample_rate);
-            }
-            for t in 0..n {
-                let (y, [to_reverb, to_delay]) = (s.voice[t], s.sends[t]);
-                s.dry[t] += y;
-                s.reverb[t] += y * to_reverb;
-                s.delay[t] += y * to_delay;
-            }
+            pending.add(voices, i, p, modulation, n);
         }
-        for (t, frame) in out.chunks_exact_mut(CHANNELS).enumerate() {
-            let mut mixed = fx.process(s.dry[t], s.reverb[t], s.delay[t], params, sample_rate);
+        pending.flush(voices);
+        let mixed = &mut s.mixed[..n];
+        fx.render(
+            &s.dry[..n],
+            &s.reverb[..n],
+            &s.delay[..n],
+            mixed,
+            params,
+            sample_rate,
+        );
+        for (frame, &mixed) in out.chunks_exact_mut(CHANNELS).zip(mixed.iter()) {
+            let mut mixed = mixed;
             if speech.is_live() {
                 mixed = speech.mix(mixed, source, sample_rate);
             }
@@ -313,6 +323,124 @@ impl Engine {
 
     pub fn sample_rate(&self) -> u32 {
         self.sample_rate
+    }
+}
+
+/// The sums every voice adds into.
+struct Buses<'a> {
+    dry: &'a mut [f64],
+    reverb: &'a mut [f64],
+    delay: &'a mut [f64],
+}
+
+impl Buses<'_> {
+    /// Adds a voice's output at its send levels. A silent voice would add
+    /// exact zeros, which change nothing (the sums start at +0 and so are
+    /// never -0): it is skipped.
+    fn mix(&mut self, s: &VoiceScratch) {
+        let n = self.dry.len();
+        let buses = self
+            .dry
+            .iter_mut()
+            .zip(self.reverb.iter_mut())
+            .zip(self.delay.iter_mut());
+        let voice = s.out[..n].iter();
+        if let Some([to_reverb, to_delay]) = s.sends {
+            for (((dry, reverb), delay), &y) in buses.zip(voice) {
+                *dry += y;
+                *reverb += y * to_reverb;
+                *delay += y * to_delay;
+            }
+        } else {
+            let sends = s.to_reverb[..n].iter().zip(&s.to_delay[..n]);
+            for (((dry, reverb), delay), (&y, (to_reverb, to_delay))) in buses.zip(voice.zip(sends))
+            {
+                *dry += y;
+                *reverb += y * to_reverb;
+                *delay += y * to_delay;
+            }
+        }
+    }
+}
+
+/// Pairs up the sounding voices of a block, so that two are filtered side by
+/// side, and mixes them in voice order (the order of the sums).
+struct Pending<'a> {
+    buses: Buses<'a>,
+    /// A sounding voice whose oscillator is in `first`, waiting for a partner.
+    waiting: Option<usize>,
+    first: &'a mut VoiceScratch,
+    second: &'a mut VoiceScratch,
+    acid: &'a mut Acid,
+    sample_rate: u32,
+}
+
+impl Pending<'_> {
+    fn add(
+        &mut self,
+        voices: &mut [Voice],
+        i: usize,
+        p: &VoiceParams,
+        modulation: Modulation<'_>,
+        n: usize,
+    ) {
+        let sample_rate = self.sample_rate;
+        let into_first = self.waiting.is_none();
+        let into = if into_first {
+            &mut *self.first
+        } else {
+            &mut *self.second
+        };
+        let Some(voice) = voices.get_mut(i) else {
+            return;
+        };
+        if voice.oscillate(p, sample_rate, modulation, n, into) {
+            match self.waiting.take() {
+                None => self.waiting = Some(i),
+                Some(w) => {
+                    let (head, tail) = voices.split_at_mut(i);
+                    filter_voices(
+                        head[w].filtering(self.first),
+                        Some(tail[0].filtering(self.second)),
+                        sample_rate,
+                    );
+                    self.finish(w, true);
+                    self.finish(i, false);
+                }
+            }
+        } else if i == ACID_VOICE {
+            // The acid path rings on after its voice falls silent.
+            self.flush(voices);
+            let into = if into_first {
+                &mut *self.first
+            } else {
+                &mut *self.second
+            };
+            into.out[..n].fill(0.0);
+            self.finish(i, into_first);
+        }
+    }
+
+    /// Filters and mixes the voice left waiting, if any.
+    fn flush(&mut self, voices: &mut [Voice]) {
+        if let Some(w) = self.waiting.take() {
+            filter_voices(voices[w].filtering(self.first), None, self.sample_rate);
+            self.finish(w, true);
+        }
+    }
+
+    /// Mixes voice `i` from the first scratch or the second.
+    fn finish(&mut self, i: usize, first: bool) {
+        let s = if first {
+            &mut *self.first
+        } else {
+            &mut *self.second
+        };
+        let n = self.buses.dry.len();
+        if i == ACID_VOICE {
+            self.acid.render(&mut s.out[..n], self.sample_rate);
+        }
+        self.buses.mix(s);
     }
 }
 

@@ -47,6 +47,36 @@ impl Envelope {
         }
     }
 
+    /// Fills `out` with the levels of the next `out.len()` calls to
+    /// [`Envelope::next`], bit for bit: ramps are filled in runs, and every
+    /// frame at which the stage may change goes through next() itself.
+    pub(crate) fn fill(&mut self, out: &mut [f64], p: &VoiceParams, sample_rate: u32) {
+        let mut t = 0;
+        while t < out.len() {
+            let steady = match self.stage {
+                Stage::Idle => true,
+                Stage::Sustain => self.level.target() == f64::from(p.sustain),
+                Stage::Attack | Stage::Decay | Stage::Release => false,
+            };
+            if steady {
+                self.level.fill(&mut out[t..]);
+                return;
+            }
+            // Only the frame on which the ramp lands can change the stage (in
+            // Sustain, the next frame retargets the ramp).
+            let run = if self.stage == Stage::Sustain {
+                1
+            } else {
+                usize::try_from(self.level.remaining()).map_or(usize::MAX, |r| r.max(1))
+            }
+            .min(out.len() - t);
+            let (body, last) = out[t..t + run].split_at_mut(run - 1);
+            self.level.fill(body);
+            last[0] = self.next(p, sample_rate);
+            t += run;
+        }
+    }
+
     /// Advances one frame and returns the level.
     #[inline]
     pub(crate) fn next(&mut self, p: &VoiceParams, sample_rate: u32) -> f64 {

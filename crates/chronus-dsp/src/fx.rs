@@ -71,18 +71,6 @@ impl Line {
         Line::new(buffer_frames(tuning as f64 / 44_100.0, sample_rate))
     }
 
-    /// The oldest sample, replaced by `x`.
-    fn cycle(&mut self, x: f64) -> f64 {
-        let out = f64::from(self.buf[self.pos]);
-        self.buf[self.pos] = flush(x) as f32;
-        self.pos = if self.pos + 1 == self.buf.len() {
-            0
-        } else {
-            self.pos + 1
-        };
-        out
-    }
-
     fn clear(&mut self) {
         self.buf.fill(0.0);
     }
@@ -92,8 +80,10 @@ impl Line {
 /// four allpasses in series.
 #[derive(Clone, Debug)]
 pub(crate) struct Reverb {
-    combs: Vec<(Line, f64)>,
-    allpasses: Vec<Line>,
+    combs: [Line; COMB_TUNING.len()],
+    /// Each comb's damping low-pass state.
+    kept: [f64; COMB_TUNING.len()],
+    allpasses: [Line; ALLPASS_TUNING.len()],
     mix: Ramp,
     feedback: f64,
     damp: f64,
@@ -102,14 +92,9 @@ pub(crate) struct Reverb {
 impl Reverb {
     fn new(p: &ReverbParams, sample_rate: u32) -> Reverb {
         let mut r = Reverb {
-            combs: COMB_TUNING
-                .iter()
-                .map(|&t| (Line::scaled(t, sample_rate), 0.0))
-                .collect(),
-            allpasses: ALLPASS_TUNING
-                .iter()
-                .map(|&t| Line::scaled(t, sample_rate))
-                .collect(),
+            combs: COMB_TUNING.map(|t| Line::scaled(t, sample_rate)),
+            kept: [0.0; COMB_TUNING.len()],
+            allpasses: ALLPASS_TUNING.map(|t| Line::scaled(t, sample_rate)),
             mix: Ramp::at(p.mix.into()),
             feedback: 0.0,
             damp: 0.0,
@@ -123,37 +108,74 @@ impl Reverb {
         self.damp = f64::from(p.damp) * 0.4;
     }
 
-    /// The reverb's return at its mix level.
-    fn process(&mut self, x: f64) -> f64 {
-        let mix = self.mix.next();
-        let input = x * 0.015;
-        let (feedback, damp) = (self.feedback, self.damp);
-        let mut out = 0.0;
-        for (line, store) in &mut self.combs {
-            let y = f64::from(line.buf[line.pos]);
-            *store = flush(y * (1.0 - damp) + *store * damp);
-            line.cycle(input + *store * feedback);
-            out += y;
-        }
-        for line in &mut self.allpasses {
-            let delayed = f64::from(line.buf[line.pos]);
-            line.cycle(out + delayed * 0.5);
-            out = delayed - out;
-        }
-        let wet = out * 3.0;
-        if wet.is_finite() {
-            wet * mix
-        } else {
-            self.clear();
-            0.0
+    /// The reverb's return at its mix level for each frame of `x`, into `out`.
+    fn render(&mut self, x: &[f64], out: &mut [f64]) {
+        let mut t = 0;
+        while t < x.len() {
+            // Up to the first line's wrap, so that no frame checks for it.
+            let run = self
+                .combs
+                .iter()
+                .chain(&self.allpasses)
+                .map(|line| line.buf.len() - line.pos)
+                .fold(x.len() - t, usize::min);
+            let (done, finite) = self.run(&x[t..t + run], &mut out[t..t + run]);
+            for line in self.combs.iter_mut().chain(&mut self.allpasses) {
+                line.pos += done;
+                if line.pos == line.buf.len() {
+                    line.pos = 0;
+                }
+            }
+            if !finite {
+                self.clear();
+            }
+            t += done;
         }
     }
 
-    fn clear(&mut self) {
-        for (line, store) in &mut self.combs {
-            line.clear();
-            *store = 0.0;
+    /// Frame by frame (the combs' chains of dependent operations overlap)
+    /// through lines that do not wrap within `x`. Stops after a frame whose
+    /// output is not finite: that frame is silent and the reverb is to be
+    /// cleared before the next. Returns the frames done, and false if it
+    /// stopped so.
+    fn run(&mut self, x: &[f64], out: &mut [f64]) -> (usize, bool) {
+        let (feedback, damp) = (self.feedback, self.damp);
+        let n = x.len();
+        let mut combs = self.combs.each_mut().map(|l| &mut l.buf[l.pos..l.pos + n]);
+        let mut allpasses = self
+            .allpasses
+            .each_mut()
+            .map(|l| &mut l.buf[l.pos..l.pos + n]);
+        let mut kept = self.kept;
+        for (t, (out, &x)) in out.iter_mut().zip(x).enumerate() {
+            let mix = self.mix.next();
+            let input = x * 0.015;
+            let mut wet = 0.0;
+            for (line, kept) in combs.iter_mut().zip(&mut kept) {
+                let y = f64::from(line[t]);
+                *kept = flush(y * (1.0 - damp) + *kept * damp);
+                line[t] = flush(input + *kept * feedback) as f32;
+                wet += y;
+            }
+            for line in &mut allpasses {
+                let delayed = f64::from(line[t]);
+                line[t] = flush(wet + delayed * 0.5) as f32;
+                wet = delayed - wet;
+            }
+            let wet = wet * 3.0;
+            if !wet.is_finite() {
+                *out = 0.0;
+                return (t + 1, false);
+            }
+            *out = wet * mix;
         }
+        self.kept = kept;
+        (n, true)
+    }
+
+    fn clear(&mut self) {
+        self.combs.iter_mut().for_each(Line::clear);
+        self.kept = [0.0; COMB_TUNING.len()];
         self.allpasses.iter_mut().for_each(Line::clear);
     }
 }
@@ -352,18 +374,22 @@ impl Master {
         ramp.set_target(value.into(), smooth);
     }
 
-    /// Mixes the dry signal and the sends into the output sample.
-    pub(crate) fn process(
+    /// Mixes the dry signal and the sends of each frame into `out`.
+    pub(crate) fn render(
         &mut self,
-        dry: f64,
-        reverb_send: f64,
-        delay_send: f64,
+        dry: &[f64],
+        reverb_send: &[f64],
+        delay_send: &[f64],
+        out: &mut [f64],
         p: &Params,
         sample_rate: u32,
-    ) -> f64 {
-        let mixed = self.dist.process(dry, sample_rate)
-            + self.reverb.process(reverb_send)
-            + self.delay.process(delay_send, &p.delay, sample_rate);
-        self.limiter.process(mixed)
+    ) {
+        self.reverb.render(reverb_send, out);
+        for ((out, &dry), &delay_send) in out.iter_mut().zip(dry).zip(delay_send) {
+            let mixed = self.dist.process(dry, sample_rate)
+                + *out
+                + self.delay.process(delay_send, &p.delay, sample_rate);
+            *out = self.limiter.process(mixed);
+        }
     }
 }

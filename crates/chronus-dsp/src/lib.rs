@@ -17,6 +17,7 @@
 
 mod acid;
 mod command;
+pub mod demo;
 pub mod dialect;
 mod dsp;
 mod engine;

@@ -4,7 +4,8 @@
 //! voice, so a closed envelope is exact silence.
 
 use crate::command::VoiceParam;
-use crate::dsp::{Svf, advance_phase};
+use crate::dsp::{Svf, advance_phase, sin_cycles};
+use crate::engine::BLOCK;
 use crate::envelope::Envelope;
 use crate::osc::{self, Noise};
 use crate::params::VoiceParams;
@@ -142,69 +143,248 @@ impl Voice {
         self.env.gate(true, p, sample_rate);
     }
 
-    /// Renders `out.len()` frames into `out`, with the reverb and delay send
-    /// levels of each frame in `sends`; `modulation` has one entry per frame
-    /// (or is empty for none).
-    pub(crate) fn render(
+    /// Prepares `n` frames (at most [`BLOCK`]) for [`filter_voices`]: the send
+    /// levels, gain, tuning and oscillator of each frame into `s`
+    /// (`modulation` has one entry per frame). False if the voice is silent
+    /// throughout: its output is then all 0 and nothing is left to filter.
+    ///
+    /// Stage by stage over the block rather than frame by frame, for speed:
+    /// every value is computed exactly as frame by frame, and state that
+    /// carries from frame to frame (phase, noise, filter) advances in order.
+    pub(crate) fn oscillate(
         &mut self,
         p: &VoiceParams,
         sample_rate: u32,
         modulation: Modulation<'_>,
-        out: &mut [f64],
-        sends: &mut [[f64; 2]],
-    ) {
-        for (t, (out, sends)) in out.iter_mut().zip(sends).enumerate() {
-            let (cutoff, gain) = match modulation {
-                Modulation::None => (1.0, 1.0),
-                Modulation::Cutoff(m) => (m[t], 1.0),
-                Modulation::Gain(m) => (1.0, m[t]),
-            };
-            *out = self.next(p, sample_rate, cutoff, gain, sends);
+        n: usize,
+        s: &mut VoiceScratch,
+    ) -> bool {
+        let n = n.min(BLOCK);
+        s.frames = n;
+        s.sends = match (self.send_reverb.settled(), self.send_delay.settled()) {
+            (Some(reverb), Some(delay)) => Some([reverb, delay]),
+            _ => {
+                self.send_reverb.fill(&mut s.to_reverb[..n]);
+                self.send_delay.fill(&mut s.to_delay[..n]);
+                None
+            }
+        };
+        let (gain, level) = (&mut s.gain[..n], &mut s.level[..n]);
+        if let (Some(amp), Some(velocity)) = (self.amp.settled(), self.velocity.settled()) {
+            let level = amp * velocity;
+            self.env.fill(gain, p, sample_rate);
+            gain.iter_mut().for_each(|g| *g *= level);
+        } else {
+            self.amp.fill(gain);
+            self.velocity.fill(level);
+            multiply(gain, level);
+            self.env.fill(level, p, sample_rate);
+            multiply(gain, level);
         }
+        if let Modulation::Gain(m) = modulation {
+            multiply(gain, m);
+        }
+        // With the cutoff and Q constant over the block, the filter is tuned once.
+        let steady = match (self.cutoff.settled(), self.q.settled(), modulation) {
+            (Some(cutoff), Some(q), Modulation::None | Modulation::Gain(_)) => Some((cutoff, q)),
+            _ => None,
+        };
+        s.steady = steady.is_some();
+        if steady.is_none() {
+            self.cutoff.fill(&mut s.cutoff[..n]);
+            if let Modulation::Cutoff(m) = modulation {
+                multiply(&mut s.cutoff[..n], m);
+            }
+            self.q.fill(&mut s.q[..n]);
+        }
+        let crossfading = !self.crossfade.is_settled();
+        let fade = &mut s.fade[..n];
+        if crossfading {
+            self.crossfade.fill(fade);
+        }
+        let dt = &mut s.dt[..n];
+        self.freq.fill(dt);
+        dt.iter_mut().for_each(|dt| *dt *= self.frame_seconds);
+        if gain.iter().all(|&g| g == 0.0) {
+            for &dt in dt.iter() {
+                self.phase = advance_phase(self.phase, dt);
+            }
+            self.filter.reset();
+            return false;
+        }
+        if let Some((cutoff, q)) = steady {
+            self.filter.tune(cutoff, q, sample_rate);
+        }
+        let (x, phase) = (&mut s.x[..n], &mut self.phase);
+        let (kind, prev, noise) = (self.osc, self.prev_osc, &mut self.noise);
+        if crossfading {
+            oscillate(phase, dt, gain, x, |t, phase, dt| {
+                crossfaded(noise, kind, prev, phase, dt, fade[t])
+            });
+        } else {
+            match kind {
+                osc::SAW => oscillate(phase, dt, gain, x, |_, phase, dt| osc::saw(phase, dt)),
+                osc::SQUARE => {
+                    oscillate(phase, dt, gain, x, |_, phase, dt| osc::square(phase, dt));
+                }
+                osc::WHITE => oscillate(phase, dt, gain, x, |_, _, _| noise.white()),
+                osc::PINK => oscillate(phase, dt, gain, x, |_, _, _| {
+                    let w = noise.white();
+                    noise.pink(w)
+                }),
+                osc::BROWN => oscillate(phase, dt, gain, x, |_, _, _| {
+                    let w = noise.white();
+                    noise.brown(w)
+                }),
+                _ => oscillate(phase, dt, gain, x, |_, phase, _| sin_cycles(phase)),
+            }
+        }
+        true
     }
 
-    #[inline(always)]
-    fn next(
-        &mut self,
-        p: &VoiceParams,
-        sample_rate: u32,
-        cutoff_mod: f64,
-        gain_mod: f64,
-        sends: &mut [f64; 2],
-    ) -> f64 {
-        let freq = self.freq.next();
-        let cutoff = self.cutoff.next() * cutoff_mod;
-        let level = self.amp.next() * self.velocity.next();
-        let q = self.q.next();
-        let fade = self.crossfade.next();
-        *sends = [self.send_reverb.next(), self.send_delay.next()];
-        let gain = level * self.env.next(p, sample_rate) * gain_mod;
-        let dt = freq * self.frame_seconds;
-        let phase = self.phase;
-        self.phase = advance_phase(phase, dt);
-        if gain == 0.0 {
-            // Silent: skip the oscillator and start the filter afresh next time.
-            self.filter.reset();
-            return 0.0;
+    /// This voice's part of a [`filter_voices`] pass over what
+    /// [`Voice::oscillate`] left in `s`.
+    pub(crate) fn filtering<'a>(&'a mut self, s: &'a mut VoiceScratch) -> Filtering<'a> {
+        Filtering {
+            filter: &mut self.filter,
+            s,
         }
-        let crossfading = fade < 1.0;
-        let noise = if osc::is_noise(self.osc) || (crossfading && osc::is_noise(self.prev_osc)) {
-            let other = if crossfading { self.prev_osc } else { self.osc };
-            self.noise.next(self.osc, other)
-        } else {
-            [0.0; 3]
-        };
-        let mut x = osc::sample(self.osc, phase, dt, &noise);
-        if crossfading {
-            x = x * fade + osc::sample(self.prev_osc, phase, dt, &noise) * (1.0 - fade);
+    }
+}
+
+/// Advances the phase frame by frame, writing `osc(frame, phase, dt)` for
+/// the frames whose gain is not 0 (noise draws only for those).
+#[inline(always)]
+fn oscillate(
+    phase: &mut f64,
+    dt: &[f64],
+    gain: &[f64],
+    x: &mut [f64],
+    mut osc: impl FnMut(usize, f64, f64) -> f64,
+) {
+    let mut now = *phase;
+    for (t, ((x, &gain), &dt)) in x.iter_mut().zip(gain).zip(dt).enumerate() {
+        if gain != 0.0 {
+            *x = osc(t, now, dt);
         }
-        self.filter.tune(cutoff, q, sample_rate);
-        let out = self.filter.low_pass(x) * gain;
-        if out.is_finite() {
-            out
+        now = advance_phase(now, dt);
+    }
+    *phase = now;
+}
+
+/// The oscillator during a waveform crossfade from `prev` to `kind` (`fade`
+/// < 1 until its last frame).
+fn crossfaded(noise: &mut Noise, kind: u8, prev: u8, phase: f64, dt: f64, fade: f64) -> f64 {
+    let crossfading = fade < 1.0;
+    let noise = if osc::is_noise(kind) || (crossfading && osc::is_noise(prev)) {
+        noise.next(kind, if crossfading { prev } else { kind })
+    } else {
+        [0.0; 3]
+    };
+    let x = osc::sample(kind, phase, dt, &noise);
+    if crossfading {
+        x * fade + osc::sample(prev, phase, dt, &noise) * (1.0 - fade)
+    } else {
+        x
+    }
+}
+
+/// One voice's filter and the block [`Voice::oscillate`] prepared for it.
+pub(crate) struct Filtering<'a> {
+    filter: &'a mut Svf,
+    s: &'a mut VoiceScratch,
+}
+
+/// Low-passes the oscillator of `a` (and of `b`) into its output at its gain,
+/// two voices frame by frame side by side: each filter is a chain of
+/// dependent operations, and side by side the two chains overlap.
+pub(crate) fn filter_voices(a: Filtering<'_>, b: Option<Filtering<'_>>, sample_rate: u32) {
+    // Local copies, so that the state stays in registers.
+    let mut fa = a.filter.clone();
+    match b {
+        None => {
+            for t in 0..a.s.frames {
+                filter_frame(&mut fa, a.s, t, sample_rate);
+            }
+        }
+        Some(b) => {
+            let mut fb = b.filter.clone();
+            for t in 0..a.s.frames.min(b.s.frames) {
+                filter_frame(&mut fa, a.s, t, sample_rate);
+                filter_frame(&mut fb, b.s, t, sample_rate);
+            }
+            *b.filter = fb;
+        }
+    }
+    *a.filter = fa;
+}
+
+/// One frame of [`filter_voices`]: a frame at gain 0 (or whose output is not
+/// finite) outputs 0 and resets the filter.
+#[inline(always)]
+fn filter_frame(filter: &mut Svf, s: &mut VoiceScratch, t: usize, sample_rate: u32) {
+    let gain = s.gain[t];
+    s.out[t] = if gain == 0.0 {
+        filter.reset();
+        0.0
+    } else {
+        if !s.steady {
+            filter.tune(s.cutoff[t], s.q[t], sample_rate);
+        }
+        let y = filter.low_pass(s.x[t]) * gain;
+        if y.is_finite() {
+            y
         } else {
-            self.filter.reset();
+            filter.reset();
             0.0
+        }
+    };
+}
+
+/// `a[t] *= b[t]`.
+fn multiply(a: &mut [f64], b: &[f64]) {
+    a.iter_mut().zip(b).for_each(|(a, b)| *a *= b);
+}
+
+/// Per-block buffers of one voice, from [`Voice::oscillate`] to the mix.
+#[derive(Clone, Debug)]
+pub(crate) struct VoiceScratch {
+    /// Frames in the block.
+    frames: usize,
+    gain: [f64; BLOCK],
+    level: [f64; BLOCK],
+    /// True when the filter is tuned for the whole block (`cutoff` and `q` unused).
+    steady: bool,
+    cutoff: [f64; BLOCK],
+    q: [f64; BLOCK],
+    fade: [f64; BLOCK],
+    dt: [f64; BLOCK],
+    x: [f64; BLOCK],
+    /// The voice's output, from [`filter_voices`] (or the caller's zeros).
+    pub(crate) out: [f64; BLOCK],
+    /// Constant reverb and delay send levels, or `None` for each frame's in
+    /// `to_reverb` and `to_delay`.
+    pub(crate) sends: Option<[f64; 2]>,
+    pub(crate) to_reverb: [f64; BLOCK],
+    pub(crate) to_delay: [f64; BLOCK],
+}
+
+impl VoiceScratch {
+    pub(crate) fn new() -> VoiceScratch {
+        VoiceScratch {
+            frames: 0,
+            gain: [0.0; BLOCK],
+            level: [0.0; BLOCK],
+            steady: false,
+            cutoff: [0.0; BLOCK],
+            q: [0.0; BLOCK],
+            fade: [0.0; BLOCK],
+            dt: [0.0; BLOCK],
+            x: [0.0; BLOCK],
+            out: [0.0; BLOCK],
+            sends: None,
+            to_reverb: [0.0; BLOCK],
+            to_delay: [0.0; BLOCK],
         }
     }
 }
