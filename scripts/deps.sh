@@ -7,9 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=${1:-run}
-run_pkgs=(build-essential pkg-config libasound2-dev libasound2-plugins ca-certificates curl)
-test_pkgs=(pulseaudio pulseaudio-utils alsa-utils espeak-ng pocketsphinx pocketsphinx-en-us
-  liblo-tools python3 python3-pip python3-venv systemd procps psmisc valgrind)
+# The speech engines chronusd runs by default come with the daemon.
+run_pkgs=(build-essential pkg-config libasound2-dev libasound2-plugins ca-certificates curl
+  espeak-ng pocketsphinx pocketsphinx-en-us)
+test_pkgs=(pulseaudio pulseaudio-utils alsa-utils liblo-tools python3 python3-pip python3-venv
+  systemd procps psmisc valgrind)
 
 case "$mode" in
   run) pkgs=("${run_pkgs[@]}") ;;
