@@ -151,24 +151,10 @@ fn bundles_200_ms_ahead_land_on_their_frame_and_together() {
 
     // And the recording holds exactly what the journal says happened.
     let (_, live) = read_wav(&dir.join("out.wav"));
-    let out = dir.join("reference.wav");
-    let rendered = std::process::Command::new(env!("CARGO_BIN_EXE_chronusd"))
-        .args([
-            "render",
-            journal.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--frames",
-            &(live.len() / 2).to_string(),
-        ])
-        .status()
-        .unwrap();
-    assert!(rendered.success());
-    let (_, reference) = read_wav(&out);
-    assert!(
-        live.iter()
-            .zip(&reference)
-            .all(|(a, b)| a.to_bits() == b.to_bits()),
+    let reference = render_journal(&dir, &journal, &live);
+    assert_eq!(
+        altered_samples(&live, &reference),
+        0,
         "recording differs from the journal's render"
     );
 }

@@ -43,21 +43,7 @@ fn wait_restored(d: &mut Daemon, restores: i64) -> Status {
 fn live_and_reference(dir: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
     let (rate, live) = read_wav(&dir.join("out.wav"));
     assert_eq!(rate, 48_000);
-    let out = dir.join("reference.wav");
-    let status = Command::new(env!("CARGO_BIN_EXE_chronusd"))
-        .args([
-            "render",
-            dir.join("journal.osc").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--frames",
-            &(live.len() / 2).to_string(),
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "chronusd render failed");
-    let (_, reference) = read_wav(&out);
-    assert_eq!(reference.len(), live.len());
+    let reference = render_journal(dir, &dir.join("journal.osc"), &live);
     (live, reference)
 }
 
@@ -66,11 +52,7 @@ fn assert_recording_matches_journal(dir: &std::path::Path) {
     let (live, reference) = live_and_reference(dir);
     let frames = live.len() / 2;
     assert!(frames > 4_800, "recording too short: {frames} frames");
-    let altered = live
-        .iter()
-        .zip(&reference)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
+    let altered = altered_samples(&live, &reference);
     let first = live
         .iter()
         .zip(&reference)

@@ -611,25 +611,10 @@ fn address_patterns_reach_every_matching_parameter_and_the_journal_replays() {
     }
     // The journal names the addresses the patterns reached, so it renders what played.
     let (_, live) = read_wav(&wav);
-    let reference = dir.join("reference.wav");
-    let rendered = Command::new(env!("CARGO_BIN_EXE_chronusd"))
-        .arg("render")
-        .arg(&journal)
-        .arg("--out")
-        .arg(&reference)
-        .args(["--frames", &(live.len() / 2).to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
-    let (_, reference) = read_wav(&reference);
-    assert!(
-        live.iter()
-            .zip(&reference)
-            .all(|(a, b)| a.to_bits() == b.to_bits()),
+    let reference = render_journal(&dir, &journal, &live);
+    assert_eq!(
+        altered_samples(&live, &reference),
+        0,
         "recording differs from the journal's render"
     );
 }

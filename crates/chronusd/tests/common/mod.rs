@@ -308,3 +308,37 @@ pub fn expect_at(socket: &UdpSocket, addr: &str, what: &str) -> OscMessage {
     recv_at(socket, addr, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("no {addr} within 5 s: {what}"))
 }
+
+/// Renders `journal` with `chronusd render` into `dir` to exactly as many frames as the
+/// interleaved stereo `live` recording holds; returns the reference samples.
+pub fn render_journal(dir: &Path, journal: &Path, live: &[f32]) -> Vec<f32> {
+    let out = dir.join("reference.wav");
+    let rendered = Command::new(env!("CARGO_BIN_EXE_chronusd"))
+        .arg("render")
+        .arg(journal)
+        .arg("--out")
+        .arg(&out)
+        .args(["--frames", &(live.len() / 2).to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "chronusd render failed: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let (_, reference) = read_wav(&out);
+    assert_eq!(
+        reference.len(),
+        live.len(),
+        "the render is not as long as the recording"
+    );
+    reference
+}
+
+/// Samples that differ, bit for bit, between a recording and its reference.
+pub fn altered_samples(live: &[f32], reference: &[f32]) -> usize {
+    live.iter()
+        .zip(reference)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count()
+}
