@@ -98,3 +98,13 @@ pub(crate) fn deliver(
         }
     }
 }
+
+/// Decides, on the receiving thread and before anything is decoded or queued for the
+/// daemon, whether a sender's packet goes any further: a sender refused here cannot fill
+/// the channel every other sender shares.
+pub type Gate = std::sync::Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
+
+/// A gate that admits every sender.
+pub fn open_gate() -> Gate {
+    std::sync::Arc::new(|_| true)
+}

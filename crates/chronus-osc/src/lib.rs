@@ -25,7 +25,7 @@ mod udp;
 
 pub use decode::{DecodeError, Limits, decode, leading_address};
 pub use frame::{FrameError, Framing, SLIP_END, SLIP_ESC, StreamDecoder};
-pub use incoming::{Incoming, Peer};
+pub use incoming::{Gate, Incoming, Peer, open_gate};
 pub use pattern::{AddressPattern, PatternError, is_pattern, pattern_matches};
 pub use replier::Replier;
 pub use reply::{

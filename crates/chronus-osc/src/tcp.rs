@@ -21,7 +21,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::decode::{DecodeError, Limits, decode};
 use crate::encode;
 use crate::frame::{Framing, StreamDecoder};
-use crate::incoming::{Incoming, Peer, deliver};
+use crate::incoming::{Gate, Incoming, Peer, deliver};
 
 /// Connections served at once unless [`TcpEndpoint::bind_with_max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -122,11 +122,21 @@ impl TcpEndpoint {
         limits: Limits,
         tx: Sender<Incoming>,
     ) -> io::Result<JoinHandle<()>> {
+        self.spawn_gated_acceptor(limits, crate::open_gate(), tx)
+    }
+
+    /// [`TcpEndpoint::spawn_acceptor`], dropping the frames of senders `gate` refuses.
+    pub fn spawn_gated_acceptor(
+        &self,
+        limits: Limits,
+        gate: Gate,
+        tx: Sender<Incoming>,
+    ) -> io::Result<JoinHandle<()>> {
         let listener = self.listener.try_clone()?;
         let shared = Arc::clone(&self.shared);
         std::thread::Builder::new()
             .name("chronus-osc-tcp".into())
-            .spawn(move || accept_loop(&listener, &shared, limits, &tx))
+            .spawn(move || accept_loop(&listener, &shared, limits, &gate, &tx))
     }
 
     /// Queues `packet` for the connection `id`; see [`crate::Replier::send`].
@@ -226,6 +236,7 @@ fn accept_loop(
     listener: &TcpListener,
     shared: &Arc<TcpShared>,
     limits: Limits,
+    gate: &Gate,
     tx: &Sender<Incoming>,
 ) {
     while !shared.stopping() {
@@ -248,7 +259,7 @@ fn accept_loop(
                 continue;
             }
         };
-        open(shared, stream, addr, limits, tx);
+        open(shared, stream, addr, limits, gate, tx);
     }
 }
 
@@ -266,6 +277,7 @@ fn open(
     stream: TcpStream,
     addr: SocketAddr,
     limits: Limits,
+    gate: &Gate,
     tx: &Sender<Incoming>,
 ) {
     let clones = configure(&stream).and_then(|()| Ok((stream.try_clone()?, stream.try_clone()?)));
@@ -297,11 +309,12 @@ fn open(
         let shared = Arc::clone(shared);
         let conn = Arc::clone(&conn);
         let tx = tx.clone();
+        let gate = Gate::clone(gate);
         std::thread::Builder::new()
             .name(format!("chronus-osc-tcp-r{id}"))
             .stack_size(THREAD_STACK)
             .spawn(move || {
-                read_loop(reader, &shared, &conn, id, limits, &tx);
+                read_loop(reader, &shared, &conn, id, limits, &gate, &tx);
                 close(&shared, id, &conn);
             })
     });
@@ -326,6 +339,7 @@ fn read_loop(
     conn: &Connection,
     id: u64,
     limits: Limits,
+    gate: &Gate,
     tx: &Sender<Incoming>,
 ) {
     let peer = Peer::Tcp {
@@ -355,6 +369,9 @@ fn read_loop(
             let _ = conn.framing.set(framing);
         }
         while let Some(frame) = decoder.next_frame() {
+            if !gate(conn.addr.ip()) {
+                continue;
+            }
             let incoming = match frame {
                 Ok(bytes) => Incoming::new(peer, decode(&bytes, &limits), &bytes),
                 Err(e) => Incoming::new(peer, Err(DecodeError::Frame(e)), &[]),

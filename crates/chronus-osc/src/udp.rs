@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::decode::{Limits, decode};
 use crate::encode;
-use crate::incoming::{Incoming, Peer, deliver};
+use crate::incoming::{Gate, Incoming, Peer, deliver};
 
 /// How long the receiver thread blocks before looking at the shutdown flag.
 const WAKE_INTERVAL: Duration = Duration::from_millis(100);
@@ -83,11 +83,21 @@ impl UdpEndpoint {
         limits: Limits,
         tx: Sender<Incoming>,
     ) -> io::Result<JoinHandle<()>> {
+        self.spawn_gated_receiver(limits, crate::open_gate(), tx)
+    }
+
+    /// [`UdpEndpoint::spawn_receiver`], dropping the datagrams of senders `gate` refuses.
+    pub fn spawn_gated_receiver(
+        &self,
+        limits: Limits,
+        gate: Gate,
+        tx: Sender<Incoming>,
+    ) -> io::Result<JoinHandle<()>> {
         let socket = Arc::clone(&self.socket);
         let stop = Arc::clone(&self.stop);
         std::thread::Builder::new()
             .name("chronus-osc-udp".into())
-            .spawn(move || receive_loop(&socket, &stop, &limits, &tx))
+            .spawn(move || receive_loop(&socket, &stop, &limits, &gate, &tx))
     }
 
     pub fn send(&self, to: SocketAddr, packet: &OscPacket) -> io::Result<()> {
@@ -127,7 +137,13 @@ impl Drop for UdpEndpoint {
     }
 }
 
-fn receive_loop(socket: &UdpSocket, stop: &AtomicBool, limits: &Limits, tx: &Sender<Incoming>) {
+fn receive_loop(
+    socket: &UdpSocket,
+    stop: &AtomicBool,
+    limits: &Limits,
+    gate: &Gate,
+    tx: &Sender<Incoming>,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while !stop.load(Ordering::Relaxed) {
         let (len, from) = match socket.recv_from(&mut buf) {
@@ -149,6 +165,9 @@ fn receive_loop(socket: &UdpSocket, stop: &AtomicBool, limits: &Limits, tx: &Sen
                 continue;
             }
         };
+        if !gate(from.ip()) {
+            continue;
+        }
         let incoming = Incoming::new(Peer::Udp(from), decode(&buf[..len], limits), &buf[..len]);
         if !deliver(tx, incoming, stop, WAKE_INTERVAL) {
             return;

@@ -120,8 +120,6 @@ struct Counters {
     backlog_full: u64,
     osc_late: u64,
     schedule_full: u64,
-    osc_rate_limited: u64,
-    osc_refused: u64,
 }
 
 enum Phase {
@@ -151,7 +149,7 @@ struct Supervisor {
     subscribers: Subscribers,
     /// Every concrete audio address, for OSC address patterns.
     namespace: Vec<String>,
-    rate: limits::RateLimiter,
+    gate: Arc<limits::SenderGate>,
     /// `/chronus/sync` requests waiting for the commands before them to play.
     syncs: Vec<(Peer, OscType, u64)>,
     /// What subscribers were last told about each slot, and the underrun count.
@@ -233,9 +231,20 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let tcp = TcpEndpoint::bind(osc_addr).map_err(bind_err)?;
     let (osc_tx, osc_rx) = crossbeam_channel::bounded(4096);
     let limits = chronus_osc::Limits::default();
-    osc.spawn_receiver(limits, osc_tx.clone())
+    // Senders are filtered on the receiving threads, before their packets are decoded or
+    // take a place in the channel every sender shares.
+    let gate = Arc::new(limits::SenderGate::new(
+        config.osc.allow.clone(),
+        config.osc.rate_limit,
+    ));
+    let admit = |gate: &Arc<limits::SenderGate>| -> chronus_osc::Gate {
+        let gate = Arc::clone(gate);
+        Arc::new(move |ip| gate.admit(ip))
+    };
+    osc.spawn_gated_receiver(limits, admit(&gate), osc_tx.clone())
         .map_err(bind_err)?;
-    tcp.spawn_acceptor(limits, osc_tx).map_err(bind_err)?;
+    tcp.spawn_gated_acceptor(limits, admit(&gate), osc_tx)
+        .map_err(bind_err)?;
     let replier = Replier::new().with_udp(&osc).with_tcp(&tcp);
     if !config.osc.host.is_loopback() && config.osc.allow.is_empty() {
         tracing::warn!(
@@ -258,7 +267,6 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let now = Instant::now();
     let namespace = control::namespace(config.engine.num_voices);
     let desk = speech::Desk::start(&config.speech, audio.sample_rate);
-    let rate = limits::RateLimiter::per_second(config.osc.rate_limit);
     let mut sup = Supervisor {
         ledger: Ledger::new(config.engine.num_voices, journal),
         config,
@@ -272,7 +280,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         replier,
         subscribers: Subscribers::new(SUBSCRIBER_LIMIT),
         namespace,
-        rate,
+        gate,
         syncs: Vec::new(),
         announced: (["starting"; SLOTS], 0),
         events: events_tx,
@@ -1167,7 +1175,10 @@ impl Supervisor {
             // The filter itself is replaced once all keys are in (see `reload`).
             "log.verbose" => c.log.verbose = new.log.verbose,
             "log.filter" => c.log.filter.clone_from(&new.log.filter),
-            "osc.allow" => c.osc.allow.clone_from(&new.osc.allow),
+            "osc.allow" => {
+                c.osc.allow.clone_from(&new.osc.allow);
+                self.gate.set_allow(new.osc.allow.clone());
+            }
             "osc.late_bundles" => c.osc.late_bundles = new.osc.late_bundles,
             "engine.recordings_dir" => {
                 c.engine
@@ -1178,7 +1189,7 @@ impl Supervisor {
             "viz.enabled" | "viz.host" | "viz.port" => c.viz.clone_from(&new.viz),
             "osc.rate_limit" => {
                 c.osc.rate_limit = new.osc.rate_limit;
-                self.rate = limits::RateLimiter::per_second(new.osc.rate_limit);
+                self.gate.set_rate(new.osc.rate_limit);
             }
             "workers.hang_timeout_ms" => c.workers.hang_timeout_ms = new.workers.hang_timeout_ms,
             "workers.restart_backoff_min_ms" => {
@@ -1206,17 +1217,6 @@ impl Supervisor {
             return;
         }
         let peer = incoming.peer;
-        let ip = peer.addr().ip();
-        if !self.config.osc.allow.is_empty()
-            && !self.config.osc.allow.iter().any(|net| net.contains(ip))
-        {
-            self.counters.osc_refused += 1;
-            return;
-        }
-        if !self.rate.admit(ip, Instant::now()) {
-            self.counters.osc_rate_limited += 1;
-            return;
-        }
         match incoming.packet {
             Err(e) => {
                 self.counters.osc_errors += 1;

@@ -1,8 +1,68 @@
-//! Per-client rate limiting of OSC input: a token bucket per sender address.
+//! Who may send OSC, and how fast: the allowlist and a token bucket per sender address,
+//! checked on the receiving threads before a packet is decoded or queued.
 
+use chronus_config::Cidr;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
+
+/// The allowlist and the rate limiter, shared by the UDP receiver and every TCP reader;
+/// the event loop changes them on reload.
+pub struct SenderGate {
+    state: Mutex<(Vec<Cidr>, RateLimiter)>,
+    refused: AtomicU64,
+    limited: AtomicU64,
+}
+
+impl SenderGate {
+    pub fn new(allow: Vec<Cidr>, rate: u32) -> SenderGate {
+        SenderGate {
+            state: Mutex::new((allow, RateLimiter::per_second(rate))),
+            refused: AtomicU64::new(0),
+            limited: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, (Vec<Cidr>, RateLimiter)> {
+        // Every update leaves the state whole; a panic elsewhere cannot corrupt it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a packet from `ip` goes on; refusals and drops are counted.
+    pub fn admit(&self, ip: IpAddr) -> bool {
+        let mut state = self.state();
+        let (allow, rate) = &mut *state;
+        if !allow.is_empty() && !allow.iter().any(|net| net.contains(ip)) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if !rate.admit(ip, Instant::now()) {
+            self.limited.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub fn set_allow(&self, allow: Vec<Cidr>) {
+        self.state().0 = allow;
+    }
+
+    pub fn set_rate(&self, rate: u32) {
+        self.state().1 = RateLimiter::per_second(rate);
+    }
+
+    /// Packets from senders outside the allowlist.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Packets over their sender's rate.
+    pub fn limited(&self) -> u64 {
+        self.limited.load(Ordering::Relaxed)
+    }
+}
 
 /// Most senders remembered; the least recently seen is forgotten beyond it.
 const MAX_CLIENTS: usize = 1024;
@@ -71,5 +131,26 @@ mod tests {
         let later = t0 + Duration::from_millis(50);
         let admitted = (0..1000).filter(|_| limiter.admit(flood, later)).count();
         assert_eq!(admitted, 50, "refills at the rate");
+    }
+
+    #[test]
+    fn the_gate_refuses_strangers_limits_floods_counts_both_and_takes_new_settings() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let gate = SenderGate::new(vec!["127.0.0.1/32".parse().unwrap()], 1000);
+        assert!(!gate.admit(ip("127.0.0.2")));
+        assert_eq!(gate.refused(), 1);
+        // A burst of a tenth of a second's worth, then nothing until the bucket refills.
+        let admitted = (0..1000).filter(|_| gate.admit(ip("127.0.0.1"))).count();
+        assert!((100..110).contains(&admitted), "{admitted} admitted");
+        assert_eq!(gate.limited(), 1000 - admitted as u64);
+        gate.set_allow(vec!["127.0.0.2/32".parse().unwrap()]);
+        assert!(gate.admit(ip("127.0.0.2")));
+        assert!(!gate.admit(ip("127.0.0.1")));
+        gate.set_allow(Vec::new());
+        gate.set_rate(1_000_000);
+        assert!(
+            (0..1000).all(|_| gate.admit(ip("10.1.2.3"))),
+            "empty allowlist, high rate"
+        );
     }
 }
