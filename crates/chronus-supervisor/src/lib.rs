@@ -320,10 +320,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     sup.osc.shutdown();
     sup.tcp.shutdown();
     // Speech engines stop (close stdin, grace, TERM, KILL) while the workers do.
-    let mut desk = sup.desk.take_for_shutdown();
+    let engines = sup.desk.take_engines();
     let speech_stopped = std::thread::Builder::new()
         .name("speech-stop".into())
-        .spawn(move || desk.shutdown());
+        .spawn(move || engines.shutdown());
     let (recording, take) = match sup.output.take() {
         Some(output) => output.finish(),
         None => (Ok(None), None),

@@ -158,29 +158,10 @@ impl Desk {
     }
 
     /// Moves the engines and the capture out, to stop them on another thread.
-    pub fn take_for_shutdown(&mut self) -> Desk {
-        let (_, jobs) = crossbeam_channel::unbounded();
-        let (_, events) = crossbeam_channel::unbounded();
-        Desk {
+    pub fn take_engines(&mut self) -> Engines {
+        Engines {
             speech: self.speech.take(),
-            settings: self.settings.clone(),
-            gain: self.gain,
-            duck: self.duck,
-            asked: HashMap::new(),
-            queue: VecDeque::new(),
-            playing: None,
             capture: self.capture.take(),
-            counters: SpeechCounters::default(),
-            jobs,
-            events,
-        }
-    }
-
-    /// Stops the capture and every engine (close stdin, grace, TERM, KILL, reap).
-    pub fn shutdown(&mut self) {
-        self.capture = None;
-        if let Some(mut speech) = self.speech.take() {
-            speech.shutdown();
         }
     }
 
@@ -252,6 +233,22 @@ impl Desk {
                 long(status.as_ref().map_or(0, |s| s.events_dropped)),
             ),
         ]
+    }
+}
+
+/// The speech engines and the input capture, taken out of the [`Desk`] at shutdown.
+pub struct Engines {
+    speech: Option<Speech>,
+    capture: Option<Capture>,
+}
+
+impl Engines {
+    /// Stops the capture and every engine (close stdin, grace, TERM, KILL, reap).
+    pub fn shutdown(mut self) {
+        self.capture = None;
+        if let Some(mut speech) = self.speech.take() {
+            speech.shutdown();
+        }
     }
 }
 
