@@ -62,6 +62,15 @@ fn printed_percent(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
+/// The table row for how chronusd exited after SIGTERM.
+fn exit_row(r: &mut String, exit: std::process::ExitStatus) {
+    let result = if exit.success() { "met" } else { "**missed**" };
+    let _ = writeln!(
+        r,
+        "| chronusd exit after SIGTERM | {exit} | success | {result} |"
+    );
+}
+
 /// Slope of the least-squares line through `points` (0 for fewer than two).
 fn least_squares_slope(points: &[(f64, f64)]) -> f64 {
     let n = points.len() as f64;
@@ -230,16 +239,7 @@ pub fn render(ctx: &Context, failover: Option<&FailoverRun>, steady: &[SteadyRun
                 f.extra_restores
             );
         }
-        let _ = writeln!(
-            r,
-            "| chronusd exit after SIGTERM | {} | success | {} |",
-            f.exit,
-            if f.exit.success() {
-                "met"
-            } else {
-                "**missed**"
-            }
-        );
+        exit_row(&mut r, f.exit);
     }
 
     let _ = writeln!(r, "\n### Audio callback\n");
@@ -725,16 +725,7 @@ fn render_flood_run(r: &mut String, run: &OscRun, f: &FloodRun) {
         "| Last flood message sent → all of it counted (first reading with the final `osc_received`) | {:.0} ms | — | — |",
         f.settle.as_secs_f64() * 1e3
     );
-    let _ = writeln!(
-        r,
-        "| chronusd exit after SIGTERM | {} | success | {} |",
-        f.exit,
-        if f.exit.success() {
-            "met"
-        } else {
-            "**missed**"
-        }
-    );
+    exit_row(r, f.exit);
 
     let _ = writeln!(
         r,
