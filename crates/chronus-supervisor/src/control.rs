@@ -5,17 +5,22 @@ use chronus_osc::{AddressPattern, OscMessage, OscType};
 
 /// What a control message asks for.
 pub enum Request {
+    System(System),
+    Speech(Speech),
+    Engine(Engine),
+    Pattern(crate::patterns::Request),
+    /// An audio command, with the concrete address when the message's was a pattern.
+    Command(Box<Command>, Option<String>),
+}
+
+/// The `/chronus/*` requests about the daemon itself.
+pub enum System {
     Status,
     Version,
     Quit,
     Notify(bool),
     Sync(OscType),
     KillWorker(Which),
-    Speech(Speech),
-    Engine(Engine),
-    Pattern(crate::patterns::Request),
-    /// An audio command, with the concrete address when the message's was a pattern.
-    Command(Box<Command>, Option<String>),
 }
 
 /// The Music Chronus requests that only ask for a reply, and recording.
@@ -93,20 +98,20 @@ pub fn parse(
 ) -> Result<Vec<Request>, String> {
     let one = |r| Ok(vec![r]);
     match (message.addr.as_str(), message.args.as_slice()) {
-        ("/chronus/status", _) => one(Request::Status),
-        ("/chronus/version", _) => one(Request::Version),
-        ("/chronus/quit", _) => one(Request::Quit),
+        ("/chronus/status", _) => one(Request::System(System::Status)),
+        ("/chronus/version", _) => one(Request::System(System::Version)),
+        ("/chronus/quit", _) => one(Request::System(System::Quit)),
         ("/chronus/notify", [flag]) => match flag {
-            OscType::Int(v) => one(Request::Notify(*v != 0)),
-            OscType::Bool(v) => one(Request::Notify(*v)),
+            OscType::Int(v) => one(Request::System(System::Notify(*v != 0))),
+            OscType::Bool(v) => one(Request::System(System::Notify(*v))),
             _ => Err("expected 1 or 0".into()),
         },
         ("/chronus/notify", _) => Err("expected one argument, 1 or 0".into()),
-        ("/chronus/sync", [id]) => one(Request::Sync(id.clone())),
+        ("/chronus/sync", [id]) => one(Request::System(System::Sync(id.clone()))),
         ("/chronus/sync", _) => Err("expected one argument, an id".into()),
         ("/chronus/kill_worker", [OscType::String(which)]) => match which.as_str() {
-            "active" => one(Request::KillWorker(Which::Active)),
-            "standby" => one(Request::KillWorker(Which::Standby)),
+            "active" => one(Request::System(System::KillWorker(Which::Active))),
+            "standby" => one(Request::System(System::KillWorker(Which::Standby))),
             other => Err(format!(
                 "unknown worker `{other}` (expected active or standby)"
             )),
@@ -326,7 +331,7 @@ mod tests {
         );
         assert!(matches!(
             parse(&msg("/chronus/notify", vec![OscType::Int(1)]), 1, &ns).unwrap()[..],
-            [Request::Notify(true)]
+            [Request::System(System::Notify(true))]
         ));
     }
 }

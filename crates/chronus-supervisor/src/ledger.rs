@@ -1,12 +1,14 @@
 //! The supervisor's record of commands: what it published, the frame each was
 //! stamped at, the parameter mirror for cold starts, and the journal.
 
-use crate::score::{CMD_ADDR, RESET_ADDR, ScoreWriter};
+use crate::clients::ClientKey;
+use crate::journal::Journal;
+use crate::score::{CMD_ADDR, RESET_ADDR};
 use chronus_dsp::{Command, Params};
 use chronus_osc::{OscMessage, OscType};
 use chronus_shm::{CmdLog, UNSTAMPED};
 use chronus_worker::{PendingCommand, Snapshot};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 struct Entry {
     seq: u64,
@@ -15,8 +17,8 @@ struct Entry {
     command: Command,
     /// The message it came from, journaled as is so a journal is a usable score.
     message: Option<OscMessage>,
-    /// Published for a frame past the frontier (a future timetag).
-    scheduled: bool,
+    /// Published for a frame past the frontier (a future timetag), by this client.
+    scheduled: Option<ClientKey>,
 }
 
 /// Every path here runs per command under an OSC flood, so none scans all commands
@@ -31,22 +33,22 @@ pub struct Ledger {
     stamped: BTreeMap<(u64, u64), Entry>,
     /// Sequence numbers in `stamped`.
     stamped_seqs: BTreeSet<u64>,
-    /// How many commands in flight are scheduled.
+    /// How many commands in flight are scheduled, in all and by client.
     scheduled: usize,
-    journal: Option<ScoreWriter>,
-    journal_errors: u64,
+    scheduled_by: HashMap<ClientKey, usize>,
+    journal: Option<Journal>,
 }
 
 impl Ledger {
-    pub fn new(num_voices: u8, journal: Option<ScoreWriter>) -> Ledger {
+    pub fn new(num_voices: u8, journal: Option<Journal>) -> Ledger {
         Ledger {
             mirror: Params::new(num_voices),
             unstamped: VecDeque::new(),
             stamped: BTreeMap::new(),
             stamped_seqs: BTreeSet::new(),
             scheduled: 0,
+            scheduled_by: HashMap::new(),
             journal,
-            journal_errors: 0,
         }
     }
 
@@ -56,9 +58,12 @@ impl Ledger {
         command: Command,
         bytes: Vec<u8>,
         message: Option<OscMessage>,
-        scheduled: bool,
+        scheduled: Option<ClientKey>,
     ) {
-        self.scheduled += usize::from(scheduled);
+        if let Some(client) = scheduled {
+            self.scheduled += 1;
+            *self.scheduled_by.entry(client).or_default() += 1;
+        }
         self.unstamped.push_back(Entry {
             seq,
             stamp: None,
@@ -72,6 +77,30 @@ impl Ledger {
     /// Commands published for a future timetag and not yet played.
     pub fn scheduled(&self) -> usize {
         self.scheduled
+    }
+
+    /// Those of them that `client` sent, and that every client at its address sent.
+    pub fn scheduled_by(&self, client: ClientKey) -> (usize, usize) {
+        let mine = self.scheduled_by.get(&client).copied().unwrap_or(0);
+        let address = self
+            .scheduled_by
+            .iter()
+            .filter(|(c, _)| c.ip() == client.ip())
+            .map(|(_, n)| n)
+            .sum();
+        (mine, address)
+    }
+
+    fn unschedule(&mut self, e: &Entry) {
+        if let Some(client) = e.scheduled {
+            self.scheduled -= 1;
+            if let Some(n) = self.scheduled_by.get_mut(&client) {
+                *n -= 1;
+                if *n == 0 {
+                    self.scheduled_by.remove(&client);
+                }
+            }
+        }
     }
 
     fn mark_stamped(&mut self, mut e: Entry, stamp: u64) {
@@ -100,7 +129,7 @@ impl Ledger {
                 Some(stamp) => self.mark_stamped(e, stamp),
                 // Overwritten in the log: it can no longer reach a worker.
                 None => {
-                    self.scheduled -= usize::from(e.scheduled);
+                    self.unschedule(&e);
                     tracing::warn!(seq = e.seq, "a command was lost from the log");
                 }
             }
@@ -116,7 +145,7 @@ impl Ledger {
             }
             let e = entry.remove();
             self.stamped_seqs.remove(&e.seq);
-            self.scheduled -= usize::from(e.scheduled);
+            self.unschedule(&e);
             self.mirror.apply(&e.command);
             let stamp = e.stamp.unwrap_or(watermark);
             let message = e.message.unwrap_or_else(|| OscMessage {
@@ -128,10 +157,8 @@ impl Ledger {
     }
 
     fn journal(&mut self, frame: u64, message: OscMessage) {
-        if let Some(journal) = &mut self.journal
-            && journal.write(frame, message).is_err()
-        {
-            self.journal_errors += 1;
+        if let Some(journal) = &mut self.journal {
+            journal.write(frame, message);
         }
     }
 
@@ -196,14 +223,13 @@ impl Ledger {
     }
 
     pub fn journal_errors(&self) -> u64 {
-        self.journal_errors
+        self.journal.as_ref().map_or(0, Journal::errors)
     }
 
-    pub fn flush(&mut self) {
-        if let Some(journal) = &mut self.journal
-            && journal.flush().is_err()
-        {
-            self.journal_errors += 1;
+    /// Writes out and closes the journal (at shutdown).
+    pub fn finish(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.finish();
         }
     }
 }

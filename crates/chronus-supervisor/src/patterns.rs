@@ -13,10 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chronus_dsp::{Command, Params};
-use chronus_osc::{OscMessage, OscType, Peer};
-use std::sync::atomic::Ordering;
-
-use crate::{Group, Supervisor};
+use chronus_osc::{OscMessage, OscType};
 
 /// Slots are numbered `0..SLOTS`.
 pub const SLOTS: u32 = 128;
@@ -24,9 +21,9 @@ pub const SLOTS: u32 = 128;
 const FORMAT: u64 = 1;
 /// Larger files are not read: a full slot is a few tens of KiB.
 const MAX_FILE_BYTES: u64 = 1 << 20;
-const SAVE_ADDR: &str = "/pattern/save";
-const LOAD_ADDR: &str = "/pattern/load";
-const LIST_ADDR: &str = "/pattern/list";
+pub const SAVE_ADDR: &str = "/pattern/save";
+pub const LOAD_ADDR: &str = "/pattern/load";
+pub const LIST_ADDR: &str = "/pattern/list";
 
 pub enum Request {
     Save(u32),
@@ -192,91 +189,6 @@ pub fn load_commands(params: &Params) -> Vec<Command> {
         .into_iter()
         .filter(|c| !matches!(c, Command::SeqRun { .. } | Command::Fade { .. }))
         .collect()
-}
-
-impl Supervisor {
-    pub(crate) fn on_pattern(&mut self, from: Peer, request: Request) {
-        let dir = self.config.engine.patterns_dir();
-        match request {
-            Request::Save(slot) => {
-                let reply = match save(&dir, slot, &self.latest_params()) {
-                    Ok(()) => {
-                        tracing::info!(slot, dir = %dir.display(), "pattern saved");
-                        chronus_osc::done(SAVE_ADDR, vec![OscType::Int(slot as i32)])
-                    }
-                    Err(e) => chronus_osc::fail(SAVE_ADDR, &e.to_string()),
-                };
-                self.reply(&from, reply);
-            }
-            Request::Load { slot, immediate } => {
-                let reply = match self.load_pattern(&dir, slot, immediate) {
-                    Ok(frame) => chronus_osc::done(
-                        LOAD_ADDR,
-                        vec![OscType::Int(slot as i32), OscType::Long(frame as i64)],
-                    ),
-                    Err(reason) => chronus_osc::fail(LOAD_ADDR, &reason),
-                };
-                self.reply(&from, reply);
-            }
-            Request::List => {
-                let reply = match list(&dir) {
-                    Ok(slots) => chronus_osc::done(
-                        LIST_ADDR,
-                        slots.into_iter().map(|s| OscType::Int(s as i32)).collect(),
-                    ),
-                    Err(e) => chronus_osc::fail(LIST_ADDR, &e.to_string()),
-                };
-                self.reply(&from, reply);
-            }
-        }
-    }
-
-    /// Publishes slot `slot` as one group; returns the frame it takes effect at
-    /// (for `immediate`, the frame no worker has passed yet: it applies there or
-    /// at the next block).
-    fn load_pattern(&mut self, dir: &Path, slot: u32, immediate: bool) -> Result<u64, String> {
-        let params = load(dir, slot, self.config.engine.num_voices).map_err(|e| e.to_string())?;
-        let header = self.region.header();
-        let frontier = header.frontier.frame.load(Ordering::Acquire);
-        let seq = self.latest_params().seq;
-        let (min_frame, frame) = if immediate || !seq.running {
-            (0, frontier)
-        } else {
-            // Past any frame a worker can reach before this group is in the log
-            // (workers stay within the lookahead of the play position), so
-            // every worker stamps it at exactly the bar line.
-            let play = header.clock.play_frame.load(Ordering::Acquire);
-            let lookahead = header.lookahead_frames.load(Ordering::Relaxed);
-            let bf = u64::from(self.config.audio.block_frames);
-            let margin = 2 * bf + u64::from(self.config.audio.sample_rate) / 100;
-            let earliest = frontier.max(play + lookahead) + margin;
-            let bar = seq.next_bar_frame(earliest, self.config.audio.sample_rate);
-            (bar, bar)
-        };
-        let commands = load_commands(&params)
-            .into_iter()
-            .map(|c| (c, None))
-            .collect();
-        self.submit(Group {
-            min_frame,
-            commands,
-        })
-        .map_err(str::to_owned)?;
-        tracing::info!(slot, frame, "pattern loaded");
-        Ok(frame)
-    }
-
-    /// The parameters once everything accepted so far has played: the mirror,
-    /// then what is published but unplayed, then what waits for room in the log.
-    fn latest_params(&self) -> Params {
-        let mut params = self.ledger.latest();
-        for group in &self.backlog {
-            for (command, _) in &group.commands {
-                params.apply(command);
-            }
-        }
-        params
-    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,9 @@
 //! One utterance plays at a time; the others wait their turn. Speech recognition
 //! streams the input device to the recogniser; transcripts go to subscribers.
 
-use crate::control::Speech as Request;
-use crate::{Event, Group, Supervisor, score};
 use chronus_audio::Capture;
 use chronus_config::{AsrSettings, SpeechSettings, TtsProtocol, TtsSettings};
-use chronus_dsp::Command;
 use chronus_osc::{OscType, Peer};
-use chronus_shm::UNSTAMPED;
 use chronus_speech::{
     AsrConfig, EngineContext, EngineStatus, EventSink, OneShotConfig, RequestId, SpawnJob, Spawner,
     Speech, SpeechConfig, SpeechError, SpeechEvent, SpeechResult, Timeouts, TtsBackend, TtsConfig,
@@ -35,11 +31,13 @@ pub const STATUS_REPLY_ADDR: &str = "/chronus/speech/status.reply";
 /// Seconds of speech the region's area holds: the longest utterance.
 pub const AREA_SECONDS: u64 = 60;
 /// Utterances being synthesized or waiting to play; more are answered "busy".
-const MAX_UTTERANCES: usize = 16;
+pub const MAX_UTTERANCES: usize = 16;
+/// Largest WAV file `/chronus/asr/transcribe` reads.
+pub const TRANSCRIBE_MAX_BYTES: u64 = 64 << 20;
 /// Speech events buffered for the event loop; more are dropped and counted.
 const EVENT_BUFFER: usize = 256;
 /// Frames a stopped utterance takes to fade out (10 ms at 48 kHz, rounded up).
-const STOP_FADE_SECONDS: f64 = 0.011;
+pub const STOP_FADE_SECONDS: f64 = 0.011;
 
 /// An answer from a speech engine, delivered to the event loop.
 pub enum Answer {
@@ -55,28 +53,28 @@ pub enum Answer {
 }
 
 /// Who asked for an utterance, and when.
-struct Asked {
-    peer: Peer,
-    id: OscType,
-    at: Instant,
+pub struct Asked {
+    pub peer: Peer,
+    pub id: OscType,
+    pub at: Instant,
     /// `/chronus/tts/stop` came while it was being synthesized.
-    cancelled: bool,
+    pub cancelled: bool,
 }
 
-struct Utterance {
-    asked: Asked,
-    samples: Arc<[f32]>,
+pub struct Utterance {
+    pub asked: Asked,
+    pub samples: Arc<[f32]>,
 }
 
-struct Playing {
-    asked: Asked,
-    frames: u64,
+pub struct Playing {
+    pub asked: Asked,
+    pub frames: u64,
     /// Log sequence of its `Speak`, once published.
-    seq: Option<u64>,
-    stamp: Option<u64>,
+    pub seq: Option<u64>,
+    pub stamp: Option<u64>,
     /// Log sequence of a `SpeakStop` that cuts it short.
-    stop_seq: Option<u64>,
-    started: bool,
+    pub stop_seq: Option<u64>,
+    pub started: bool,
 }
 
 #[derive(Default)]
@@ -92,19 +90,19 @@ pub struct SpeechCounters {
 
 /// The daemon's speech: engines, the utterance queue and the capture.
 pub struct Desk {
-    speech: Option<Speech>,
-    settings: SpeechSettings,
-    gain: f32,
-    duck: f32,
+    pub speech: Option<Speech>,
+    pub settings: SpeechSettings,
+    pub gain: f32,
+    pub duck: f32,
     /// Requests being synthesized, by the engine's request id.
-    asked: HashMap<u64, Asked>,
-    queue: VecDeque<Utterance>,
-    playing: Option<Playing>,
-    capture: Option<Capture>,
+    pub asked: HashMap<u64, Asked>,
+    pub queue: VecDeque<Utterance>,
+    pub playing: Option<Playing>,
+    pub capture: Option<Capture>,
     pub counters: SpeechCounters,
-    /// Spawns the engines ask the main thread to run.
-    pub jobs: Receiver<SpawnJob>,
-    pub events: Receiver<SpeechEvent>,
+    /// Spawns the engines ask the main thread to run, and their events; `None`
+    /// once handed to the loop, and when speech is off.
+    receivers: Option<(Receiver<SpawnJob>, Receiver<SpeechEvent>)>,
 }
 
 impl Desk {
@@ -135,6 +133,7 @@ impl Desk {
                 }
             }
         };
+        let speech_on = speech.is_some();
         Desk {
             speech,
             settings: settings.clone(),
@@ -145,9 +144,14 @@ impl Desk {
             playing: None,
             capture: None,
             counters: SpeechCounters::default(),
-            jobs,
-            events,
+            receivers: speech_on.then_some((jobs, events)),
         }
+    }
+
+    /// The channels the loop waits on for the engines: `None` when speech is off,
+    /// so the loop does not wait on channels nobody sends to.
+    pub fn take_receivers(&mut self) -> Option<(Receiver<SpawnJob>, Receiver<SpeechEvent>)> {
+        self.receivers.take()
     }
 
     /// Sets the speech level and the music's level under it, for utterances queued
@@ -307,436 +311,8 @@ fn asr_config(s: &AsrSettings) -> AsrConfig {
     config
 }
 
-impl Supervisor {
-    pub(crate) fn on_speech(&mut self, from: Peer, request: Request) {
-        match request {
-            Request::Say { text, voice, id } => self.say(from, &text, voice.as_deref(), id),
-            Request::StopSpeaking => self.stop_speaking(from),
-            Request::StartStream(stream) => self.start_stream(from, stream),
-            Request::StopStream(stream) => self.stop_stream(from, stream),
-            Request::Transcribe(path) => self.transcribe(from, path),
-            Request::Status => {
-                let json = self
-                    .desk
-                    .speech
-                    .as_ref()
-                    .map_or_else(|| "null".to_owned(), |s| s.status().to_json().to_string());
-                self.reply(
-                    &from,
-                    chronus_osc::message(STATUS_REPLY_ADDR, vec![OscType::String(json)]),
-                );
-            }
-        }
-    }
-
-    fn say(&mut self, from: Peer, text: &str, voice: Option<&str>, id: Option<OscType>) {
-        let Some(tts) = self.desk.speech.as_ref().and_then(Speech::tts) else {
-            return self.reply(
-                &from,
-                chronus_osc::fail(SAY_ADDR, "text-to-speech is off (speech.tts.enabled)"),
-            );
-        };
-        if self.desk.asked.len() + self.desk.queue.len() >= MAX_UTTERANCES {
-            self.desk.counters.failed += 1;
-            let reason = format!("busy: {MAX_UTTERANCES} utterances are already waiting");
-            return self.reply(&from, chronus_osc::fail(SAY_ADDR, &reason));
-        }
-        let events = self.events.clone();
-        let said = tts.say(text, voice, move |request, result| {
-            let _ = events.send(Event::Speech(Answer::Said { request, result }));
-        });
-        match said {
-            Ok(request) => {
-                self.desk.counters.requests += 1;
-                let asked = Asked {
-                    peer: from,
-                    id: id.unwrap_or(OscType::Long(request.0 as i64)),
-                    at: Instant::now(),
-                    cancelled: false,
-                };
-                self.desk.asked.insert(request.0, asked);
-            }
-            Err(e) => {
-                self.desk.counters.failed += 1;
-                self.reply(&from, chronus_osc::fail(SAY_ADDR, &e.to_string()));
-            }
-        }
-    }
-
-    pub(crate) fn on_speech_answer(&mut self, answer: Answer) {
-        match answer {
-            Answer::Said { request, result } => {
-                let Some(asked) = self.desk.asked.remove(&request.0) else {
-                    return;
-                };
-                match result {
-                    _ if asked.cancelled => {
-                        self.fail_utterance(&asked, "stopped by /chronus/tts/stop")
-                    }
-                    Err(e) => self.fail_utterance(&asked, &e.to_string()),
-                    Ok(audio) => {
-                        self.desk.queue.push_back(Utterance {
-                            asked,
-                            samples: audio.samples.clone(),
-                        });
-                        self.speak_next();
-                    }
-                }
-            }
-            Answer::Transcribed { peer, path, result } => match result {
-                Ok(text) => {
-                    self.desk.counters.transcripts += 1;
-                    self.reply(
-                        &peer,
-                        chronus_osc::message(
-                            TRANSCRIPT_ADDR,
-                            vec![
-                                OscType::String(path),
-                                OscType::String(text),
-                                OscType::Int(1),
-                            ],
-                        ),
-                    );
-                }
-                Err(e) => self.reply(
-                    &peer,
-                    chronus_osc::fail(TRANSCRIBE_ADDR, &format!("{path}: {e}")),
-                ),
-            },
-        }
-    }
-
-    fn fail_utterance(&mut self, asked: &Asked, reason: &str) {
-        self.desk.counters.failed += 1;
-        let reason = format!("request {}: {reason}", id_words(&asked.id));
-        self.reply(&asked.peer, chronus_osc::fail(SAY_ADDR, &reason));
-    }
-
-    /// Starts the next utterance once nothing plays: its samples go into the speech
-    /// area (free, since the last utterance has been played), then its command.
-    fn speak_next(&mut self) {
-        if self.desk.playing.is_some() || !self.backlog.is_empty() {
-            return;
-        }
-        let Some(utterance) = self.desk.queue.pop_front() else {
-            return;
-        };
-        let area = self.region.speech();
-        let frames = utterance.samples.len() as u64;
-        if frames > area.len() {
-            let reason = format!(
-                "the speech is {:.1} s long; at most {AREA_SECONDS} s is played",
-                frames as f64 / f64::from(self.config.audio.sample_rate)
-            );
-            self.fail_utterance(&utterance.asked, &reason);
-            return self.speak_next();
-        }
-        area.write(0, &utterance.samples);
-        let (gain, duck) = (self.desk.gain, self.desk.duck);
-        let speak = Command::Speak {
-            offset: 0,
-            frames: frames as u32,
-            gain,
-            duck,
-        };
-        // Only a journal needs the samples again, as its own copy.
-        let journaled = self
-            .config
-            .journal
-            .is_some()
-            .then(|| score::speech_message(0, gain, duck, &utterance.samples));
-        self.desk.playing = Some(Playing {
-            asked: utterance.asked,
-            frames,
-            seq: None,
-            stamp: None,
-            stop_seq: None,
-            started: false,
-        });
-        if let Err(reason) = self.submit(Group::now(vec![(speak, journaled)])) {
-            if let Some(playing) = self.desk.playing.take() {
-                self.fail_utterance(&playing.asked, reason);
-            }
-        }
-    }
-
-    /// A speech command was published to the log as record `seq`.
-    pub(crate) fn speech_published(&mut self, command: &Command, seq: u64) {
-        if let Some(playing) = &mut self.desk.playing {
-            match command {
-                Command::Speak { .. } => playing.seq = Some(seq),
-                Command::SpeakStop => playing.stop_seq = Some(seq),
-                _ => {}
-            }
-        }
-    }
-
-    fn stop_speaking(&mut self, from: Peer) {
-        let queued: Vec<Utterance> = self.desk.queue.drain(..).collect();
-        for utterance in queued {
-            self.desk.counters.stopped += 1;
-            self.fail_utterance(&utterance.asked, "stopped by /chronus/tts/stop");
-        }
-        for asked in self.desk.asked.values_mut() {
-            asked.cancelled = true;
-        }
-        if self.desk.playing.is_some() {
-            self.desk.counters.stopped += 1;
-            let _ = self.submit(Group::now(vec![(Command::SpeakStop, None)]));
-        }
-        self.reply(&from, chronus_osc::done(STOP_ADDR, vec![]));
-    }
-
-    /// Follows the playing utterance through the device clock: `/chronus/tts/start`
-    /// when its first sample is handed to the device, `/chronus/tts/done` after its last.
-    pub(crate) fn speech_tick(&mut self, play: u64) {
-        self.speak_next();
-        let log = self.region.log();
-        let rate = f64::from(self.config.audio.sample_rate);
-        let Some(playing) = &mut self.desk.playing else {
-            return;
-        };
-        let stamp_of = |seq: Option<u64>| {
-            seq.and_then(|s| log.stamp_of(s))
-                .filter(|&s| s != UNSTAMPED)
-        };
-        if playing.stamp.is_none() {
-            playing.stamp = stamp_of(playing.seq);
-        }
-        let Some(stamp) = playing.stamp else {
-            return;
-        };
-        let mut end = stamp + playing.frames;
-        if let Some(stop) = stamp_of(playing.stop_seq) {
-            end = end.min(stop.max(stamp) + (STOP_FADE_SECONDS * rate).ceil() as u64);
-        }
-        let mut replies = Vec::new();
-        if play > stamp && !playing.started {
-            playing.started = true;
-            self.desk.counters.first_sample_ms = playing.asked.at.elapsed().as_secs_f64() * 1e3;
-            replies.push(chronus_osc::message(
-                START_REPLY_ADDR,
-                vec![playing.asked.id.clone()],
-            ));
-        }
-        let peer = playing.asked.peer;
-        if play >= end {
-            let playing = self.desk.playing.take().expect("checked above");
-            if playing.stop_seq.is_none() {
-                self.desk.counters.spoken += 1;
-            }
-            replies.push(chronus_osc::message(
-                DONE_REPLY_ADDR,
-                vec![playing.asked.id],
-            ));
-        }
-        for reply in replies {
-            self.reply(&peer, reply);
-        }
-        if self.desk.playing.is_none() {
-            self.speak_next();
-        }
-    }
-
-    fn start_stream(&mut self, from: Peer, stream: String) {
-        let Some(asr) = self.desk.speech.as_ref().and_then(Speech::asr).cloned() else {
-            return self.reply(
-                &from,
-                chronus_osc::fail(
-                    ASR_START_ADDR,
-                    "speech recognition is off (speech.asr.enabled)",
-                ),
-            );
-        };
-        if self.desk.capture.is_none() {
-            let feed = asr.clone();
-            let device = self.desk.settings.asr.input_device.as_deref();
-            let started = Capture::start(device, move |samples, rate, channels| {
-                feed.push_all(samples, rate, channels)
-            });
-            match started {
-                Ok(capture) => {
-                    tracing::info!(
-                        device = capture.device_name(),
-                        rate = capture.rate(),
-                        channels = capture.channels(),
-                        "capturing the input device for speech recognition"
-                    );
-                    self.desk.capture = Some(capture);
-                }
-                Err(e) => {
-                    return self.reply(
-                        &from,
-                        chronus_osc::fail(ASR_START_ADDR, &format!("cannot capture: {e}")),
-                    );
-                }
-            }
-        }
-        match asr.start_stream(&stream) {
-            Ok(_) => self.reply(
-                &from,
-                chronus_osc::done(ASR_START_ADDR, vec![OscType::String(stream)]),
-            ),
-            Err(e) => self.reply(&from, chronus_osc::fail(ASR_START_ADDR, &e.to_string())),
-        }
-    }
-
-    fn stop_stream(&mut self, from: Peer, stream: String) {
-        let Some(asr) = self.desk.speech.as_ref().and_then(Speech::asr).cloned() else {
-            return self.reply(
-                &from,
-                chronus_osc::fail(
-                    ASR_STOP_ADDR,
-                    "speech recognition is off (speech.asr.enabled)",
-                ),
-            );
-        };
-        if !asr.stop_stream(&stream) {
-            let reason = format!("no stream named {stream:?} is running");
-            return self.reply(&from, chronus_osc::fail(ASR_STOP_ADDR, &reason));
-        }
-        if asr.active_streams().is_empty() {
-            self.desk.capture = None;
-        }
-        self.reply(
-            &from,
-            chronus_osc::done(ASR_STOP_ADDR, vec![OscType::String(stream)]),
-        );
-    }
-
-    fn transcribe(&mut self, from: Peer, path: String) {
-        let Some(asr) = self.desk.speech.as_ref().and_then(Speech::asr) else {
-            return self.reply(
-                &from,
-                chronus_osc::fail(
-                    TRANSCRIBE_ADDR,
-                    "speech recognition is off (speech.asr.enabled)",
-                ),
-            );
-        };
-        let events = self.events.clone();
-        let answer_path = path.clone();
-        let submitted = asr.transcribe_wav_with(Path::new(&path), move |_, result| {
-            let _ = events.send(Event::Speech(Answer::Transcribed {
-                peer: from,
-                path: answer_path,
-                result,
-            }));
-        });
-        if let Err(e) = submitted {
-            self.reply(
-                &from,
-                chronus_osc::fail(TRANSCRIBE_ADDR, &format!("{path}: {e}")),
-            );
-        }
-    }
-
-    /// Logs an engine event and tells subscribers what they may act on.
-    pub(crate) fn on_speech_event(&mut self, event: SpeechEvent) {
-        let string = |s: &str| OscType::String(s.into());
-        let announce = match event {
-            SpeechEvent::Transcript {
-                stream,
-                text,
-                is_final,
-            } => {
-                self.desk.counters.transcripts += 1;
-                tracing::info!(stream, text, "transcript");
-                Some(chronus_osc::message(
-                    TRANSCRIPT_ADDR,
-                    vec![
-                        string(&stream),
-                        string(&text),
-                        OscType::Int(i32::from(is_final)),
-                    ],
-                ))
-            }
-            SpeechEvent::EngineStarted { engine, pid } => {
-                tracing::debug!(engine, pid, "speech engine started");
-                Some(chronus_osc::message(
-                    "/chronus/speech/engine",
-                    vec![string(&engine), OscType::Int(pid as i32), string("started")],
-                ))
-            }
-            SpeechEvent::EngineExited {
-                engine,
-                pid,
-                cause,
-                crash,
-            } => {
-                if crash {
-                    tracing::warn!(engine, pid, cause, "speech engine crashed");
-                } else {
-                    tracing::debug!(engine, pid, cause, "speech engine exited");
-                }
-                Some(chronus_osc::message(
-                    "/chronus/speech/engine",
-                    vec![
-                        string(&engine),
-                        OscType::Int(pid as i32),
-                        string(if crash { "crashed" } else { "exited" }),
-                    ],
-                ))
-            }
-            SpeechEvent::EngineRestarting { engine, delay } => {
-                tracing::info!(
-                    engine,
-                    delay_ms = delay.as_millis() as u64,
-                    "restarting speech engine"
-                );
-                None
-            }
-            SpeechEvent::EngineFailed { engine, crashes } => {
-                tracing::error!(
-                    engine,
-                    crashes,
-                    "speech engine keeps crashing; it is no longer restarted"
-                );
-                Some(chronus_osc::message(
-                    "/chronus/speech/failed",
-                    vec![string(&engine), OscType::Int(crashes as i32)],
-                ))
-            }
-            SpeechEvent::ProtocolError {
-                engine,
-                pid,
-                detail,
-            } => {
-                tracing::warn!(
-                    engine,
-                    pid,
-                    detail,
-                    "speech engine broke its protocol; restarting it"
-                );
-                Some(chronus_osc::message(
-                    "/chronus/speech/error",
-                    vec![string(&engine), string(&detail)],
-                ))
-            }
-            SpeechEvent::Unresponsive {
-                engine,
-                pid,
-                request,
-            } => {
-                tracing::warn!(engine, pid, %request, "speech engine hung on a request; restarting it");
-                Some(chronus_osc::message(
-                    "/chronus/speech/error",
-                    vec![string(&engine), string("unresponsive")],
-                ))
-            }
-            SpeechEvent::HealthCheckFailed { engine, detail } => {
-                tracing::warn!(engine, detail, "speech engine failed its health check");
-                None
-            }
-        };
-        if let Some(event) = announce {
-            self.broadcast(event);
-        }
-    }
-}
-
 /// An id as it reads in a message.
-fn id_words(id: &OscType) -> String {
+pub fn id_words(id: &OscType) -> String {
     match id {
         OscType::String(s) => s.clone(),
         OscType::Int(i) => i.to_string(),

@@ -1,14 +1,15 @@
 //! `/chronus/status`: the daemon's live state as alternating keys and values.
 
-use crate::Supervisor;
+use crate::daemon::Daemon;
 use chronus_osc::{OscPacket, OscType};
 use chronus_shm::SLOTS;
 use std::sync::atomic::Ordering;
 
-pub fn reply(sup: &Supervisor) -> OscPacket {
+pub fn reply(sup: &Daemon) -> OscPacket {
     let header = sup.region.header();
     let clock = &header.clock;
-    let c = &sup.counters;
+    let c = &sup.pool.counters;
+    let (osc, refused) = (&sup.clients.counters, &sup.publisher.counters);
     let long = |v: u64| OscType::Long(v as i64);
     let int = |v: u64| OscType::Int(v.min(i32::MAX as u64) as i32);
     let mut pairs: Vec<(&str, OscType)> = vec![
@@ -42,7 +43,7 @@ pub fn reply(sup: &Supervisor) -> OscPacket {
     const PID_KEYS: [&str; SLOTS] = ["slot0_pid", "slot1_pid"];
     const STATE_KEYS: [&str; SLOTS] = ["slot0_state", "slot1_state"];
     for slot in 0..SLOTS {
-        let state = sup.slots[slot].state;
+        let state = sup.pool.state(slot);
         pairs.push((PID_KEYS[slot], int(u64::from(state.pid().unwrap_or(0)))));
         pairs.push((STATE_KEYS[slot], OscType::String(state.name().into())));
     }
@@ -56,12 +57,7 @@ pub fn reply(sup: &Supervisor) -> OscPacket {
         ("faults", int(c.faults)),
         (
             "restart_backoff_ms",
-            int(sup
-                .slots
-                .iter()
-                .map(|s| s.backoff.as_millis() as u64)
-                .max()
-                .unwrap_or(0)),
+            int(sup.pool.backoff().as_millis() as u64),
         ),
         (
             "late_commands",
@@ -79,19 +75,25 @@ pub fn reply(sup: &Supervisor) -> OscPacket {
         // Everything that arrived, including what the sender gate stopped.
         (
             "osc_received",
-            long(c.osc_received + sup.gate.refused() + sup.gate.limited()),
+            long(osc.received + sup.gate.refused() + sup.gate.limited()),
         ),
-        ("osc_errors", long(c.osc_errors)),
-        ("osc_late", long(c.osc_late)),
-        ("osc_schedule_full", long(c.schedule_full)),
+        ("osc_errors", long(osc.errors)),
+        ("osc_late", long(osc.late)),
+        ("osc_schedule_full", long(refused.schedule_full)),
+        ("osc_schedule_share_full", long(refused.schedule_share)),
+        ("osc_schedule_horizon", long(refused.schedule_horizon)),
+        ("osc_scheduled", long(sup.publisher.scheduled() as u64)),
+        ("osc_syncs_refused", long(refused.syncs_refused)),
+        ("osc_file_busy", long(sup.storage.busy)),
         ("osc_rate_limited", long(sup.gate.limited())),
         ("osc_refused", long(sup.gate.refused())),
         ("osc_tcp_connections", long(sup.tcp.connections() as u64)),
         ("osc_replies_dropped", long(sup.tcp.dropped_replies())),
-        ("osc_subscribers", long(sup.subscribers.len() as u64)),
-        ("osc_queue_full", long(c.backlog_full)),
+        ("osc_subscribers", long(sup.clients.subscribers() as u64)),
+        ("osc_queue_full", long(refused.queue_full)),
         ("osc_kernel_drops", long(sup.osc.kernel_drops())),
-        ("journal_errors", long(sup.ledger.journal_errors())),
+        ("journal_errors", long(sup.publisher.journal_errors())),
+        ("storage_errors", long(sup.storage_errors.count())),
     ]);
     pairs.extend(sup.desk.status_pairs());
     chronus_osc::status_reply(pairs)

@@ -303,24 +303,16 @@ fn late_bundles_are_dropped_with_a_fail_when_configured() {
     );
 }
 
-#[test]
-fn a_full_schedule_answers_fail_and_the_audio_plays_on() {
-    const LIMIT: usize = 4096;
-    const OVER: usize = 50;
-    // The flood below is about the schedule: lift the per-sender rate limit out of its way.
-    let (d, journal) = journal_daemon(
-        "schedule-full",
-        &[("CHRONUS_OSC_RATE_LIMIT", "1000000".into())],
-    );
-    // Over TCP, so no datagram is lost on the way: every bundle gets an answer or a place.
-    let mut client = chronus_osc::Client::connect(
-        d.osc,
-        chronus_osc::Transport::Tcp(chronus_osc::Framing::LengthPrefix),
-        Duration::from_secs(2),
-    )
-    .unwrap();
-    let far = SystemTime::now() + Duration::from_secs(120);
-    for i in 0..LIMIT + OVER {
+/// Sends `count` single-command bundles `ahead` into the future on `client`, then
+/// collects the `/chronus/fail` answers that `expected` of them get.
+fn schedule(
+    client: &mut chronus_osc::Client,
+    count: usize,
+    ahead: Duration,
+    expected: usize,
+) -> Vec<OscMessage> {
+    let far = SystemTime::now() + ahead;
+    for i in 0..count {
         let packet = OscPacket::Bundle(OscBundle {
             timetag: timetag(far + Duration::from_millis(i as u64)),
             content: vec![OscPacket::Message(OscMessage {
@@ -330,36 +322,89 @@ fn a_full_schedule_answers_fail_and_the_audio_plays_on() {
         });
         client.send(&packet).unwrap();
     }
+    // A version request behind them: its answer means every bundle before it was
+    // handled, before another connection's bundles are sent.
+    client
+        .send(&chronus_osc::message("/chronus/version", vec![]))
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut fails = Vec::new();
-    while fails.len() < OVER {
+    let mut answered = false;
+    while fails.len() < expected || !answered {
         match client.recv(deadline).unwrap() {
             Some(m) if m.addr == "/chronus/fail" => fails.push(m),
+            Some(m) if m.addr == chronus_osc::VERSION_REPLY_ADDR => answered = true,
             Some(_) => {}
-            None => panic!("{} of {OVER} schedule-full fails came", fails.len()),
+            None => panic!(
+                "{} of {expected} schedule fails came for {count} bundles",
+                fails.len()
+            ),
         }
     }
-    for fail in &fails {
+    assert_eq!(fails.len(), expected, "refused: {fails:?}");
+    fails
+}
+
+fn refused_because(fails: &[OscMessage], why: &str) {
+    for fail in fails {
         assert!(
-            matches!(&fail.args[..], [OscType::String(a), OscType::String(why)]
-                if a == "/mod/voice1/amp" && why.starts_with("schedule full")),
-            "{fail:?}"
+            matches!(&fail.args[..], [OscType::String(a), OscType::String(reason)]
+                if a == "/mod/voice1/amp" && reason.starts_with(why)),
+            "expected {why:?}: {fail:?}"
         );
     }
+}
+
+#[test]
+fn the_schedule_is_shared_per_client_and_address_and_the_audio_plays_on() {
+    // One client may hold a quarter of the 4096-command schedule, one address half.
+    const SHARE: usize = 1024;
+    const OVER: usize = 50;
+    // The flood below is about the schedule: lift the per-sender rate limit out of its way.
+    let (d, journal) = journal_daemon(
+        "schedule-full",
+        &[("CHRONUS_OSC_RATE_LIMIT", "1000000".into())],
+    );
+    // Over TCP, so no datagram is lost on the way: every bundle gets an answer or a
+    // place. Each connection is a client of its own (its own source port).
+    let connect = || {
+        chronus_osc::Client::connect(
+            d.osc,
+            chronus_osc::Transport::Tcp(chronus_osc::Framing::LengthPrefix),
+            Duration::from_secs(2),
+        )
+        .unwrap()
+    };
+    let (mut a, mut b, mut c) = (connect(), connect(), connect());
+    let two_minutes = Duration::from_secs(120);
+    let fails = schedule(&mut a, SHARE + OVER, two_minutes, OVER);
+    refused_because(&fails, "schedule full for this client");
+    let fails = schedule(&mut b, SHARE, two_minutes, 0);
+    assert!(fails.is_empty());
+    let fails = schedule(&mut c, OVER, two_minutes, OVER);
+    refused_because(&fails, "schedule full for this address");
+    // Beyond the horizon (600 s), nothing is scheduled at all.
+    let fails = schedule(&mut c, 1, Duration::from_secs(700), 1);
+    refused_because(&fails, "timetag too far ahead");
     // An immediate message still works; the status round trip after it proves it was read.
     d.send("/mod/voice1/freq", vec![OscType::Float(555.0)]);
     let s = d.status();
-    assert_eq!(long(&s, "osc_schedule_full"), OVER as i64);
+    assert_eq!(long(&s, "osc_schedule_share_full"), 2 * OVER as i64);
+    assert_eq!(long(&s, "osc_schedule_horizon"), 1);
+    assert_eq!(long(&s, "osc_schedule_full"), 0);
+    assert_eq!(long(&s, "osc_scheduled"), 2 * SHARE as i64);
     assert_eq!(
         long(&s, "underrun_frames"),
         0,
         "the flood disturbed the audio"
     );
     assert!(both_lockstep(&s));
-    assert!(
-        client.recv(std::time::Instant::now()).unwrap().is_none(),
-        "more answers than bundles over the limit"
-    );
+    for client in [&mut a, &mut b, &mut c] {
+        assert!(
+            client.recv(std::time::Instant::now()).unwrap().is_none(),
+            "more answers than bundles refused"
+        );
+    }
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
     assert_eq!(journal_values(&journal, "/mod/voice1/freq"), [555.0]);

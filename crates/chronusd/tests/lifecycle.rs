@@ -484,7 +484,7 @@ fn a_second_stop_signal_exits_at_once() {
     for pid in workers {
         assert!(!alive(pid), "worker {pid} outlived the supervisor");
     }
-    // Without waiting for the fade (50 ms, behind a 21 ms lookahead), the recording
+    // Without waiting for the fade (50 ms, behind the lookahead), the recording
     // ends with the tone still loud.
     let (_, live) = read_wav(&record);
     let peak = live[live.len() - 2 * 48..]

@@ -1,0 +1,480 @@
+//! `/chronus/tts/*`, `/chronus/asr/*` and `/chronus/speech/status`: requests to the
+//! speech engines, their answers, and the utterance that plays through the workers.
+
+use crate::control::Speech as Request;
+use crate::daemon::Daemon;
+use crate::event::Event;
+use crate::publisher::{Group, SpeechPublished};
+use crate::score;
+use crate::speech::*;
+use crate::storage::{Job, Outcome};
+use chronus_audio::Capture;
+use chronus_dsp::Command;
+use chronus_osc::{OscType, Peer};
+use chronus_shm::UNSTAMPED;
+use chronus_speech::{Speech, SpeechEvent};
+use std::time::Instant;
+
+pub fn handle(d: &mut Daemon, from: Peer, request: Request) {
+    match request {
+        Request::Say { text, voice, id } => say(d, from, &text, voice.as_deref(), id),
+        Request::StopSpeaking => stop_speaking(d, from),
+        Request::StartStream(stream) => start_stream(d, from, stream),
+        Request::StopStream(stream) => stop_stream(d, from, stream),
+        Request::Transcribe(path) => transcribe(d, from, path),
+        Request::Status => {
+            let json = d
+                .desk
+                .speech
+                .as_ref()
+                .map_or_else(|| "null".to_owned(), |s| s.status().to_json().to_string());
+            d.clients.reply(
+                &from,
+                chronus_osc::message(STATUS_REPLY_ADDR, vec![OscType::String(json)]),
+            );
+        }
+    }
+}
+
+fn say(d: &mut Daemon, from: Peer, text: &str, voice: Option<&str>, id: Option<OscType>) {
+    let Some(tts) = d.desk.speech.as_ref().and_then(Speech::tts) else {
+        return d.clients.reply(
+            &from,
+            chronus_osc::fail(SAY_ADDR, "text-to-speech is off (speech.tts.enabled)"),
+        );
+    };
+    if d.desk.asked.len() + d.desk.queue.len() >= MAX_UTTERANCES {
+        d.desk.counters.failed += 1;
+        let reason = format!("busy: {MAX_UTTERANCES} utterances are already waiting");
+        return d.clients.reply(&from, chronus_osc::fail(SAY_ADDR, &reason));
+    }
+    let events = d.events.clone();
+    let said = tts.say(text, voice, move |request, result| {
+        let _ = events.send(Event::Speech(Answer::Said { request, result }));
+    });
+    match said {
+        Ok(request) => {
+            d.desk.counters.requests += 1;
+            let asked = Asked {
+                peer: from,
+                id: id.unwrap_or(OscType::Long(request.0 as i64)),
+                at: Instant::now(),
+                cancelled: false,
+            };
+            d.desk.asked.insert(request.0, asked);
+        }
+        Err(e) => {
+            d.desk.counters.failed += 1;
+            d.clients
+                .reply(&from, chronus_osc::fail(SAY_ADDR, &e.to_string()));
+        }
+    }
+}
+
+/// A speech engine answered.
+pub fn answered(d: &mut Daemon, answer: Answer) {
+    match answer {
+        Answer::Said { request, result } => {
+            let Some(asked) = d.desk.asked.remove(&request.0) else {
+                return;
+            };
+            match result {
+                _ if asked.cancelled => fail_utterance(d, &asked, "stopped by /chronus/tts/stop"),
+                Err(e) => fail_utterance(d, &asked, &e.to_string()),
+                Ok(audio) => {
+                    d.desk.queue.push_back(Utterance {
+                        asked,
+                        samples: audio.samples.clone(),
+                    });
+                    speak_next(d);
+                }
+            }
+        }
+        Answer::Transcribed { peer, path, result } => match result {
+            Ok(text) => {
+                d.desk.counters.transcripts += 1;
+                d.clients.reply(
+                    &peer,
+                    chronus_osc::message(
+                        TRANSCRIPT_ADDR,
+                        vec![
+                            OscType::String(path),
+                            OscType::String(text),
+                            OscType::Int(1),
+                        ],
+                    ),
+                );
+            }
+            Err(e) => d.clients.reply(
+                &peer,
+                chronus_osc::fail(TRANSCRIBE_ADDR, &format!("{path}: {e}")),
+            ),
+        },
+    }
+}
+
+fn fail_utterance(d: &mut Daemon, asked: &Asked, reason: &str) {
+    d.desk.counters.failed += 1;
+    let reason = format!("request {}: {reason}", id_words(&asked.id));
+    d.clients
+        .reply(&asked.peer, chronus_osc::fail(SAY_ADDR, &reason));
+}
+
+/// Starts the next utterance once nothing plays: its samples go into the speech
+/// area (free, since the last utterance has been played), then its command.
+fn speak_next(d: &mut Daemon) {
+    if d.desk.playing.is_some() || d.publisher.has_backlog() {
+        return;
+    }
+    let Some(utterance) = d.desk.queue.pop_front() else {
+        return;
+    };
+    let area = d.region.speech();
+    let frames = utterance.samples.len() as u64;
+    if frames > area.len() {
+        let reason = format!(
+            "the speech is {:.1} s long; at most {AREA_SECONDS} s is played",
+            frames as f64 / f64::from(d.config.audio.sample_rate)
+        );
+        fail_utterance(d, &utterance.asked, &reason);
+        return speak_next(d);
+    }
+    area.write(0, &utterance.samples);
+    let (gain, duck) = (d.desk.gain, d.desk.duck);
+    let speak = Command::Speak {
+        offset: 0,
+        frames: frames as u32,
+        gain,
+        duck,
+    };
+    // Only a journal needs the samples again, as its own copy.
+    let journaled = d
+        .config
+        .journal
+        .is_some()
+        .then(|| score::speech_message(0, gain, duck, &utterance.samples));
+    d.desk.playing = Some(Playing {
+        asked: utterance.asked,
+        frames,
+        seq: None,
+        stamp: None,
+        stop_seq: None,
+        started: false,
+    });
+    if let Err(reason) = d.submit(Group::now(vec![(speak, journaled)])) {
+        if let Some(playing) = d.desk.playing.take() {
+            fail_utterance(d, &playing.asked, &reason.reason());
+        }
+    }
+}
+
+/// Speech commands reached the log.
+pub fn published(d: &mut Daemon, published: &[SpeechPublished]) {
+    if let Some(playing) = &mut d.desk.playing {
+        for p in published {
+            if p.stop {
+                playing.stop_seq = Some(p.seq);
+            } else {
+                playing.seq = Some(p.seq);
+            }
+        }
+    }
+}
+
+fn stop_speaking(d: &mut Daemon, from: Peer) {
+    let queued: Vec<Utterance> = d.desk.queue.drain(..).collect();
+    for utterance in queued {
+        d.desk.counters.stopped += 1;
+        fail_utterance(d, &utterance.asked, "stopped by /chronus/tts/stop");
+    }
+    for asked in d.desk.asked.values_mut() {
+        asked.cancelled = true;
+    }
+    if d.desk.playing.is_some() {
+        d.desk.counters.stopped += 1;
+        let _ = d.submit(Group::now(vec![(Command::SpeakStop, None)]));
+    }
+    d.clients.reply(&from, chronus_osc::done(STOP_ADDR, vec![]));
+}
+
+/// Follows the playing utterance through the device clock: `/chronus/tts/start`
+/// when its first sample is handed to the device, `/chronus/tts/done` after its last.
+pub fn tick(d: &mut Daemon, play: u64) {
+    speak_next(d);
+    let log = d.region.log();
+    let rate = f64::from(d.config.audio.sample_rate);
+    let Some(playing) = &mut d.desk.playing else {
+        return;
+    };
+    let stamp_of = |seq: Option<u64>| {
+        seq.and_then(|s| log.stamp_of(s))
+            .filter(|&s| s != UNSTAMPED)
+    };
+    if playing.stamp.is_none() {
+        playing.stamp = stamp_of(playing.seq);
+    }
+    let Some(stamp) = playing.stamp else {
+        return;
+    };
+    let mut end = stamp + playing.frames;
+    if let Some(stop) = stamp_of(playing.stop_seq) {
+        end = end.min(stop.max(stamp) + (STOP_FADE_SECONDS * rate).ceil() as u64);
+    }
+    let mut replies = Vec::new();
+    if play > stamp && !playing.started {
+        playing.started = true;
+        d.desk.counters.first_sample_ms = playing.asked.at.elapsed().as_secs_f64() * 1e3;
+        replies.push(chronus_osc::message(
+            START_REPLY_ADDR,
+            vec![playing.asked.id.clone()],
+        ));
+    }
+    let peer = playing.asked.peer;
+    if play >= end {
+        let playing = d.desk.playing.take().expect("checked above");
+        if playing.stop_seq.is_none() {
+            d.desk.counters.spoken += 1;
+        }
+        replies.push(chronus_osc::message(
+            DONE_REPLY_ADDR,
+            vec![playing.asked.id],
+        ));
+    }
+    for reply in replies {
+        d.clients.reply(&peer, reply);
+    }
+    if d.desk.playing.is_none() {
+        speak_next(d);
+    }
+}
+
+fn start_stream(d: &mut Daemon, from: Peer, stream: String) {
+    let Some(asr) = d.desk.speech.as_ref().and_then(Speech::asr).cloned() else {
+        return d.clients.reply(
+            &from,
+            chronus_osc::fail(
+                ASR_START_ADDR,
+                "speech recognition is off (speech.asr.enabled)",
+            ),
+        );
+    };
+    if d.desk.capture.is_none() {
+        let feed = asr.clone();
+        let device = d.desk.settings.asr.input_device.as_deref();
+        let started = Capture::start(device, move |samples, rate, channels| {
+            feed.push_all(samples, rate, channels)
+        });
+        match started {
+            Ok(capture) => {
+                tracing::info!(
+                    device = capture.device_name(),
+                    rate = capture.rate(),
+                    channels = capture.channels(),
+                    "capturing the input device for speech recognition"
+                );
+                d.desk.capture = Some(capture);
+            }
+            Err(e) => {
+                return d.clients.reply(
+                    &from,
+                    chronus_osc::fail(ASR_START_ADDR, &format!("cannot capture: {e}")),
+                );
+            }
+        }
+    }
+    match asr.start_stream(&stream) {
+        Ok(_) => d.clients.reply(
+            &from,
+            chronus_osc::done(ASR_START_ADDR, vec![OscType::String(stream)]),
+        ),
+        Err(e) => d
+            .clients
+            .reply(&from, chronus_osc::fail(ASR_START_ADDR, &e.to_string())),
+    }
+}
+
+fn stop_stream(d: &mut Daemon, from: Peer, stream: String) {
+    let Some(asr) = d.desk.speech.as_ref().and_then(Speech::asr).cloned() else {
+        return d.clients.reply(
+            &from,
+            chronus_osc::fail(
+                ASR_STOP_ADDR,
+                "speech recognition is off (speech.asr.enabled)",
+            ),
+        );
+    };
+    if !asr.stop_stream(&stream) {
+        let reason = format!("no stream named {stream:?} is running");
+        return d
+            .clients
+            .reply(&from, chronus_osc::fail(ASR_STOP_ADDR, &reason));
+    }
+    if asr.active_streams().is_empty() {
+        d.desk.capture = None;
+    }
+    d.clients.reply(
+        &from,
+        chronus_osc::done(ASR_STOP_ADDR, vec![OscType::String(stream)]),
+    );
+}
+
+fn transcribe(d: &mut Daemon, from: Peer, name: String) {
+    if d.desk.speech.as_ref().and_then(Speech::asr).is_none() {
+        return d.clients.fail(
+            &from,
+            TRANSCRIBE_ADDR,
+            "speech recognition is off (speech.asr.enabled)",
+        );
+    }
+    let dir = &d.config.engine.recordings_dir; // TRANSCRIBE_DIR_PENDING
+    let job = match crate::files::confine(dir, &name) {
+        Ok(path) => Job::ReadWav {
+            path,
+            name: name.clone(),
+            max_bytes: TRANSCRIBE_MAX_BYTES,
+        },
+        Err(e) => {
+            return d
+                .clients
+                .fail(&from, TRANSCRIBE_ADDR, &format!("{name}: {e}"));
+        }
+    };
+    if let Err(reason) = d.storage.submit(from, job) {
+        d.clients
+            .fail(&from, TRANSCRIBE_ADDR, &format!("{name}: {reason}"));
+    }
+}
+
+/// The storage thread read a file to transcribe.
+pub fn stored(d: &mut Daemon, from: Peer, outcome: Outcome) {
+    let Outcome::WavRead { name, result } = outcome else {
+        return;
+    };
+    let Some(asr) = d.desk.speech.as_ref().and_then(Speech::asr) else {
+        return d.clients.fail(
+            &from,
+            TRANSCRIBE_ADDR,
+            "speech recognition is off (speech.asr.enabled)",
+        );
+    };
+    let submitted = result.and_then(|pcm| {
+        let events = d.events.clone();
+        let path = name.clone();
+        asr.transcribe(&pcm, move |_, result| {
+            let _ = events.send(Event::Speech(Answer::Transcribed {
+                peer: from,
+                path,
+                result,
+            }));
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    });
+    if let Err(reason) = submitted {
+        d.clients
+            .fail(&from, TRANSCRIBE_ADDR, &format!("{name}: {reason}"));
+    }
+}
+
+/// Logs an engine event and tells subscribers what they may act on.
+pub fn engine_event(d: &mut Daemon, event: SpeechEvent) {
+    let string = |s: &str| OscType::String(s.into());
+    let announce = match event {
+        SpeechEvent::Transcript {
+            stream,
+            text,
+            is_final,
+        } => {
+            d.desk.counters.transcripts += 1;
+            tracing::info!(stream, text, "transcript");
+            Some(chronus_osc::message(
+                TRANSCRIPT_ADDR,
+                vec![
+                    string(&stream),
+                    string(&text),
+                    OscType::Int(i32::from(is_final)),
+                ],
+            ))
+        }
+        SpeechEvent::EngineStarted { engine, pid } => {
+            tracing::debug!(engine, pid, "speech engine started");
+            Some(chronus_osc::message(
+                "/chronus/speech/engine",
+                vec![string(&engine), OscType::Int(pid as i32), string("started")],
+            ))
+        }
+        SpeechEvent::EngineExited {
+            engine,
+            pid,
+            cause,
+            crash,
+        } => {
+            if crash {
+                tracing::warn!(engine, pid, cause, "speech engine crashed");
+            } else {
+                tracing::debug!(engine, pid, cause, "speech engine exited");
+            }
+            Some(chronus_osc::message(
+                "/chronus/speech/engine",
+                vec![
+                    string(&engine),
+                    OscType::Int(pid as i32),
+                    string(if crash { "crashed" } else { "exited" }),
+                ],
+            ))
+        }
+        SpeechEvent::EngineRestarting { engine, delay } => {
+            tracing::info!(
+                engine,
+                delay_ms = delay.as_millis() as u64,
+                "restarting speech engine"
+            );
+            None
+        }
+        SpeechEvent::EngineFailed { engine, crashes } => {
+            tracing::error!(
+                engine,
+                crashes,
+                "speech engine keeps crashing; it is no longer restarted"
+            );
+            Some(chronus_osc::message(
+                "/chronus/speech/failed",
+                vec![string(&engine), OscType::Int(crashes as i32)],
+            ))
+        }
+        SpeechEvent::ProtocolError {
+            engine,
+            pid,
+            detail,
+        } => {
+            tracing::warn!(
+                engine,
+                pid,
+                detail,
+                "speech engine broke its protocol; restarting it"
+            );
+            Some(chronus_osc::message(
+                "/chronus/speech/error",
+                vec![string(&engine), string(&detail)],
+            ))
+        }
+        SpeechEvent::Unresponsive {
+            engine,
+            pid,
+            request,
+        } => {
+            tracing::warn!(engine, pid, %request, "speech engine hung on a request; restarting it");
+            Some(chronus_osc::message(
+                "/chronus/speech/error",
+                vec![string(&engine), string("unresponsive")],
+            ))
+        }
+        SpeechEvent::HealthCheckFailed { engine, detail } => {
+            tracing::warn!(engine, detail, "speech engine failed its health check");
+            None
+        }
+    };
+    if let Some(event) = announce {
+        d.clients.broadcast(event);
+    }
+}
