@@ -19,7 +19,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 pub use cidr::{Cidr, CidrParseError};
-pub use settings::{CONFIG_ENV, SettingInfo, TEST_DIVERGE_ENV, settings};
+pub use settings::{
+    CONFIG_ENV, NUM_VOICES_MAX, NUM_VOICES_MIN, SAMPLE_RATE_MAX, SAMPLE_RATE_MIN, SettingInfo,
+    TEST_DIVERGE_ENV, settings,
+};
 
 use settings::{
     LEAD_TARGET_ENV, LEAD_TARGET_MAX, LEGACY_NO_EFFECT, LOOKAHEAD_MAX, LOOKAHEAD_MIN, index_of,

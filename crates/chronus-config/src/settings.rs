@@ -136,6 +136,13 @@ pub(crate) const LEAD_TARGET_ENV: &str = "CHRONUS_LEAD_TARGET";
 pub(crate) const LEAD_TARGET_MAX: u32 = 1024;
 pub(crate) const LOOKAHEAD_MIN: u32 = 2;
 pub(crate) const LOOKAHEAD_MAX: u32 = 64;
+/// Sample rates the daemon runs at (`audio.sample_rate`), in Hz; also the rates a score
+/// may declare, so that every journal the daemon writes can be rendered.
+pub const SAMPLE_RATE_MIN: u32 = 8000;
+pub const SAMPLE_RATE_MAX: u32 = 192_000;
+/// Voices an engine may have (`engine.num_voices`).
+pub const NUM_VOICES_MIN: u8 = 1;
+pub const NUM_VOICES_MAX: u8 = 16;
 
 /// Names the config file; read by the caller (see [`crate::Sources::resolve`]).
 pub const CONFIG_ENV: &str = "CHRONUS_CONFIG";
@@ -488,7 +495,7 @@ static SETTINGS: [SettingInfo; 40] = [
         env: "CHRONUS_SAMPLE_RATE",
         env_alias: None,
         description: "Sample rate in Hz.",
-        kind: Kind::U32(num!(8000, 192_000, audio.sample_rate)),
+        kind: Kind::U32(num!(SAMPLE_RATE_MIN, SAMPLE_RATE_MAX, audio.sample_rate)),
     },
     SettingInfo {
         key: "audio.buffer_size",
@@ -530,7 +537,7 @@ static SETTINGS: [SettingInfo; 40] = [
         env: "CHRONUS_NUM_VOICES",
         env_alias: None,
         description: "Number of synthesis voices.",
-        kind: Kind::U8(num!(1, 16, engine.num_voices)),
+        kind: Kind::U8(num!(NUM_VOICES_MIN, NUM_VOICES_MAX, engine.num_voices)),
     },
     SettingInfo {
         key: "engine.recordings_dir",

@@ -1,44 +1,36 @@
 //! `chronusd render`: non-real-time rendering of a score with the workers' DSP.
 
 use crate::cli::RenderArgs;
-use chronus_supervisor::score;
+use chronus_supervisor::score::{self, Header, HeaderError, Length, ScoreError};
 use std::process::ExitCode;
 
-/// Longest render: an hour of stereo f32 at 48 kHz is 1.4 GB of memory.
-const MAX_RENDER_SECONDS: u64 = 3600;
+/// sysexits EX_DATAERR: the score, or what was asked of it, is not accepted.
+const EX_DATAERR: u8 = 65;
 
 pub fn run(args: &RenderArgs) -> ExitCode {
     match render(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chronusd render: {e:#}");
-            ExitCode::from(65)
+            eprintln!("chronusd render: {e}");
+            ExitCode::from(EX_DATAERR)
         }
     }
 }
 
-fn render(args: &RenderArgs) -> anyhow::Result<()> {
-    let parsed = score::read_score(&args.score, args.sample_rate)?;
-    let rate = parsed.sample_rate.unwrap_or(args.sample_rate);
-    let frames = match (args.frames, args.duration) {
-        (Some(frames), _) => frames,
-        (None, Some(seconds)) if seconds.is_finite() && seconds >= 0.0 => {
-            (seconds * f64::from(rate)).round() as u64
-        }
-        (None, Some(seconds)) => anyhow::bail!(
-            "--duration {seconds} is invalid: expected a non-negative number of seconds"
-        ),
-        (None, None) => parsed.events.last().map_or(0, |(frame, _)| *frame) + 2 * u64::from(rate),
+fn render(args: &RenderArgs) -> Result<(), ScoreError> {
+    let defaults = Header::new(args.sample_rate.into(), args.voices.into()).map_err(|source| {
+        let flag = match source {
+            HeaderError::SampleRate(_) => "--sample-rate",
+            HeaderError::Voices(_) => "--voices",
+        };
+        ScoreError::Default { flag, source }
+    })?;
+    let parsed = score::read_score(&args.score, defaults)?;
+    let length = match (args.frames, args.duration) {
+        (Some(frames), _) => Length::Frames(frames),
+        (None, Some(seconds)) => Length::Seconds(seconds),
+        (None, None) => Length::PastLastEvent,
     };
-    // The whole render is held in memory before it is written.
-    let limit = MAX_RENDER_SECONDS * u64::from(rate);
-    if frames > limit {
-        anyhow::bail!(
-            "{frames} frames is more than chronusd renders at once: at most \
-             {MAX_RENDER_SECONDS} s ({limit} frames at {rate} Hz)"
-        );
-    }
-    let samples = score::render_score(&args.score, &parsed, rate, args.voices, frames)?;
-    score::write_wav(&args.out, &samples, rate)?;
-    Ok(())
+    let frames = parsed.frames(length)?;
+    score::render_wav(&parsed, frames, &args.out)
 }

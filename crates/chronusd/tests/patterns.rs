@@ -62,7 +62,8 @@ fn sync(d: &Daemon) {
 
 /// Every command the journal holds, with the frame it took effect at.
 fn journal_commands(dir: &Path) -> Vec<(u64, Cmd)> {
-    let score = score::read_score(&dir.join("journal.osc"), 48_000).unwrap();
+    let defaults = score::Header::new(48_000, 4).unwrap();
+    let score = score::read_score(&dir.join("journal.osc"), defaults).unwrap();
     score
         .events
         .iter()
