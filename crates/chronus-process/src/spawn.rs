@@ -15,12 +15,14 @@ use std::process::Command;
 /// stderr is a pipe to us ignores it.
 const SERVICE_ONLY: &[&str] = &[
     "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
     "LISTEN_FDS",
     "LISTEN_PID",
     "LISTEN_FDNAMES",
 ];
 
-/// Every watchdog variable, present and future (`WATCHDOG_USEC`, `WATCHDOG_PID`, ...).
+/// Every other watchdog variable, present or future, found by name.
 const SERVICE_ONLY_PREFIX: &[u8] = b"WATCHDOG_";
 
 fn is_service_only(var: &OsStr) -> bool {
@@ -30,18 +32,19 @@ fn is_service_only(var: &OsStr) -> bool {
 
 /// Removes from `cmd`'s environment every variable systemd meant for the service
 /// itself: `NOTIFY_SOCKET`, `LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES` and every
-/// `WATCHDOG_*`, whether inherited from this process or set on `cmd`.
+/// `WATCHDOG_*`, whether inherited from this process or set on `cmd`. The named ones
+/// are removed even if absent now; other `WATCHDOG_*` as found when this is called.
 pub fn scrub_env(cmd: &mut Command) {
     let set_on_cmd: Vec<OsString> = cmd.get_envs().map(|(k, _)| k.to_owned()).collect();
     let inherited = std::env::vars_os().map(|(k, _)| k);
-    let prefixed: Vec<OsString> = inherited
+    let found: Vec<OsString> = inherited
         .chain(set_on_cmd)
         .filter(|k| is_service_only(k))
         .collect();
     for var in SERVICE_ONLY {
         cmd.env_remove(var);
     }
-    for var in prefixed {
+    for var in found {
         cmd.env_remove(var);
     }
 }
