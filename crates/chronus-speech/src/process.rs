@@ -1,7 +1,8 @@
 //! Engine processes: spawning (with `chronus_process`'s setup: own process group,
-//! parent-death signal, scrubbed environment; never through a shell), draining stdout and stderr concurrently,
-//! writing stdin without ever blocking the caller, noticing exit through a pidfd,
-//! and stopping (close stdin, grace, SIGTERM to the group, grace, SIGKILL, reap).
+//! parent-death signal, scrubbed environment; never through a shell), draining
+//! stdout and stderr concurrently, writing stdin without ever blocking the caller,
+//! noticing exit through a pidfd, and stopping (close stdin, grace, SIGTERM to the
+//! group, grace, SIGKILL, reap).
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits, not the
 //! process. Each engine spawns from its own long-lived thread, which reaps its child
