@@ -8,7 +8,9 @@
 //!   reap; [`watch_exit`] notices an exit through a pidfd the moment it happens.
 //! - [`signal`], [`signal_group`], [`is_live_child`] and [`become_subreaper`].
 //!
-//! The `unsafe` these need lives here and nowhere else in the daemon's process code.
+//! The `unsafe` that spawning and reaping need lives here, not in the crates that
+//! spawn. (A worker's fork copy is set up by `chronus-worker` itself: it forks
+//! without exec, so none of this applies to it.)
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits, not the
 //! process: spawn from a thread that outlives the child (the daemon's main thread).
