@@ -24,6 +24,9 @@
 //! - On shutdown call [`Speech::shutdown`] (from any thread; it does not need the
 //!   spawning thread): at most about 3 s, under 1 s when engines exit on end of input.
 
+// The process setup that needs `unsafe` lives in `chronus-process`.
+#![forbid(unsafe_code)]
+
 pub mod asr;
 pub mod audio;
 pub mod cache;

@@ -1,7 +1,8 @@
-//! Engine processes: spawning (own process group, parent-death signal, scrubbed
-//! environment, never through a shell), draining stdout and stderr concurrently,
-//! writing stdin without ever blocking the caller, noticing exit through a pidfd,
-//! and stopping (close stdin, grace, SIGTERM to the group, grace, SIGKILL, reap).
+//! Engine processes: spawning (with `chronus_process`'s setup: own process group,
+//! parent-death signal, scrubbed environment; never through a shell), draining
+//! stdout and stderr concurrently, writing stdin without ever blocking the caller,
+//! noticing exit through a pidfd, and stopping (close stdin, grace, SIGTERM to the
+//! group, grace, SIGKILL, reap).
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits, not the
 //! process. Each engine spawns from its own long-lived thread, which reaps its child
@@ -9,27 +10,16 @@
 //! keeps the rule "only the main thread spawns" passes a [`Spawner::delegated`] and
 //! runs the [`SpawnJob`]s it receives on that thread.
 
+pub use chronus_process::ExitCause;
+
+use chronus_process::Signal;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::Pid;
 use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Environment an engine never inherits: only the daemon talks to systemd.
-const SCRUBBED_ENV: &[&str] = &[
-    "NOTIFY_SOCKET",
-    "WATCHDOG_USEC",
-    "WATCHDOG_PID",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-];
 
 /// Engine processes not yet reaped by their engine. Their group signals rely on the
 /// leader staying unreaped (so its pid, the group id, cannot be reused), and their exit
@@ -58,14 +48,7 @@ fn spawn_engine(cmd: &mut Command) -> io::Result<Child> {
 
 /// Reaps an engine process (blocking) and forgets it.
 fn wait_engine(pid: u32) -> ExitCause {
-    let cause = loop {
-        match waitpid(Pid::from_raw(pid as i32), None) {
-            Ok(WaitStatus::Exited(_, code)) => break ExitCause::Code(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => break ExitCause::Signal(sig as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break ExitCause::Unknown,
-        }
-    };
+    let cause = chronus_process::wait(pid);
     unreaped().remove(&pid);
     cause
 }
@@ -143,7 +126,7 @@ impl Spawner {
             let spawned = spawn_engine(&mut cmd);
             if let Err(crossbeam_channel::SendError(Ok(child))) = tx.send(spawned) {
                 // Nobody is waiting for it any more.
-                let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+                chronus_process::signal_group(child.id(), Signal::SIGKILL);
                 wait_engine(child.id());
             }
         }));
@@ -169,28 +152,6 @@ impl Spawner {
                     }
                 }
             }
-        }
-    }
-}
-
-/// How a process ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitCause {
-    Code(i32),
-    Signal(i32),
-    /// Someone else reaped it (a `waitpid(-1)` elsewhere in the daemon).
-    Unknown,
-}
-
-impl std::fmt::Display for ExitCause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitCause::Code(c) => write!(f, "exit status {c}"),
-            ExitCause::Signal(s) => {
-                let name = Signal::try_from(*s).map(|s| s.as_str()).unwrap_or("?");
-                write!(f, "killed by signal {s} ({name})")
-            }
-            ExitCause::Unknown => f.write_str("exit status unknown (reaped elsewhere)"),
         }
     }
 }
@@ -223,8 +184,8 @@ pub struct Launch<'a> {
     pub cancel: &'a AtomicBool,
 }
 
-/// The command for `argv`: no shell, piped stdio, scrubbed environment, and in the
-/// child its own process group and the parent-death signal.
+/// The command for `argv`: no shell, piped stdio, and the supervised-child setup
+/// (scrubbed environment, own process group, parent-death signal).
 fn command(argv: &[String]) -> io::Result<Command> {
     let (program, args) = argv
         .split_first()
@@ -234,40 +195,7 @@ fn command(argv: &[String]) -> io::Result<Command> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
-    // And any other systemd watchdog variable a newer systemd may add.
-    for (var, _) in std::env::vars_os() {
-        if var.as_encoded_bytes().starts_with(b"WATCHDOG_") {
-            cmd.env_remove(var);
-        }
-    }
-    let parent = std::process::id();
-    // SAFETY: runs between fork and exec in the child; only async-signal-safe
-    // syscalls (prctl, getppid, setpgid) on integers, no allocation or locks.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // The daemon may have died before the prctl took effect.
-            if libc::getppid() as u32 != parent {
-                return Err(io::Error::other("parent exited during spawn"));
-            }
-            if libc::setpgid(0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    chronus_process::prepare(&mut cmd, &[]);
     Ok(cmd)
 }
 
@@ -287,17 +215,8 @@ impl Proc {
         let stdin_pending = Arc::new(AtomicUsize::new(0));
         // From here on a failure must not leave the child running or unreaped.
         let started = (|| -> io::Result<(Sender<Vec<u8>>, Receiver<()>)> {
-            let pidfd = rustix::process::pidfd_open(
-                rustix::process::Pid::from_raw(pid as i32).expect("a child pid is positive"),
-                rustix::process::PidfdFlags::empty(),
-            )?;
             let (exit_tx, exited) = crossbeam_channel::bounded::<()>(0);
-            thread(&format!("exit-{pid}"), move || {
-                let mut fds = [rustix::event::PollFd::new(
-                    &pidfd,
-                    rustix::event::PollFlags::IN,
-                )];
-                while let Err(rustix::io::Errno::INTR) = rustix::event::poll(&mut fds, None) {}
+            chronus_process::watch_exit(pid, move || {
                 drop(exit_tx);
                 on_exit();
             })?;
@@ -341,7 +260,7 @@ impl Proc {
                 })
             }
             Err(e) => {
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                chronus_process::signal_group(pid, Signal::SIGKILL);
                 let _ = child.kill();
                 wait_engine(pid);
                 Err(e)
@@ -423,7 +342,7 @@ impl Proc {
 
     fn signal_group(&self, signal: Signal) {
         // Unreaped, the leader keeps its pid (the group id) reserved: no reuse race.
-        let _ = killpg(Pid::from_raw(self.pid as i32), signal);
+        chronus_process::signal_group(self.pid, signal);
     }
 }
 
@@ -527,11 +446,11 @@ mod tests {
         };
         let argv = sh("exec sleep 30");
         let p = Proc::spawn(launch(&argv, &Spawner::Inline, &cancel), |_| {}, || {}).unwrap();
-        assert_eq!(p.stop(timings), ExitCause::Signal(libc::SIGTERM));
+        assert_eq!(p.stop(timings), ExitCause::Signal(Signal::SIGTERM as i32));
         let argv = sh("trap '' TERM; while :; do sleep 0.01; done");
         let p = Proc::spawn(launch(&argv, &Spawner::Inline, &cancel), |_| {}, || {}).unwrap();
         let t = Instant::now();
-        assert_eq!(p.stop(timings), ExitCause::Signal(libc::SIGKILL));
+        assert_eq!(p.stop(timings), ExitCause::Signal(Signal::SIGKILL as i32));
         assert!(t.elapsed() < Duration::from_millis(1000));
     }
 
@@ -639,10 +558,10 @@ mod tests {
         })
         .join()
         .unwrap();
-        match waitpid(Pid::from_raw(pid as i32), None) {
-            Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) => {}
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            chronus_process::wait(pid),
+            ExitCause::Signal(Signal::SIGKILL as i32)
+        );
     }
 
     #[test]

@@ -56,6 +56,8 @@ fn notify_messages_arrive_in_order_through_start_reload_and_stop() {
             ("CHRONUS_AUDIO_BACKEND", "null".into()),
             ("NOTIFY_SOCKET", path.display().to_string()),
             ("WATCHDOG_USEC", "300000".into()),
+            // Any other watchdog variable (a newer systemd's) must not reach workers.
+            ("WATCHDOG_FOO", "1".into()),
         ],
     );
     let mut seen = read_until(&sock, "READY=1", |m| lines(m).contains(&"READY=1"));
