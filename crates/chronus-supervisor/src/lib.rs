@@ -7,6 +7,7 @@
 
 mod control;
 mod engine;
+mod files;
 mod ledger;
 mod limits;
 mod notify;
