@@ -1,12 +1,12 @@
 //! Reading files named by clients, or found in directories someone else may
 //! have written to. Opening never blocks (a FIFO or a terminal would hold the
-//! caller until a writer appears), only regular files are read, and never more
-//! than a bound.
+//! caller until a writer appears), only regular files are read, never more
+//! than a bound, and a client's name never reaches outside its directory.
 
 use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Why a file was not read, or a name not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,21 @@ pub enum FileError {
     NotRegular { path: PathBuf, kind: String },
     #[error("{path} holds {size} bytes or more; accepted: at most {max} bytes")]
     TooLarge { path: PathBuf, size: u64, max: u64 },
+    #[error("cannot open the directory {dir}: {source}")]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error("`{name}` is not accepted: {reason}; accepted: the relative name of a file in {dir}")]
+    BadName {
+        name: String,
+        dir: PathBuf,
+        reason: &'static str,
+    },
+    /// Missing, unreadable and outside the directory all read the same, so a
+    /// client learns nothing about files elsewhere.
+    #[error(
+        "`{name}` names no file in {dir}; accepted: the relative name of a file in that \
+         directory (links may not lead out of it)"
+    )]
+    NotInDir { name: String, dir: PathBuf },
 }
 
 impl FileError {
@@ -110,6 +125,41 @@ fn check_regular(path: &Path, meta: &Metadata) -> Result<(), FileError> {
     })
 }
 
+/// The file a client's `requested` name means in `dir`: a relative name
+/// without `..`, which after resolving every link is still inside `dir`.
+/// The answer is the canonical path; names that lead nowhere, or out of
+/// `dir`, are refused alike, whether or not something exists there.
+pub fn confine(dir: &Path, requested: &Path) -> Result<PathBuf, FileError> {
+    let bad = |reason| FileError::BadName {
+        name: requested.display().to_string(),
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let mut names = 0;
+    for component in requested.components() {
+        match component {
+            Component::Normal(_) => names += 1,
+            Component::CurDir => {}
+            Component::ParentDir => return Err(bad("it contains `..`")),
+            Component::RootDir | Component::Prefix(_) => return Err(bad("it is absolute")),
+        }
+    }
+    if names == 0 {
+        return Err(bad("it names no file"));
+    }
+    let root = dir.canonicalize().map_err(|source| FileError::Dir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    match root.join(requested).canonicalize() {
+        Ok(path) if path.starts_with(&root) && path != root => Ok(path),
+        _ => Err(FileError::NotInDir {
+            name: requested.display().to_string(),
+            dir: dir.to_path_buf(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +185,13 @@ mod tests {
         let owned = path.to_path_buf();
         promptly(&format!("reading {}", path.display()), move || {
             read_regular(&owned, max)
+        })
+    }
+
+    fn confined(dir: &Path, name: &str) -> Result<PathBuf, FileError> {
+        let (dir, name) = (dir.to_path_buf(), PathBuf::from(name));
+        promptly(&format!("confining {}", name.display()), move || {
+            confine(&dir, &name)
         })
     }
 
@@ -202,6 +259,85 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_inside_the_directory_resolve_to_their_canonical_path() {
+        let dir = scratch("inside");
+        std::fs::create_dir(dir.join("takes")).unwrap();
+        std::fs::write(dir.join("takes/a.wav"), b"a").unwrap();
+        symlink("takes/a.wav", dir.join("latest")).unwrap();
+        let real = dir.canonicalize().unwrap().join("takes/a.wav");
+        for name in ["takes/a.wav", "./takes/a.wav", "latest"] {
+            assert_eq!(confined(&dir, name).unwrap(), real, "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parent_absolute_and_empty_names_are_refused() {
+        let dir = scratch("names");
+        std::fs::write(dir.join("a.wav"), b"a").unwrap();
+        for (name, reason) in [
+            ("../a.wav", "`..`"),
+            ("sub/../../a.wav", "`..`"),
+            ("..", "`..`"),
+            ("/etc/passwd", "absolute"),
+            ("/dev/ptmx", "absolute"),
+            ("", "names no file"),
+            (".", "names no file"),
+        ] {
+            match confined(&dir, name) {
+                Err(e @ FileError::BadName { .. }) => {
+                    assert!(e.to_string().contains(reason), "{name}: {e}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn links_out_of_the_directory_are_refused_alike_whether_or_not_the_target_exists() {
+        let dir = scratch("escape");
+        let outside = scratch("escape-outside");
+        std::fs::write(outside.join("secret"), b"s").unwrap();
+        let refusal = |name: &str| match confined(&dir, name) {
+            Err(e @ FileError::NotInDir { .. }) => e.to_string(),
+            other => panic!("{name}: {other:?}"),
+        };
+        symlink(outside.join("secret"), dir.join("link")).unwrap();
+        let to_existing = refusal("link");
+        std::fs::remove_file(dir.join("link")).unwrap();
+        symlink(outside.join("nothing"), dir.join("link")).unwrap();
+        assert_eq!(refusal("link"), to_existing);
+        std::fs::remove_file(dir.join("link")).unwrap();
+        assert_eq!(
+            refusal("link"),
+            to_existing,
+            "a missing file reads the same"
+        );
+        // Through a linked directory: the same, existing target or not.
+        symlink(&outside, dir.join("out")).unwrap();
+        let existing = refusal("out/secret").replace("out/secret", "NAME");
+        let missing = refusal("out/nothing").replace("out/nothing", "NAME");
+        assert_eq!(existing, missing);
+        symlink("/", dir.join("root")).unwrap();
+        assert_eq!(
+            refusal("root/etc/shadow").replace("root/etc/shadow", "NAME"),
+            refusal("root/etc/no-such-file").replace("root/etc/no-such-file", "NAME"),
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_inside_the_directory_is_confined_then_refused_when_read() {
+        let dir = scratch("confined-fifo");
+        nix::unistd::mkfifo(&dir.join("take.wav"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let path = confined(&dir, "take.wav").unwrap();
+        refused_as(&path, "a FIFO");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,7 +7,7 @@
 use crate::control::Speech as Request;
 use crate::{Event, Group, Supervisor, score};
 use chronus_audio::Capture;
-use chronus_config::{AsrSettings, SpeechSettings, TtsProtocol, TtsSettings};
+use chronus_config::{AsrSettings, SpeechSettings, TRANSCRIBE_MAX_BYTES, TtsProtocol, TtsSettings};
 use chronus_dsp::Command;
 use chronus_osc::{OscType, Peer};
 use chronus_shm::UNSTAMPED;
@@ -614,9 +614,21 @@ impl Supervisor {
                 ),
             );
         };
+        // Only a regular file, named inside the one directory clients may read from.
+        let dir = self.config.speech.asr.transcribe_dir();
+        let pcm = crate::files::confine(&dir, Path::new(&path))
+            .and_then(|file| crate::files::read_regular(&file, TRANSCRIBE_MAX_BYTES))
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                chronus_speech::parse_wav(&bytes).map_err(|e| format!("{path}: {e}"))
+            });
+        let pcm = match pcm {
+            Ok(pcm) => pcm,
+            Err(reason) => return self.reply(&from, chronus_osc::fail(TRANSCRIBE_ADDR, &reason)),
+        };
         let events = self.events.clone();
         let answer_path = path.clone();
-        let submitted = asr.transcribe_wav_with(Path::new(&path), move |_, result| {
+        let submitted = asr.transcribe(&pcm, move |_, result| {
             let _ = events.send(Event::Speech(Answer::Transcribed {
                 peer: from,
                 path: answer_path,
