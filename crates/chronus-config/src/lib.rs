@@ -179,6 +179,7 @@ impl Default for Config {
                     grammar: None,
                     rate: 16_000,
                     input_device: None,
+                    transcribe_dir: None,
                 },
             },
             record: None,
@@ -285,27 +286,33 @@ impl EngineConfig {
     /// systemd's `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/chronus/patterns`,
     /// else `~/.local/state/chronus/patterns`, else `./patterns`.
     pub fn patterns_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.patterns_dir {
-            return dir.clone();
-        }
-        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-        if let Some(state) = var("STATE_DIRECTORY") {
-            // systemd lists several directories separated by colons; the first is ours.
-            let state = state
-                .to_string_lossy()
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .to_owned();
-            return PathBuf::from(state).join("patterns");
-        }
-        if let Some(xdg) = var("XDG_STATE_HOME") {
-            return PathBuf::from(xdg).join("chronus/patterns");
-        }
-        match var("HOME") {
-            Some(home) => PathBuf::from(home).join(".local/state/chronus/patterns"),
-            None => PathBuf::from("patterns"),
-        }
+        self.patterns_dir
+            .clone()
+            .unwrap_or_else(|| state_dir("patterns"))
+    }
+}
+
+/// `name` in the daemon's state: in systemd's `$STATE_DIRECTORY`, else
+/// `$XDG_STATE_HOME/chronus`, else `~/.local/state/chronus`, else the working
+/// directory.
+fn state_dir(name: &str) -> PathBuf {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(state) = var("STATE_DIRECTORY") {
+        // systemd lists several directories separated by colons; the first is ours.
+        let state = state
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        return PathBuf::from(state).join(name);
+    }
+    if let Some(xdg) = var("XDG_STATE_HOME") {
+        return PathBuf::from(xdg).join("chronus").join(name);
+    }
+    match var("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/chronus").join(name),
+        None => PathBuf::from(name),
     }
 }
 
@@ -419,6 +426,24 @@ pub struct AsrSettings {
     pub rate: u32,
     /// Capture device as cpal lists it; `None` is the default input device.
     pub input_device: Option<String>,
+    /// The only directory `/chronus/asr/transcribe` reads from; unset means
+    /// [`AsrSettings::transcribe_dir`]'s fallback.
+    pub transcribe_dir: Option<PathBuf>,
+}
+
+/// Largest WAV file `/chronus/asr/transcribe` reads: at 16 bits, about 35
+/// minutes of 16 kHz mono or 6 of 48 kHz stereo.
+pub const TRANSCRIBE_MAX_BYTES: u64 = 64 << 20;
+
+impl AsrSettings {
+    /// The directory `/chronus/asr/transcribe` names files in: the setting,
+    /// else `transcribe` beside the pattern slots (see
+    /// [`EngineConfig::patterns_dir`]).
+    pub fn transcribe_dir(&self) -> PathBuf {
+        self.transcribe_dir
+            .clone()
+            .unwrap_or_else(|| state_dir("transcribe"))
+    }
 }
 
 fn argv(args: &[&str]) -> Vec<String> {

@@ -407,7 +407,7 @@ macro_rules! num {
     };
 }
 
-static SETTINGS: [SettingInfo; 40] = [
+static SETTINGS: [SettingInfo; 41] = [
     SettingInfo {
         key: "record",
         env: "CHRONUS_RECORD",
@@ -741,6 +741,20 @@ static SETTINGS: [SettingInfo; 40] = [
             rule: TextRule::NonEmpty,
             example: "pulse",
             field: field!(speech.asr.input_device),
+        },
+    },
+    SettingInfo {
+        key: "speech.asr.transcribe_dir",
+        env: "CHRONUS_ASR_TRANSCRIBE_DIR",
+        env_alias: None,
+        description: "The only directory /chronus/asr/transcribe reads from: clients name a \
+                      WAV file of at most 64 MiB in it by a relative path without `..`, and \
+                      links may not lead out of it; unset uses $STATE_DIRECTORY/transcribe \
+                      under systemd (/var/lib/chronus/transcribe), else \
+                      $XDG_STATE_HOME/chronus/transcribe (~/.local/state/chronus/transcribe).",
+        kind: Kind::Path {
+            example: "/var/lib/chronus/transcribe",
+            field: field!(speech.asr.transcribe_dir),
         },
     },
 ];

@@ -19,7 +19,7 @@ use crate::oneshot::{Job, OneShotConfig, OneShotEngine};
 use crate::process::{Launch, Output, Proc};
 use crossbeam_channel::{Receiver, Sender, TrySendError, select};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -414,19 +414,52 @@ fn feed(s: &Stream, samples: &[f32], rate: u32, channels: u16) {
     }
 }
 
+/// The WAV file at `path`, if it is a regular file (or a link to one) of at most
+/// `max` bytes. Anything else is refused without blocking: a FIFO or a terminal is
+/// never waited on, a device never read.
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, SpeechError> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let bad = |e: std::io::Error| {
         SpeechError::InvalidRequest(format!("cannot read {}: {e}", path.display()))
     };
-    let file = std::fs::File::open(path).map_err(bad)?;
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes).map_err(bad)?;
-    if bytes.len() as u64 > max {
-        return Err(SpeechError::InvalidRequest(format!(
+    let not_regular = |meta: &std::fs::Metadata| {
+        (!meta.is_file()).then(|| {
+            SpeechError::InvalidRequest(format!(
+                "{} is not a regular file; accepted: regular WAV files",
+                path.display()
+            ))
+        })
+    };
+    // Before opening too: opening a device can act on its own.
+    if let Some(e) = not_regular(&std::fs::metadata(path).map_err(bad)?) {
+        return Err(e);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(bad)?;
+    // What was opened counts: the name may have been replaced since.
+    let meta = file.metadata().map_err(bad)?;
+    if let Some(e) = not_regular(&meta) {
+        return Err(e);
+    }
+    let too_large = || {
+        SpeechError::InvalidRequest(format!(
             "{} is larger than {max} bytes; accepted: WAV files up to that size",
-            PathBuf::from(path).display()
-        )));
+            path.display()
+        ))
+    };
+    if meta.len() > max {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(bad)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
     }
     Ok(bytes)
 }
@@ -703,5 +736,42 @@ mod tests {
         );
         assert_eq!(parse_transcript_line(r#"{"b":0.0,"t":""}"#), None);
         assert_eq!(parse_transcript_line("   "), None);
+    }
+
+    /// `read_bounded` on its own thread, so one that blocks fails the test instead
+    /// of hanging it.
+    fn read_promptly(path: &Path, max: u64) -> Result<Vec<u8>, SpeechError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_bounded(&path, max));
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("read_bounded did not return within 5 s")
+    }
+
+    #[test]
+    fn wav_files_that_are_fifos_devices_or_too_large_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("take.wav");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let zero = dir.path().join("zero.wav");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let large = dir.path().join("large.wav");
+        std::fs::write(&large, [0u8; 101]).unwrap();
+        for (path, expected) in [
+            (&fifo, "is not a regular file"),
+            (&zero, "is not a regular file"),
+            (&dir.path().to_path_buf(), "is not a regular file"),
+            (&large, "is larger than 100 bytes"),
+        ] {
+            match read_promptly(path, 100) {
+                Err(SpeechError::InvalidRequest(reason)) => {
+                    assert!(reason.contains(expected), "{reason}")
+                }
+                other => panic!("{}: {other:?}", path.display()),
+            }
+        }
+        assert_eq!(read_promptly(&large, 101).unwrap().len(), 101);
     }
 }

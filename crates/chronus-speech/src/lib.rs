@@ -41,7 +41,7 @@ pub mod tts;
 pub mod wyoming;
 
 pub use asr::{Asr, AsrConfig, AsrStatus, StreamStart, StreamStatus};
-pub use audio::{Pcm, Resampler, SpeechAudio};
+pub use audio::{Pcm, Resampler, SpeechAudio, parse_wav};
 pub use cache::{CacheKey, CacheStats, SpeechCache};
 pub use engine::{
     EngineContext, EngineState, EngineStatus, EventSink, HealthStatus, RequestId, RestartPolicy,

@@ -150,7 +150,9 @@ pub fn parse(
         ("/chronus/asr/transcribe", [OscType::String(path)]) if !path.is_empty() => {
             one(Request::Speech(Speech::Transcribe(path.clone())))
         }
-        ("/chronus/asr/transcribe", _) => Err("expected one string, the path of a WAV file".into()),
+        ("/chronus/asr/transcribe", _) => {
+            Err("expected one string, the name of a WAV file in speech.asr.transcribe_dir".into())
+        }
         ("/chronus/speech/status", _) => one(Request::Speech(Speech::Status)),
         // Queries ignore their arguments, as the original did.
         ("/engine/status", _) => one(Request::Engine(Engine::Status)),

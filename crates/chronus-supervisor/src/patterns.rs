@@ -8,12 +8,17 @@
 //! one frame on every worker: the next bar line of the sequencer's timeline,
 //! or at once with `immediate` or while the sequencer is stopped.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
-use chronus_dsp::{Command, Params};
+use chronus_dsp::seq::MAX_TRACKS;
+use chronus_dsp::{Bounds, Command, Control, GATE_LENGTH, MASTER_GAIN, Params, VoiceParam};
 use chronus_osc::{OscMessage, OscType};
+
+use crate::files::{self, FileError};
 
 /// Slots are numbered `0..SLOTS`.
 pub const SLOTS: u32 = 128;
@@ -78,19 +83,29 @@ pub enum PatternError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is {size} bytes; at most {MAX_FILE_BYTES} are read")]
-    TooLarge { path: PathBuf, size: u64 },
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(
+        "cannot save slot {slot}: {path} is {kind}; accepted: a regular file or nothing at that path"
+    )]
+    Occupied {
+        slot: u32,
+        path: PathBuf,
+        kind: &'static str,
+    },
     #[error("{path} is not a saved pattern: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }
 
-fn slot_path(dir: &Path, slot: u32) -> PathBuf {
+/// The file that holds `slot`.
+pub fn slot_path(dir: &Path, slot: u32) -> PathBuf {
     dir.join(format!("{slot:03}.json"))
 }
 
 /// Writes `params` into `slot` atomically: a temporary file in the same
 /// directory, flushed to disk, renamed over the slot, and the directory synced,
-/// so a crash leaves either the old slot or the new one.
+/// so a crash leaves either the old slot or the new one. Whatever else was
+/// planted at the slot's path (a FIFO, a directory, a link) is left alone.
 pub fn save(dir: &Path, slot: u32, params: &Params) -> Result<(), PatternError> {
     let io = |what, path: &Path| {
         let path = path.to_path_buf();
@@ -98,13 +113,36 @@ pub fn save(dir: &Path, slot: u32, params: &Params) -> Result<(), PatternError> 
     };
     fs::create_dir_all(dir).map_err(io("create the directory", dir))?;
     let path = slot_path(dir, slot);
-    let tmp = dir.join(format!(".{slot:03}.json.{}.tmp", std::process::id()));
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            return Err(PatternError::Occupied {
+                slot,
+                kind: files::describe(meta.file_type()),
+                path,
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("inspect", &path)(e)),
+    }
     let json = serde_json::json!({ "format": FORMAT, "params": params });
     let bytes = serde_json::to_vec_pretty(&json).map_err(|e| PatternError::Corrupt {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    let written = File::create(&tmp)
+    // Saves in this process take turns, so a temporary file already at our
+    // name is a leftover or planted, never another save's.
+    let _turn = SAVING.lock().unwrap_or_else(PoisonError::into_inner);
+    let tmp = dir.join(format!(".{slot:03}.json.{}.tmp", std::process::id()));
+    let written = create_new(&tmp)
+        .or_else(|e| {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(e);
+            }
+            // Removing a link removes the link, not its target.
+            fs::remove_file(&tmp)?;
+            create_new(&tmp)
+        })
         .and_then(|mut f| {
             f.write_all(&bytes)?;
             f.sync_all()
@@ -120,42 +158,196 @@ pub fn save(dir: &Path, slot: u32, params: &Params) -> Result<(), PatternError> 
         .map_err(io("sync the directory", dir))
 }
 
-/// Reads `slot` for an engine with `num_voices` voices: validated and clamped,
-/// voices beyond the engine's dropped (and their tracks with them).
+static SAVING: Mutex<()> = Mutex::new(());
+
+/// A new file, never through a link planted at its name.
+fn create_new(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Reads and checks `slot` for an engine with `num_voices` voices: the
+/// pattern as saved, or an error if any part of it could not be applied.
 pub fn load(dir: &Path, slot: u32, num_voices: u8) -> Result<Params, PatternError> {
+    let bytes = read(dir, slot)?;
+    decode(&slot_path(dir, slot), &bytes, num_voices)
+}
+
+/// The bytes of `slot`'s file: only a regular file (or a link to one) of at
+/// most [`MAX_FILE_BYTES`], read without blocking on anything else.
+pub fn read(dir: &Path, slot: u32) -> Result<Vec<u8>, PatternError> {
     let path = slot_path(dir, slot);
-    let io = |what| {
-        let path = path.clone();
-        move |source| PatternError::Io { what, path, source }
-    };
-    let size = match fs::metadata(&path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(PatternError::Empty { slot, path });
+    files::read_regular(&path, MAX_FILE_BYTES).map_err(|e| {
+        if e.is_not_found() {
+            PatternError::Empty { slot, path }
+        } else {
+            PatternError::File(e)
         }
-        Err(e) => return Err(io("read")(e)),
-    };
-    if size > MAX_FILE_BYTES {
-        return Err(PatternError::TooLarge { path, size });
-    }
-    let bytes = fs::read(&path).map_err(io("read"))?;
+    })
+}
+
+/// The pattern in `bytes` (read from `path`, named in errors) for an engine
+/// with `num_voices` voices. It applies whole or not at all: a value out of
+/// range or not finite, more voices than the engine has, a track on a voice it
+/// lacks, too many tracks or two of one name make it [`PatternError::Corrupt`].
+pub fn decode(path: &Path, bytes: &[u8], num_voices: u8) -> Result<Params, PatternError> {
     let corrupt = |reason: String| PatternError::Corrupt {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
     let mut json: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     match json.get("format").and_then(serde_json::Value::as_u64) {
         Some(FORMAT) => {}
         other => return Err(corrupt(format!("format {other:?}, expected {FORMAT}"))),
     }
-    let mut params: Params = serde_json::from_value(json["params"].take())
+    let params: Params = serde_json::from_value(json["params"].take())
         .map_err(|e| corrupt(format!("params: {e}")))?;
-    params.voices.truncate(usize::from(num_voices));
-    Ok(params.sanitized())
+    check(&params, num_voices).map_err(corrupt)?;
+    Ok(params)
 }
 
-/// The slots that hold a file, in order.
+/// Why `params` cannot be applied whole to an engine with `num_voices`
+/// voices: the field and what it accepts.
+fn check(params: &Params, num_voices: u8) -> Result<(), String> {
+    let voices = usize::from(num_voices);
+    if params.voices.len() > voices {
+        return Err(format!(
+            "voices: {} given; accepted: at most {voices}, the engine's voices",
+            params.voices.len()
+        ));
+    }
+    for (i, voice) in params.voices.iter().enumerate() {
+        for param in VoiceParam::ALL {
+            in_bounds(
+                &format!("voices[{i}].{}", voice_field(param)),
+                voice.get(param),
+                param.bounds(),
+            )?;
+        }
+    }
+    in_bounds("master_gain", params.master_gain, MASTER_GAIN)?;
+    for control in Control::ALL {
+        in_bounds(
+            control_field(control),
+            params.control(control),
+            control.bounds(),
+        )?;
+    }
+    let tracks = &params.seq.tracks;
+    if tracks.len() > MAX_TRACKS {
+        return Err(format!(
+            "seq.tracks: {} given; accepted: at most {MAX_TRACKS}",
+            tracks.len()
+        ));
+    }
+    for (i, track) in tracks.iter().enumerate() {
+        let field = |name: &str| format!("seq.tracks[{i}] ({}).{name}", track.name);
+        if tracks[..i].iter().any(|t| t.name == track.name) {
+            return Err(format!(
+                "{}: a second track of that name; accepted: one track per name",
+                field("name")
+            ));
+        }
+        if usize::from(track.voice) >= voices {
+            return Err(format!(
+                "{}: {}; accepted: 0..={} (0-based, the engine's {voices} voices)",
+                field("voice"),
+                track.voice,
+                voices.saturating_sub(1)
+            ));
+        }
+        let optional = [
+            ("base_freq", track.base_freq, VoiceParam::Freq.bounds()),
+            (
+                "filter_freq",
+                track.filter_freq,
+                VoiceParam::FilterFreq.bounds(),
+            ),
+            ("gate", track.gate, GATE_LENGTH),
+        ];
+        for (name, value, bounds) in optional {
+            if let Some(value) = value {
+                in_bounds(&field(name), value, bounds)?;
+            }
+        }
+        for (n, &hz) in track.notes.as_slice().iter().enumerate() {
+            in_bounds(
+                &field(&format!("notes[{n}]")),
+                hz,
+                VoiceParam::Freq.bounds(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn in_bounds(field: &str, value: f32, bounds: Bounds) -> Result<(), String> {
+    if value.is_finite() && (bounds.min..=bounds.max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field}: {value}; accepted: a number in {}..={}",
+            bounds.min, bounds.max
+        ))
+    }
+}
+
+/// The name of `param` in a saved voice.
+fn voice_field(param: VoiceParam) -> &'static str {
+    match param {
+        VoiceParam::Freq => "freq",
+        VoiceParam::Amp => "amp",
+        VoiceParam::SlideTime => "slide_time",
+        VoiceParam::Attack => "attack",
+        VoiceParam::Decay => "decay",
+        VoiceParam::Sustain => "sustain",
+        VoiceParam::Release => "release",
+        VoiceParam::Osc => "osc",
+        VoiceParam::FilterFreq => "filter_freq",
+        VoiceParam::FilterQ => "filter_q",
+        VoiceParam::SendReverb => "send_reverb",
+        VoiceParam::SendDelay => "send_delay",
+    }
+}
+
+/// Where `control` is in saved parameters.
+fn control_field(control: Control) -> &'static str {
+    match control {
+        Control::AcidCutoff => "acid.cutoff",
+        Control::AcidRes => "acid.res",
+        Control::AcidEnvAmount => "acid.env_amount",
+        Control::AcidDecay => "acid.decay",
+        Control::AcidDrive => "acid.drive",
+        Control::AcidMix => "acid.mix",
+        Control::AcidVolComp => "acid.vol_comp",
+        Control::AcidAccent => "acid.accent",
+        Control::DistDrive => "dist.drive",
+        Control::DistMix => "dist.mix",
+        Control::DistTone => "dist.tone",
+        Control::ReverbMix => "reverb.mix",
+        Control::ReverbRoom => "reverb.room",
+        Control::ReverbDamp => "reverb.damp",
+        Control::DelayTime => "delay.time",
+        Control::DelayFeedback => "delay.feedback",
+        Control::DelayMix => "delay.mix",
+        Control::DelayLowcut => "delay.lowcut",
+        Control::DelayHighcut => "delay.highcut",
+        Control::Lfo1Rate => "lfo1.rate",
+        Control::Lfo1Depth => "lfo1.depth",
+        Control::Lfo2Rate => "lfo2.rate",
+        Control::Lfo2Depth => "lfo2.depth",
+        Control::SeqBpm => "seq.bpm",
+        Control::SeqSwing => "seq.swing",
+        Control::SeqGateLength => "seq.gate_length",
+    }
+}
+
+/// The slots that hold a regular file (or a link to one), in order. Entries
+/// are only inspected, never opened, so a FIFO among them cannot block.
 pub fn list(dir: &Path) -> Result<Vec<u32>, PatternError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -171,10 +363,12 @@ pub fn list(dir: &Path) -> Result<Vec<u32>, PatternError> {
     };
     let mut slots: Vec<u32> = entries
         .filter_map(|e| {
-            let name = e.ok()?.file_name();
+            let entry = e.ok()?;
+            let name = entry.file_name();
             let stem = name.to_str()?.strip_suffix(".json")?;
             let slot: u32 = stem.parse().ok()?;
-            (stem.len() == 3 && slot < SLOTS).then_some(slot)
+            let loadable = fs::metadata(entry.path()).is_ok_and(|m| m.is_file());
+            (stem.len() == 3 && slot < SLOTS && loadable).then_some(slot)
         })
         .collect();
     slots.sort_unstable();
@@ -227,9 +421,198 @@ mod tests {
         assert_eq!(list(&dir).unwrap(), [7, 127]);
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
-        // Fewer voices: the extra voice and its track are dropped.
-        let two = load(&dir, 7, 2).unwrap();
-        assert_eq!((two.voices.len(), two.seq.tracks.len()), (2, 0));
+        // An engine with fewer voices cannot take it whole: refused, not cut down.
+        let reason = corrupt_reason(load(&dir, 7, 2));
+        assert!(
+            reason.contains("voices: 4 given; accepted: at most 2"),
+            "{reason}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn corrupt_reason(loaded: Result<Params, PatternError>) -> String {
+        match loaded {
+            Err(PatternError::Corrupt { reason, .. }) => reason,
+            other => panic!("expected a corrupt pattern, got {other:?}"),
+        }
+    }
+
+    /// A saved pattern of 4 voices with one track, its `params` edited by `edit`.
+    fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let mut params = Params::new(4);
+        params.apply(&Command::SeqAdd(Track::new(
+            TrackName::new("kick").unwrap(),
+            0,
+            Pattern::parse("x...").unwrap(),
+        )));
+        let mut json = serde_json::json!({ "format": FORMAT, "params": params });
+        edit(&mut json["params"]);
+        serde_json::to_vec(&json).unwrap()
+    }
+
+    #[test]
+    fn a_pattern_that_cannot_apply_whole_is_refused_naming_the_field_and_range() {
+        let path = Path::new("/patterns/001.json");
+        assert!(decode(path, &edited(|_| {}), 4).is_ok());
+        let track = |p: &mut serde_json::Value| p["seq"]["tracks"][0].take();
+        for (edit, expected) in [
+            (
+                Box::new(|p: &mut serde_json::Value| p["seq"]["tracks"][0]["voice"] = 99.into())
+                    as Box<dyn FnOnce(&mut serde_json::Value)>,
+                "seq.tracks[0] (kick).voice: 99; accepted: 0..=3",
+            ),
+            (
+                Box::new(|p| {
+                    let voice = p["voices"][0].clone();
+                    p["voices"].as_array_mut().unwrap().push(voice);
+                }),
+                "voices: 5 given; accepted: at most 4",
+            ),
+            (
+                // Beyond f32: it reads as infinite.
+                Box::new(|p| p["voices"][2]["freq"] = 1e39.into()),
+                "voices[2].freq: inf; accepted: a number in 20..=5000",
+            ),
+            (
+                Box::new(|p| p["voices"][1]["filter_q"] = 11.0.into()),
+                "voices[1].filter_q: 11; accepted: a number in 0.5..=10",
+            ),
+            (
+                Box::new(|p| p["voices"][0]["osc"] = 6.into()),
+                "voices[0].osc: 6; accepted: a number in 0..=5",
+            ),
+            (
+                Box::new(|p| p["master_gain"] = (-1.0).into()),
+                "master_gain: -1; accepted: a number in 0..=1",
+            ),
+            (
+                Box::new(|p| p["seq"]["bpm"] = 1000.0.into()),
+                "seq.bpm: 1000; accepted: a number in 30..=300",
+            ),
+            (
+                Box::new(|p| p["lfo2"]["depth"] = 2.0.into()),
+                "lfo2.depth: 2; accepted: a number in 0..=1",
+            ),
+            (
+                Box::new(|p| p["seq"]["tracks"][0]["notes"] = serde_json::json!([110.0, 1e6])),
+                "seq.tracks[0] (kick).notes[1]: 1000000; accepted: a number in 20..=5000",
+            ),
+            (
+                Box::new(|p| p["seq"]["tracks"][0]["gate"] = 0.0.into()),
+                "seq.tracks[0] (kick).gate: 0; accepted: a number in 0.01..=1",
+            ),
+            (
+                Box::new(move |p| {
+                    let kick = track(p);
+                    p["seq"]["tracks"] = serde_json::json!([kick, kick]);
+                }),
+                "seq.tracks[1] (kick).name: a second track of that name",
+            ),
+            (
+                Box::new(|p| {
+                    let tracks: Vec<_> = (0..=MAX_TRACKS)
+                        .map(|i| serde_json::json!({"name": format!("t{i}"), "voice": 0, "pattern": "x"}))
+                        .collect();
+                    p["seq"]["tracks"] = tracks.into();
+                }),
+                "seq.tracks: 33 given; accepted: at most 32",
+            ),
+        ] {
+            let reason = corrupt_reason(decode(path, &edited(edit), 4));
+            assert!(reason.contains(expected), "{reason:?} lacks {expected:?}");
+        }
+    }
+
+    /// Runs `f` on its own thread, so a call that blocks fails the test
+    /// instead of hanging it.
+    fn promptly<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{what} did not return within 5 s: {e}"))
+    }
+
+    #[test]
+    fn slot_files_that_are_fifos_devices_or_too_large_are_refused_without_blocking() {
+        let dir = scratch("special");
+        fs::create_dir_all(&dir).unwrap();
+        nix::unistd::mkfifo(&slot_path(&dir, 1), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", slot_path(&dir, 2)).unwrap();
+        fs::write(slot_path(&dir, 3), vec![b' '; MAX_FILE_BYTES as usize + 1]).unwrap();
+        fs::create_dir(slot_path(&dir, 4)).unwrap();
+        save(&dir, 5, &Params::new(4)).unwrap();
+        for (slot, expected) in [
+            (1, "is a FIFO; accepted: a regular file"),
+            (
+                2,
+                "is a symbolic link to a character device; accepted: a regular file",
+            ),
+            (3, "accepted: at most 1048576 bytes"),
+            (4, "is a directory; accepted: a regular file"),
+        ] {
+            let d = dir.clone();
+            match promptly(&format!("loading slot {slot}"), move || load(&d, slot, 4)) {
+                Err(e @ PatternError::File(_)) => {
+                    let message = e.to_string();
+                    assert!(message.contains(expected), "{slot}: {message}");
+                }
+                other => panic!("{slot}: {other:?}"),
+            }
+        }
+        let d = dir.clone();
+        assert_eq!(promptly("listing", move || list(&d)).unwrap(), [3, 5]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn saving_over_a_planted_fifo_directory_or_link_is_refused_and_leaves_it() {
+        let dir = scratch("occupied");
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, "keep").unwrap();
+        nix::unistd::mkfifo(&slot_path(&dir, 1), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        fs::create_dir(slot_path(&dir, 2)).unwrap();
+        std::os::unix::fs::symlink(&victim, slot_path(&dir, 3)).unwrap();
+        for (slot, kind) in [(1, "a FIFO"), (2, "a directory"), (3, "a symbolic link")] {
+            let d = dir.clone();
+            let saved = promptly("saving", move || save(&d, slot, &Params::new(4)));
+            match saved {
+                Err(e @ PatternError::Occupied { .. }) => {
+                    assert!(e.to_string().contains(&format!("is {kind};")), "{e}")
+                }
+                other => panic!("{slot}: {other:?}"),
+            }
+        }
+        let kinds: Vec<bool> = (1..=3)
+            .map(|slot| {
+                fs::symlink_metadata(slot_path(&dir, slot))
+                    .unwrap()
+                    .is_file()
+            })
+            .collect();
+        assert_eq!(kinds, [false, false, false], "a planted entry was replaced");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_link_planted_at_the_temporary_name_is_replaced_not_written_through() {
+        let dir = scratch("tmp-link");
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let tmp = dir.join(format!(".007.json.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        save(&dir, 7, &Params::new(4)).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(
+            fs::symlink_metadata(&tmp).is_err(),
+            "the link is still there"
+        );
+        assert!(fs::symlink_metadata(slot_path(&dir, 7)).unwrap().is_file());
+        assert_eq!(load(&dir, 7, 4).unwrap(), Params::new(4));
         fs::remove_dir_all(&dir).unwrap();
     }
 

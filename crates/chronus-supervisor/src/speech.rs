@@ -32,8 +32,6 @@ pub const STATUS_REPLY_ADDR: &str = "/chronus/speech/status.reply";
 pub const AREA_SECONDS: u64 = 60;
 /// Utterances being synthesized or waiting to play; more are answered "busy".
 pub const MAX_UTTERANCES: usize = 16;
-/// Largest WAV file `/chronus/asr/transcribe` reads.
-pub const TRANSCRIBE_MAX_BYTES: u64 = 64 << 20;
 /// Speech events buffered for the event loop; more are dropped and counted.
 const EVENT_BUFFER: usize = 256;
 /// Frames a stopped utterance takes to fade out (10 ms at 48 kHz, rounded up).

@@ -169,6 +169,7 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
         Some(("CHRONUS_ASR_RATE", "96000")),
     ),
     ("speech.asr.input_device", "\"\"", None),
+    ("speech.asr.transcribe_dir", "\"\"", None),
 ];
 
 fn toml_for(key: &str, value: &str) -> String {

@@ -191,16 +191,49 @@ fn bad_slots_and_missing_or_corrupt_files_fail_and_change_nothing() {
             {"name": "bad", "voice": 0, "pattern": "x?x"}]}}}"#,
     )
     .unwrap();
-    for slot in [9, 10, 11] {
+    // A track on a voice the engine lacks: the whole pattern is refused.
+    std::fs::write(
+        patterns.join("012.json"),
+        r#"{"format": 1, "params": {"voices": [{}], "master_gain": 1.0, "seq": {"tracks": [
+            {"name": "far", "voice": 99, "pattern": "x..."}]}}}"#,
+    )
+    .unwrap();
+    for slot in [9, 10, 11, 12] {
         let reason = ask(&d, "/pattern/load", vec![OscType::Int(slot)]).unwrap_err();
         assert!(
             reason.contains("is not a saved pattern"),
             "{slot}: {reason}"
         );
     }
+    let reason = ask(&d, "/pattern/load", vec![OscType::Int(12)]).unwrap_err();
+    assert!(reason.contains("voice: 99; accepted: 0..=3"), "{reason}");
+    // Planted where a slot would be: never opened for blocking, read or written.
+    nix::unistd::mkfifo(&patterns.join("013.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", patterns.join("014.json")).unwrap();
+    for (addr, slot, expected) in [
+        ("/pattern/load", 13, "is a FIFO; accepted: a regular file"),
+        (
+            "/pattern/load",
+            14,
+            "is a symbolic link to a character device; accepted: a regular file",
+        ),
+        (
+            "/pattern/save",
+            13,
+            "is a FIFO; accepted: a regular file or nothing",
+        ),
+    ] {
+        let reason = ask(&d, addr, vec![OscType::Int(slot)]).unwrap_err();
+        assert!(reason.contains(expected), "{addr} {slot}: {reason}");
+    }
     assert_eq!(
         ask(&d, "/pattern/list", vec![]),
-        Ok(vec![OscType::Int(9), OscType::Int(10), OscType::Int(11)])
+        Ok(vec![
+            OscType::Int(9),
+            OscType::Int(10),
+            OscType::Int(11),
+            OscType::Int(12)
+        ])
     );
     let s = d.status();
     assert_eq!(long(&s, "underrun_frames"), 0);

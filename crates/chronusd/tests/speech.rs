@@ -157,12 +157,15 @@ fn espeak_says_hello_world_and_pocketsphinx_recognises_the_recording() {
     let grammar = grammar(&dir);
     let d = null_daemon(
         "speech-hello-listen",
-        &[("CHRONUS_ASR_GRAMMAR", grammar.display().to_string())],
+        &[
+            ("CHRONUS_ASR_GRAMMAR", grammar.display().to_string()),
+            ("CHRONUS_ASR_TRANSCRIBE_DIR", dir.display().to_string()),
+        ],
     );
     let c = Client::new(&d);
     c.send(
         "/chronus/asr/transcribe",
-        vec![OscType::String(record.display().to_string())],
+        vec![OscType::String("out.wav".into())],
     );
     let reply = c.expect("a transcript", Duration::from_secs(30), |m| {
         m.addr == "/chronus/asr/transcript" || m.addr == "/chronus/fail"
@@ -170,7 +173,7 @@ fn espeak_says_hello_world_and_pocketsphinx_recognises_the_recording() {
     assert_eq!(
         reply.args,
         vec![
-            OscType::String(record.display().to_string()),
+            OscType::String("out.wav".into()),
             OscType::String("hello world".into()),
             OscType::Int(1)
         ]
@@ -241,6 +244,89 @@ fn speech_carries_on_bit_exactly_through_kills_of_the_active_worker_mid_sentence
     // The render without the speech would differ: the speech is really in it.
     let peak = live.iter().fold(0.0f32, |m, s| m.max(s.abs()));
     assert!(peak > 0.3, "no speech above the tone (peak {peak})");
+}
+
+/// The refusal `/chronus/asr/transcribe name` is answered with, within a second.
+fn transcribe_refusal(c: &Client, name: &str) -> String {
+    c.send(
+        "/chronus/asr/transcribe",
+        vec![OscType::String(name.into())],
+    );
+    let reply = c.expect(name, Duration::from_secs(1), |m| {
+        m.addr == "/chronus/fail" || m.addr == "/chronus/asr/transcript"
+    });
+    match &reply.args[..] {
+        [OscType::String(addr), OscType::String(reason)] if addr == "/chronus/asr/transcribe" => {
+            reason.clone()
+        }
+        other => panic!("{name}: expected a refusal, got {} {other:?}", reply.addr),
+    }
+}
+
+#[test]
+fn transcribe_reads_only_regular_files_inside_its_directory_and_never_blocks() {
+    let dir = scratch("speech-transcribe-files");
+    let inside = dir.join("in");
+    std::fs::create_dir_all(&inside).unwrap();
+    // A recogniser that hears "hello world" in anything: no real engine needed.
+    let hears = "sh -c 'cat >/dev/null; echo hello world'".to_owned();
+    let d = null_daemon(
+        "speech-transcribe-dir",
+        &[
+            ("CHRONUS_TTS_ENABLED", "false".into()),
+            ("CHRONUS_ASR_COMMAND", hears),
+            ("CHRONUS_ASR_TRANSCRIBE_DIR", inside.display().to_string()),
+        ],
+    );
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut wav = hound::WavWriter::create(inside.join("take.wav"), spec).unwrap();
+    for _ in 0..1600 {
+        wav.write_sample(0i16).unwrap();
+    }
+    wav.finalize().unwrap();
+    nix::unistd::mkfifo(&inside.join("fifo.wav"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", inside.join("zero.wav")).unwrap();
+    std::os::unix::fs::symlink("/", inside.join("root")).unwrap();
+    std::fs::write(dir.join("outside.wav"), b"RIFF").unwrap();
+    let c = Client::new(&d);
+
+    for (name, expected) in [
+        ("/dev/ptmx", "it is absolute"),
+        ("/etc/shadow", "it is absolute"),
+        ("../outside.wav", "it contains `..`"),
+        ("fifo.wav", "is a FIFO; accepted: a regular file"),
+        ("zero.wav", "names no file in"),
+    ] {
+        let reason = transcribe_refusal(&c, name);
+        assert!(reason.contains(expected), "{name}: {reason}");
+    }
+    // Whether something exists outside the directory is not told.
+    let anon = |name: &str| transcribe_refusal(&c, name).replace(name, "NAME");
+    assert_eq!(anon("root/etc/shadow"), anon("root/etc/no-such-file"));
+    assert_eq!(anon("root/etc/passwd"), anon("no-such-file.wav"));
+
+    c.send(
+        "/chronus/asr/transcribe",
+        vec![OscType::String("take.wav".into())],
+    );
+    let reply = c.expect("a transcript", Duration::from_secs(10), |m| {
+        m.addr == "/chronus/asr/transcript" || m.addr == "/chronus/fail"
+    });
+    assert_eq!(
+        reply.args,
+        vec![
+            OscType::String("take.wav".into()),
+            OscType::String("hello world".into()),
+            OscType::Int(1)
+        ]
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
 }
 
 /// A one-shot engine that misbehaves as its text says.

@@ -175,6 +175,7 @@ fn example_file_values_are_valid_when_uncommented() {
             asr: AsrSettings {
                 grammar: Some("/etc/chronus/commands.jsgf".into()),
                 input_device: Some("pulse".into()),
+                transcribe_dir: Some("/var/lib/chronus/transcribe".into()),
                 ..defaults.speech.asr.clone()
             },
             ..defaults.speech.clone()

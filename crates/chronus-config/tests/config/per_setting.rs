@@ -889,3 +889,20 @@ fn speech_asr_input_device() {
     check_invalid_file("speech.asr.input_device", accepted, &["\"\"", "2"]);
     check_invalid_override("speech.asr.input_device", accepted, &[""]);
 }
+
+#[test]
+fn speech_asr_transcribe_dir() {
+    let accepted = "a non-empty file path";
+    check_layers(
+        "speech.asr.transcribe_dir",
+        "CHRONUS_ASR_TRANSCRIBE_DIR",
+        |c| c.speech.asr.transcribe_dir.clone(),
+        None,
+        ("\"/srv/takes\"", some_path("/srv/takes")),
+        ("/srv/env-takes", some_path("/srv/env-takes")),
+        ("takes", some_path("takes")),
+    );
+    check_invalid_env("CHRONUS_ASR_TRANSCRIBE_DIR", accepted, &[non_utf8()]);
+    check_invalid_file("speech.asr.transcribe_dir", accepted, &["\"\"", "[\"a\"]"]);
+    check_invalid_override("speech.asr.transcribe_dir", accepted, &[""]);
+}

@@ -9,10 +9,12 @@ use crate::score;
 use crate::speech::*;
 use crate::storage::{Job, Outcome};
 use chronus_audio::Capture;
+use chronus_config::TRANSCRIBE_MAX_BYTES;
 use chronus_dsp::Command;
 use chronus_osc::{OscType, Peer};
 use chronus_shm::UNSTAMPED;
 use chronus_speech::{Speech, SpeechEvent};
+use std::path::Path;
 use std::time::Instant;
 
 pub fn handle(d: &mut Daemon, from: Peer, request: Request) {
@@ -326,8 +328,8 @@ fn transcribe(d: &mut Daemon, from: Peer, name: String) {
             "speech recognition is off (speech.asr.enabled)",
         );
     }
-    let dir = &d.config.engine.recordings_dir; // TRANSCRIBE_DIR_PENDING
-    let job = match crate::files::confine(dir, &name) {
+    let dir = d.config.speech.asr.transcribe_dir();
+    let job = match crate::files::confine(&dir, Path::new(&name)) {
         Ok(path) => Job::ReadWav {
             path,
             name: name.clone(),
