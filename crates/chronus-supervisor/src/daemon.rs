@@ -625,6 +625,12 @@ impl Daemon {
                     .clone_from(&new.engine.recordings_dir);
             }
             "engine.patterns_dir" => c.engine.patterns_dir.clone_from(&new.engine.patterns_dir),
+            "speech.asr.transcribe_dir" => {
+                c.speech
+                    .asr
+                    .transcribe_dir
+                    .clone_from(&new.speech.asr.transcribe_dir);
+            }
             "viz.enabled" | "viz.host" | "viz.port" => c.viz.clone_from(&new.viz),
             "osc.rate_limit" => {
                 c.osc.rate_limit = new.osc.rate_limit;
