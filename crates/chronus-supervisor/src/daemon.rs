@@ -10,7 +10,7 @@ use crate::pool::{Loss, Pool, PoolConfig, PoolEvent, RegionHost, STARTUP_GRACE};
 use crate::publisher::{Group, Publisher, Refusal};
 use crate::router::{self, engine::Takes};
 use crate::storage::{Outcome, Storage};
-use crate::{RunOptions, SupervisorError, limits, process, speech, viz};
+use crate::{RunOptions, SupervisorError, capture, limits, process, speech, viz};
 use chronus_audio::Output;
 use chronus_config::Config;
 use chronus_dsp::Command;
@@ -90,6 +90,8 @@ pub struct Daemon {
     pub clients: Clients,
     pub storage: Storage,
     pub desk: speech::Desk,
+    /// The speech-recognition input device.
+    pub input: capture::Input,
     pub takes: Takes,
     pub osc: UdpEndpoint,
     pub tcp: TcpEndpoint,
@@ -136,6 +138,7 @@ pub struct Parts {
     pub clients: Clients,
     pub storage: Storage,
     pub desk: speech::Desk,
+    pub input: capture::Input,
     pub osc: UdpEndpoint,
     pub tcp: TcpEndpoint,
     pub gate: Arc<limits::SenderGate>,
@@ -169,6 +172,7 @@ impl Daemon {
             clients: parts.clients,
             storage: parts.storage,
             desk: parts.desk,
+            input: parts.input,
             takes: Takes::default(),
             osc: parts.osc,
             tcp: parts.tcp,
@@ -235,6 +239,7 @@ impl Daemon {
             Event::SpeechEngine(event) => router::speech::engine_event(self, event),
             // Engines' processes are spawned here, on the loop's thread.
             Event::Spawn(job) => job.run(),
+            Event::Capture(result) => router::speech::input_opened(self, result),
             Event::Stored(done) => {
                 self.storage.finished(&done.from);
                 match done.outcome {

@@ -23,6 +23,8 @@ pub enum Event {
     /// A speech engine needs a process spawned on this thread (see the invariant on
     /// the parent-death signal).
     Spawn(SpawnJob),
+    /// The speech-recognition input was opened (its description) or could not be.
+    Capture(Result<String, String>),
     /// File work done on the storage thread.
     Stored(storage::Done),
     /// Writing something to disk failed.

@@ -8,6 +8,7 @@
 //! [`clients`] (replies and subscribers), and the storage and journal threads. One
 //! loop (`daemon.rs`) waits on one closed `Event` enum (`event.rs`) and never blocks.
 
+mod capture;
 mod clients;
 mod control;
 mod daemon;
@@ -157,6 +158,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let storage = storage::Storage::start(events_tx.clone()).map_err(SupervisorError::Thread)?;
     let mut desk = speech::Desk::start(&config.speech, audio.sample_rate);
     let (spawns, speech_events) = desk.take_receivers().unzip();
+    let input = capture::Input::start(events_tx.clone()).map_err(SupervisorError::Thread)?;
     let mut sources = Sources::new(events_rx, osc_rx, spawns, speech_events, TICK);
     let mut d = Daemon::new(Parts {
         config,
@@ -168,6 +170,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         clients: clients::Clients::new(replier),
         storage,
         desk,
+        input,
         osc,
         tcp,
         gate,
@@ -243,6 +246,7 @@ fn output_options(config: &Config) -> chronus_audio::OutputOptions {
 fn shutdown(d: &mut Daemon) {
     d.osc.shutdown();
     d.tcp.shutdown();
+    d.input.shutdown();
     let engines = d.desk.take_engines();
     let speech_stopped = std::thread::Builder::new()
         .name("speech-stop".into())

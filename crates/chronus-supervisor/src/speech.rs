@@ -4,7 +4,6 @@
 //! One utterance plays at a time; the others wait their turn. Speech recognition
 //! streams the input device to the recogniser; transcripts go to subscribers.
 
-use chronus_audio::Capture;
 use chronus_config::{AsrSettings, SpeechSettings, TtsProtocol, TtsSettings};
 use chronus_osc::{OscType, Peer};
 use chronus_speech::{
@@ -86,7 +85,7 @@ pub struct SpeechCounters {
     pub first_sample_ms: f64,
 }
 
-/// The daemon's speech: engines, the utterance queue and the capture.
+/// The daemon's speech: engines and the utterance queue.
 pub struct Desk {
     pub speech: Option<Speech>,
     pub settings: SpeechSettings,
@@ -96,7 +95,6 @@ pub struct Desk {
     pub asked: HashMap<u64, Asked>,
     pub queue: VecDeque<Utterance>,
     pub playing: Option<Playing>,
-    pub capture: Option<Capture>,
     pub counters: SpeechCounters,
     /// Spawns the engines ask the main thread to run, and their events; `None`
     /// once handed to the loop, and when speech is off.
@@ -140,7 +138,6 @@ impl Desk {
             asked: HashMap::new(),
             queue: VecDeque::new(),
             playing: None,
-            capture: None,
             counters: SpeechCounters::default(),
             receivers: speech_on.then_some((jobs, events)),
         }
@@ -159,16 +156,15 @@ impl Desk {
         self.duck = duck;
     }
 
-    /// Moves the engines and the capture out, to stop them on another thread.
+    /// Moves the engines out, to stop them on another thread.
     pub fn take_engines(&mut self) -> Engines {
         Engines {
             speech: self.speech.take(),
-            capture: self.capture.take(),
         }
     }
 
     /// `/chronus/status` figures: `(key, value)` pairs.
-    pub fn status_pairs(&self) -> Vec<(&'static str, OscType)> {
+    pub fn status_pairs(&self, capture_dropped: u64) -> Vec<(&'static str, OscType)> {
         let long = |v: u64| OscType::Long(v as i64);
         let int = |v: usize| OscType::Int(v.min(i32::MAX as usize) as i32);
         let status = self.speech.as_ref().map(Speech::status);
@@ -221,10 +217,7 @@ impl Desk {
             ),
             ("asr_streams", int(asr.map_or(0, |a| a.streams.len()))),
             ("asr_transcripts", long(c.transcripts)),
-            (
-                "asr_capture_dropped",
-                long(self.capture.as_ref().map_or(0, Capture::dropped)),
-            ),
+            ("asr_capture_dropped", long(capture_dropped)),
             (
                 "speech_engine_restarts",
                 long(engines.iter().map(|e| e.restarts).sum()),
@@ -238,16 +231,14 @@ impl Desk {
     }
 }
 
-/// The speech engines and the input capture, taken out of the [`Desk`] at shutdown.
+/// The speech engines, taken out of the [`Desk`] at shutdown.
 pub struct Engines {
     speech: Option<Speech>,
-    capture: Option<Capture>,
 }
 
 impl Engines {
-    /// Stops the capture and every engine (close stdin, grace, TERM, KILL, reap).
+    /// Stops every engine (close stdin, grace, TERM, KILL, reap).
     pub fn shutdown(mut self) {
-        self.capture = None;
         if let Some(mut speech) = self.speech.take() {
             speech.shutdown();
         }

@@ -95,6 +95,6 @@ pub fn reply(sup: &Daemon) -> OscPacket {
         ("journal_errors", long(sup.publisher.journal_errors())),
         ("storage_errors", long(sup.storage_errors.count())),
     ]);
-    pairs.extend(sup.desk.status_pairs());
+    pairs.extend(sup.desk.status_pairs(sup.input.dropped()));
     chronus_osc::status_reply(pairs)
 }

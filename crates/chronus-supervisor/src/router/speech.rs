@@ -8,7 +8,6 @@ use crate::publisher::{Group, SpeechPublished};
 use crate::score;
 use crate::speech::*;
 use crate::storage::{Job, Outcome};
-use chronus_audio::Capture;
 use chronus_config::TRANSCRIBE_MAX_BYTES;
 use chronus_dsp::Command;
 use chronus_osc::{OscType, Peer};
@@ -260,30 +259,37 @@ fn start_stream(d: &mut Daemon, from: Peer, stream: String) {
             ),
         );
     };
-    if d.desk.capture.is_none() {
-        let feed = asr.clone();
-        let device = d.desk.settings.asr.input_device.as_deref();
-        let started = Capture::start(device, move |samples, rate, channels| {
-            feed.push_all(samples, rate, channels)
-        });
-        match started {
-            Ok(capture) => {
-                tracing::info!(
-                    device = capture.device_name(),
-                    rate = capture.rate(),
-                    channels = capture.channels(),
-                    "capturing the input device for speech recognition"
-                );
-                d.desk.capture = Some(capture);
+    let device = d.desk.settings.asr.input_device.clone();
+    if d.input.want(from, stream.clone(), device.as_deref(), &asr) {
+        start(d, &asr, from, stream);
+    }
+}
+
+/// The input device was opened, or could not be: the streams waiting for it start
+/// or are refused.
+pub fn input_opened(d: &mut Daemon, result: Result<String, String>) {
+    let waiting = d.input.opened(result.is_ok());
+    let asr = d.desk.speech.as_ref().and_then(Speech::asr).cloned();
+    match (result, asr) {
+        (Ok(device), Some(asr)) => {
+            tracing::info!(device, "capturing the input device for speech recognition");
+            for (from, stream) in waiting {
+                start(d, &asr, from, stream);
             }
-            Err(e) => {
-                return d.clients.reply(
-                    &from,
-                    chronus_osc::fail(ASR_START_ADDR, &format!("cannot capture: {e}")),
-                );
+        }
+        (result, _) => {
+            let reason = match result {
+                Err(e) => format!("cannot capture: {e}"),
+                Ok(_) => "speech recognition is off (speech.asr.enabled)".into(),
+            };
+            for (from, _) in waiting {
+                d.clients.fail(&from, ASR_START_ADDR, &reason);
             }
         }
     }
+}
+
+fn start(d: &mut Daemon, asr: &chronus_speech::Asr, from: Peer, stream: String) {
     match asr.start_stream(&stream) {
         Ok(_) => d.clients.reply(
             &from,
@@ -312,7 +318,7 @@ fn stop_stream(d: &mut Daemon, from: Peer, stream: String) {
             .reply(&from, chronus_osc::fail(ASR_STOP_ADDR, &reason));
     }
     if asr.active_streams().is_empty() {
-        d.desk.capture = None;
+        d.input.close();
     }
     d.clients.reply(
         &from,

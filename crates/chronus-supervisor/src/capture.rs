@@ -1,0 +1,162 @@
+//! The speech-recognition input, opened and closed on a thread of its own: opening a
+//! device (or connecting to a sound server) can wait, and the loop must not. The loop
+//! asks; the answer comes back as [`Event::Capture`].
+
+use crate::event::Event;
+use chronus_audio::Capture;
+use chronus_osc::Peer;
+use chronus_speech::Asr;
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often the thread copies the capture's drop counter out for status.
+const REFRESH: Duration = Duration::from_millis(250);
+/// How long shutdown waits for the device to close.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+enum Msg {
+    Open {
+        device: Option<String>,
+        feed: Arc<Asr>,
+    },
+    Close,
+}
+
+/// Where the input stands, as the loop knows it.
+enum State {
+    Closed,
+    /// Being opened; these `/chronus/asr/start` requests wait for it.
+    Opening(Vec<(Peer, String)>),
+    Open,
+}
+
+pub struct Input {
+    tx: Option<Sender<Msg>>,
+    thread: Option<JoinHandle<()>>,
+    dropped: Arc<AtomicU64>,
+    state: State,
+}
+
+impl Input {
+    pub fn start(events: Sender<Event>) -> std::io::Result<Input> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let shown = Arc::clone(&dropped);
+        let thread = std::thread::Builder::new()
+            .name("capture-ctl".into())
+            .spawn(move || {
+                let mut capture: Option<Capture> = None;
+                loop {
+                    match rx.recv_timeout(REFRESH) {
+                        Ok(Msg::Open { device, feed }) => {
+                            capture = None;
+                            let opened = Capture::start(device.as_deref(), move |s, rate, ch| {
+                                feed.push_all(s, rate, ch)
+                            });
+                            let answer = match opened {
+                                Ok(c) => {
+                                    let what = format!(
+                                        "{} at {} Hz, {} channels",
+                                        c.device_name(),
+                                        c.rate(),
+                                        c.channels()
+                                    );
+                                    capture = Some(c);
+                                    Ok(what)
+                                }
+                                Err(e) => Err(e.to_string()),
+                            };
+                            if events.send(Event::Capture(answer)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Msg::Close) => capture = None,
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    if let Some(c) = &capture {
+                        shown.store(c.dropped(), Ordering::Relaxed);
+                    }
+                }
+            })?;
+        Ok(Input {
+            tx: Some(tx),
+            thread: Some(thread),
+            dropped,
+            state: State::Closed,
+        })
+    }
+
+    /// Samples the capture lost (its drain fell behind, or stream errors).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// `stream` from `from` wants the input: `true` if it is open already; otherwise
+    /// the request waits for [`Input::opened`].
+    pub fn want(
+        &mut self,
+        from: Peer,
+        stream: String,
+        device: Option<&str>,
+        feed: &Arc<Asr>,
+    ) -> bool {
+        match &mut self.state {
+            State::Open => return true,
+            State::Opening(waiting) => waiting.push((from, stream)),
+            State::Closed => {
+                self.send(Msg::Open {
+                    device: device.map(str::to_owned),
+                    feed: Arc::clone(feed),
+                });
+                self.state = State::Opening(vec![(from, stream)]);
+            }
+        }
+        false
+    }
+
+    /// The thread answered an open: the requests that waited for it.
+    pub fn opened(&mut self, ok: bool) -> Vec<(Peer, String)> {
+        let waiting = match std::mem::replace(&mut self.state, State::Closed) {
+            State::Opening(waiting) => waiting,
+            _ => Vec::new(),
+        };
+        if ok {
+            self.state = State::Open;
+        }
+        waiting
+    }
+
+    /// No stream needs the input any more.
+    pub fn close(&mut self) {
+        if matches!(self.state, State::Open) {
+            self.send(Msg::Close);
+            self.state = State::Closed;
+        }
+    }
+
+    fn send(&self, msg: Msg) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Closes the input (at shutdown), waiting a little for the device to let go.
+    pub fn shutdown(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let deadline = Instant::now() + CLOSE_GRACE;
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                tracing::warn!("the capture device did not close within {CLOSE_GRACE:?}");
+            }
+        }
+    }
+}
