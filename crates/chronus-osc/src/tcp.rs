@@ -369,7 +369,7 @@ fn read_loop(
             let _ = conn.framing.set(framing);
         }
         while let Some(frame) = decoder.next_frame() {
-            if !gate(conn.addr.ip()) {
+            if !gate(conn.addr) {
                 continue;
             }
             let incoming = match frame {
