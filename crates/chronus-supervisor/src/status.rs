@@ -87,6 +87,13 @@ pub fn reply(sup: &Supervisor) -> OscPacket {
         ("osc_rate_limited", long(sup.gate.limited())),
         ("osc_refused", long(sup.gate.refused())),
         ("osc_tcp_connections", long(sup.tcp.connections() as u64)),
+        (
+            "osc_tcp_refused_per_address",
+            long(sup.tcp.refused_per_address()),
+        ),
+        ("osc_tcp_refused_full", long(sup.tcp.refused_full())),
+        ("osc_tcp_evicted", long(sup.tcp.evicted_connections())),
+        ("osc_tcp_idle_closed", long(sup.tcp.idle_closed())),
         ("osc_replies_dropped", long(sup.tcp.dropped_replies())),
         ("osc_subscribers", long(sup.subscribers.len() as u64)),
         ("osc_queue_full", long(c.backlog_full)),
