@@ -37,7 +37,10 @@ pub use request::{Client, RequestError, Transport, messages, request};
 pub use rosc::{
     OscArray, OscBundle, OscColor, OscMessage, OscMidiMessage, OscPacket, OscTime, OscType,
 };
-pub use subscribers::{Broadcast, Subscribers, SubscribersFull};
+pub use subscribers::{
+    Broadcast, SUBSCRIPTION_LEASE, SUBSCRIPTIONS_PER_ADDRESS, Subscribed, Subscribers,
+    SubscribersFull,
+};
 pub use tcp::{
     ConnectionLimits, DEFAULT_CONNECTIONS_PER_ADDRESS, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, REPLY_QUEUE_FRAMES, TcpEndpoint,

@@ -593,7 +593,7 @@ fn replier_answers_udp_and_tcp_peers() {
 
 #[test]
 fn subscribers_are_deduplicated_bounded_and_forgotten_when_gone() {
-    use chronus_osc::{Broadcast, Subscribers, SubscribersFull};
+    use chronus_osc::{Broadcast, Subscribed, Subscribers, SubscribersFull};
     let server = server();
     let udp = UdpEndpoint::bind(loopback(), 1 << 16).unwrap();
     let replier = server.replier.clone().with_udp(&udp);
@@ -608,13 +608,26 @@ fn subscribers_are_deduplicated_bounded_and_forgotten_when_gone() {
         .unwrap();
     let leaving_peer = server.next().peer;
 
-    assert_eq!(subscribers.subscribe(staying_peer), Ok(true));
-    assert_eq!(subscribers.subscribe(staying_peer), Ok(false));
-    assert_eq!(subscribers.subscribe(leaving_peer), Ok(true));
+    let now = Instant::now();
+    assert_eq!(
+        subscribers.subscribe(staying_peer, now),
+        Ok(Subscribed::Added)
+    );
+    assert_eq!(
+        subscribers.subscribe(staying_peer, now),
+        Ok(Subscribed::Renewed)
+    );
+    assert_eq!(
+        subscribers.subscribe(leaving_peer, now),
+        Ok(Subscribed::Added)
+    );
     let udp_peer = Peer::Udp(loopback());
     assert_eq!(
-        subscribers.subscribe(udp_peer),
-        Err(SubscribersFull { capacity: 2 })
+        subscribers.subscribe(udp_peer, now),
+        Err(SubscribersFull::Full {
+            ip: loopback().ip(),
+            capacity: 2
+        })
     );
 
     let event = message("/chronus/underrun", vec![OscType::Int(64)]);

@@ -745,6 +745,7 @@ impl Supervisor {
         let active = self.active_slot();
         self.viz
             .tick(now, self.config.viz.target(), &region, active);
+        self.subscribers.expire(now);
         self.announce();
         match self.phase {
             Phase::Starting { since } => {
@@ -1342,7 +1343,7 @@ impl Supervisor {
             ),
             control::Request::Notify(on) => {
                 let result = if on {
-                    self.subscribers.subscribe(from).map(|_| ())
+                    self.subscribers.subscribe(from, Instant::now()).map(|_| ())
                 } else {
                     self.subscribers.unsubscribe(&from);
                     Ok(())
