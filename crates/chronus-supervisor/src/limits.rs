@@ -8,10 +8,11 @@
 //! Forgetting a client must never give it a fresh burst it has not earned, or a flooder
 //! cycling through more source ports than the table holds would be refilled on every
 //! packet. So a client is forgotten only once its bucket has refilled (a tenth of a
-//! second after it was last seen, at the default burst), which loses nothing. While the
-//! table is full of clients still paying off a burst, a new client is charged to a bucket
-//! for its address, and while that table is full too, to one bucket all such clients
-//! share. The trade-off: a flooder that keeps more than [`MAX_CLIENTS`] source ports busy
+//! second after it was last seen, at the default burst), which loses nothing; a full
+//! table is swept of such clients at most four times per refill period, so a flood of
+//! new source ports costs no scan per packet. While the table is full of clients still
+//! paying off a burst, a new client is charged to a bucket for its address, and while
+//! that table is full too, to one bucket all such clients share. The trade-off: a flooder that keeps more than [`MAX_CLIENTS`] source ports busy
 //! at once gets at most that many clients' rates plus its address's, and shares that
 //! address's bucket with any new client on the same address (on loopback: other programs
 //! on this machine); clients on other addresses keep a bucket of their own.
@@ -95,6 +96,8 @@ pub fn client_of(peer: SocketAddr) -> SocketAddr {
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
+    /// How long an empty bucket takes to fill: forgetting it after that loses nothing.
+    refill: Duration,
     clients: Buckets<SocketAddr>,
     /// Per address, for clients that found `clients` full.
     addresses: Buckets<IpAddr>,
@@ -118,6 +121,7 @@ impl RateLimiter {
         RateLimiter {
             rate,
             burst,
+            refill: Duration::try_from_secs_f64(burst / rate).unwrap_or(Duration::MAX),
             clients: Buckets::new(capacity, now),
             addresses: Buckets::new(capacity, now),
             shared: Bucket {
@@ -130,8 +134,7 @@ impl RateLimiter {
     /// Whether the client `peer` belongs to (see [`client_of`]) may send one more packet.
     pub fn admit(&mut self, peer: SocketAddr, now: Instant) -> bool {
         let client = client_of(peer);
-        // Forgetting is lossless once a bucket has had this long to refill from empty.
-        let refill = Duration::from_secs_f64(self.burst / self.rate);
+        let refill = self.refill;
         let bucket = match self.clients.get(client, now, refill, self.burst) {
             Some(bucket) => bucket,
             None => match self.addresses.get(client.ip(), now, refill, self.burst) {
@@ -167,9 +170,8 @@ impl Bucket {
 struct Buckets<K> {
     map: HashMap<K, Bucket>,
     capacity: usize,
-    /// Before this, no bucket can have been idle long enough to forget: the oldest
-    /// `seen` only moves forward.
-    no_room_until: Instant,
+    /// When a full table may next be swept of refilled buckets.
+    next_sweep: Instant,
 }
 
 impl<K: Copy + Eq + Hash> Buckets<K> {
@@ -177,27 +179,24 @@ impl<K: Copy + Eq + Hash> Buckets<K> {
         Buckets {
             map: HashMap::new(),
             capacity,
-            no_room_until: now,
+            next_sweep: now,
         }
     }
 
-    /// `key`'s bucket (a new one starts full), or `None` if it is new and every bucket
-    /// held was used within `refill`, so none can be forgotten without losing its debt.
+    /// `key`'s bucket (a new one starts full), or `None` if it is new and the table is
+    /// full of buckets used within `refill`, which cannot be forgotten without losing
+    /// their debt.
     fn get(&mut self, key: K, now: Instant, refill: Duration, burst: f64) -> Option<&mut Bucket> {
         if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
-            if now < self.no_room_until {
+            if now < self.next_sweep {
                 return None;
             }
-            let (oldest, seen) = self
-                .map
-                .iter()
-                .min_by_key(|(_, bucket)| bucket.seen)
-                .map(|(key, bucket)| (*key, bucket.seen))?;
-            if now.saturating_duration_since(seen) < refill {
-                self.no_room_until = seen + refill;
+            self.map
+                .retain(|_, bucket| now.saturating_duration_since(bucket.seen) < refill);
+            self.next_sweep = now.checked_add(refill / 4).unwrap_or(now);
+            if self.map.len() >= self.capacity {
                 return None;
             }
-            self.map.remove(&oldest);
         }
         Some(self.map.entry(key).or_insert(Bucket {
             tokens: burst,
@@ -266,11 +265,13 @@ mod tests {
         );
         // A client on another address still has its own bucket.
         assert!(limiter.admit(addr("127.0.0.1:6000"), t0));
-        // Once a bucket has refilled, forgetting it loses nothing and makes room.
+        // Once the buckets have refilled, forgetting them loses nothing and makes room.
         let later = t0 + Duration::from_millis(10);
         assert!(limiter.admit(addr("127.0.0.1:6001"), later));
-        assert_eq!(limiter.clients.map.len(), 4);
-        assert!(limiter.clients.map.contains_key(&addr("127.0.0.1:6001")));
+        assert_eq!(
+            limiter.clients.map.keys().collect::<Vec<_>>(),
+            [&addr("127.0.0.1:6001")]
+        );
     }
 
     #[test]
