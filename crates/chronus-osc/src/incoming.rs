@@ -100,9 +100,10 @@ pub(crate) fn deliver(
 }
 
 /// Decides, on the receiving thread and before anything is decoded or queued for the
-/// daemon, whether a sender's packet goes any further: a sender refused here cannot fill
-/// the channel every other sender shares.
-pub type Gate = std::sync::Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
+/// daemon, whether a packet from the sender at this address (and port: on one machine,
+/// each program has its own) goes any further: a sender refused here cannot fill the
+/// channel every other sender shares.
+pub type Gate = std::sync::Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
 
 /// A gate that admits every sender.
 pub fn open_gate() -> Gate {

@@ -29,16 +29,22 @@ pub use incoming::{Gate, Incoming, Peer, open_gate};
 pub use pattern::{AddressPattern, PatternError, is_pattern, pattern_matches};
 pub use replier::Replier;
 pub use reply::{
-    DONE_ADDR, FAIL_ADDR, KILL_WORKER_ADDR, LATE_ADDR, NOTIFY_ADDR, QUIT_ADDR, STATUS_ADDR,
-    STATUS_REPLY_ADDR, SYNC_ADDR, SYNCED_ADDR, StatusReplyError, UNDECODABLE_ADDR, VERSION_ADDR,
-    VERSION_REPLY_ADDR, done, done_args, fail, message, status_pairs, status_reply,
+    CONNECTION_ADDR, DONE_ADDR, FAIL_ADDR, KILL_WORKER_ADDR, LATE_ADDR, NOTIFY_ADDR, QUIT_ADDR,
+    STATUS_ADDR, STATUS_REPLY_ADDR, SYNC_ADDR, SYNCED_ADDR, StatusReplyError, UNDECODABLE_ADDR,
+    VERSION_ADDR, VERSION_REPLY_ADDR, done, done_args, fail, message, status_pairs, status_reply,
 };
 pub use request::{Client, RequestError, Transport, messages, request};
 pub use rosc::{
     OscArray, OscBundle, OscColor, OscMessage, OscMidiMessage, OscPacket, OscTime, OscType,
 };
-pub use subscribers::{Broadcast, Subscribers, SubscribersFull};
-pub use tcp::{DEFAULT_MAX_CONNECTIONS, REPLY_QUEUE_FRAMES, TcpEndpoint};
+pub use subscribers::{
+    Broadcast, SUBSCRIPTION_LEASE, SUBSCRIPTIONS_PER_ADDRESS, Subscribed, Subscribers,
+    SubscribersFull,
+};
+pub use tcp::{
+    ConnectionLimits, DEFAULT_CONNECTIONS_PER_ADDRESS, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, REPLY_QUEUE_FRAMES, TcpEndpoint,
+};
 pub use timetag::{
     IMMEDIATELY, duration_to_timetag, is_immediate, system_time_to_timetag, timetag_to_duration,
     timetag_to_system_time,

@@ -28,6 +28,9 @@ pub const QUIT_ADDR: &str = "/chronus/quit";
 pub const LATE_ADDR: &str = "/chronus/late";
 /// The address a [`fail`] names for a packet whose own address cannot be read.
 pub const UNDECODABLE_ADDR: &str = "(undecodable)";
+/// The address a [`fail`] names when it is about a TCP connection itself (refused, or
+/// closed by the server), not about a request sent on it.
+pub const CONNECTION_ADDR: &str = "(connection)";
 
 /// A single message packet.
 pub fn message(addr: &str, args: Vec<OscType>) -> OscPacket {

@@ -5,10 +5,17 @@
 //! daemon only ever queues replies with a non-blocking `try_send`, so a client that never
 //! reads cannot hold up its loop: once its queue is full, replies to it are dropped and
 //! counted, and a connection whose writes stall for 10 s is closed.
+//!
+//! Connections are shared fairly between client addresses (see [`ConnectionLimits`]):
+//! one address may hold only a few, a connection that sends no complete frame for a
+//! while is closed, and when every place is taken a newcomer from an address holding
+//! fewer takes the place of the longest-idle connection of the address holding the most.
+//! A refused or closed connection is sent a `/chronus/fail` naming [`CONNECTION_ADDR`]
+//! first, and every refusal and closing is counted by its cause.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -22,9 +29,15 @@ use crate::decode::{DecodeError, Limits, decode};
 use crate::encode;
 use crate::frame::{Framing, StreamDecoder};
 use crate::incoming::{Gate, Incoming, Peer, deliver};
+use crate::reply::{CONNECTION_ADDR, fail};
 
-/// Connections served at once unless [`TcpEndpoint::bind_with_max_connections`] says otherwise.
+/// Connections served at once unless [`ConnectionLimits`] say otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// Connections served at once from one address unless [`ConnectionLimits`] say otherwise.
+pub const DEFAULT_CONNECTIONS_PER_ADDRESS: usize = 8;
+/// How long a connection may go without sending a complete frame, unless
+/// [`ConnectionLimits`] say otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Replies queued per connection before further ones are dropped.
 pub const REPLY_QUEUE_FRAMES: usize = 256;
 /// How long threads block before looking at the shutdown flag.
@@ -36,6 +49,35 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_millis(250);
 const READ_CHUNK: usize = 65536;
 const THREAD_STACK: usize = 256 * 1024;
+/// Most bytes a refused connection's early requests are read (and dropped) before it is
+/// closed: a close with unread data resets the connection, which could discard the
+/// `/chronus/fail` before the client reads it.
+const REFUSED_DRAIN: usize = 65536;
+
+/// How many connections a [`TcpEndpoint`] serves, and for how long.
+///
+/// Connections are counted per IP address, on loopback too: every connection has a
+/// port of its own, so the port cannot tell one program from another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections served at once from every address together.
+    pub max_connections: usize,
+    /// Connections served at once from one address; more are refused.
+    pub per_address: usize,
+    /// A connection that sends no complete frame for this long is closed. Frames the
+    /// sender gate refuses do not count: they never reach the daemon.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            per_address: DEFAULT_CONNECTIONS_PER_ADDRESS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
 
 /// A listening TCP socket; see the module documentation for its threads.
 #[derive(Debug)]
@@ -49,36 +91,56 @@ pub struct TcpEndpoint {
 #[derive(Debug)]
 pub(crate) struct TcpShared {
     stop: AtomicBool,
-    max_connections: usize,
+    limits: ConnectionLimits,
+    /// What connections' activity times are measured from.
+    epoch: Instant,
     next_id: AtomicU64,
     connections: Mutex<HashMap<u64, Arc<Connection>>>,
     accepted: AtomicU64,
-    refused: AtomicU64,
+    refused_per_address: AtomicU64,
+    refused_full: AtomicU64,
+    /// Refused because no thread could be started or the endpoint was shutting down.
+    refused_unserved: AtomicU64,
+    evicted: AtomicU64,
+    idle_closed: AtomicU64,
     dropped_replies: AtomicU64,
 }
 
 #[derive(Debug)]
 struct Connection {
     addr: SocketAddr,
+    /// The address connections are counted against (IPv4-mapped IPv6 as IPv4).
+    ip: IpAddr,
     /// Kept to shut the socket down from other threads.
     stream: TcpStream,
     /// Told by the first byte the client sent; replies use the same framing.
     framing: OnceLock<Framing>,
     replies: Sender<Vec<u8>>,
+    /// When the last complete frame the gate admitted arrived (or the connection was
+    /// accepted), in microseconds since the endpoint's epoch.
+    active_us: AtomicU64,
+    /// Set when the endpoint closes the connection to make room: its reader stops.
+    closing: AtomicBool,
+}
+
+/// Why a new connection was not served.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    PerAddress,
+    Full,
+    Unserved,
 }
 
 impl TcpEndpoint {
-    /// Binds and listens on `addr`, serving at most [`DEFAULT_MAX_CONNECTIONS`] at once.
+    /// Binds and listens on `addr` with the default [`ConnectionLimits`].
     pub fn bind(addr: SocketAddr) -> io::Result<TcpEndpoint> {
-        TcpEndpoint::bind_with_max_connections(addr, DEFAULT_MAX_CONNECTIONS)
+        TcpEndpoint::bind_with_limits(addr, ConnectionLimits::default())
     }
 
-    /// Binds and listens on `addr`; connections beyond `max_connections` are accepted
-    /// and closed at once, and counted by [`TcpEndpoint::refused_connections`].
-    pub fn bind_with_max_connections(
-        addr: SocketAddr,
-        max_connections: usize,
-    ) -> io::Result<TcpEndpoint> {
+    /// Binds and listens on `addr`; connections beyond `limits` are sent a
+    /// `/chronus/fail` and closed, or close another connection to make room (see the
+    /// module documentation), and are counted by cause.
+    pub fn bind_with_limits(addr: SocketAddr, limits: ConnectionLimits) -> io::Result<TcpEndpoint> {
         // socket2 opens the socket close-on-exec, so re-executed workers do not inherit it.
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         // A restarted daemon can bind again while old connections sit in TIME_WAIT.
@@ -94,11 +156,16 @@ impl TcpEndpoint {
             local,
             shared: Arc::new(TcpShared {
                 stop: AtomicBool::new(false),
-                max_connections,
+                limits,
+                epoch: Instant::now(),
                 next_id: AtomicU64::new(1),
                 connections: Mutex::new(HashMap::new()),
                 accepted: AtomicU64::new(0),
-                refused: AtomicU64::new(0),
+                refused_per_address: AtomicU64::new(0),
+                refused_full: AtomicU64::new(0),
+                refused_unserved: AtomicU64::new(0),
+                evicted: AtomicU64::new(0),
+                idle_closed: AtomicU64::new(0),
                 dropped_replies: AtomicU64::new(0),
             }),
         })
@@ -144,7 +211,8 @@ impl TcpEndpoint {
         self.shared.send(id, packet)
     }
 
-    /// Connections open now (including ones lingering to flush replies).
+    /// Connections open now: served, and not closed by the endpoint (a connection whose
+    /// client ended its stream is counted while its last replies go out).
     pub fn connections(&self) -> usize {
         self.shared.lock().len()
     }
@@ -154,10 +222,36 @@ impl TcpEndpoint {
         self.shared.accepted.load(Ordering::Relaxed)
     }
 
-    /// Connections closed at once because [`DEFAULT_MAX_CONNECTIONS`] (or the configured
-    /// maximum) were open.
+    /// Connections closed at once, for every cause: the sum of
+    /// [`TcpEndpoint::refused_per_address`], [`TcpEndpoint::refused_full`], and those
+    /// that arrived while shutting down or when no thread could be started for them.
     pub fn refused_connections(&self) -> u64 {
-        self.shared.refused.load(Ordering::Relaxed)
+        self.refused_per_address()
+            + self.refused_full()
+            + self.shared.refused_unserved.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused because their address already held
+    /// [`ConnectionLimits::per_address`] connections.
+    pub fn refused_per_address(&self) -> u64 {
+        self.shared.refused_per_address.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused because every place was taken and no address held two more
+    /// connections than theirs.
+    pub fn refused_full(&self) -> u64 {
+        self.shared.refused_full.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed to make room for a connection from an address holding fewer.
+    pub fn evicted_connections(&self) -> u64 {
+        self.shared.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed because they sent no complete frame for
+    /// [`ConnectionLimits::idle_timeout`].
+    pub fn idle_closed(&self) -> u64 {
+        self.shared.idle_closed.load(Ordering::Relaxed)
     }
 
     /// Replies dropped because their connection's queue was full (a client not reading).
@@ -187,6 +281,39 @@ impl Drop for TcpEndpoint {
 }
 
 impl TcpShared {
+    fn micros_since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+
+    /// Counts a refusal, then tells the client why (if there is anything to tell) and
+    /// closes it: counted first, so whoever sees it closed also sees it counted.
+    fn refuse(&self, stream: &TcpStream, cause: Refusal, ip: IpAddr) {
+        let limits = &self.limits;
+        let (counter, reason) = match cause {
+            Refusal::PerAddress => (
+                &self.refused_per_address,
+                Some(format!(
+                    "too many connections from {ip}: at most {} at once from one address",
+                    limits.per_address
+                )),
+            ),
+            Refusal::Full => (
+                &self.refused_full,
+                Some(format!(
+                    "all {} connections are taken, and no address holds two more than {ip} \
+                     does: try again later",
+                    limits.max_connections
+                )),
+            ),
+            Refusal::Unserved => (&self.refused_unserved, None),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(reason) = reason {
+            tell_refused(stream, &reason);
+        }
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
         // The map stays consistent even if a holder panicked: every update is one call.
         self.connections
@@ -262,16 +389,34 @@ fn accept_loop(
         open(shared, stream, addr, limits, gate, tx);
     }
 }
-
-/// Counts a refused connection, then closes it: counted first, so whoever sees it
-/// closed also sees it counted.
-fn refuse(shared: &TcpShared, stream: &TcpStream) {
-    shared.refused.fetch_add(1, Ordering::Relaxed);
-    let _ = stream.shutdown(Shutdown::Both);
+/// Sends a refused connection its `/chronus/fail`, without ever blocking the acceptor:
+/// the frame fits the empty send buffer of a new socket, or is not sent. The framing is
+/// the client's if its first byte has arrived, else the OSC 1.0 length prefix (as for
+/// any reply before the client's first byte).
+fn tell_refused(stream: &TcpStream, reason: &str) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut first = [0u8; 1];
+    let framing = match stream.peek(&mut first) {
+        Ok(1) => Framing::detect(first[0]),
+        _ => Framing::LengthPrefix,
+    };
+    let mut writer = stream;
+    let _ = writer.write_all(&framing.encode(&fail(CONNECTION_ADDR, reason)));
+    let mut reader = stream;
+    let mut buf = [0u8; 4096];
+    let mut drained = 0;
+    while drained < REFUSED_DRAIN {
+        match reader.read(&mut buf) {
+            Ok(n) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
 }
 
-/// Registers the connection and starts its threads, or refuses it: too many
-/// connections, shutting down, or no thread could be started.
+/// Registers the connection and starts its threads, or refuses it: too many from its
+/// address, no place left that it may take, shutting down, or no thread could be started.
 fn open(
     shared: &Arc<TcpShared>,
     stream: TcpStream,
@@ -280,32 +425,56 @@ fn open(
     gate: &Gate,
     tx: &Sender<Incoming>,
 ) {
-    let clones = configure(&stream).and_then(|()| Ok((stream.try_clone()?, stream.try_clone()?)));
-    let Ok((reader, writer)) = clones else {
-        return refuse(shared, &stream);
-    };
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let ip = addr.ip().to_canonical();
     let (replies, queue) = crossbeam_channel::bounded(REPLY_QUEUE_FRAMES);
-    let conn = {
+    let conn = Arc::new(Connection {
+        addr,
+        ip,
+        stream,
+        framing: OnceLock::new(),
+        replies,
+        active_us: AtomicU64::new(shared.micros_since_epoch(Instant::now())),
+        closing: AtomicBool::new(false),
+    });
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let evicted = {
         let mut map = shared.lock();
-        if map.len() >= shared.max_connections || shared.stopping() {
-            drop(map);
-            return refuse(shared, &stream);
+        let held = map.values().filter(|c| c.ip == ip).count();
+        let admission = if shared.stopping() {
+            Err(Refusal::Unserved)
+        } else if held >= shared.limits.per_address {
+            Err(Refusal::PerAddress)
+        } else if map.len() >= shared.limits.max_connections {
+            make_room(&mut map, held).ok_or(Refusal::Full).map(Some)
+        } else {
+            Ok(None)
+        };
+        match admission {
+            Ok(evicted) => {
+                map.insert(id, Arc::clone(&conn));
+                evicted
+            }
+            Err(cause) => {
+                drop(map);
+                return shared.refuse(&conn.stream, cause, ip);
+            }
         }
-        let conn = Arc::new(Connection {
-            addr,
-            stream,
-            framing: OnceLock::new(),
-            replies,
-        });
-        map.insert(id, Arc::clone(&conn));
-        conn
     };
-    let writer_thread = std::thread::Builder::new()
-        .name(format!("chronus-osc-tcp-w{id}"))
-        .stack_size(THREAD_STACK)
-        .spawn(move || write_loop(writer, &queue));
-    let reader_thread = writer_thread.and_then(|_| {
+    if let Some((victim, most)) = evicted {
+        shared.evicted.fetch_add(1, Ordering::Relaxed);
+        victim.close_with(&format!(
+            "closed to make room for a client from another address: all {} connections \
+             were taken and {} held the most ({most})",
+            shared.limits.max_connections, victim.ip
+        ));
+    }
+    let clones = configure(&conn.stream)
+        .and_then(|()| Ok((conn.stream.try_clone()?, conn.stream.try_clone()?)));
+    let started = clones.and_then(|(reader, writer)| {
+        std::thread::Builder::new()
+            .name(format!("chronus-osc-tcp-w{id}"))
+            .stack_size(THREAD_STACK)
+            .spawn(move || write_loop(writer, &queue))?;
         let shared = Arc::clone(shared);
         let conn = Arc::clone(&conn);
         let tx = tx.clone();
@@ -318,12 +487,51 @@ fn open(
                 close(&shared, id, &conn);
             })
     });
-    if reader_thread.is_err() {
+    if started.is_err() {
         shared.lock().remove(&id);
         // A writer that did start ends when the queue's sender, in `conn`, is dropped.
-        return refuse(shared, &conn.stream);
+        return shared.refuse(&conn.stream, Refusal::Unserved, ip);
     }
     shared.accepted.fetch_add(1, Ordering::Relaxed);
+}
+
+/// When every place is taken by a newcomer's address holding `held`: unregisters the
+/// longest-idle connection of the address holding the most, if that is at least two more
+/// (so that after the swap the newcomer's address still holds no more than it: two
+/// addresses never take a place back and forth).
+/// Returns it with how many that address held.
+fn make_room(
+    map: &mut HashMap<u64, Arc<Connection>>,
+    held: usize,
+) -> Option<(Arc<Connection>, usize)> {
+    let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+    for conn in map.values() {
+        *per_ip.entry(conn.ip).or_default() += 1;
+    }
+    let most = per_ip.values().copied().max()?;
+    if most < held + 2 {
+        return None;
+    }
+    let victim = map
+        .iter()
+        .filter(|(_, c)| per_ip[&c.ip] == most)
+        .min_by_key(|(_, c)| c.active_us.load(Ordering::Relaxed))
+        .map(|(id, _)| *id)?;
+    map.remove(&victim).map(|conn| (conn, most))
+}
+
+impl Connection {
+    /// Once the endpoint has unregistered it: queues a `/chronus/fail` saying why, then
+    /// stops its reader; the reader lingers so the reply goes out, then closes.
+    fn close_with(&self, reason: &str) {
+        let framing = self.framing.get().copied().unwrap_or(Framing::LengthPrefix);
+        let _ = self
+            .replies
+            .try_send(framing.frame(&encode(&fail(CONNECTION_ADDR, reason))));
+        self.closing.store(true, Ordering::Relaxed);
+        // Wakes a reader blocked in read() now rather than at its next timeout.
+        let _ = self.stream.shutdown(Shutdown::Read);
+    }
 }
 
 fn configure(stream: &TcpStream) -> io::Result<()> {
@@ -346,9 +554,24 @@ fn read_loop(
         id,
         addr: conn.addr,
     };
+    let idle_us = shared.limits.idle_timeout.as_micros() as u64;
     let mut decoder = StreamDecoder::new(limits.max_packet);
     let mut buf = vec![0u8; READ_CHUNK];
-    while !shared.stopping() {
+    while !shared.stopping() && !conn.closing.load(Ordering::Relaxed) {
+        let now_us = shared.micros_since_epoch(Instant::now());
+        if now_us.saturating_sub(conn.active_us.load(Ordering::Relaxed)) >= idle_us {
+            // Unregistered here, under the lock, unless the acceptor evicted it first:
+            // a connection is counted closed for one cause only.
+            if shared.lock().remove(&id).is_some() {
+                shared.idle_closed.fetch_add(1, Ordering::Relaxed);
+                conn.close_with(&format!(
+                    "closed: no complete frame for {} s; send one (a status request, a \
+                     renewed subscription) more often than that to stay connected",
+                    shared.limits.idle_timeout.as_secs_f64()
+                ));
+            }
+            break;
+        }
         let n = match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -369,9 +592,11 @@ fn read_loop(
             let _ = conn.framing.set(framing);
         }
         while let Some(frame) = decoder.next_frame() {
-            if !gate(conn.addr.ip()) {
+            if !gate(conn.addr) {
                 continue;
             }
+            conn.active_us
+                .store(shared.micros_since_epoch(Instant::now()), Ordering::Relaxed);
             let incoming = match frame {
                 Ok(bytes) => Incoming::new(peer, decode(&bytes, &limits), &bytes),
                 Err(e) => Incoming::new(peer, Err(DecodeError::Frame(e)), &[]),
@@ -384,8 +609,8 @@ fn read_loop(
             break;
         }
     }
-    // The client is done sending (or broke the stream): no more reads, but the replies
-    // to what it sent may still be on their way from the daemon.
+    // The client is done sending (or broke the stream, or the endpoint closes it): no
+    // more reads, but the replies to what it sent may still be on their way.
     let _ = stream.shutdown(Shutdown::Read);
     let until = Instant::now() + LINGER;
     while !shared.stopping() && Instant::now() < until {

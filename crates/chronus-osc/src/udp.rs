@@ -165,7 +165,7 @@ fn receive_loop(
                 continue;
             }
         };
-        if !gate(from.ip()) {
+        if !gate(from) {
             continue;
         }
         let incoming = Incoming::new(Peer::Udp(from), decode(&buf[..len], limits), &buf[..len]);

@@ -6,8 +6,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chronus_osc::{
-    DecodeError, FrameError, Framing, Incoming, Limits, OscPacket, OscType, Peer, Replier,
-    StreamDecoder, TcpEndpoint, UdpEndpoint, encode, message,
+    CONNECTION_ADDR, ConnectionLimits, DecodeError, FAIL_ADDR, FrameError, Framing, Incoming,
+    Limits, OscPacket, OscType, Peer, Replier, StreamDecoder, TcpEndpoint, UdpEndpoint, encode,
+    message,
 };
 use crossbeam_channel::Receiver;
 
@@ -24,8 +25,8 @@ struct Server {
     replier: Replier,
 }
 
-fn server_with(limits: Limits, max_connections: usize) -> Server {
-    let endpoint = TcpEndpoint::bind_with_max_connections(loopback(), max_connections).unwrap();
+fn server_with(limits: Limits, connections: ConnectionLimits) -> Server {
+    let endpoint = TcpEndpoint::bind_with_limits(loopback(), connections).unwrap();
     let (tx, rx) = crossbeam_channel::unbounded();
     let acceptor = endpoint.spawn_acceptor(limits, tx).unwrap();
     let replier = Replier::new().with_tcp(&endpoint);
@@ -38,13 +39,45 @@ fn server_with(limits: Limits, max_connections: usize) -> Server {
 }
 
 fn server() -> Server {
-    server_with(Limits::default(), 64)
+    server_with(Limits::default(), ConnectionLimits::default())
+}
+
+fn limited(max_connections: usize, per_address: usize, idle_timeout: Duration) -> Server {
+    let connections = ConnectionLimits {
+        max_connections,
+        per_address,
+        idle_timeout,
+    };
+    server_with(Limits::default(), connections)
 }
 
 fn connect(server: &Server) -> TcpStream {
     let stream = TcpStream::connect(server.endpoint.local_addr()).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream
+}
+
+/// A connection from the loopback address `ip` (any of 127.0.0.0/8 works on Linux).
+fn connect_from(server: &Server, ip: [u8; 4]) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
+    socket
+        .connect(&server.endpoint.local_addr().into())
+        .unwrap();
+    let stream = TcpStream::from(socket);
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
+/// Sends a ping on `stream` and waits for the server to receive it.
+fn ping_on(server: &Server, mut stream: &TcpStream, i: i32) -> Peer {
+    stream
+        .write_all(&Framing::LengthPrefix.encode(&ping(i)))
+        .unwrap();
+    let incoming = server.next();
+    assert_eq!(incoming.packet, Ok(ping(i)));
+    incoming.peer
 }
 
 fn ping(i: i32) -> OscPacket {
@@ -89,6 +122,37 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
         }
     }
     false
+}
+
+/// Reads what the server sent before closing `stream`: its `/chronus/fail` reason for
+/// the connection, or `None` if it closed without one or did not close within 5 s. The
+/// framing is told by the first byte: the server answers a client that has not spoken
+/// yet with a length prefix.
+fn fail_then_close(stream: &mut TcpStream) -> Option<String> {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(_) => return None,
+        }
+    }
+    let mut decoder = StreamDecoder::with_framing(Framing::detect(*received.first()?), 65536);
+    decoder.push(&received);
+    let mut reason = None;
+    while let Some(frame) = decoder.next_frame() {
+        let packet = chronus_osc::decode(&frame.unwrap(), &Limits::default()).unwrap();
+        if let OscPacket::Message(m) = packet
+            && m.addr == FAIL_ADDR
+            && let [OscType::String(addr), OscType::String(why)] = &m.args[..]
+            && addr == CONNECTION_ADDR
+        {
+            reason = Some(why.clone());
+        }
+    }
+    reason
 }
 
 fn round_trip(framing: Framing) {
@@ -168,7 +232,7 @@ fn oversize_length_prefix_is_reported_then_the_connection_closes() {
         max_packet: 64,
         ..Limits::default()
     };
-    let server = server_with(limits, 64);
+    let server = server_with(limits, ConnectionLimits::default());
     let mut client = connect(&server);
     client.write_all(&100i32.to_be_bytes()).unwrap();
     client.write_all(&[0u8; 100]).unwrap();
@@ -196,7 +260,7 @@ fn oversize_slip_frame_is_reported_and_the_connection_goes_on() {
         max_packet: 64,
         ..Limits::default()
     };
-    let server = server_with(limits, 64);
+    let server = server_with(limits, ConnectionLimits::default());
     let mut client = connect(&server);
     let big = message("/big", vec![OscType::Blob(vec![7; 200])]);
     client.write_all(&Framing::Slip.encode(&big)).unwrap();
@@ -297,24 +361,28 @@ fn a_client_that_never_reads_never_blocks_the_sender() {
 }
 
 #[test]
-fn connections_beyond_the_limit_are_refused_and_counted() {
-    let server = server_with(Limits::default(), 2);
+fn connections_beyond_the_limit_are_refused_with_a_fail_and_counted() {
+    let server = limited(2, 8, Duration::from_secs(60));
     let mut first = connect(&server);
     let second = connect(&server);
-    first
-        .write_all(&Framing::LengthPrefix.encode(&ping(1)))
-        .unwrap();
-    server.next();
-    (&second)
-        .write_all(&Framing::LengthPrefix.encode(&ping(2)))
-        .unwrap();
-    server.next();
+    ping_on(&server, &first, 1);
+    ping_on(&server, &second, 2);
     assert_eq!(server.endpoint.connections(), 2);
 
+    // Nobody holds two more than this address does, so no place is made for it.
     let mut third = connect(&server);
-    assert!(closed_by_server(&mut third));
+    let reason = fail_then_close(&mut third);
+    assert_eq!(
+        reason.as_deref(),
+        Some(
+            "all 2 connections are taken, and no address holds two more than 127.0.0.1 \
+             does: try again later"
+        )
+    );
+    assert_eq!(server.endpoint.refused_full(), 1);
     assert_eq!(server.endpoint.refused_connections(), 1);
     assert_eq!(server.endpoint.accepted_connections(), 2);
+    assert_eq!(server.endpoint.evicted_connections(), 0);
 
     // Once one closes, a new client is served again.
     drop(second);
@@ -331,6 +399,112 @@ fn connections_beyond_the_limit_are_refused_and_counted() {
         .write_all(&Framing::LengthPrefix.encode(&ping(3)))
         .unwrap();
     assert_eq!(server.next().packet, Ok(ping(3)));
+}
+
+#[test]
+fn one_address_holds_at_most_its_share_and_the_rest_are_told_why() {
+    let server = limited(64, 3, Duration::from_secs(60));
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| connect_from(&server, [127, 0, 0, 2]))
+        .collect();
+    for (i, stream) in held.iter().enumerate() {
+        ping_on(&server, stream, i as i32);
+    }
+    // A client that spoke first, maybe before the server looked: told why either way.
+    let mut slip = connect_from(&server, [127, 0, 0, 2]);
+    slip.write_all(&Framing::Slip.encode(&ping(9))).unwrap();
+    let reason = fail_then_close(&mut slip);
+    assert_eq!(
+        reason.as_deref(),
+        Some("too many connections from 127.0.0.2: at most 3 at once from one address")
+    );
+    let mut silent = connect_from(&server, [127, 0, 0, 2]);
+    assert!(fail_then_close(&mut silent).is_some());
+    assert_eq!(server.endpoint.refused_per_address(), 2);
+    assert_eq!(server.endpoint.refused_connections(), 2);
+    // Another address, and the held connections, are served as before.
+    let other = connect_from(&server, [127, 0, 0, 3]);
+    ping_on(&server, &other, 10);
+    ping_on(&server, &held[0], 11);
+    assert_eq!(server.endpoint.connections(), 4);
+    assert!(
+        server.rx.try_recv().is_err(),
+        "a refused connection's request reached the daemon"
+    );
+}
+
+#[test]
+fn a_full_table_closes_the_longest_idle_connection_of_the_address_holding_the_most() {
+    let server = limited(4, 3, Duration::from_secs(60));
+    let mut hog: Vec<TcpStream> = (0..3)
+        .map(|_| connect_from(&server, [127, 0, 0, 2]))
+        .collect();
+    // hog[1] sends nothing after it is accepted: the longest idle once the others speak.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut hog_peers = Vec::new();
+    for i in [0, 2] {
+        hog_peers.push(ping_on(&server, &hog[i], i as i32));
+    }
+    let polite = connect_from(&server, [127, 0, 0, 3]);
+    ping_on(&server, &polite, 3);
+    assert_eq!(server.endpoint.connections(), 4);
+
+    let newcomer = connect_from(&server, [127, 0, 0, 4]);
+    let newcomer_peer = ping_on(&server, &newcomer, 4);
+    let reason = fail_then_close(&mut hog[1]);
+    assert_eq!(
+        reason.as_deref(),
+        Some(
+            "closed to make room for a client from another address: all 4 connections \
+             were taken and 127.0.0.2 held the most (3)"
+        )
+    );
+    assert_eq!(server.endpoint.evicted_connections(), 1);
+    assert_eq!(server.endpoint.refused_connections(), 0);
+    assert_eq!(server.endpoint.connections(), 4);
+    server.replier.send(&newcomer_peer, &ping(5)).unwrap();
+    for peer in &hog_peers {
+        assert!(server.replier.is_reachable(peer), "only one was closed");
+    }
+
+    // 127.0.0.2 now holds two, as many as a newcomer from 127.0.0.4 would after taking
+    // one of them: it is refused, not handed a place back and forth.
+    let mut second = connect_from(&server, [127, 0, 0, 4]);
+    assert!(fail_then_close(&mut second).is_some());
+    assert_eq!(server.endpoint.refused_full(), 1);
+    assert_eq!(server.endpoint.evicted_connections(), 1);
+}
+
+#[test]
+fn a_connection_without_a_complete_frame_is_closed_when_idle_and_counted() {
+    let idle = Duration::from_millis(400);
+    let server = limited(64, 8, idle);
+    let busy = connect(&server);
+    let mut trickling = connect(&server);
+    // Half a frame, a byte at a time: bytes alone do not keep a connection open.
+    let frame = Framing::LengthPrefix.encode(&ping(1));
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < idle * 2 {
+        ping_on(&server, &busy, 2);
+        // Once the server closed it, writes may fail: the reads below tell why.
+        if sent < frame.len() / 2 && trickling.write_all(&frame[sent..sent + 1]).is_ok() {
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reason = fail_then_close(&mut trickling).expect("a fail");
+    assert!(
+        reason.starts_with("closed: no complete frame for 0.4 s"),
+        "{reason}"
+    );
+    assert_eq!(server.endpoint.idle_closed(), 1);
+    assert_eq!(
+        server.endpoint.connections(),
+        1,
+        "the busy connection stays"
+    );
+    ping_on(&server, &busy, 3);
 }
 
 #[test]
@@ -419,7 +593,7 @@ fn replier_answers_udp_and_tcp_peers() {
 
 #[test]
 fn subscribers_are_deduplicated_bounded_and_forgotten_when_gone() {
-    use chronus_osc::{Broadcast, Subscribers, SubscribersFull};
+    use chronus_osc::{Broadcast, Subscribed, Subscribers, SubscribersFull};
     let server = server();
     let udp = UdpEndpoint::bind(loopback(), 1 << 16).unwrap();
     let replier = server.replier.clone().with_udp(&udp);
@@ -434,13 +608,26 @@ fn subscribers_are_deduplicated_bounded_and_forgotten_when_gone() {
         .unwrap();
     let leaving_peer = server.next().peer;
 
-    assert_eq!(subscribers.subscribe(staying_peer), Ok(true));
-    assert_eq!(subscribers.subscribe(staying_peer), Ok(false));
-    assert_eq!(subscribers.subscribe(leaving_peer), Ok(true));
+    let now = Instant::now();
+    assert_eq!(
+        subscribers.subscribe(staying_peer, now),
+        Ok(Subscribed::Added)
+    );
+    assert_eq!(
+        subscribers.subscribe(staying_peer, now),
+        Ok(Subscribed::Renewed)
+    );
+    assert_eq!(
+        subscribers.subscribe(leaving_peer, now),
+        Ok(Subscribed::Added)
+    );
     let udp_peer = Peer::Udp(loopback());
     assert_eq!(
-        subscribers.subscribe(udp_peer),
-        Err(SubscribersFull { capacity: 2 })
+        subscribers.subscribe(udp_peer, now),
+        Err(SubscribersFull::Full {
+            ip: loopback().ip(),
+            capacity: 2
+        })
     );
 
     let event = message("/chronus/underrun", vec![OscType::Int(64)]);

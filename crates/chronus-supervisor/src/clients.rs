@@ -3,6 +3,7 @@
 
 use chronus_osc::{OscPacket, Peer, Replier, Subscribers, SubscribersFull};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 /// Most subscribers at once.
 const SUBSCRIBER_LIMIT: usize = 64;
@@ -79,8 +80,14 @@ impl Clients {
         }
     }
 
-    pub fn subscribe(&mut self, peer: Peer) -> Result<(), SubscribersFull> {
-        self.subscribers.subscribe(peer).map(|_| ())
+    /// Subscribes `peer`, or renews its lease (see `chronus_osc::SUBSCRIPTION_LEASE`).
+    pub fn subscribe(&mut self, peer: Peer, now: Instant) -> Result<(), SubscribersFull> {
+        self.subscribers.subscribe(peer, now).map(|_| ())
+    }
+
+    /// Ends the subscriptions whose lease ran out.
+    pub fn expire(&mut self, now: Instant) {
+        self.subscribers.expire(now);
     }
 
     pub fn unsubscribe(&mut self, peer: &Peer) {
@@ -89,5 +96,17 @@ impl Clients {
 
     pub fn subscribers(&self) -> usize {
         self.subscribers.len()
+    }
+
+    pub fn subscriptions_refused(&self) -> u64 {
+        self.subscribers.refused()
+    }
+
+    pub fn subscriptions_evicted(&self) -> u64 {
+        self.subscribers.evicted()
+    }
+
+    pub fn subscriptions_expired(&self) -> u64 {
+        self.subscribers.expired()
     }
 }

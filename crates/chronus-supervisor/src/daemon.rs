@@ -400,6 +400,7 @@ impl Daemon {
         let active = self.active_slot();
         self.viz
             .tick(now, self.config.viz.target(), &self.region, active);
+        self.clients.expire(now);
         self.announce();
         router::engine::poll_takes(self);
         self.watch_output();

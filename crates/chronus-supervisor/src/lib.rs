@@ -118,7 +118,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     ));
     let admit = |gate: &Arc<limits::SenderGate>| -> chronus_osc::Gate {
         let gate = Arc::clone(gate);
-        Arc::new(move |ip| gate.admit(ip))
+        Arc::new(move |peer| gate.admit(peer))
     };
     osc.spawn_gated_receiver(limits, admit(&gate), osc_tx.clone())
         .map_err(bind_err)?;

@@ -88,8 +88,27 @@ pub fn reply(sup: &Daemon) -> OscPacket {
         ("osc_rate_limited", long(sup.gate.limited())),
         ("osc_refused", long(sup.gate.refused())),
         ("osc_tcp_connections", long(sup.tcp.connections() as u64)),
+        (
+            "osc_tcp_refused_per_address",
+            long(sup.tcp.refused_per_address()),
+        ),
+        ("osc_tcp_refused_full", long(sup.tcp.refused_full())),
+        ("osc_tcp_evicted", long(sup.tcp.evicted_connections())),
+        ("osc_tcp_idle_closed", long(sup.tcp.idle_closed())),
         ("osc_replies_dropped", long(sup.tcp.dropped_replies())),
         ("osc_subscribers", long(sup.clients.subscribers() as u64)),
+        (
+            "osc_subscribers_refused",
+            long(sup.clients.subscriptions_refused()),
+        ),
+        (
+            "osc_subscribers_evicted",
+            long(sup.clients.subscriptions_evicted()),
+        ),
+        (
+            "osc_subscribers_expired",
+            long(sup.clients.subscriptions_expired()),
+        ),
         ("osc_queue_full", long(refused.queue_full)),
         ("osc_kernel_drops", long(sup.osc.kernel_drops())),
         ("journal_errors", long(sup.publisher.journal_errors())),

@@ -1,26 +1,43 @@
 //! `chronusctl watch`: subscribe to the daemon's events and print them until Ctrl-C.
+//!
+//! A subscription is a lease: chronusd ends one not renewed within
+//! [`SUBSCRIPTION_LEASE`], so the watch renews it well within that (every 20 s by
+//! default), which also keeps a TCP connection from being closed as idle and
+//! re-subscribes after a daemon restart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use chronus_osc::{Client, NOTIFY_ADDR, OscMessage, OscType, RequestError, done_args, message};
+use chronus_osc::{
+    CONNECTION_ADDR, Client, FAIL_ADDR, NOTIFY_ADDR, OscMessage, OscType, RequestError,
+    SUBSCRIPTION_LEASE, done_args, message,
+};
 use clap::Args;
 
 use crate::connection::{self, Connection};
 use crate::failure::{self, Failure, write_stdout};
 use crate::values::render;
 
+/// The lease in whole seconds: renewals must come more often than this.
+const LEASE_S: u64 = SUBSCRIPTION_LEASE.as_secs();
+
 #[derive(Args, Debug)]
-pub struct WatchArgs {}
+pub struct WatchArgs {
+    /// Seconds between renewals of the subscription (chronusd ends one not renewed
+    /// within 60 s).
+    #[arg(long, default_value_t = LEASE_S / 3,
+          value_parser = clap::value_parser!(u64).range(1..LEASE_S))]
+    renew_s: u64,
+}
 
 /// How often the loop looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 /// How long the unsubscribe may wait for its acknowledgement.
 const UNSUBSCRIBE_WAIT: Duration = Duration::from_millis(200);
 
-pub fn run(connection: &Connection, _args: &WatchArgs) -> Result<(), Failure> {
+pub fn run(connection: &Connection, args: &WatchArgs) -> Result<(), Failure> {
     let stop = stop_on_signals()?;
     let mut client = connection.connect()?;
     client.send(&notify(1)).map_err(connection::failure)?;
@@ -28,7 +45,8 @@ pub fn run(connection: &Connection, _args: &WatchArgs) -> Result<(), Failure> {
         .wait_for(connection.timeout(), is_notify_done)
         .map_err(connection::failure)?;
 
-    let outcome = print_events(&mut client, &stop);
+    let renew = Duration::from_secs(args.renew_s);
+    let outcome = print_events(&mut client, &stop, renew);
     // Leave the subscription even when the stream of events failed; the daemon also
     // drops a closed TCP subscriber by itself.
     if client.send(&notify(0)).is_ok() {
@@ -45,13 +63,23 @@ fn is_notify_done(m: &OscMessage) -> bool {
     done_args(m, NOTIFY_ADDR).is_some()
 }
 
-/// Prints one line per message until `stop` is set.
-fn print_events(client: &mut Client, stop: &AtomicBool) -> Result<(), Failure> {
+/// Prints one line per message until `stop` is set, renewing the subscription every
+/// `renew`. Ends with the daemon's reason if it refuses the renewal or closes the
+/// connection.
+fn print_events(client: &mut Client, stop: &AtomicBool, renew: Duration) -> Result<(), Failure> {
+    let mut renew_at = Instant::now() + renew;
     while !stop.load(Ordering::SeqCst) {
-        match client.recv(Instant::now() + POLL) {
+        if Instant::now() >= renew_at {
+            client.send(&notify(1)).map_err(connection::failure)?;
+            renew_at += renew;
+        }
+        match client.recv((Instant::now() + POLL).min(renew_at)) {
             Ok(Some(event)) => {
                 if is_notify_done(&event) {
                     continue;
+                }
+                if let Some(error) = ended(client, &event) {
+                    return Err(connection::failure(error));
                 }
                 write_stdout(&line(&event))?;
             }
@@ -64,6 +92,26 @@ fn print_events(client: &mut Client, stop: &AtomicBool) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// If `event` is the daemon refusing the subscription (its renewal) or closing the
+/// connection, that refusal.
+fn ended(client: &Client, event: &OscMessage) -> Option<RequestError> {
+    if event.addr != FAIL_ADDR {
+        return None;
+    }
+    match &event.args[..] {
+        [OscType::String(address), OscType::String(reason), ..]
+            if address == NOTIFY_ADDR || address == CONNECTION_ADDR =>
+        {
+            Some(RequestError::Rejected {
+                target: client.target(),
+                address: address.clone(),
+                reason: reason.clone(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// `<address> <arg> ...`, each argument as `set` would read it back.
@@ -97,6 +145,16 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn by_default_the_subscription_is_renewed_three_times_per_lease() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["chronusctl", "watch"]).unwrap();
+        let crate::cli::Command::Watch(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(Duration::from_secs(args.renew_s) * 3, SUBSCRIPTION_LEASE);
+    }
 
     #[test]
     fn events_print_as_one_line_each() {

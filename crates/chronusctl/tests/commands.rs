@@ -281,6 +281,89 @@ fn watch_refused_exits_65() {
     assert!(text(&out.stderr).ends_with("rejected /chronus/notify: too many subscribers\n"));
 }
 
+#[test]
+fn watch_renews_its_subscription_on_the_same_socket_or_connection() {
+    for flags in [&[][..], &["--slip"]] {
+        let fake = notifying_fake();
+        let mut child = command(fake.port, flags, &["watch", "--renew-s", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let subscribes = || -> Vec<common::Received> {
+            fake.received()
+                .into_iter()
+                .filter(|r| r.packet == message(NOTIFY_ADDR, vec![OscType::Int(1)]))
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while subscribes().len() < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "{flags:?}: {} subscriptions within 10 s",
+                subscribes().len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        interrupt(&child);
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(0), "{flags:?}: {stderr}");
+        let got = subscribes();
+        assert!(
+            got.iter().all(|r| r.peer == got[0].peer),
+            "{flags:?}: renewed from another socket"
+        );
+        for pair in got.windows(2) {
+            // A lower bound only: a loaded machine can make a renewal later, never earlier.
+            assert!(
+                pair[1].at - pair[0].at >= Duration::from_millis(900),
+                "{flags:?}: renewed after {:?}",
+                pair[1].at - pair[0].at
+            );
+        }
+    }
+}
+
+#[test]
+fn watch_exits_65_with_the_reason_when_a_renewal_is_refused() {
+    let subscribed = std::sync::atomic::AtomicBool::new(false);
+    let fake = Fake::start(move |peer, m, replier| {
+        if m.args != vec![OscType::Int(1)] {
+            return;
+        }
+        let reply = if subscribed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            fail(&m.addr, "too many subscriptions from 127.0.0.1")
+        } else {
+            done(NOTIFY_ADDR, vec![])
+        };
+        replier.send(peer, &reply).unwrap();
+    });
+    let out = chronusctl(fake.port, &[], &["watch", "--renew-s", "1"]);
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .ends_with("rejected /chronus/notify: too many subscriptions from 127.0.0.1\n"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn watch_renewals_must_come_within_the_lease() {
+    let fake = Fake::silent();
+    for renew in ["0", "60"] {
+        let out = chronusctl(fake.port, &[], &["watch", "--renew-s", renew]);
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{renew}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
 // ---- sync --------------------------------------------------------------------
 
 #[test]

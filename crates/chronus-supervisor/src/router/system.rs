@@ -25,7 +25,7 @@ pub fn handle(d: &mut Daemon, from: Peer, message: &OscMessage, request: System)
         ),
         System::Notify(on) => {
             let result = if on {
-                d.clients.subscribe(from)
+                d.clients.subscribe(from, std::time::Instant::now())
             } else {
                 d.clients.unsubscribe(&from);
                 Ok(())

@@ -5,12 +5,12 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
-use chronus_osc::{OscMessage, OscPacket, OscType};
+use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub struct Daemon {
     pub child: Child,
@@ -348,4 +348,74 @@ pub fn altered_samples(live: &[f32], reference: &[f32]) -> usize {
         .zip(reference)
         .filter(|(a, b)| a.to_bits() != b.to_bits())
         .count()
+}
+
+/// The OSC timetag of `at`.
+pub fn timetag(at: SystemTime) -> OscTime {
+    let since = at.duration_since(UNIX_EPOCH).unwrap();
+    OscTime {
+        seconds: (since.as_secs() + 2_208_988_800) as u32,
+        fractional: ((u64::from(since.subsec_nanos()) << 32) / 1_000_000_000) as u32,
+    }
+}
+
+/// A bundle of `messages`, encoded for one datagram.
+pub fn bundle_at(timetag: OscTime, messages: Vec<(&str, Vec<OscType>)>) -> Vec<u8> {
+    let content = messages
+        .into_iter()
+        .map(|(addr, args)| {
+            OscPacket::Message(OscMessage {
+                addr: addr.into(),
+                args,
+            })
+        })
+        .collect();
+    chronus_osc::encode(&OscPacket::Bundle(OscBundle { timetag, content }))
+}
+
+/// Frames of the journal's entries for `addr`, from its score file (at 48 kHz).
+pub fn journal_frames(path: &Path, addr: &str) -> Vec<u64> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut frames = Vec::new();
+    let mut pos = 0;
+    while pos + 4 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let packet =
+            chronus_osc::decode(&bytes[pos + 4..pos + 4 + len], &Default::default()).unwrap();
+        if let OscPacket::Bundle(b) = packet {
+            let frame = (f64::from(b.timetag.seconds) * 48_000.0
+                + f64::from(b.timetag.fractional) * 48_000.0 / 4_294_967_296.0)
+                .round() as u64;
+            for p in b.content {
+                if matches!(&p, OscPacket::Message(m) if m.addr == addr) {
+                    frames.push(frame);
+                }
+            }
+        }
+        pos += 4 + len;
+    }
+    frames
+}
+
+/// Where the device clock stands, measured from outside: a wall time and the frame the
+/// device was handed then. `frames` steps when the device takes a buffer, and the first
+/// frame of that buffer is the count before the step, so polling until it steps between
+/// two quick round trips pins the moment to within one of them.
+pub fn device_clock_edge(d: &Daemon) -> (SystemTime, u64) {
+    let mut last: Option<(SystemTime, u64)> = None;
+    for _ in 0..10_000 {
+        let before = SystemTime::now();
+        let frames = long(&d.status(), "frames") as u64;
+        let after = SystemTime::now();
+        if let Some((prev_before, prev_frames)) = last
+            && frames != prev_frames
+        {
+            let window = after.duration_since(prev_before).unwrap();
+            if window < Duration::from_millis(2) {
+                return (prev_before + window / 2, prev_frames);
+            }
+        }
+        last = Some((before, frames));
+    }
+    panic!("never caught the frames counter stepping between two quick status replies");
 }
