@@ -31,11 +31,12 @@ pub struct Ledger {
     unstamped: VecDeque<Entry>,
     /// Stamped commands not yet played, by (stamp, seq): the order workers apply them.
     stamped: BTreeMap<(u64, u64), Entry>,
-    /// Sequence numbers in `stamped`.
-    stamped_seqs: BTreeSet<u64>,
+    /// Unplayed commands for now (not scheduled), by sequence number.
+    immediate: BTreeSet<u64>,
     /// How many commands in flight are scheduled, in all and by client.
     scheduled: usize,
-    scheduled_by: HashMap<ClientKey, usize>,
+    /// Unplayed scheduled commands, by the client that sent them.
+    scheduled_by: HashMap<ClientKey, BTreeSet<u64>>,
     journal: Option<Journal>,
 }
 
@@ -45,7 +46,7 @@ impl Ledger {
             mirror: Params::new(num_voices),
             unstamped: VecDeque::new(),
             stamped: BTreeMap::new(),
-            stamped_seqs: BTreeSet::new(),
+            immediate: BTreeSet::new(),
             scheduled: 0,
             scheduled_by: HashMap::new(),
             journal,
@@ -60,9 +61,14 @@ impl Ledger {
         message: Option<OscMessage>,
         scheduled: Option<ClientKey>,
     ) {
-        if let Some(client) = scheduled {
-            self.scheduled += 1;
-            *self.scheduled_by.entry(client).or_default() += 1;
+        match scheduled {
+            Some(client) => {
+                self.scheduled += 1;
+                self.scheduled_by.entry(client).or_default().insert(seq);
+            }
+            None => {
+                self.immediate.insert(seq);
+            }
         }
         self.unstamped.push_back(Entry {
             seq,
@@ -81,31 +87,36 @@ impl Ledger {
 
     /// Those of them that `client` sent, and that every client at its address sent.
     pub fn scheduled_by(&self, client: ClientKey) -> (usize, usize) {
-        let mine = self.scheduled_by.get(&client).copied().unwrap_or(0);
+        let mine = self.scheduled_by.get(&client).map_or(0, BTreeSet::len);
         let address = self
             .scheduled_by
             .iter()
             .filter(|(c, _)| c.ip() == client.ip())
-            .map(|(_, n)| n)
+            .map(|(_, seqs)| seqs.len())
             .sum();
         (mine, address)
     }
 
+    /// `e` has played (or was lost): it no longer counts as waiting.
     fn unschedule(&mut self, e: &Entry) {
-        if let Some(client) = e.scheduled {
-            self.scheduled -= 1;
-            if let Some(n) = self.scheduled_by.get_mut(&client) {
-                *n -= 1;
-                if *n == 0 {
-                    self.scheduled_by.remove(&client);
+        match e.scheduled {
+            Some(client) => {
+                self.scheduled -= 1;
+                if let Some(seqs) = self.scheduled_by.get_mut(&client) {
+                    seqs.remove(&e.seq);
+                    if seqs.is_empty() {
+                        self.scheduled_by.remove(&client);
+                    }
                 }
+            }
+            None => {
+                self.immediate.remove(&e.seq);
             }
         }
     }
 
     fn mark_stamped(&mut self, mut e: Entry, stamp: u64) {
         e.stamp = Some(stamp);
-        self.stamped_seqs.insert(e.seq);
         self.stamped.insert((stamp, e.seq), e);
     }
 
@@ -144,7 +155,6 @@ impl Ledger {
                 break;
             }
             let e = entry.remove();
-            self.stamped_seqs.remove(&e.seq);
             self.unschedule(&e);
             self.mirror.apply(&e.command);
             let stamp = e.stamp.unwrap_or(watermark);
@@ -205,11 +215,12 @@ impl Ledger {
         params
     }
 
-    /// The earliest record not yet played, if any.
-    pub fn oldest_unsettled(&self) -> Option<u64> {
-        let stamped = self.stamped_seqs.first().copied();
-        let unstamped = self.unstamped.front().map(|e| e.seq);
-        stamped.into_iter().chain(unstamped).min()
+    /// The earliest record `client` must wait for before a sync: every unplayed
+    /// command for now, and its own scheduled ones; not what other clients scheduled
+    /// for later, so no client can hold up another's syncs.
+    pub fn oldest_unsettled_for(&self, client: ClientKey) -> Option<u64> {
+        let own = self.scheduled_by.get(&client).and_then(|s| s.first());
+        self.immediate.first().into_iter().chain(own).min().copied()
     }
 
     /// The earliest record the supervisor still needs the log to hold a stamp for.

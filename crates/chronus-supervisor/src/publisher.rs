@@ -259,15 +259,16 @@ impl Publisher {
         if self.syncs.is_empty() {
             return Vec::new();
         }
-        let settled_below = self
-            .ledger
-            .oldest_unsettled()
-            .unwrap_or(region.log().tail());
         // Queued commands get sequence numbers at or past the tail, so this also
         // waits for them.
+        let tail = region.log().tail();
+        let ledger = &self.ledger;
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.syncs)
             .into_iter()
-            .partition(|(_, _, through)| settled_below >= *through);
+            .partition(|(peer, _, through)| {
+                let client = ClientKey::of_peer(peer);
+                ledger.oldest_unsettled_for(client).unwrap_or(tail) >= *through
+            });
         self.syncs = waiting;
         for (peer, _, _) in &done {
             let key = ClientKey::of_peer(peer);
@@ -494,6 +495,22 @@ mod tests {
         );
         assert_eq!(p.submit(ahead(a, 1, SCHEDULE_HORIZON_SECONDS), &[]), Ok(()));
         assert_eq!(p.counters.schedule_horizon, 1);
+    }
+
+    #[test]
+    fn a_far_future_bundle_holds_up_only_its_own_clients_syncs() {
+        let mut p = publisher();
+        let peer = |port| chronus_osc::Peer::Udp(SocketAddr::from(([127, 0, 0, 1], port)));
+        let hostile = ClientKey::of_peer(&peer(1));
+        assert_eq!(p.submit(ahead(hostile, 1, 500), &[]), Ok(()));
+        p.sync(peer(1), OscType::Int(1)).unwrap();
+        p.sync(peer(2), OscType::Int(2)).unwrap();
+        let answered = p.settle(0);
+        assert_eq!(answered, [(peer(2), OscType::Int(2))]);
+        assert!(
+            p.settle(0).is_empty(),
+            "the scheduler's own sync waits for its bundle"
+        );
     }
 
     #[test]
