@@ -194,7 +194,7 @@ pub struct OscConfig {
     pub port: u16,
     /// Senders must be in one of these networks; empty allows every sender.
     pub allow: Vec<Cidr>,
-    /// Messages per second one sender may send; the rest are dropped and counted.
+    /// Messages per second one client may send; the rest are dropped and counted.
     pub rate_limit: u32,
     /// What happens to a bundle whose timetag has already passed.
     pub late_bundles: LateBundles,

@@ -456,8 +456,8 @@ static SETTINGS: [SettingInfo; 41] = [
         key: "osc.rate_limit",
         env: "CHRONUS_OSC_RATE_LIMIT",
         env_alias: None,
-        description: "OSC messages per second one sender may send; beyond it they are dropped \
-                      and counted.",
+        description: "OSC messages per second one client (an address; on this machine, an \
+                      address and port) may send; beyond it they are dropped and counted.",
         kind: Kind::U32(num!(1, 1_000_000, osc.rate_limit)),
     },
     SettingInfo {
