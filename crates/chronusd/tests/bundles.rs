@@ -3,81 +3,10 @@
 
 mod common;
 
-use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
+use chronus_osc::{OscBundle, OscMessage, OscPacket, OscType};
 use common::*;
 use std::net::UdpSocket;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn timetag(at: SystemTime) -> OscTime {
-    let since = at.duration_since(UNIX_EPOCH).unwrap();
-    OscTime {
-        seconds: (since.as_secs() + 2_208_988_800) as u32,
-        fractional: ((u64::from(since.subsec_nanos()) << 32) / 1_000_000_000) as u32,
-    }
-}
-
-fn bundle(at: SystemTime, messages: Vec<(&str, Vec<OscType>)>) -> Vec<u8> {
-    let content = messages
-        .into_iter()
-        .map(|(addr, args)| {
-            OscPacket::Message(OscMessage {
-                addr: addr.into(),
-                args,
-            })
-        })
-        .collect();
-    chronus_osc::encode(&OscPacket::Bundle(OscBundle {
-        timetag: timetag(at),
-        content,
-    }))
-}
-
-/// Frames of the journal's entries for `addr`, from its score file.
-fn journal_frames(path: &std::path::Path, addr: &str) -> Vec<u64> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut frames = Vec::new();
-    let mut pos = 0;
-    while pos + 4 <= bytes.len() {
-        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        let packet =
-            chronus_osc::decode(&bytes[pos + 4..pos + 4 + len], &Default::default()).unwrap();
-        if let OscPacket::Bundle(b) = packet {
-            let frame = (f64::from(b.timetag.seconds) * 48_000.0
-                + f64::from(b.timetag.fractional) * 48_000.0 / 4_294_967_296.0)
-                .round() as u64;
-            for p in b.content {
-                if matches!(&p, OscPacket::Message(m) if m.addr == addr) {
-                    frames.push(frame);
-                }
-            }
-        }
-        pos += 4 + len;
-    }
-    frames
-}
-
-/// Where the device clock stands, measured from outside: a wall time and the frame the
-/// device was handed then. `frames` steps when the device takes a buffer, and the first
-/// frame of that buffer is the count before the step, so polling until it steps between
-/// two quick round trips pins the moment to within one of them.
-fn device_clock_edge(d: &Daemon) -> (SystemTime, u64) {
-    let mut last: Option<(SystemTime, u64)> = None;
-    for _ in 0..10_000 {
-        let before = SystemTime::now();
-        let frames = long(&d.status(), "frames") as u64;
-        let after = SystemTime::now();
-        if let Some((prev_before, prev_frames)) = last
-            && frames != prev_frames
-        {
-            let window = after.duration_since(prev_before).unwrap();
-            if window < Duration::from_millis(2) {
-                return (prev_before + window / 2, prev_frames);
-            }
-        }
-        last = Some((before, frames));
-    }
-    panic!("never caught the frames counter stepping between two quick status replies");
-}
+use std::time::{Duration, SystemTime};
 
 #[test]
 fn bundles_200_ms_ahead_land_on_their_frame_and_together() {
@@ -101,8 +30,8 @@ fn bundles_200_ms_ahead_land_on_their_frame_and_together() {
     // Two messages in one bundle, and a second bundle exactly 100 ms later.
     socket
         .send_to(
-            &bundle(
-                target,
+            &bundle_at(
+                timetag(target),
                 vec![
                     ("/mod/voice2/freq", vec![OscType::Float(330.0)]),
                     ("/gate/voice2", vec![OscType::Int(1)]),
@@ -113,8 +42,8 @@ fn bundles_200_ms_ahead_land_on_their_frame_and_together() {
         .unwrap();
     socket
         .send_to(
-            &bundle(
-                target + Duration::from_millis(100),
+            &bundle_at(
+                timetag(target + Duration::from_millis(100)),
                 vec![("/gate/voice2", vec![OscType::Int(0)])],
             ),
             d.osc,
@@ -170,8 +99,8 @@ fn a_sync_in_a_future_bundle_waits_for_the_bundles_commands() {
         .unwrap();
     let ahead = Duration::from_millis(300);
     let sent = std::time::Instant::now();
-    let packet = bundle(
-        SystemTime::now() + ahead,
+    let packet = bundle_at(
+        timetag(SystemTime::now() + ahead),
         vec![
             ("/mod/voice1/freq", vec![OscType::Float(500.0)]),
             ("/chronus/sync", vec![OscType::Int(7)]),
@@ -248,8 +177,8 @@ fn send_late_bundle(d: &Daemon) -> UdpSocket {
     let past = SystemTime::now() - Duration::from_secs(1);
     socket
         .send_to(
-            &bundle(
-                past,
+            &bundle_at(
+                timetag(past),
                 vec![("/mod/voice3/freq", vec![OscType::Float(777.0)])],
             ),
             d.osc,

@@ -43,15 +43,6 @@ fn mkfifo(path: &Path) {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
 }
 
-fn vm_rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn requests_naming_fifos_devices_and_links_never_freeze_the_control_loop() {
     let dir = scratch("control-loop-files");
@@ -75,7 +66,7 @@ fn requests_naming_fifos_devices_and_links_never_freeze_the_control_loop() {
             ("CHRONUS_PATTERNS_DIR", patterns.display().to_string()),
         ],
     );
-    let rss_before = vm_rss_kib(d.pid());
+    let rss_before = rss_kib(d.pid());
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let transcribe = "/chronus/asr/transcribe";
     for name in [
@@ -111,7 +102,7 @@ fn requests_naming_fifos_devices_and_links_never_freeze_the_control_loop() {
     assert!(reason.contains("001.json"), "{reason}");
     answers_within_a_second(&d, "/pattern/save 1");
     // Nothing read /dev/zero: the supervisor did not grow.
-    let grown = vm_rss_kib(d.pid()).saturating_sub(rss_before);
+    let grown = rss_kib(d.pid()).saturating_sub(rss_before);
     assert!(grown < 64 << 10, "the supervisor grew by {grown} KiB");
 
     // The loop still replaces a killed worker...

@@ -419,3 +419,13 @@ pub fn device_clock_edge(d: &Daemon) -> (SystemTime, u64) {
     }
     panic!("never caught the frames counter stepping between two quick status replies");
 }
+
+/// The resident set of process `pid`, in KiB.
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
