@@ -88,6 +88,18 @@ pub struct IdleBench {
 }
 
 impl IdleBench {
+    /// The largest difference between two runs' CPU of one worker, in points of one core:
+    /// the workers do the same work in every run, so this is how much the machine moved
+    /// identical work during the benchmark.
+    pub fn worker_spread(&self) -> f64 {
+        (1..ROLES.len())
+            .map(|i| {
+                let cpu = self.runs.iter().map(|r| r.processes[i].cpu_percent);
+                cpu.clone().fold(f64::MIN, f64::max) - cpu.fold(f64::MAX, f64::min)
+            })
+            .fold(0.0, f64::max)
+    }
+
     /// The shortest of the runs' windows: the one whose tick is the largest share of it.
     pub fn shortest_window(&self) -> Duration {
         self.runs.iter().map(|r| r.window).min().unwrap_or_default()
