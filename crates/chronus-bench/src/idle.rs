@@ -88,14 +88,17 @@ pub struct IdleBench {
 }
 
 impl IdleBench {
-    /// The largest difference between two runs' CPU of one worker, in points of one core:
-    /// the workers do the same work in every run, so this is how much the machine moved
-    /// identical work during the benchmark.
+    /// How much the machine slowed or sped identical work during the benchmark, as a
+    /// fraction: the workers render the same tone in every run, so the largest ratio of
+    /// one worker's highest CPU across the runs to its lowest, less one. Load on a shared
+    /// machine scales CPU time (contended caches and cores), so the noise is a fraction of
+    /// what a process uses.
     pub fn worker_spread(&self) -> f64 {
         (1..ROLES.len())
             .map(|i| {
                 let cpu = self.runs.iter().map(|r| r.processes[i].cpu_percent);
-                cpu.clone().fold(f64::MIN, f64::max) - cpu.fold(f64::MAX, f64::min)
+                let (lo, hi) = cpu.fold((f64::MAX, f64::MIN), |(lo, hi), c| (lo.min(c), hi.max(c)));
+                if lo > 0.0 { hi / lo - 1.0 } else { 0.0 }
             })
             .fold(0.0, f64::max)
     }
