@@ -9,11 +9,14 @@
 //! `/chronus/status` and `/chronus/sync` round trips idle and during the flood.
 //! `speech` times text-to-speech requests to the first sample at the output and
 //! watches the daemon's memory across 10,000 of them. `synth` measures the CPU of
-//! each process while a 16-voice daemon plays the full synth patch.
+//! each process while a 16-voice daemon plays the full synth patch. `idle` measures
+//! what a daemon playing one tone costs with its optional features on, then off, then
+//! with the journal and a recording: CPU and wake-ups of each process, per-thread CPU.
 //! Progress goes to stderr, the report to stdout.
 
 mod daemon;
 mod failover;
+mod idle;
 mod lifecycle;
 mod machine;
 mod osc;
@@ -31,7 +34,8 @@ use std::time::Duration;
 #[command(
     name = "chronus-bench",
     about = "Benchmarks the real chronusd: failover, integrity, callback time, CPU and memory; \
-             startup and shutdown; an OSC flood; speech; the full synth patch's CPU"
+             startup and shutdown; an OSC flood; speech; the full synth patch's CPU; what each \
+             feature costs while idle"
 )]
 struct Args {
     /// What to measure: each prints its own BENCHMARKS.md section.
@@ -46,10 +50,11 @@ struct Args {
     /// Interval between status requests while waiting, in milliseconds.
     #[arg(long, default_value_t = 2)]
     poll_ms: u64,
-    /// Failover and synth: warm-up before the CPU window, in seconds.
+    /// Failover, synth and idle: warm-up before the CPU window, in seconds.
     #[arg(long, default_value_t = 2.0)]
     warmup_s: f64,
-    /// Failover and synth: length of the CPU window, in seconds (0 skips it in failover).
+    /// Failover, synth and idle: length of the CPU window, in seconds (0 skips it in
+    /// failover; idle has one for each of its runs).
     #[arg(long, default_value_t = 10.0)]
     cpu_s: f64,
     /// Start/stop cycles of the lifecycle benchmark.
@@ -107,7 +112,9 @@ enum Area {
     Speech,
     /// The full synth patch on 16 voices: CPU of each process, underruns.
     Synth,
-    /// Failover, then lifecycle, then the OSC flood, then speech, then synth.
+    /// One tone with the features on and off in turn: CPU and wake-ups of each process.
+    Idle,
+    /// Failover, then lifecycle, then the OSC flood, then speech, then synth, then idle.
     All,
 }
 
@@ -180,6 +187,12 @@ fn run(args: &Args) -> Result<String> {
             report.push('\n');
         }
         report += &run_synth(args, &exe, &subdir, &ctx_command)?;
+    }
+    if matches!(args.area, Area::Idle | Area::All) {
+        if !report.is_empty() {
+            report.push('\n');
+        }
+        report += &run_idle(args, &exe, &subdir, &ctx_command)?;
     }
     if args.keep || args.dir.is_some() {
         eprintln!("chronus-bench: kept {}", dir.display());
@@ -341,4 +354,24 @@ fn run_synth(
         revision: args.revision.clone(),
     };
     Ok(report::render_synth(&ctx, &run))
+}
+
+fn run_idle(
+    args: &Args,
+    exe: &Path,
+    subdir: &dyn Fn(&str) -> Result<PathBuf>,
+    ctx_command: &str,
+) -> Result<String> {
+    if args.cpu_s <= 0.0 {
+        bail!("--cpu-s must be positive for idle");
+    }
+    let began = Began::now();
+    let run = idle::run(
+        exe,
+        &subdir("idle")?,
+        Duration::from_secs_f64(args.warmup_s),
+        Duration::from_secs_f64(args.cpu_s),
+    )?;
+    let ctx = began.context(args, ctx_command);
+    Ok(report::render_idle(&ctx, &run))
 }

@@ -4,12 +4,11 @@
 //! counters are read before and after.
 
 use crate::daemon::{Daemon, Status};
-use crate::steady::{clock_ticks_per_s, cpu_ticks, stat_ticks};
+use crate::steady::{Cpu, clock_ticks_per_s, cpu_between, sample_cpu};
 use anyhow::{Context, Result, anyhow, bail};
 use chronus_osc::{
     Framing, Limits, OscMessage, OscPacket, OscType, StreamDecoder, Transport, decode, messages,
 };
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -149,72 +148,6 @@ impl Probe {
             ProbeKind::Status => 1,
             ProbeKind::Sync => 2,
         }
-    }
-}
-
-/// CPU time over a window, in percent of one core.
-pub struct Cpu {
-    pub window: Duration,
-    pub clock_ticks_per_s: u64,
-    /// Each process, all its threads: (role, percent).
-    pub processes: Vec<(String, f64)>,
-    /// The supervisor's threads, busiest first: (name, percent).
-    pub threads: Vec<(String, f64)>,
-}
-
-struct CpuSample {
-    at: Instant,
-    /// utime + stime of each process, in clock ticks.
-    processes: Vec<u64>,
-    /// By thread id: the thread's name and utime + stime.
-    threads: HashMap<u64, (String, u64)>,
-}
-
-/// The processes `pids` and the threads of `threads_of`, now.
-fn sample_cpu(pids: &[i32], threads_of: i32) -> Result<CpuSample> {
-    let processes = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
-    let dir = format!("/proc/{threads_of}/task");
-    let mut threads = HashMap::new();
-    for task in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
-        let task = task?;
-        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
-            continue;
-        };
-        // A thread may exit between the listing and the read.
-        if let Ok(t) = stat_ticks(&task.path().join("stat").to_string_lossy()) {
-            threads.insert(tid, t);
-        }
-    }
-    Ok(CpuSample {
-        at: Instant::now(),
-        processes,
-        threads,
-    })
-}
-
-/// CPU from `a` to `b`; a thread not in `a` started in between.
-fn cpu_between(roles: &[&str], a: &CpuSample, b: &CpuSample, hz: u64) -> Cpu {
-    let window = b.at.saturating_duration_since(a.at);
-    let pct = |ticks: u64| ticks as f64 / hz.max(1) as f64 / window.as_secs_f64().max(1e-9) * 100.0;
-    let processes = roles
-        .iter()
-        .zip(a.processes.iter().zip(&b.processes))
-        .map(|(role, (x, y))| ((*role).to_owned(), pct(y.saturating_sub(*x))))
-        .collect();
-    let mut threads: Vec<(String, f64)> = b
-        .threads
-        .iter()
-        .map(|(tid, (name, ticks))| {
-            let before = a.threads.get(tid).map_or(0, |t| t.1);
-            (name.clone(), pct(ticks.saturating_sub(before)))
-        })
-        .collect();
-    threads.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-    Cpu {
-        window,
-        clock_ticks_per_s: hz,
-        processes,
-        threads,
     }
 }
 
@@ -1150,40 +1083,6 @@ mod tests {
             (vec![0.3, 9.0], 3, 1)
         );
         assert_eq!((late.rtt_ms, late.sent, late.unanswered), (vec![0.4], 2, 1));
-    }
-
-    #[test]
-    fn cpu_is_ticks_over_the_window_and_new_threads_count_from_zero() {
-        let t0 = Instant::now();
-        let thread = |name: &str, ticks| (name.to_owned(), ticks);
-        let a = CpuSample {
-            at: t0,
-            processes: vec![100, 7],
-            threads: HashMap::from([(1, thread("chronusd", 50)), (2, thread("udp", 10))]),
-        };
-        let b = CpuSample {
-            at: t0 + Duration::from_secs(2),
-            processes: vec![300, 7],
-            threads: HashMap::from([
-                (1, thread("chronusd", 150)),
-                (2, thread("udp", 30)),
-                (3, thread("tcp", 40)),
-            ]),
-        };
-        let cpu = cpu_between(&["supervisor", "worker"], &a, &b, 100);
-        assert_eq!(cpu.window, Duration::from_secs(2));
-        assert_eq!(
-            cpu.processes,
-            vec![("supervisor".to_owned(), 100.0), ("worker".to_owned(), 0.0)]
-        );
-        assert_eq!(
-            cpu.threads,
-            vec![
-                ("chronusd".to_owned(), 50.0),
-                ("tcp".to_owned(), 20.0),
-                ("udp".to_owned(), 10.0)
-            ]
-        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Markdown report.
 
 use crate::failover::FailoverRun;
+use crate::idle::{IdleBench, IdleRun};
 use crate::lifecycle::LifecycleRun;
 use crate::machine::Machine;
 use crate::osc::{self, FloodRun, OscRun, Probe};
@@ -62,12 +63,14 @@ fn printed_percent(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
-/// The table row for how chronusd exited after SIGTERM.
-fn exit_row(r: &mut String, exit: std::process::ExitStatus) {
+/// The table row for how chronusd exited after SIGTERM, naming the daemon when a
+/// table holds several.
+fn exit_row(r: &mut String, daemon: Option<&str>, exit: std::process::ExitStatus) {
     let result = if exit.success() { "met" } else { "**missed**" };
+    let which = daemon.map_or(String::new(), |d| format!(", {d}"));
     let _ = writeln!(
         r,
-        "| chronusd exit after SIGTERM | {exit} | success | {result} |"
+        "| chronusd exit after SIGTERM{which} | {exit} | success | {result} |"
     );
 }
 
@@ -239,7 +242,7 @@ pub fn render(ctx: &Context, failover: Option<&FailoverRun>, steady: &[SteadyRun
                 f.extra_restores
             );
         }
-        exit_row(&mut r, f.exit);
+        exit_row(&mut r, None, f.exit);
     }
 
     let _ = writeln!(r, "\n### Audio callback\n");
@@ -725,7 +728,7 @@ fn render_flood_run(r: &mut String, run: &OscRun, f: &FloodRun) {
         "| Last flood message sent → all of it counted (first reading with the final `osc_received`) | {:.0} ms | — | — |",
         f.settle.as_secs_f64() * 1e3
     );
-    exit_row(r, f.exit);
+    exit_row(r, None, f.exit);
 
     let _ = writeln!(
         r,
@@ -1020,6 +1023,159 @@ pub fn render_synth(ctx: &Context, run: &crate::synth::SynthRun) -> String {
     r
 }
 
+pub fn render_idle(ctx: &Context, bench: &IdleBench) -> String {
+    let mut r = String::new();
+    preamble(&mut r, "Idle: what each feature costs", ctx);
+    let _ = writeln!(
+        r,
+        "- Daemon: release `chronusd`, `CHRONUS_AUDIO_BACKEND=null` (timer-clocked), a free \
+         `CHRONUS_OSC_PORT`, defaults otherwise (device buffer {BUFFER_FRAMES} frames), \
+         environment clean except `PATH`; a fresh daemon for each run, playing a 1 kHz tone \
+         on voice 1"
+    );
+    let _ = writeln!(r, "- Runs:");
+    for (i, run) in bench.runs.iter().enumerate() {
+        let c = run.config;
+        let mut env: Vec<String> = c.off.iter().map(|k| format!("`{k}=0`")).collect();
+        if c.journal_and_recording {
+            env.push("`CHRONUS_JOURNAL` and `CHRONUS_RECORD` set to files".into());
+        }
+        let _ = writeln!(
+            r,
+            "  {}. {}: {}",
+            i + 1,
+            c.name,
+            if env.is_empty() {
+                "nothing set (text-to-speech, speech recognition and viz enabled, as shipped)"
+                    .to_owned()
+            } else {
+                env.join(", ")
+            }
+        );
+    }
+    let hz = bench.clock_ticks_per_s.max(1);
+    let window = bench.shortest_window();
+    let sample_rate = bench.runs.first().map_or(0, |run| run.sample_rate);
+    let _ = writeln!(
+        r,
+        "\nAfter a {:.0} s warm-up, utime + stime from `/proc/<pid>/stat` (all threads) over \
+         {:.1} s at {sample_rate} Hz, with no requests to the daemon inside the window. Clock \
+         tick {} ms, so a resolution of {:.2} % of a core per process. Wake-ups are voluntary \
+         + involuntary context switches per second, summed over the threads \
+         (`/proc/<pid>/task/*/status`) alive at both readings. `underrun_frames` is the \
+         status counter just after the window less just before it.\n",
+        bench.warmup.as_secs_f64(),
+        window.as_secs_f64(),
+        1000 / hz,
+        100.0 / hz as f64 / window.as_secs_f64().max(1e-9),
+    );
+    let _ = writeln!(
+        r,
+        "| Run | Supervisor | Worker slot 0 | Worker slot 1 | Sum (% of one core) | Wake-ups/s: supervisor / slot 0 / slot 1 | `underrun_frames` | Busiest supervisor thread |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---|");
+    let thread = |(name, pct): &(String, f64)| format!("`{}` {pct:.1} %", name.replace('|', "\\|"));
+    for (i, run) in bench.runs.iter().enumerate() {
+        let cpu: Vec<String> = run
+            .processes
+            .iter()
+            .map(|p| format!("{:.2} %", p.cpu_percent))
+            .collect();
+        let wakeups: Vec<String> = run
+            .processes
+            .iter()
+            .map(|p| format!("{:.0}", p.switches_per_s))
+            .collect();
+        let _ = writeln!(
+            r,
+            "| {}. {} | {} | **{:.2} %** | {} | {} | {} |",
+            i + 1,
+            run.config.name,
+            cpu.join(" | "),
+            run.total_cpu_percent(),
+            wakeups.join(" / "),
+            run.underrun_frames,
+            run.threads.first().map_or("—".to_owned(), thread),
+        );
+    }
+
+    // A difference of two readings of whole ticks is off by less than two ticks.
+    let resolution = 2.0 * 100.0 / hz as f64 / window.as_secs_f64().max(1e-9);
+    let spread = bench.worker_spread();
+    let _ = writeln!(
+        r,
+        "\nA disabled feature must cost nothing. The features run in the supervisor, so turning \
+         them off must not raise its CPU by more than the noise of the measurement: the \
+         reading's resolution ({resolution:.2} points: each reading is whole clock ticks, so a \
+         difference of two is off by less than two ticks) plus the supervisor's CPU in the run \
+         before times how much the machine slowed or sped identical work meanwhile: the \
+         workers render the same tone in every run, and the one that varied most used up to \
+         {:.0} % more CPU in one run than in another.\n",
+        spread * 100.0
+    );
+    let _ = writeln!(r, "| Check | Measured | Target | Result |");
+    let _ = writeln!(r, "|---|---|---|---|");
+    for pair in bench.runs.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        let supervisor = |run: &IdleRun| run.processes.first().map_or(0.0, |p| p.cpu_percent);
+        let delta = printed_percent(supervisor(after) - supervisor(before));
+        let what = format!(
+            "Supervisor, {} less {}",
+            after.config.name, before.config.name
+        );
+        let (target, result) =
+            if after.config.journal_and_recording == before.config.journal_and_recording {
+                let tolerance = printed_percent(resolution + spread * supervisor(before));
+                (
+                    format!("< {tolerance:+.2} points"),
+                    below(delta, tolerance, "points"),
+                )
+            } else {
+                ("—".to_owned(), "—".to_owned())
+            };
+        let _ = writeln!(r, "| {what} | {delta:+.2} points | {target} | {result} |");
+    }
+    let underruns: Vec<String> = bench
+        .runs
+        .iter()
+        .map(|run| run.underrun_frames.to_string())
+        .collect();
+    let _ = writeln!(
+        r,
+        "| `underrun_frames` in the windows, runs 1 to {} | {} | 0 each | {} |",
+        bench.runs.len(),
+        underruns.join(" / "),
+        equal(
+            bench.runs.iter().map(|run| run.underrun_frames.abs()).sum(),
+            0
+        )
+    );
+    for (i, run) in bench.runs.iter().enumerate() {
+        exit_row(&mut r, Some(&format!("run {}", i + 1)), run.exit);
+    }
+
+    if let Some(run) = bench.runs.first() {
+        let _ = writeln!(
+            r,
+            "\n### The supervisor's threads, run 1 ({})\n",
+            run.config.name
+        );
+        let _ = writeln!(
+            r,
+            "utime + stime of each thread (`/proc/<pid>/task/<tid>/stat`, named by its `comm`) \
+             over the same {:.1} s window, busiest first; a thread started inside the window \
+             counts from zero.\n",
+            run.window.as_secs_f64()
+        );
+        let _ = writeln!(r, "| Thread | CPU (% of one core) |");
+        let _ = writeln!(r, "|---|---:|");
+        for (name, pct) in &run.threads {
+            let _ = writeln!(r, "| `{}` | {pct:.2} % |", name.replace('|', "\\|"));
+        }
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1058,6 +1214,90 @@ mod tests {
         assert_eq!(
             below(total, 5.0, "points"),
             "**missed**: at the limit, not under it"
+        );
+    }
+
+    fn idle_run(config: usize, supervisor_percent: f64, worker_percent: f64) -> IdleRun {
+        use std::os::unix::process::ExitStatusExt;
+        let process = |cpu_percent| crate::idle::Process {
+            cpu_percent,
+            switches_per_s: 400.0,
+        };
+        IdleRun {
+            config: &crate::idle::CONFIGS[config],
+            window: Duration::from_secs(10),
+            processes: vec![
+                process(supervisor_percent),
+                process(worker_percent),
+                process(worker_percent),
+            ],
+            threads: vec![("chronusd".to_owned(), supervisor_percent - 0.5)],
+            underrun_frames: 0,
+            sample_rate: 48_000,
+            exit: std::process::ExitStatus::from_raw(0),
+        }
+    }
+
+    #[test]
+    fn a_disabled_feature_that_spins_misses_and_a_rise_within_the_noise_meets() {
+        let ctx = Context {
+            command: "scripts/bench idle".into(),
+            machine: Machine::describe(),
+            date: "2026-12-01 10:00 UTC".into(),
+            load_start: "1.00".into(),
+            load_end: "1.00".into(),
+            poll_ms: 2,
+            revision: None,
+        };
+        let bench = IdleBench {
+            warmup: Duration::from_secs(2),
+            clock_ticks_per_s: 100,
+            // A worker used up to a third more CPU in one run than in another and a
+            // reading is off by less than 0.2 points (two ticks over 10 s): from 1.5 %
+            // of a core, a tolerance of 0.2 + 1.5 / 3 = 0.7 points.
+            runs: vec![
+                idle_run(0, 1.5, 0.9),
+                idle_run(1, 1.9, 1.2),
+                // Viz off spins the event loop: a core more.
+                idle_run(2, 100.0, 1.0),
+                // Turning the journal on has no target.
+                idle_run(3, 100.7, 1.0),
+            ],
+        };
+        let report = render_idle(&ctx, &bench);
+        let row = |start: &str| {
+            report
+                .lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no row {start:?} in:\n{report}"))
+                .to_owned()
+        };
+        assert!(
+            row("| Supervisor, speech off less defaults |")
+                .ends_with("| +0.40 points | < +0.70 points | met |"),
+            "{report}"
+        );
+        assert!(
+            row("| Supervisor, speech and viz off less speech off |").ends_with(
+                "| +98.10 points | < +0.83 points | **missed** by 97.27 points (118.2× the target) |"
+            ),
+            "{report}"
+        );
+        assert!(
+            row("| Supervisor, speech and viz off, journal and recording on less speech and viz off |")
+                .ends_with("| +0.70 points | — | — |"),
+            "{report}"
+        );
+        assert!(
+            row("| 3. speech and viz off |")
+                .ends_with("| **102.00 %** | 400 / 400 / 400 | 0 | `chronusd` 99.5 % |"),
+            "{report}"
+        );
+        assert_eq!(
+            report
+                .matches("| chronusd exit after SIGTERM, run ")
+                .count(),
+            4
         );
     }
 }

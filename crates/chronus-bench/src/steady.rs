@@ -1,7 +1,9 @@
-//! CPU and memory of a fresh daemon playing one voice, from /proc.
+//! CPU and memory of a fresh daemon playing one voice, and the /proc readers (CPU time,
+//! per-thread CPU, context switches) the other areas share.
 
 use crate::daemon::{Daemon, Recording};
 use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -84,7 +86,7 @@ fn status_value(pid: i32, key: &str) -> Result<u64> {
 
 /// Context switches of every thread of the process: /proc/<pid>/status counts only
 /// the main thread, so sum over /proc/<pid>/task.
-fn context_switches(pid: i32) -> Result<u64> {
+pub fn context_switches(pid: i32) -> Result<u64> {
     let dir = format!("/proc/{pid}/task");
     let mut total = 0;
     for task in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
@@ -93,16 +95,92 @@ fn context_switches(pid: i32) -> Result<u64> {
         let Ok(status) = std::fs::read_to_string(&path) else {
             continue;
         };
-        for line in status.lines() {
-            if let Some(v) = line
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                total += v.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
+        total += switches_in_status(&status).with_context(|| {
+            format!(
+                "{}: no voluntary_ctxt_switches and nonvoluntary_ctxt_switches counts",
+                path.display()
+            )
+        })?;
     }
     Ok(total)
+}
+
+/// Voluntary plus involuntary context switches in the text of a /proc status file, or
+/// `None` unless it has both counts.
+fn switches_in_status(status: &str) -> Option<u64> {
+    let count = |key: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some(count("voluntary_ctxt_switches")? + count("nonvoluntary_ctxt_switches")?)
+}
+
+/// CPU time over a window, in percent of one core.
+pub struct Cpu {
+    pub window: Duration,
+    pub clock_ticks_per_s: u64,
+    /// Each process, all its threads: (role, percent).
+    pub processes: Vec<(String, f64)>,
+    /// The supervisor's threads, busiest first: (name, percent).
+    pub threads: Vec<(String, f64)>,
+}
+
+pub struct CpuSample {
+    at: Instant,
+    /// utime + stime of each process, in clock ticks.
+    processes: Vec<u64>,
+    /// By thread id: the thread's name and utime + stime.
+    threads: HashMap<u64, (String, u64)>,
+}
+
+/// The processes `pids` and the threads of `threads_of`, now.
+pub fn sample_cpu(pids: &[i32], threads_of: i32) -> Result<CpuSample> {
+    let processes = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
+    let dir = format!("/proc/{threads_of}/task");
+    let mut threads = HashMap::new();
+    for task in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let task = task?;
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        // A thread may exit between the listing and the read.
+        if let Ok(t) = stat_ticks(&task.path().join("stat").to_string_lossy()) {
+            threads.insert(tid, t);
+        }
+    }
+    Ok(CpuSample {
+        at: Instant::now(),
+        processes,
+        threads,
+    })
+}
+
+/// CPU from `a` to `b`; a thread not in `a` started in between.
+pub fn cpu_between(roles: &[&str], a: &CpuSample, b: &CpuSample, hz: u64) -> Cpu {
+    let window = b.at.saturating_duration_since(a.at);
+    let pct = |ticks: u64| ticks as f64 / hz.max(1) as f64 / window.as_secs_f64().max(1e-9) * 100.0;
+    let processes = roles
+        .iter()
+        .zip(a.processes.iter().zip(&b.processes))
+        .map(|(role, (x, y))| ((*role).to_owned(), pct(y.saturating_sub(*x))))
+        .collect();
+    let mut threads: Vec<(String, f64)> = b
+        .threads
+        .iter()
+        .map(|(tid, (name, ticks))| {
+            let before = a.threads.get(tid).map_or(0, |t| t.1);
+            (name.clone(), pct(ticks.saturating_sub(before)))
+        })
+        .collect();
+    threads.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    Cpu {
+        window,
+        clock_ticks_per_s: hz,
+        processes,
+        threads,
+    }
 }
 
 pub fn run(
@@ -186,5 +264,50 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         // Field n holds n, so utime + stime = 14 + 15.
         assert_eq!(got.unwrap(), ("a b) c".to_owned(), 29));
+    }
+
+    #[test]
+    fn switches_in_status_adds_voluntary_and_involuntary_and_needs_both() {
+        let status = "Name:\tchronus-osc-udp\nState:\tS (sleeping)\n\
+                      voluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t56\n";
+        assert_eq!(switches_in_status(status), Some(1290));
+        let voluntary_only = "voluntary_ctxt_switches:\t1234\n";
+        assert_eq!(switches_in_status(voluntary_only), None);
+        let garbled = "voluntary_ctxt_switches:\tmany\nnonvoluntary_ctxt_switches:\t56\n";
+        assert_eq!(switches_in_status(garbled), None);
+    }
+
+    #[test]
+    fn cpu_is_ticks_over_the_window_and_new_threads_count_from_zero() {
+        let t0 = Instant::now();
+        let thread = |name: &str, ticks| (name.to_owned(), ticks);
+        let a = CpuSample {
+            at: t0,
+            processes: vec![100, 7],
+            threads: HashMap::from([(1, thread("chronusd", 50)), (2, thread("udp", 10))]),
+        };
+        let b = CpuSample {
+            at: t0 + Duration::from_secs(2),
+            processes: vec![300, 7],
+            threads: HashMap::from([
+                (1, thread("chronusd", 150)),
+                (2, thread("udp", 30)),
+                (3, thread("tcp", 40)),
+            ]),
+        };
+        let cpu = cpu_between(&["supervisor", "worker"], &a, &b, 100);
+        assert_eq!(cpu.window, Duration::from_secs(2));
+        assert_eq!(
+            cpu.processes,
+            vec![("supervisor".to_owned(), 100.0), ("worker".to_owned(), 0.0)]
+        );
+        assert_eq!(
+            cpu.threads,
+            vec![
+                ("chronusd".to_owned(), 50.0),
+                ("tcp".to_owned(), 20.0),
+                ("udp".to_owned(), 10.0)
+            ]
+        );
     }
 }
