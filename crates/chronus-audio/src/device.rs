@@ -120,6 +120,9 @@ pub fn open(options: &OutputOptions, region: Arc<Region>) -> Result<Output, Audi
     match options.backend {
         BackendChoice::Null => open_null(options, region, None),
         BackendChoice::Cpal => open_cpal(options, region),
+        // A device named is what the box must play on: only with none named does
+        // `auto` settle for the null clock (silence while everything looks healthy).
+        BackendChoice::Auto if options.device.is_some() => open_cpal(options, region),
         BackendChoice::Auto => match open_cpal(options, region.clone()) {
             Ok(output) => Ok(output),
             Err(e) => open_null(options, region, Some(e.to_string())),
@@ -209,13 +212,13 @@ pub(crate) fn find_device(
             direction,
             wanted: wanted.to_owned(),
             available: if names.is_empty() {
-                "none".into()
+                "  (none)".into()
             } else {
                 names
                     .iter()
-                    .map(|(id, _, desc)| format!("{id} ({desc})"))
+                    .map(|(id, _, desc)| format!("  {id} ({desc})"))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join("\n")
             },
         }),
     }

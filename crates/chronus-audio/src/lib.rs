@@ -24,7 +24,9 @@ pub use take::{TakeEvent, TakeTap, Takes};
 pub enum AudioError {
     #[error("no audio device is available (cpal: {0})")]
     NoDevice(String),
-    #[error("audio device `{wanted}` not found; available {direction} devices: {available}")]
+    #[error(
+        "audio device `{wanted}` not found (audio.device, CHRONUS_AUDIO_DEVICE); available {direction} devices:\n{available}"
+    )]
     DeviceNotFound {
         direction: &'static str,
         wanted: String,

@@ -483,7 +483,8 @@ static SETTINGS: [SettingInfo; 41] = [
         env: "CHRONUS_AUDIO_DEVICE",
         env_alias: Some("CHRONUS_DEVICE_ID"),
         description: "Output device name as the cpal backend lists it; unset uses the default \
-                      device.",
+                      device. A named device that does not exist stops startup (exit 78, the \
+                      devices listed), also with audio.backend auto.",
         kind: Kind::Text {
             rule: TextRule::NonEmpty,
             example: "pulse",

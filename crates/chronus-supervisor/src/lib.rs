@@ -67,6 +67,16 @@ pub enum SupervisorError {
     StartupTimeout(Duration),
 }
 
+impl SupervisorError {
+    /// The configuration names something that does not exist (exit 78, EX_CONFIG).
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            SupervisorError::Audio(chronus_audio::AudioError::DeviceNotFound { .. })
+        )
+    }
+}
+
 /// How the daemon is started, beyond its configuration.
 pub struct RunOptions {
     /// The binary to re-execute as `worker` (normally the running executable).

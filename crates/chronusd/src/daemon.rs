@@ -110,6 +110,10 @@ pub fn run(global: &Global) -> ExitCode {
     };
     match chronus_supervisor::run(config, options) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_configuration() => {
+            tracing::error!("{e}");
+            ExitCode::from(EX_CONFIG)
+        }
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::FAILURE

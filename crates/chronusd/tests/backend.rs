@@ -58,7 +58,18 @@ fn auto_backend_falls_back_to_null_with_exactly_one_warning() {
 
 #[test]
 fn a_cpal_device_that_does_not_exist_stops_startup_naming_it() {
-    let dir = scratch("no-device");
+    a_missing_device_is_a_configuration_error("cpal");
+}
+
+#[test]
+fn under_auto_a_named_device_that_does_not_exist_is_a_configuration_error_not_silence() {
+    a_missing_device_is_a_configuration_error("auto");
+}
+
+/// With `backend` and a device that does not exist, chronusd exits 78 naming
+/// `audio.device` and listing the devices one per line, and reaps its workers.
+fn a_missing_device_is_a_configuration_error(backend: &str) {
+    let dir = scratch(&format!("no-device-{backend}"));
     let device = "chronus-test-no-such-device";
     let port = free_udp_port().to_string();
     // Orphans come to this process instead of init, so unreaped workers are visible.
@@ -70,7 +81,7 @@ fn a_cpal_device_that_does_not_exist_stops_startup_naming_it() {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(no_sound_server(&dir))
         .env("CHRONUS_OSC_PORT", &port)
-        .env("CHRONUS_AUDIO_BACKEND", "cpal")
+        .env("CHRONUS_AUDIO_BACKEND", backend)
         .env("CHRONUS_AUDIO_DEVICE", device)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -90,11 +101,16 @@ fn a_cpal_device_that_does_not_exist_stops_startup_naming_it() {
         std::thread::sleep(Duration::from_millis(10));
     };
     let log = std::fs::read_to_string(dir.join("chronusd.log")).unwrap();
-    assert!(!status.success(), "log:\n{log}");
+    assert_eq!(status.code(), Some(78), "log:\n{log}");
     assert!(
-        log.contains(&format!("audio device `{device}` not found"))
-            && log.contains("available output devices:"),
-        "the error must name the device and what exists; log:\n{log}"
+        log.contains(&format!(
+            "audio device `{device}` not found (audio.device, CHRONUS_AUDIO_DEVICE); available output devices:\n  "
+        )),
+        "the error must name the device, the setting and what exists, one per line; log:\n{log}"
+    );
+    assert!(
+        !log.contains("null output"),
+        "fell back to silence; log:\n{log}"
     );
     // Workers are started before the device is opened: the supervisor must reap them
     // before exiting, as on any other exit, not leave them to their parent-death signal.
