@@ -47,10 +47,12 @@ pub enum SupervisorError {
     Shm(#[from] chronus_shm::ShmError),
     #[error(transparent)]
     Audio(#[from] chronus_audio::AudioError),
-    #[error("cannot bind OSC on {addr}: {source}")]
+    #[error("cannot bind OSC on {addr} (osc.host, osc.port / CHRONUS_OSC_PORT): {source}{holder}")]
     OscBind {
         addr: SocketAddr,
         source: std::io::Error,
+        /// Who holds the port, when that could be told.
+        holder: String,
     },
     #[error("cannot create journal {path}: {source}")]
     Journal {
@@ -112,8 +114,13 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let region = Arc::new(region);
 
     let osc_addr = SocketAddr::new(config.osc.host, config.osc.port);
-    let bind_err = |source| SupervisorError::OscBind {
+    let bind_err = |source: std::io::Error| SupervisorError::OscBind {
         addr: osc_addr,
+        holder: if source.kind() == std::io::ErrorKind::AddrInUse {
+            port_holder(osc_addr)
+        } else {
+            String::new()
+        },
         source,
     };
     let osc = UdpEndpoint::bind(osc_addr, 4 << 20).map_err(bind_err)?;
@@ -207,6 +214,27 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let result = d.run(&mut sources);
     shutdown(&mut d);
     result
+}
+
+/// Whether another chronusd answers on `addr` (asked once, briefly, at startup).
+fn port_holder(addr: SocketAddr) -> String {
+    let ask = chronus_osc::message("/chronus/version", vec![]);
+    let target = match addr.ip() {
+        ip if ip.is_unspecified() => {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    };
+    match chronus_osc::request(target, &ask, chronus_osc::VERSION_REPLY_ADDR, Duration::from_millis(200)) {
+        Ok(reply) => {
+            let version = match reply.args.first() {
+                Some(chronus_osc::OscType::String(v)) => v.clone(),
+                _ => "unknown".into(),
+            };
+            format!("; another chronusd (version {version}) is running there: stop it, or choose another osc.port")
+        }
+        Err(_) => "; another program holds it (not a chronusd that answers /chronus/version): choose another osc.port".into(),
+    }
 }
 
 /// The shared region's geometry for `config`.

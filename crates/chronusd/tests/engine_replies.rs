@@ -308,3 +308,21 @@ fn recording_names_with_paths_are_refused_and_counted() {
     let exists = done(&d, "/engine/record/start", vec![OscType::String(name)]).unwrap_err();
     assert!(exists.contains("exists"), "{exists}");
 }
+
+#[test]
+fn a_take_that_cannot_be_created_names_the_recordings_dir_setting() {
+    let d = null_daemon(
+        "take-unwritable",
+        &[("CHRONUS_RECORDINGS_DIR", "/dev/null/takes".into())],
+    );
+    let reason = done(
+        &d,
+        "/engine/record/start",
+        vec![OscType::String("x".into())],
+    )
+    .expect_err("a take under /dev/null cannot start");
+    assert!(
+        reason.contains("engine.recordings_dir = /dev/null/takes"),
+        "{reason}"
+    );
+}

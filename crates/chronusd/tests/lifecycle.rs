@@ -592,3 +592,42 @@ fn fifty_start_stop_cycles_leave_nothing_behind() {
         "file descriptors leaked into the test process"
     );
 }
+
+/// Starts chronusd on `port` and returns its exit status and log once it exits.
+fn start_on_taken_port(name: &str, port: u16) -> (std::process::ExitStatus, String) {
+    let dir = scratch(name);
+    let log = dir.join("chronusd.log");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_chronusd"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CHRONUS_AUDIO_BACKEND", "null")
+        .env("CHRONUS_OSC_PORT", port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    (status, std::fs::read_to_string(&log).unwrap())
+}
+
+#[test]
+fn a_taken_osc_port_names_the_setting_and_who_holds_it() {
+    let first = Daemon::start("port-first", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let (status, log) = start_on_taken_port("port-second", first.osc.port());
+    assert!(!status.success(), "log:\n{log}");
+    assert!(
+        log.contains("osc.port") && log.contains("another chronusd (version"),
+        "the error names the setting and the other daemon; log:\n{log}"
+    );
+    let (status, _, _) = first.stop();
+    assert!(status.success());
+
+    let squatter = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let (status, log) = start_on_taken_port("port-squatted", port);
+    assert!(!status.success(), "log:\n{log}");
+    assert!(
+        log.contains("osc.port") && log.contains("another program holds it"),
+        "log:\n{log}"
+    );
+}

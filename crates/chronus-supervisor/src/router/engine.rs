@@ -96,7 +96,7 @@ pub fn poll_takes(d: &mut Daemon) {
         let answer = match event {
             TakeEvent::Aborted { path, reason } => {
                 let reason = format!(
-                    "the recording {} stopped: cannot write: {reason}",
+                    "the recording {} stopped: cannot write: {reason} (engine.recordings_dir)",
                     path.display()
                 );
                 if let Some((_, Some(starter))) = d.takes.current.take() {
@@ -139,6 +139,11 @@ pub fn poll_takes(d: &mut Daemon) {
         };
         match answer {
             Ok(args) => d.clients.reply(&peer, chronus_osc::done(addr, args)),
+            Err(reason) if addr == engine::RECORD_START_ADDR => {
+                let dir = d.config.engine.recordings_dir.display().to_string();
+                let reason = format!("{reason} (engine.recordings_dir = {dir})");
+                d.clients.fail(&peer, addr, &reason)
+            }
             Err(reason) => d.clients.fail(&peer, addr, &reason),
         }
     }
