@@ -335,8 +335,7 @@ fn run_synth(
     if args.cpu_s <= 0.0 {
         bail!("--cpu-s must be positive for synth");
     }
-    let date = machine::utc_now();
-    let load_start = machine::loadavg();
+    let began = Began::now();
     let warmup = Duration::from_secs_f64(args.warmup_s);
     let window = Duration::from_secs_f64(args.cpu_s);
     eprintln!(
@@ -344,15 +343,7 @@ fn run_synth(
         synth::VOICES
     );
     let run = synth::run(exe, &subdir("synth")?, warmup, window)?;
-    let ctx = report::Context {
-        command: ctx_command.to_owned(),
-        machine: machine::Machine::describe(),
-        date,
-        load_start,
-        load_end: machine::loadavg(),
-        poll_ms: args.poll_ms,
-        revision: args.revision.clone(),
-    };
+    let ctx = began.context(args, ctx_command);
     Ok(report::render_synth(&ctx, &run))
 }
 
