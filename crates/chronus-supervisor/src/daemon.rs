@@ -291,15 +291,26 @@ impl Daemon {
         }
     }
 
-    /// Logs, counts and announces what the pool did.
+    /// Logs and announces what the pool did: each failover, loss, restore, divergence
+    /// and cold start is one log line with a stable `id` and its reason, and the same
+    /// event goes to subscribers.
     fn after_pool(&mut self) {
+        let int = |v: usize| OscType::Int(v as i32);
+        // A failover follows the loss that caused it.
+        let mut cause = String::from("unknown");
         for event in self.pool.drain_events() {
             match event {
                 PoolEvent::Failover { from, to } => {
-                    tracing::warn!(from, to, "failover: the output now comes from slot {to}");
+                    tracing::warn!(
+                        id = "chronus.failover",
+                        from,
+                        to,
+                        reason = cause,
+                        "failover: the output now comes from slot {to}"
+                    );
                     self.clients.broadcast(chronus_osc::message(
                         "/chronus/failover",
-                        vec![OscType::Int(from as i32), OscType::Int(to as i32)],
+                        vec![int(from), int(to)],
                     ));
                 }
                 PoolEvent::Lost {
@@ -309,48 +320,119 @@ impl Daemon {
                     backoff,
                 } => {
                     let backoff_ms = backoff.as_millis() as u64;
+                    cause = match loss {
+                        Loss::Exited(cause) => cause.to_string(),
+                        Loss::Hung => "hung: no heartbeat".into(),
+                        Loss::Diverged => "diverged from the active slot".into(),
+                    };
+                    let id = "chronus.worker_lost";
                     match loss {
-                        Loss::Exited(cause) if cause.is_fault() => {
-                            tracing::warn!(slot, pid, %cause, backoff_ms, "worker crashed")
+                        Loss::Exited(_) if loss.is_fault() => {
+                            tracing::warn!(
+                                id,
+                                slot,
+                                pid,
+                                reason = cause,
+                                backoff_ms,
+                                "worker crashed"
+                            )
                         }
-                        Loss::Exited(cause) => tracing::info!(slot, pid, %cause, "worker exited"),
+                        Loss::Exited(_) => {
+                            tracing::info!(id, slot, pid, reason = cause, "worker exited")
+                        }
                         Loss::Hung => {
-                            tracing::warn!(slot, pid, backoff_ms, "worker hung; killed")
+                            tracing::warn!(
+                                id,
+                                slot,
+                                pid,
+                                reason = cause,
+                                backoff_ms,
+                                "worker hung; killed"
+                            )
                         }
-                        Loss::Diverged => {
-                            tracing::warn!(slot, pid, backoff_ms, "diverged worker killed")
-                        }
+                        Loss::Diverged => tracing::warn!(
+                            id,
+                            slot,
+                            pid,
+                            reason = cause,
+                            backoff_ms,
+                            "diverged worker killed"
+                        ),
                     }
+                    self.clients.broadcast(chronus_osc::message(
+                        "/chronus/worker_lost",
+                        vec![
+                            int(slot),
+                            OscType::Int(pid as i32),
+                            OscType::String(cause.clone()),
+                        ],
+                    ));
                 }
                 PoolEvent::Adopted { slot, pid } => tracing::debug!(slot, pid, "worker adopted"),
                 PoolEvent::ForkStalled { slot } => {
                     tracing::warn!(slot, "forked worker never appeared; retrying")
                 }
                 PoolEvent::Restored { slot, pid, ms } => {
-                    tracing::info!(slot, pid, restore_ms = ms, "slot back in lockstep")
+                    let restore_ms = (ms * 100.0).round() / 100.0;
+                    tracing::info!(
+                        id = "chronus.restored",
+                        slot,
+                        pid,
+                        restore_ms,
+                        "slot back in lockstep"
+                    );
+                    self.clients.broadcast(chronus_osc::message(
+                        "/chronus/restored",
+                        vec![
+                            int(slot),
+                            OscType::Int(pid as i32),
+                            OscType::Float(ms as f32),
+                        ],
+                    ));
                 }
                 PoolEvent::Diverged {
                     frame,
                     active,
                     victim,
-                } => tracing::error!(
-                    frame,
-                    active,
-                    ?victim,
-                    "slots diverged; replacing the standby"
-                ),
+                } => {
+                    tracing::error!(
+                        id = "chronus.divergence",
+                        frame,
+                        active,
+                        ?victim,
+                        "slots diverged; replacing the standby"
+                    );
+                    self.clients.broadcast(chronus_osc::message(
+                        "/chronus/divergence",
+                        vec![
+                            OscType::String(frame.to_string()),
+                            int(active),
+                            OscType::Int(victim.map_or(-1, |v| v as i32)),
+                        ],
+                    ));
+                }
                 PoolEvent::ColdStarted { start_frame } => {
                     if self.pool.counters.cold_starts > 0 {
                         tracing::warn!(
+                            id = "chronus.cold_start",
                             start_frame,
-                            "every worker was gone: cold-started from the parameter mirror"
+                            reason = "every worker was gone",
+                            "cold-started from the parameter mirror"
                         );
+                        self.clients.broadcast(chronus_osc::message(
+                            "/chronus/cold_start",
+                            vec![OscType::String(start_frame.to_string())],
+                        ));
                     } else {
                         tracing::info!(start_frame, "workers cold-started");
                     }
                 }
                 PoolEvent::ColdStartFailed { error } => {
-                    tracing::error!(error, "cold start failed; retrying")
+                    tracing::error!(
+                        id = "chronus.cold_start_failed",
+                        error,
+                        "cold start failed; retrying"
+                    )
                 }
                 PoolEvent::StrayKilled { slot, pid } => tracing::warn!(
                     slot,
@@ -574,7 +656,16 @@ impl Daemon {
     fn reload(&mut self) {
         self.notifier.reloading();
         match (self.options.reload_config)() {
-            Err(e) => tracing::error!("reload failed; keeping the running configuration: {e}"),
+            Err(e) => {
+                tracing::error!(
+                    id = "chronus.reload_failed",
+                    "reload failed; keeping the running configuration: {e}"
+                );
+                self.clients.broadcast(chronus_osc::message(
+                    "/chronus/reload_failed",
+                    vec![OscType::String(e)],
+                ));
+            }
             Ok(new) => {
                 let old_log = self.config.log.clone();
                 let (mut live, mut restart) = (Vec::new(), Vec::new());
@@ -606,7 +697,14 @@ impl Daemon {
                 } else {
                     live.join(", ")
                 };
-                tracing::info!("configuration reloaded; applied live: {live}");
+                tracing::info!(
+                    id = "chronus.reload",
+                    "configuration reloaded; applied live: {live}"
+                );
+                self.clients.broadcast(chronus_osc::message(
+                    "/chronus/reloaded",
+                    vec![OscType::String(live), OscType::String(restart.join(", "))],
+                ));
             }
         }
         self.notifier.reloaded();

@@ -553,3 +553,35 @@ fn a_crash_looping_worker_is_restarted_with_growing_backoff() {
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 }
+
+#[test]
+fn a_failover_is_one_searchable_log_line_and_events_for_subscribers() {
+    let mut d = Daemon::start("events", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
+    let watcher = UdpSocket::bind("127.0.0.1:0").unwrap();
+    send_from(&watcher, d.osc, "/chronus/notify", vec![OscType::Int(1)]);
+    expect_at(&watcher, "/chronus/done", "subscribed");
+    let s = d.status();
+    let pid = active_pid(&s);
+    signal(pid, libc::SIGKILL);
+    let lost = expect_at(&watcher, "/chronus/worker_lost", "the loss announced");
+    assert_eq!(lost.args[1], OscType::Int(pid));
+    assert!(
+        matches!(&lost.args[2], OscType::String(r) if r.contains("SIGKILL")),
+        "{lost:?}"
+    );
+    expect_at(&watcher, "/chronus/failover", "the failover announced");
+    let restored = expect_at(&watcher, "/chronus/restored", "the restore announced");
+    assert!(
+        matches!(restored.args[2], OscType::Float(ms) if ms > 0.0),
+        "{restored:?}"
+    );
+    wait_restored(&mut d, 1);
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("id=\"chronus.failover\""))
+        .unwrap_or_else(|| panic!("no failover line; log:\n{log}"));
+    assert!(line.contains("WARN") && line.contains("SIGKILL"), "{line}");
+    assert_eq!(log.matches("id=\"chronus.failover\"").count(), 1, "{log}");
+    assert!(log.contains("id=\"chronus.restored\""), "{log}");
+}
