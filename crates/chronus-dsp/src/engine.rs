@@ -208,8 +208,8 @@ impl Engine {
 
     /// Fills `out` with whole interleaved frames and advances the frame counter
     /// by that many. Samples are finite and within the limiter's ceiling (within
-    /// [-1, 1] with the limiter off). A trailing partial
-    /// frame (if `out.len()` is not a multiple of [`CHANNELS`]) is zeroed.
+    /// [-1, 1] with the limiter off). A trailing partial frame (if `out.len()` is
+    /// not a multiple of [`CHANNELS`]) is zeroed.
     /// Never allocates.
     pub fn render(&mut self, out: &mut [f32]) {
         self.render_with(out, &NoSpeech);

@@ -57,10 +57,10 @@ impl LimiterParams {
     }
 }
 
-/// Peak limiter with instant attack, a short hold and exponential release, computed per frame
-/// from nothing but the samples, so it is deterministic and independent of how
-/// rendering is split. Below the ceiling it changes nothing. Off, it only clips
-/// at full scale as the device would.
+/// Peak limiter with instant attack, a short hold and exponential release,
+/// computed per frame from nothing but the samples, so it is deterministic and
+/// independent of how rendering is split. Below the ceiling it changes nothing.
+/// Off, it only clips at full scale as the device would.
 #[derive(Clone, Debug)]
 pub struct Limiter {
     on: bool,
