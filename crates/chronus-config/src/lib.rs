@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 pub use cidr::{Cidr, CidrParseError};
 pub use settings::{
-    CONFIG_ENV, NUM_VOICES_MAX, NUM_VOICES_MIN, SAMPLE_RATE_MAX, SAMPLE_RATE_MIN, SettingInfo,
-    TEST_DIVERGE_ENV, settings,
+    CONFIG_ENV, LIMITER_CEILING_DB_MAX, LIMITER_CEILING_DB_MIN, NUM_VOICES_MAX, NUM_VOICES_MIN,
+    SAMPLE_RATE_MAX, SAMPLE_RATE_MIN, SettingInfo, TEST_DIVERGE_ENV, settings,
 };
 
 use settings::{
@@ -134,6 +134,8 @@ impl Default for Config {
                 block_frames: 256,
                 lookahead_blocks: 4,
                 pulse_server: None,
+                limiter: true,
+                limiter_ceiling_db: -1.0,
             },
             engine: EngineConfig {
                 num_voices: 4,
@@ -241,6 +243,10 @@ pub struct AudioConfig {
     /// Blocks rendered ahead of the play position.
     pub lookahead_blocks: u32,
     pub pulse_server: Option<String>,
+    /// The master safety limiter runs.
+    pub limiter: bool,
+    /// Its ceiling, in dB below full scale.
+    pub limiter_ceiling_db: f32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -142,6 +142,9 @@ pub const SAMPLE_RATE_MIN: u32 = 8000;
 pub const SAMPLE_RATE_MAX: u32 = 192_000;
 /// Voices an engine may have (`engine.num_voices`).
 pub const NUM_VOICES_MIN: u8 = 1;
+/// Ceilings the master limiter accepts (`audio.limiter_ceiling_db`), in dB.
+pub const LIMITER_CEILING_DB_MIN: f32 = -20.0;
+pub const LIMITER_CEILING_DB_MAX: f32 = 0.0;
 pub const NUM_VOICES_MAX: u8 = 16;
 
 /// Names the config file; read by the caller (see [`crate::Sources::resolve`]).
@@ -407,7 +410,7 @@ macro_rules! num {
     };
 }
 
-static SETTINGS: [SettingInfo; 41] = [
+static SETTINGS: [SettingInfo; 43] = [
     SettingInfo {
         key: "record",
         env: "CHRONUS_RECORD",
@@ -532,6 +535,26 @@ static SETTINGS: [SettingInfo; 41] = [
             example: "unix:/run/user/1000/pulse/native",
             field: field!(audio.pulse_server),
         },
+    },
+    SettingInfo {
+        key: "audio.limiter",
+        env: "CHRONUS_LIMITER",
+        env_alias: None,
+        description: "Master safety limiter as the last stage of the output: it turns peaks \
+                      down so that no sample exceeds audio.limiter_ceiling_db; off, only full \
+                      scale clips.",
+        kind: Kind::Bool(field!(audio.limiter)),
+    },
+    SettingInfo {
+        key: "audio.limiter_ceiling_db",
+        env: "CHRONUS_LIMITER_CEILING_DB",
+        env_alias: None,
+        description: "Highest output level the limiter lets through, in dB below full scale.",
+        kind: Kind::F32(num!(
+            LIMITER_CEILING_DB_MIN,
+            LIMITER_CEILING_DB_MAX,
+            audio.limiter_ceiling_db
+        )),
     },
     SettingInfo {
         key: "engine.num_voices",

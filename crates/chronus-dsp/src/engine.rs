@@ -5,6 +5,7 @@ use crate::CHANNELS;
 use crate::acid::Acid;
 use crate::command::{Command, Control};
 use crate::fx::Master;
+use crate::limiter::{Limiter, LimiterParams};
 use crate::params::{Params, VoiceParams};
 use crate::seq::{ACCENT_CUTOFF_HZ, ACCENT_VELOCITY, HIT_VELOCITY, Sequencer, Step};
 use crate::smoother::{Ramp, frames};
@@ -47,6 +48,7 @@ pub struct Engine {
     seq: Sequencer,
     gain: Ramp,
     speech: SpeechPlayer,
+    limiter: Limiter,
     frame: u64,
     scratch: Box<Scratch>,
 }
@@ -79,6 +81,7 @@ impl Engine {
             seq: Sequencer::new(&params.seq, params.voices.len(), sample_rate, frame),
             gain: Ramp::at(params.master_gain.into()),
             speech: SpeechPlayer::new(),
+            limiter: Limiter::new(params.limiter, sample_rate),
             params,
             frame,
             scratch: Box::new(Scratch {
@@ -204,8 +207,9 @@ impl Engine {
     }
 
     /// Fills `out` with whole interleaved frames and advances the frame counter
-    /// by that many. Samples are finite and within [-1, 1]. A trailing partial
-    /// frame (if `out.len()` is not a multiple of [`CHANNELS`]) is zeroed.
+    /// by that many. Samples are finite and within the limiter's ceiling (within
+    /// [-1, 1] with the limiter off). A trailing partial frame (if `out.len()` is
+    /// not a multiple of [`CHANNELS`]) is zeroed.
     /// Never allocates.
     pub fn render(&mut self, out: &mut [f32]) {
         self.render_with(out, &NoSpeech);
@@ -245,6 +249,7 @@ impl Engine {
             scratch: s,
             gain,
             speech,
+            limiter,
             ..
         } = self;
         let sweep = if fx.lfo1.render(
@@ -307,9 +312,22 @@ impl Engine {
             if speech.is_live() {
                 mixed = speech.mix(mixed, source, sample_rate);
             }
-            frame.fill(sanitize((mixed * gain.next()) as f32));
+            frame.fill(limiter.process(mixed * gain.next(), CHANNELS));
         }
         self.frame = self.frame.wrapping_add(n as u64);
+    }
+
+    /// Turns the master limiter on or off and sets its ceiling, from the next
+    /// frame; the limiter starts afresh, as at a cold start.
+    pub fn set_limiter(&mut self, limiter: LimiterParams) {
+        self.params.limiter = limiter.sanitized();
+        self.limiter = Limiter::new(self.params.limiter, self.sample_rate);
+    }
+
+    /// Output samples the limiter has lowered or clipped since this engine was
+    /// built (each channel counts). A fork copy carries the count on.
+    pub fn limited_samples(&self) -> u64 {
+        self.limiter.limited()
     }
 
     /// The absolute frame the next [`Engine::render`] starts at.
@@ -441,15 +459,5 @@ impl Pending<'_> {
             self.acid.render(&mut s.out[..n], self.sample_rate);
         }
         self.buses.mix(s);
-    }
-}
-
-/// Flushes NaN/Inf to silence and clips to full scale, so nothing a command does
-/// can send garbage to the device.
-fn sanitize(sample: f32) -> f32 {
-    if sample.is_finite() {
-        sample.clamp(-1.0, 1.0)
-    } else {
-        0.0
     }
 }

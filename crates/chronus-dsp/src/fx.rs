@@ -1,6 +1,6 @@
 //! Master effects: distortion (insert on the dry mix), a Freeverb reverb bus
-//! and a feedback delay bus (both fed by the voices' sends), the LFOs, and a
-//! limiter at the very end.
+//! and a feedback delay bus (both fed by the voices' sends) and the LFOs. The
+//! limiter comes after the master gain (`limiter.rs`).
 
 use crate::command::Control;
 use crate::dsp::{OnePole, advance_phase, buffer_frames, flush, sin_cycles, soft_clip};
@@ -293,38 +293,6 @@ impl Lfo {
     }
 }
 
-/// Peak limiter with a ceiling at full scale: instant attack (the gain drops
-/// to exactly what a peak needs), exponential release. Below the ceiling it
-/// does nothing at all, so a quiet mix passes bit for bit.
-#[derive(Clone, Debug)]
-pub(crate) struct Limiter {
-    /// Peak level held above 1, decaying; 0 when nothing needs limiting.
-    peak: f64,
-    /// Per-frame decay of the held peak.
-    release: f64,
-}
-
-const LIMITER_RELEASE_SECONDS: f64 = 0.1;
-
-impl Limiter {
-    fn new(sample_rate: u32) -> Limiter {
-        Limiter {
-            peak: 0.0,
-            release: (-1.0 / (LIMITER_RELEASE_SECONDS * f64::from(sample_rate))).exp(),
-        }
-    }
-
-    fn process(&mut self, x: f64) -> f64 {
-        let held = self.peak * self.release;
-        self.peak = if x.abs() > held { x.abs() } else { held };
-        if self.peak <= 1.0 {
-            self.peak = 0.0;
-            return x;
-        }
-        x / self.peak
-    }
-}
-
 /// Everything after the voices.
 #[derive(Clone, Debug)]
 pub(crate) struct Master {
@@ -333,7 +301,6 @@ pub(crate) struct Master {
     dist: Distortion,
     reverb: Reverb,
     delay: Delay,
-    limiter: Limiter,
 }
 
 impl Master {
@@ -344,7 +311,6 @@ impl Master {
             dist: Distortion::new(&p.dist),
             reverb: Reverb::new(&p.reverb, sample_rate),
             delay: Delay::new(&p.delay, sample_rate),
-            limiter: Limiter::new(sample_rate),
         }
     }
 
@@ -386,10 +352,9 @@ impl Master {
     ) {
         self.reverb.render(reverb_send, out);
         for ((out, &dry), &delay_send) in out.iter_mut().zip(dry).zip(delay_send) {
-            let mixed = self.dist.process(dry, sample_rate)
+            *out = self.dist.process(dry, sample_rate)
                 + *out
                 + self.delay.process(delay_send, &p.delay, sample_rate);
-            *out = self.limiter.process(mixed);
         }
     }
 }

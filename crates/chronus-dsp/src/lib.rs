@@ -1,8 +1,8 @@
 //! Deterministic synthesis engine for Chronus workers and the offline renderer.
 //!
 //! Voices (oscillator → resonant low-pass → ADSR, with effect sends), the acid
-//! path on voice2, master effects (distortion, Freeverb, a feedback delay, a
-//! limiter), two LFOs and a step sequencer, all driven by [`Command`]s.
+//! path on voice2, master effects (distortion, Freeverb, a feedback delay), two
+//! LFOs, a step sequencer and a master safety limiter, all driven by [`Command`]s.
 //! [`dialect::parse`] translates the Music Chronus OSC dialect into commands,
 //! [`schema`] describes every parameter, and [`Params`] mirrors everything
 //! commands set, so a cold start from it carries on where the music was.
@@ -23,6 +23,7 @@ mod dsp;
 mod engine;
 mod envelope;
 mod fx;
+mod limiter;
 mod osc;
 mod params;
 mod schema;
@@ -36,6 +37,7 @@ pub use command::{
     MASTER_GAIN, SPEECH_DUCK, SPEECH_GAIN, VoiceParam,
 };
 pub use engine::Engine;
+pub use limiter::{LIMITER_CEILING_DB, Limiter, LimiterParams};
 pub use params::{
     AcidParams, DelayParams, DistParams, LfoParams, Params, ReverbParams, SeqParams, VoiceParams,
 };

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Bounds, Command, Control, MASTER_GAIN, VoiceParam};
+use crate::limiter::LimiterParams;
 use crate::seq::{Grid, MAX_TRACKS, STEPS_PER_BAR, Track};
 
 /// Targets of one voice (not where its smoothers and envelope currently are).
@@ -293,11 +294,16 @@ pub struct Params {
     pub lfo2: LfoParams,
     #[serde(default)]
     pub seq: SeqParams,
+    /// A daemon setting rather than music: no command changes it, and loading a
+    /// pattern leaves it alone.
+    #[serde(default)]
+    pub limiter: LimiterParams,
 }
 
 impl Params {
     /// `num_voices` voices at their defaults, gates closed, master gain 1,
-    /// modules at their defaults, the sequencer stopped and empty.
+    /// modules at their defaults, the sequencer stopped and empty, the limiter on
+    /// at its default ceiling.
     pub fn new(num_voices: u8) -> Params {
         Params {
             voices: vec![VoiceParams::default(); usize::from(num_voices)],
@@ -309,6 +315,7 @@ impl Params {
             lfo1: LfoParams::lfo1(),
             lfo2: LfoParams::lfo2(),
             seq: SeqParams::default(),
+            limiter: LimiterParams::default(),
         }
     }
 
@@ -448,6 +455,7 @@ impl Params {
             }
         }
         out.master_gain = sanitize(self.master_gain, MASTER_GAIN, 1.0);
+        out.limiter = self.limiter.sanitized();
         for control in Control::ALL {
             let value = out.control_mut(control);
             *value = sanitize(*value, control.bounds(), control.default_value());

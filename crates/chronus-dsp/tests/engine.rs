@@ -2,7 +2,7 @@
 
 use std::f32::consts::FRAC_1_SQRT_2;
 
-use chronus_dsp::{CHANNELS, Command, Engine, Params, VoiceParam};
+use chronus_dsp::{CHANNELS, Command, Engine, LimiterParams, Params, VoiceParam};
 
 const SR: u32 = 48_000;
 
@@ -389,8 +389,12 @@ fn extreme_cold_start_never_produces_non_finite_output() {
 }
 
 #[test]
-fn loud_mix_is_clipped_to_full_scale() {
+fn loud_mix_is_clipped_to_full_scale_with_the_limiter_off() {
     let mut e = Engine::new(SR, 8);
+    e.set_limiter(LimiterParams {
+        on: false,
+        ..LimiterParams::default()
+    });
     for voice in 0..8 {
         e.apply(&set(voice, VoiceParam::Amp, 1.0));
         e.apply(&set(voice, VoiceParam::Sustain, 1.0));

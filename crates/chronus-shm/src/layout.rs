@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// "CHRONUS\0": the first word of a region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\0");
 /// Bumped whenever the layout changes; a worker refuses a region of another version.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Interleaved output channels in every ring block.
 pub const CHANNELS: usize = 2;
 /// Worker slots: slot 0 starts as primary, slot 1 as hot standby.
@@ -157,6 +157,8 @@ pub struct SlotHeader {
     pub wake: AtomicU32,
     /// Commands found already in the past when read (a protocol breach; should stay 0).
     pub late_commands: AtomicU64,
+    /// Output samples the master limiter lowered or clipped in the blocks rendered here.
+    pub limited_samples: AtomicU64,
 }
 
 impl SlotHeader {

@@ -3,7 +3,8 @@
 //! reported as they happen), never the control loop.
 
 use crate::event::{Event, StorageError};
-use crate::score::ScoreWriter;
+use crate::score::{ScoreWriter, limiter_message};
+use chronus_dsp::LimiterParams;
 use chronus_osc::OscMessage;
 use crossbeam_channel::{Sender, TrySendError};
 use std::path::Path;
@@ -29,9 +30,12 @@ impl Journal {
         path: &Path,
         sample_rate: u32,
         num_voices: u8,
+        limiter: LimiterParams,
         events: Sender<Event>,
     ) -> std::io::Result<Journal> {
         let mut writer = ScoreWriter::create(path, sample_rate, num_voices)?;
+        // At frame 0, before any command: a render applies the same limiter.
+        writer.write(0, limiter_message(limiter))?;
         let (tx, rx) = crossbeam_channel::bounded::<(u64, OscMessage)>(QUEUE);
         let errors = Arc::new(AtomicU64::new(0));
         let what = format!("journal {}", path.display());

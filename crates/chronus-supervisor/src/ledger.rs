@@ -41,9 +41,10 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new(num_voices: u8, journal: Option<Journal>) -> Ledger {
+    /// Starts from `params`: the defaults for the engine, with the daemon's settings.
+    pub fn new(params: Params, journal: Option<Journal>) -> Ledger {
         Ledger {
-            mirror: Params::new(num_voices),
+            mirror: params,
             unstamped: VecDeque::new(),
             stamped: BTreeMap::new(),
             immediate: BTreeSet::new(),

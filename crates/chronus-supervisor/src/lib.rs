@@ -150,12 +150,18 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     }
 
     let audio = &config.audio;
+    let mut params = chronus_dsp::Params::new(config.engine.num_voices);
+    params.limiter = chronus_dsp::LimiterParams {
+        on: audio.limiter,
+        ceiling_db: audio.limiter_ceiling_db,
+    };
     let journal = match &config.journal {
         Some(path) => Some(
             journal::Journal::create(
                 path,
                 audio.sample_rate,
                 config.engine.num_voices,
+                params.limiter,
                 events_tx.clone(),
             )
             .map_err(|source| SupervisorError::Journal {
@@ -165,7 +171,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         ),
         None => None,
     };
-    let ledger = ledger::Ledger::new(config.engine.num_voices, journal);
+    let ledger = ledger::Ledger::new(params, journal);
     let publisher = publisher::Publisher::new(
         Arc::clone(&region),
         ledger,

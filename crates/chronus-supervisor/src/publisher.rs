@@ -404,7 +404,12 @@ mod tests {
             speech_samples: 0,
         };
         let (region, _fd) = Region::create(geometry, std::process::id()).unwrap();
-        Publisher::new(Arc::new(region), Ledger::new(4, None), RATE, 256)
+        Publisher::new(
+            Arc::new(region),
+            Ledger::new(chronus_dsp::Params::new(4), None),
+            RATE,
+            256,
+        )
     }
 
     fn client(addr: &str) -> ClientKey {

@@ -5,7 +5,7 @@
 
 use crate::speech::AREA_SECONDS;
 use chronus_config::{NUM_VOICES_MAX, NUM_VOICES_MIN, SAMPLE_RATE_MAX, SAMPLE_RATE_MIN};
-use chronus_dsp::{CHANNELS, Command, Engine, dialect};
+use chronus_dsp::{CHANNELS, Command, Engine, LIMITER_CEILING_DB, LimiterParams, dialect};
 use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -16,6 +16,10 @@ pub const JOURNAL_ADDR: &str = "/chronus/journal";
 pub const RESET_ADDR: &str = "/chronus/reset";
 /// A command with no dialect form, as its encoded bytes.
 pub const CMD_ADDR: &str = "/chronus/cmd";
+/// The master limiter from here on: `on i` (0 or 1) and `ceiling_db f`. A journal has
+/// one at frame 0, from the daemon's settings; a score without one renders with the
+/// defaults.
+pub const LIMITER_ADDR: &str = "/chronus/limiter";
 /// Speech: `offset i`, `gain f`, `duck f` and a blob of little-endian `f32` mono
 /// samples, played from `offset` of the speech area (see [`Command::Speak`]).
 pub const SPEECH_ADDR: &str = "/chronus/speech";
@@ -490,6 +494,7 @@ fn arg_bytes(arg: &OscType) -> usize {
 pub fn message_command(message: &OscMessage, num_voices: u8) -> Result<Option<Command>, String> {
     match message.addr.as_str() {
         JOURNAL_ADDR | RESET_ADDR => Ok(None),
+        LIMITER_ADDR => limiter_args(message).map(|_| None),
         CMD_ADDR => match message.args.as_slice() {
             [OscType::Blob(bytes)] => Command::decode(bytes).map(Some).map_err(|e| e.to_string()),
             _ => Err(format!("{CMD_ADDR} takes one blob")),
@@ -501,6 +506,36 @@ pub fn message_command(message: &OscMessage, num_voices: u8) -> Result<Option<Co
                 .map(Some)
                 .map_err(|e| e.to_string())
         }
+    }
+}
+
+/// The journal's record of the limiter settings.
+pub fn limiter_message(limiter: LimiterParams) -> OscMessage {
+    OscMessage {
+        addr: LIMITER_ADDR.into(),
+        args: vec![
+            OscType::Int(i32::from(limiter.on)),
+            OscType::Float(limiter.ceiling_db),
+        ],
+    }
+}
+
+/// A limiter message's settings, held to what `audio.limiter_ceiling_db` accepts.
+fn limiter_args(message: &OscMessage) -> Result<LimiterParams, String> {
+    let (min, max) = (LIMITER_CEILING_DB.min, LIMITER_CEILING_DB.max);
+    let usage = || {
+        format!("{LIMITER_ADDR} takes on i (0 or 1) and ceiling_db f (from {min:.1} to {max:.1})")
+    };
+    match message.args.as_slice() {
+        [OscType::Int(on @ (0 | 1)), OscType::Float(ceiling_db)]
+            if (min..=max).contains(ceiling_db) =>
+        {
+            Ok(LimiterParams {
+                on: *on == 1,
+                ceiling_db: *ceiling_db,
+            })
+        }
+        _ => Err(usage()),
     }
 }
 
@@ -555,6 +590,7 @@ enum Event {
     /// The journal's header.
     Header,
     Reset,
+    Limiter(LimiterParams),
     Command(Command),
     Speech {
         command: Command,
@@ -567,6 +603,7 @@ enum Event {
 fn event(message: &OscMessage, header: Header) -> Result<Event, String> {
     match message.addr.as_str() {
         RESET_ADDR => Ok(Event::Reset),
+        LIMITER_ADDR => limiter_args(message).map(Event::Limiter),
         SPEECH_ADDR => {
             let (command, samples) = speech_args(message)?;
             let Command::Speak { offset, .. } = command else {
@@ -664,6 +701,7 @@ fn render(
             Event::Reset => {
                 engine = Engine::from_params(header.sample_rate, &engine.params().clone(), frame);
             }
+            Event::Limiter(limiter) => engine.set_limiter(limiter),
             Event::Command(command) => engine.apply(&command),
             Event::Speech {
                 command,
@@ -738,6 +776,13 @@ mod tests {
             ),
             bundle(
                 0,
+                vec![OscPacket::Message(limiter_message(LimiterParams {
+                    on: true,
+                    ceiling_db: -3.0,
+                }))],
+            ),
+            bundle(
+                0,
                 vec![
                     message("/mod/voice1/freq", vec![OscType::Float(330.0)]),
                     message("/gate/voice1", vec![OscType::Int(1)]),
@@ -773,7 +818,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(score.header, header());
-        assert_eq!(score.events.len(), 7);
+        assert_eq!(score.events.len(), 8);
         let mut peak = 0.0f32;
         render(&score, 256, |samples| {
             peak = samples.iter().fold(peak, |m, s| m.max(s.abs()));
@@ -781,6 +826,100 @@ mod tests {
         })
         .unwrap();
         assert!(peak > 0.0, "the score renders silence");
+    }
+
+    /// The score of a journal: its header, `first`, then two voices at full level.
+    fn loud_score(first: OscMessage) -> Vec<u8> {
+        let mut messages = vec![
+            OscMessage {
+                addr: JOURNAL_ADDR.into(),
+                args: vec![
+                    OscType::Int(RATE as i32),
+                    OscType::Int(2),
+                    OscType::String(FORMAT.into()),
+                ],
+            },
+            first,
+        ];
+        for voice in 1..=2 {
+            for (addr, value) in [("amp", 1.0), ("adsr/sustain", 1.0)] {
+                messages.push(OscMessage {
+                    addr: format!("/mod/voice{voice}/{addr}"),
+                    args: vec![OscType::Float(value)],
+                });
+            }
+            messages.push(OscMessage {
+                addr: format!("/gate/voice{voice}"),
+                args: vec![OscType::Int(1)],
+            });
+        }
+        let mut bytes = Vec::new();
+        for m in messages {
+            let encoded = chronus_osc::encode(&OscPacket::Bundle(OscBundle {
+                timetag: frame_to_timetag(0, RATE),
+                content: vec![OscPacket::Message(m)],
+            }));
+            bytes.extend((encoded.len() as u32).to_be_bytes());
+            bytes.extend(encoded);
+        }
+        bytes
+    }
+
+    fn render_peak(score: &Score) -> f32 {
+        let mut peak = 0.0f32;
+        render(score, u64::from(RATE), |samples| {
+            peak = samples.iter().fold(peak, |m, s| m.max(s.abs()));
+            Ok(())
+        })
+        .unwrap();
+        peak
+    }
+
+    #[test]
+    fn a_render_applies_the_journal_limiter_and_refuses_one_out_of_range() {
+        for limiter in [
+            LimiterParams {
+                on: true,
+                ceiling_db: -12.0,
+            },
+            LimiterParams::default(),
+        ] {
+            let bytes = loud_score(limiter_message(limiter));
+            let score = parse(&bytes[..], "loud".into(), header(), MAX_SCORE_MEMORY).unwrap();
+            let peak = render_peak(&score);
+            assert!(
+                peak <= limiter.ceiling(),
+                "{peak} over {}",
+                limiter.ceiling()
+            );
+            assert!(peak >= 0.99 * limiter.ceiling(), "{peak}");
+        }
+        let off = limiter_message(LimiterParams {
+            on: false,
+            ceiling_db: -12.0,
+        });
+        let bytes = loud_score(off);
+        let score = parse(&bytes[..], "off".into(), header(), MAX_SCORE_MEMORY).unwrap();
+        assert_eq!(render_peak(&score), 1.0);
+
+        for args in [
+            vec![OscType::Int(1), OscType::Float(-30.0)],
+            vec![OscType::Int(1), OscType::Float(f32::NAN)],
+            vec![OscType::Int(2), OscType::Float(-1.0)],
+            vec![OscType::Float(-1.0)],
+        ] {
+            let bytes = loud_score(OscMessage {
+                addr: LIMITER_ADDR.into(),
+                args,
+            });
+            let err = parse(&bytes[..], "bad".into(), header(), MAX_SCORE_MEMORY).unwrap_err();
+            assert!(
+                err.to_string().contains(
+                    "/chronus/limiter takes on i (0 or 1) and ceiling_db f (from -20.0 to 0.0)"
+                ),
+                "{err}"
+            );
+        }
     }
 
     #[test]

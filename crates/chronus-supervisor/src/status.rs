@@ -67,6 +67,22 @@ pub fn reply(sup: &Daemon) -> OscPacket {
                     .sum(),
             ),
         ),
+        ("limiter", int(u64::from(sup.config.audio.limiter))),
+        (
+            "limiter_ceiling_db",
+            OscType::Float(sup.config.audio.limiter_ceiling_db),
+        ),
+        // Counted as workers render (ahead of the device by the lookahead); both
+        // render the same blocks, so the busier slot's count stands for the output.
+        (
+            "limited_samples",
+            long(
+                (0..SLOTS)
+                    .map(|i| sup.region.slot(i).limited_samples.load(Ordering::Relaxed))
+                    .max()
+                    .unwrap_or(0),
+            ),
+        ),
         (
             "callback_max_us",
             OscType::Float(clock.callback_max_ns.load(Ordering::Relaxed) as f32 / 1e3),

@@ -106,6 +106,7 @@ impl Renderer {
         let start = self.frame();
         let end = start + self.block_frames;
         self.ingest(region, slot, end)?;
+        let limited_before = self.engine.limited_samples();
         let late = self.render_frames(start, end, &Speech(region.speech()));
         if let Some(frame) = self.corrupt_frame
             && (start..end).contains(&frame)
@@ -119,6 +120,13 @@ impl Renderer {
                 .slot(slot)
                 .late_commands
                 .fetch_add(late, Ordering::Relaxed);
+        }
+        let limited = self.engine.limited_samples() - limited_before;
+        if limited > 0 {
+            region
+                .slot(slot)
+                .limited_samples
+                .fetch_add(limited, Ordering::Relaxed);
         }
         region
             .ring(slot)

@@ -86,6 +86,16 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
     ("engine.num_voices", "17", Some(("CHRONUS_NUM_VOICES", "0"))),
     ("engine.recordings_dir", "\"\"", None),
     ("engine.patterns_dir", "\"\"", None),
+    (
+        "audio.limiter",
+        "\"on\"",
+        Some(("CHRONUS_LIMITER", "maybe")),
+    ),
+    (
+        "audio.limiter_ceiling_db",
+        "1.0",
+        Some(("CHRONUS_LIMITER_CEILING_DB", "-21")),
+    ),
     ("viz.enabled", "1", Some(("CHRONUS_VIZ_ENABLED", "maybe"))),
     (
         "viz.host",

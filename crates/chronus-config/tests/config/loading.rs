@@ -90,7 +90,8 @@ fn unknown_nested_key_is_an_error() {
         load_err(&sources).to_string(),
         format!(
             "unknown key `audio.sampel_rate` in {} (known keys in [audio]: backend, device, \
-             sample_rate, buffer_size, block_frames, lookahead_blocks, pulse_server)",
+             sample_rate, buffer_size, block_frames, lookahead_blocks, pulse_server, \
+             limiter, limiter_ceiling_db)",
             path.display()
         )
     );

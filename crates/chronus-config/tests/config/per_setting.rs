@@ -323,6 +323,48 @@ fn audio_pulse_server() {
 }
 
 #[test]
+fn audio_limiter() {
+    check_layers(
+        "audio.limiter",
+        "CHRONUS_LIMITER",
+        |c| c.audio.limiter,
+        true,
+        ("false", false),
+        ("off", false),
+        ("yes", true),
+    );
+    check_invalid_env("CHRONUS_LIMITER", BOOL, &os(&["2", "limited"]));
+    check_invalid_file("audio.limiter", BOOL, &["\"on\"", "0"]);
+    check_invalid_override("audio.limiter", BOOL, &["maybe"]);
+}
+
+#[test]
+fn audio_limiter_ceiling_db() {
+    let accepted = "a number from -20.0 to 0.0";
+    check_layers(
+        "audio.limiter_ceiling_db",
+        "CHRONUS_LIMITER_CEILING_DB",
+        |c| c.audio.limiter_ceiling_db,
+        -1.0,
+        // TOML integers are numbers too.
+        ("-6", -6.0),
+        ("-0.5", -0.5),
+        ("0", 0.0),
+    );
+    check_invalid_env(
+        "CHRONUS_LIMITER_CEILING_DB",
+        accepted,
+        &os(&["0.1", "-20.5", "NaN", "-inf", "-1dB"]),
+    );
+    check_invalid_file(
+        "audio.limiter_ceiling_db",
+        accepted,
+        &["1", "-21", "nan", "\"-1\"", "true"],
+    );
+    check_invalid_override("audio.limiter_ceiling_db", accepted, &["", "3"]);
+}
+
+#[test]
 fn engine_num_voices() {
     let accepted = "an integer from 1 to 16";
     check_layers(
