@@ -26,6 +26,17 @@ pub const VERSION_REPLY_ADDR: &str = "/chronus/version.reply";
 pub const QUIT_ADDR: &str = "/chronus/quit";
 /// Event: `/chronus/late f:seconds`, a bundle ran this late.
 pub const LATE_ADDR: &str = "/chronus/late";
+/// `/chronus/status/json`: answered by [`STATUS_JSON_REPLY_ADDR`].
+pub const STATUS_JSON_ADDR: &str = "/chronus/status/json";
+/// `/chronus/status/json.reply s:json`: the status as one JSON object, every
+/// figure exact (64-bit counters included), keys in the order of the OSC reply.
+pub const STATUS_JSON_REPLY_ADDR: &str = "/chronus/status/json.reply";
+/// Event: `/chronus/refused s:address s:reason s:sender`, a copy of every
+/// `/chronus/fail` for subscribers; the sender is `ip:port`.
+pub const REFUSED_ADDR: &str = "/chronus/refused";
+/// Event: `/chronus/clamped s:address f:sent f:used s:sender`, a value was out of
+/// range and the nearest accepted one was used.
+pub const CLAMPED_ADDR: &str = "/chronus/clamped";
 /// The address a [`fail`] names for a packet whose own address cannot be read.
 pub const UNDECODABLE_ADDR: &str = "(undecodable)";
 
@@ -35,6 +46,36 @@ pub fn message(addr: &str, args: Vec<OscType>) -> OscPacket {
         addr: addr.to_owned(),
         args,
     })
+}
+
+/// A count or frame position (64-bit in the daemon) in an OSC 1.0 core type:
+/// the decimal digits as `s`, exact at any size (an `i` would overflow at 2^31,
+/// an `f` is exact only to 2^24). See [`integer`] for reading it back.
+pub fn count(value: u64) -> OscType {
+    OscType::String(value.to_string())
+}
+
+/// A yes/no as `i` 1 or 0 (`T`/`F` are not OSC 1.0 core types).
+pub fn flag(on: bool) -> OscType {
+    OscType::Int(i32::from(on))
+}
+
+/// An integer figure of a reply: an `i`, or a [`count`]'s decimal digits.
+pub fn integer(value: &OscType) -> Option<i64> {
+    match value {
+        OscType::Int(v) => Some(i64::from(*v)),
+        OscType::String(digits) => digits.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Whether `value` is one of the OSC 1.0 core types every client reads: `i`, `f`,
+/// `s` or `b`.
+pub fn is_core_type(value: &OscType) -> bool {
+    matches!(
+        value,
+        OscType::Int(_) | OscType::Float(_) | OscType::String(_) | OscType::Blob(_)
+    )
 }
 
 /// `/chronus/fail s:address s:reason`: the request at `address` was refused, and why.
