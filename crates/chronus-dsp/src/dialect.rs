@@ -24,7 +24,7 @@
 //!   their own), `/seq/update/pattern track pattern`, `/seq/update/notes track notes`
 //!
 //! Numbers may be ints or floats and are clamped into range, so a valid message
-//! is never dropped; anything else is a [`DialectError`]. Addresses that only
+//! is never dropped ([`parse_reporting`] says when one was); anything else is a [`DialectError`]. Addresses that only
 //! ask for a reply (status, schema, patterns, recording, visualisation) are the
 //! supervisor's: they get [`DialectError::NotForEngine`], so it can route them.
 

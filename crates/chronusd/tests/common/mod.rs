@@ -5,6 +5,8 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+pub mod pulse;
+
 use chronus_osc::{OscMessage, OscPacket, OscType};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
