@@ -69,15 +69,6 @@ pub fn integer(value: &OscType) -> Option<i64> {
     }
 }
 
-/// Whether `value` is one of the OSC 1.0 core types every client reads: `i`, `f`,
-/// `s` or `b`.
-pub fn is_core_type(value: &OscType) -> bool {
-    matches!(
-        value,
-        OscType::Int(_) | OscType::Float(_) | OscType::String(_) | OscType::Blob(_)
-    )
-}
-
 /// `/chronus/fail s:address s:reason`: the request at `address` was refused, and why.
 pub fn fail(address: &str, reason: &str) -> OscPacket {
     message(
@@ -144,4 +135,21 @@ pub fn status_pairs(reply: &OscMessage) -> Result<Vec<(String, OscType)>, Status
             }),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_travel_as_exact_digits_and_read_back() {
+        let big = (1u64 << 53) + 1;
+        assert_eq!(count(big), OscType::String("9007199254740993".into()));
+        assert_eq!(integer(&count(big)), Some(big as i64));
+        assert_eq!(integer(&OscType::Int(-7)), Some(-7));
+        assert_eq!(integer(&OscType::String("12a".into())), None);
+        assert_eq!(integer(&OscType::Float(1.0)), None);
+        assert_eq!(flag(true), OscType::Int(1));
+        assert_eq!(flag(false), OscType::Int(0));
+    }
 }
