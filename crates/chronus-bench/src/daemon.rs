@@ -18,20 +18,17 @@ impl Status {
         Some(Status(pairs.into_iter().collect()))
     }
 
+    /// An `i`, or a counter's exact decimal digits.
     pub fn int(&self, key: &str) -> Result<i64> {
-        match self.0.get(key) {
-            Some(OscType::Long(v)) => Ok(*v),
-            Some(OscType::Int(v)) => Ok(i64::from(*v)),
-            other => Err(anyhow!(
-                "status key {key} is {other:?}, expected an integer"
-            )),
-        }
+        let value = self.0.get(key);
+        value.and_then(chronus_osc::integer).ok_or_else(|| {
+            anyhow!("status key {key} is {value:?}, expected an integer or its decimal digits")
+        })
     }
 
     pub fn float(&self, key: &str) -> Result<f64> {
         match self.0.get(key) {
             Some(OscType::Float(v)) => Ok(f64::from(*v)),
-            Some(OscType::Double(v)) => Ok(*v),
             other => Err(anyhow!("status key {key} is {other:?}, expected a float")),
         }
     }

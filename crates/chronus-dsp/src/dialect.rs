@@ -24,13 +24,15 @@
 //!   their own), `/seq/update/pattern track pattern`, `/seq/update/notes track notes`
 //!
 //! Numbers may be ints or floats and are clamped into range, so a valid message
-//! is never dropped; anything else is a [`DialectError`]. Addresses that only
+//! is never dropped ([`parse_reporting`] says when one was); anything else is a [`DialectError`]. Addresses that only
 //! ask for a reply (status, schema, patterns, recording, visualisation) are the
 //! supervisor's: they get [`DialectError::NotForEngine`], so it can route them.
 
+use std::cell::Cell;
+
 use thiserror::Error;
 
-use crate::command::{Command, Control, GATE_LENGTH, MASTER_GAIN, VoiceParam};
+use crate::command::{Bounds, Command, Control, GATE_LENGTH, MASTER_GAIN, VoiceParam};
 use crate::seq::{Notes, Pattern, SeqError, Track, TrackName};
 
 /// One OSC argument, as decoded by the OSC layer.
@@ -125,36 +127,63 @@ fn voice_range(num_voices: u8) -> String {
     }
 }
 
+/// A number outside its parameter's range, and the value used instead.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clamp {
+    /// As sent, in the parameter's unit (the older dialect's milliseconds are seconds here).
+    pub sent: f64,
+    pub used: f32,
+}
+
 /// Translates one OSC message for an engine with `num_voices` voices.
 pub fn parse(address: &str, args: &[Arg<'_>], num_voices: u8) -> Result<Command, DialectError> {
+    parse_reporting(address, args, num_voices).map(|(command, _)| command)
+}
+
+/// As [`parse`], also saying whether a number was clamped into range, so the
+/// sender can be told.
+pub fn parse_reporting(
+    address: &str,
+    args: &[Arg<'_>],
+    num_voices: u8,
+) -> Result<(Command, Option<Clamp>), DialectError> {
     let m = Message {
         address,
         args,
         num_voices,
+        clamped: Cell::new(None),
     };
-    if is_supervisors(address) {
-        return Err(DialectError::NotForEngine {
-            address: address.to_owned(),
-        });
-    }
-    if let Some(control) = Control::from_address(address) {
-        return Ok(Command::Set {
-            control,
-            value: control.bounds().clamp_f64(m.one_number()?),
-        });
-    }
-    let Some(path) = address.strip_prefix('/') else {
-        return Err(m.unknown());
-    };
-    match path.split_once('/') {
-        Some(("mod", rest)) => m.module(rest),
-        Some(("gate", name)) => Ok(Command::Gate {
-            voice: m.gate_target(name)?,
-            on: m.gate_value()?,
-        }),
-        Some(("seq", rest)) => m.sequencer(rest),
-        Some(("engine", rest)) => m.engine(rest),
-        _ => Err(m.unknown()),
+    let command = m.command()?;
+    Ok((command, m.clamped.get()))
+}
+
+impl Message<'_, '_> {
+    fn command(&self) -> Result<Command, DialectError> {
+        let (m, address) = (self, self.address);
+        if is_supervisors(address) {
+            return Err(DialectError::NotForEngine {
+                address: address.to_owned(),
+            });
+        }
+        if let Some(control) = Control::from_address(address) {
+            return Ok(Command::Set {
+                control,
+                value: m.clamp(control.bounds(), m.one_number()?),
+            });
+        }
+        let Some(path) = address.strip_prefix('/') else {
+            return Err(m.unknown());
+        };
+        match path.split_once('/') {
+            Some(("mod", rest)) => m.module(rest),
+            Some(("gate", name)) => Ok(Command::Gate {
+                voice: m.gate_target(name)?,
+                on: m.gate_value()?,
+            }),
+            Some(("seq", rest)) => m.sequencer(rest),
+            Some(("engine", rest)) => m.engine(rest),
+            _ => Err(m.unknown()),
+        }
     }
 }
 
@@ -173,6 +202,8 @@ struct Message<'m, 'a> {
     address: &'m str,
     args: &'m [Arg<'a>],
     num_voices: u8,
+    /// The last number clamped into range, if any.
+    clamped: Cell<Option<Clamp>>,
 }
 
 impl Message<'_, '_> {
@@ -186,8 +217,17 @@ impl Message<'_, '_> {
         Command::SetVoice {
             voice,
             param,
-            value: param.bounds().clamp_f64(value),
+            value: self.clamp(param.bounds(), value),
         }
+    }
+
+    /// `value` clamped into `bounds`, noting it when that changed it.
+    fn clamp(&self, bounds: Bounds, value: f64) -> f32 {
+        let used = bounds.clamp_f64(value);
+        if value < f64::from(bounds.min) || value > f64::from(bounds.max) {
+            self.clamped.set(Some(Clamp { sent: value, used }));
+        }
+        used
     }
 
     /// `/mod/<module>/<param...>`.
@@ -243,7 +283,7 @@ impl Message<'_, '_> {
         match rest {
             "start" => Ok(fade(MASTER_GAIN.max)),
             "stop" => Ok(fade(MASTER_GAIN.min)),
-            "gain" => Ok(fade(MASTER_GAIN.clamp_f64(self.one_number()?))),
+            "gain" => Ok(fade(self.clamp(MASTER_GAIN, self.one_number()?))),
             "freq" => Ok(self.set(self.voice1()?, VoiceParam::Freq, self.one_number()?)),
             _ => Err(self.unknown()),
         }
@@ -307,15 +347,15 @@ impl Message<'_, '_> {
             match key {
                 "base_freq" => {
                     let hz = self.number_in(&value, "base_freq")?;
-                    track.base_freq = Some(VoiceParam::Freq.bounds().clamp_f64(hz));
+                    track.base_freq = Some(self.clamp(VoiceParam::Freq.bounds(), hz));
                 }
                 "filter_freq" => {
                     let hz = self.number_in(&value, "filter_freq")?;
-                    track.filter_freq = Some(VoiceParam::FilterFreq.bounds().clamp_f64(hz));
+                    track.filter_freq = Some(self.clamp(VoiceParam::FilterFreq.bounds(), hz));
                 }
                 "gate" | "gate_frac" => {
                     let fraction = self.number_in(&value, "gate")?;
-                    track.gate = Some(GATE_LENGTH.clamp_f64(fraction));
+                    track.gate = Some(self.clamp(GATE_LENGTH, fraction));
                 }
                 "notes" => track.notes = self.notes(&value)?,
                 key => {

@@ -29,9 +29,11 @@ pub use incoming::{Gate, Incoming, Peer, open_gate};
 pub use pattern::{AddressPattern, PatternError, is_pattern, pattern_matches};
 pub use replier::Replier;
 pub use reply::{
-    CONNECTION_ADDR, DONE_ADDR, FAIL_ADDR, KILL_WORKER_ADDR, LATE_ADDR, NOTIFY_ADDR, QUIT_ADDR,
-    STATUS_ADDR, STATUS_REPLY_ADDR, SYNC_ADDR, SYNCED_ADDR, StatusReplyError, UNDECODABLE_ADDR,
-    VERSION_ADDR, VERSION_REPLY_ADDR, done, done_args, fail, message, status_pairs, status_reply,
+    CLAMPED_ADDR, CONNECTION_ADDR, DONE_ADDR, FAIL_ADDR, KILL_WORKER_ADDR, LATE_ADDR, NOTIFY_ADDR,
+    QUIT_ADDR, REFUSED_ADDR, STATUS_ADDR, STATUS_JSON_ADDR, STATUS_JSON_REPLY_ADDR,
+    STATUS_REPLY_ADDR, SYNC_ADDR, SYNCED_ADDR, StatusReplyError, UNDECODABLE_ADDR, VERSION_ADDR,
+    VERSION_REPLY_ADDR, count, done, done_args, fail, flag, integer, message, status_pairs,
+    status_reply,
 };
 pub use request::{Client, RequestError, Transport, messages, request};
 pub use rosc::{

@@ -26,6 +26,17 @@ pub const VERSION_REPLY_ADDR: &str = "/chronus/version.reply";
 pub const QUIT_ADDR: &str = "/chronus/quit";
 /// Event: `/chronus/late f:seconds`, a bundle ran this late.
 pub const LATE_ADDR: &str = "/chronus/late";
+/// `/chronus/status/json`: answered by [`STATUS_JSON_REPLY_ADDR`].
+pub const STATUS_JSON_ADDR: &str = "/chronus/status/json";
+/// `/chronus/status/json.reply s:json`: the status as one JSON object, every
+/// figure exact (64-bit counters included), keys in the order of the OSC reply.
+pub const STATUS_JSON_REPLY_ADDR: &str = "/chronus/status/json.reply";
+/// Event: `/chronus/refused s:address s:reason s:sender`, a copy of every
+/// `/chronus/fail` for subscribers; the sender is `ip:port`.
+pub const REFUSED_ADDR: &str = "/chronus/refused";
+/// Event: `/chronus/clamped s:address f:sent f:used s:sender`, a value was out of
+/// range and the nearest accepted one was used.
+pub const CLAMPED_ADDR: &str = "/chronus/clamped";
 /// The address a [`fail`] names for a packet whose own address cannot be read.
 pub const UNDECODABLE_ADDR: &str = "(undecodable)";
 /// The address a [`fail`] names when it is about a TCP connection itself (refused, or
@@ -38,6 +49,27 @@ pub fn message(addr: &str, args: Vec<OscType>) -> OscPacket {
         addr: addr.to_owned(),
         args,
     })
+}
+
+/// A count or frame position (64-bit in the daemon) in an OSC 1.0 core type:
+/// the decimal digits as `s`, exact at any size (an `i` would overflow at 2^31,
+/// an `f` is exact only to 2^24). See [`integer`] for reading it back.
+pub fn count(value: u64) -> OscType {
+    OscType::String(value.to_string())
+}
+
+/// A yes/no as `i` 1 or 0 (`T`/`F` are not OSC 1.0 core types).
+pub fn flag(on: bool) -> OscType {
+    OscType::Int(i32::from(on))
+}
+
+/// An integer figure of a reply: an `i`, or a [`count`]'s decimal digits.
+pub fn integer(value: &OscType) -> Option<i64> {
+    match value {
+        OscType::Int(v) => Some(i64::from(*v)),
+        OscType::String(digits) => digits.parse().ok(),
+        _ => None,
+    }
 }
 
 /// `/chronus/fail s:address s:reason`: the request at `address` was refused, and why.
@@ -106,4 +138,21 @@ pub fn status_pairs(reply: &OscMessage) -> Result<Vec<(String, OscType)>, Status
             }),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_travel_as_exact_digits_and_read_back() {
+        let big = (1u64 << 53) + 1;
+        assert_eq!(count(big), OscType::String("9007199254740993".into()));
+        assert_eq!(integer(&count(big)), Some(big as i64));
+        assert_eq!(integer(&OscType::Int(-7)), Some(-7));
+        assert_eq!(integer(&OscType::String("12a".into())), None);
+        assert_eq!(integer(&OscType::Float(1.0)), None);
+        assert_eq!(flag(true), OscType::Int(1));
+        assert_eq!(flag(false), OscType::Int(0));
+    }
 }

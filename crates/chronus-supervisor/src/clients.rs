@@ -1,12 +1,17 @@
 //! The peers the daemon answers: replies on each sender's own transport, and events
 //! to `/chronus/notify` subscribers. Nothing here waits on a client.
 
-use chronus_osc::{OscPacket, Peer, Replier, Subscribers, SubscribersFull};
+use chronus_dsp::dialect::Clamp;
+use chronus_osc::{OscPacket, OscType, Peer, Replier, Subscribers, SubscribersFull};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Most subscribers at once.
 const SUBSCRIBER_LIMIT: usize = 64;
+/// At most one `/chronus/clamped` per address in this long: a fader swept past its
+/// end sends dozens a second.
+const CLAMP_NOTICE_EVERY: Duration = Duration::from_secs(1);
 
 /// Who a shared limit counts against: the sender's address, and on loopback its
 /// source port too (every program on the box sends from 127.0.0.1).
@@ -44,11 +49,16 @@ pub struct OscCounters {
     pub received: u64,
     pub errors: u64,
     pub late: u64,
+    /// Numbers clamped into range (each one, announced or not).
+    pub clamped: u64,
 }
 
 pub struct Clients {
     replier: Replier,
     subscribers: Subscribers,
+    /// When each address last had a clamp announced. Only addresses the dialect
+    /// accepted get here, so it is bounded by the dialect's namespace.
+    clamp_notices: HashMap<String, Instant>,
     pub counters: OscCounters,
 }
 
@@ -57,6 +67,7 @@ impl Clients {
         Clients {
             replier,
             subscribers: Subscribers::new(SUBSCRIBER_LIMIT),
+            clamp_notices: HashMap::new(),
             counters: OscCounters::default(),
         }
     }
@@ -67,10 +78,45 @@ impl Clients {
         }
     }
 
-    /// Answers `/chronus/fail addr reason`, counted as an error.
+    /// Answers `/chronus/fail addr reason`, counted as an error, and tells subscribers
+    /// (`/chronus/refused addr reason sender`): a sender that never reads replies
+    /// (oscsend, most patches) can still be debugged with `chronusctl watch`.
     pub fn fail(&mut self, to: &Peer, addr: &str, reason: &str) {
         self.counters.errors += 1;
         self.reply(to, chronus_osc::fail(addr, reason));
+        self.broadcast(chronus_osc::message(
+            chronus_osc::REFUSED_ADDR,
+            vec![
+                OscType::String(addr.to_owned()),
+                OscType::String(reason.to_owned()),
+                OscType::String(to.addr().to_string()),
+            ],
+        ));
+    }
+
+    /// A number `from` sent to `addr` was clamped into range: counted, and told to
+    /// subscribers as `/chronus/clamped addr sent used sender`, at most once a second
+    /// per address.
+    pub fn clamped(&mut self, from: &Peer, addr: &str, clamp: Clamp, now: Instant) {
+        self.counters.clamped += 1;
+        if self.subscribers.is_empty() {
+            return;
+        }
+        if let Some(last) = self.clamp_notices.get(addr)
+            && now.duration_since(*last) < CLAMP_NOTICE_EVERY
+        {
+            return;
+        }
+        self.clamp_notices.insert(addr.to_owned(), now);
+        self.broadcast(chronus_osc::message(
+            chronus_osc::CLAMPED_ADDR,
+            vec![
+                OscType::String(addr.to_owned()),
+                OscType::Float(clamp.sent as f32),
+                OscType::Float(clamp.used),
+                OscType::String(from.addr().to_string()),
+            ],
+        ));
     }
 
     /// Pushes an event to every subscriber.

@@ -9,13 +9,16 @@ pub enum Request {
     Speech(Speech),
     Engine(Engine),
     Pattern(crate::patterns::Request),
-    /// An audio command, with the concrete address when the message's was a pattern.
-    Command(Box<Command>, Option<String>),
+    /// An audio command, with the concrete address when the message's was a pattern,
+    /// and the number that was clamped into range, if one was.
+    Command(Box<Command>, Option<String>, Option<dialect::Clamp>),
 }
 
 /// The `/chronus/*` requests about the daemon itself.
 pub enum System {
     Status,
+    /// `/chronus/status/json`: the same figures, exact, as one JSON string.
+    StatusJson,
     Version,
     Quit,
     Notify(bool),
@@ -99,6 +102,7 @@ pub fn parse(
     let one = |r| Ok(vec![r]);
     match (message.addr.as_str(), message.args.as_slice()) {
         ("/chronus/status", _) => one(Request::System(System::Status)),
+        ("/chronus/status/json", _) => one(Request::System(System::StatusJson)),
         ("/chronus/version", _) => one(Request::System(System::Version)),
         ("/chronus/quit", _) => one(Request::System(System::Quit)),
         ("/chronus/notify", [flag]) => match flag {
@@ -183,8 +187,8 @@ pub fn parse(
                 .iter()
                 .filter(|a| pattern.matches(a))
                 .map(|a| {
-                    dialect::parse(a, &args, num_voices)
-                        .map(|c| Request::Command(Box::new(c), Some(a.clone())))
+                    dialect::parse_reporting(a, &args, num_voices)
+                        .map(|(c, clamp)| Request::Command(Box::new(c), Some(a.clone()), clamp))
                         .map_err(|e| e.to_string())
                 })
                 .collect::<Result<_, _>>()?;
@@ -195,8 +199,8 @@ pub fn parse(
         }
         (addr, _) => {
             let args = dialect_args(&message.args)?;
-            dialect::parse(addr, &args, num_voices)
-                .map(|c| vec![Request::Command(Box::new(c), None)])
+            dialect::parse_reporting(addr, &args, num_voices)
+                .map(|(c, clamp)| vec![Request::Command(Box::new(c), None, clamp)])
                 .map_err(|e| e.to_string())
         }
     }
@@ -235,7 +239,7 @@ mod tests {
             .unwrap()
             .into_iter()
             .map(|r| match r {
-                Request::Command(c, Some(addr)) => (addr, *c),
+                Request::Command(c, Some(addr), _) => (addr, *c),
                 _ => panic!("{pattern} expanded to something other than commands"),
             })
             .collect()

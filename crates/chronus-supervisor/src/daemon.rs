@@ -456,7 +456,7 @@ impl Daemon {
             vec![
                 OscType::String(what),
                 OscType::String(reason),
-                OscType::Int(quieted.min(i32::MAX as u64) as i32),
+                chronus_osc::count(quieted),
             ],
         ));
     }
@@ -575,7 +575,7 @@ impl Daemon {
             self.announced.1 = underrun;
             self.clients.broadcast(chronus_osc::message(
                 "/chronus/underrun",
-                vec![OscType::Long(new as i64)],
+                vec![chronus_osc::count(new)],
             ));
         }
     }

@@ -3,7 +3,7 @@
 //! Everything here reads the parameter mirror: the state the device has played.
 
 use chronus_dsp::Params;
-use chronus_osc::{OscPacket, OscType};
+use chronus_osc::{OscPacket, OscType, flag};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,10 +25,6 @@ fn pairs(addr: &str, pairs: Vec<(&str, OscType)>) -> OscPacket {
         .flat_map(|(key, value)| [OscType::String(key.to_owned()), value])
         .collect();
     chronus_osc::message(addr, args)
-}
-
-fn flag(on: bool) -> OscType {
-    OscType::Int(i32::from(on))
 }
 
 /// `/engine/status.reply`: running (the master is not faded out), the rate,
@@ -140,7 +136,7 @@ pub fn record_status(
     frames: u64,
     dropped: u64,
 ) -> OscPacket {
-    let long = |v: u64| OscType::Long(v as i64);
+    let long = chronus_osc::count;
     pairs(
         RECORD_STATUS_REPLY_ADDR,
         vec![

@@ -4,6 +4,7 @@
 //! One utterance plays at a time; the others wait their turn. Speech recognition
 //! streams the input device to the recogniser; transcripts go to subscribers.
 
+use crate::status::Figure;
 use chronus_config::{AsrSettings, SpeechSettings, TtsProtocol, TtsSettings};
 use chronus_osc::{OscType, Peer};
 use chronus_speech::{
@@ -164,9 +165,9 @@ impl Desk {
     }
 
     /// `/chronus/status` figures: `(key, value)` pairs.
-    pub fn status_pairs(&self, capture_dropped: u64) -> Vec<(&'static str, OscType)> {
-        let long = |v: u64| OscType::Long(v as i64);
-        let int = |v: usize| OscType::Int(v.min(i32::MAX as usize) as i32);
+    pub fn status_pairs(&self, capture_dropped: u64) -> Vec<(&'static str, Figure)> {
+        let long = Figure::Count;
+        let int = |v: usize| Figure::int(v as u64);
         let status = self.speech.as_ref().map(Speech::status);
         let tts = status.as_ref().and_then(|s| s.tts.as_ref());
         let asr = status.as_ref().and_then(|s| s.asr.as_ref());
@@ -189,7 +190,7 @@ impl Desk {
         vec![
             (
                 "tts_state",
-                OscType::String(
+                Figure::Text(
                     tts.map_or("off", |t| {
                         t.engines.first().map_or("off", |e| e.state.as_str())
                     })
@@ -201,10 +202,10 @@ impl Desk {
             ("tts_failed", long(c.failed)),
             ("tts_stopped", long(c.stopped)),
             ("tts_queue", int(self.asked.len() + self.queue.len())),
-            ("tts_playing", OscType::Bool(self.playing.is_some())),
+            ("tts_playing", Figure::Flag(self.playing.is_some())),
             (
                 "tts_first_sample_ms",
-                OscType::Float(c.first_sample_ms as f32),
+                Figure::Float(c.first_sample_ms as f32),
             ),
             ("tts_cache_entries", int(cache.entries)),
             ("tts_cache_bytes", long(cache.bytes as u64)),
@@ -213,7 +214,7 @@ impl Desk {
             ("tts_cache_evictions", long(cache.evictions)),
             (
                 "asr_state",
-                OscType::String(if asr.is_some() { "on" } else { "off" }.into()),
+                Figure::Text(if asr.is_some() { "on" } else { "off" }.into()),
             ),
             ("asr_streams", int(asr.map_or(0, |a| a.streams.len()))),
             ("asr_transcripts", long(c.transcripts)),
@@ -222,7 +223,7 @@ impl Desk {
                 "speech_engine_restarts",
                 long(engines.iter().map(|e| e.restarts).sum()),
             ),
-            ("speech_engines", OscType::String(engine_words.join(","))),
+            ("speech_engines", Figure::Text(engine_words.join(","))),
             (
                 "speech_events_dropped",
                 long(status.as_ref().map_or(0, |s| s.events_dropped)),

@@ -20,7 +20,7 @@ pub struct SetArgs {
     /// How long to listen for a /chronus/fail refusal, in milliseconds.
     #[arg(long, default_value_t = 200)]
     wait_ms: u64,
-    /// The OSC address, such as /voice/1/gain (patterns are allowed).
+    /// The OSC address, such as /mod/voice1/amp (patterns are allowed).
     address: String,
     /// The arguments.
     #[arg(allow_hyphen_values = true, trailing_var_arg = true)]

@@ -1,25 +1,30 @@
-//! `chronusctl status`: ask for `/chronus/status`, print the reply's key/value pairs.
+//! `chronusctl status`: ask for `/chronus/status/json` (every figure exact, 64-bit
+//! counters included), print it as aligned `key: value` lines or as JSON.
 
-use anyhow::{anyhow, bail};
-use chronus_osc::{OscMessage, OscType, STATUS_ADDR, STATUS_REPLY_ADDR, message, status_pairs};
+use std::fmt;
+
+use anyhow::anyhow;
+use chronus_osc::{OscMessage, OscType, STATUS_JSON_ADDR, STATUS_JSON_REPLY_ADDR, message};
 use clap::Args;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::Value;
 
 use crate::connection::Connection;
 use crate::failure::{self, Failure, write_stdout};
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// Print one JSON object with typed values (non-finite floats become null).
+    /// Print one JSON object with typed values (non-finite floats are null).
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(connection: &Connection, args: &StatusArgs) -> Result<(), Failure> {
-    let reply = connection.request(&message(STATUS_ADDR, vec![]), STATUS_REPLY_ADDR)?;
+    let reply = connection.request(&message(STATUS_JSON_ADDR, vec![]), STATUS_JSON_REPLY_ADDR)?;
     let pairs = parse(&reply).map_err(|e| {
         Failure::new(
             failure::PROTOCOL,
-            e.context(format!("malformed {STATUS_REPLY_ADDR}")),
+            e.context(format!("malformed {STATUS_JSON_REPLY_ADDR}")),
         )
     })?;
     write_stdout(&if args.json {
@@ -29,35 +34,44 @@ pub fn run(connection: &Connection, args: &StatusArgs) -> Result<(), Failure> {
     })
 }
 
-/// A status value of one of the types the status reply may carry.
-#[derive(Debug, Clone, PartialEq)]
-enum Value {
-    Text(String),
-    Int(i64),
-    /// Kept as `f32` so it prints with the digits it was sent with.
-    Float(f32),
-    Double(f64),
-    Bool(bool),
+/// The reply's one string: a JSON object, read with its keys in the order sent.
+fn parse(reply: &OscMessage) -> anyhow::Result<Vec<(String, Value)>> {
+    let [OscType::String(json)] = reply.args.as_slice() else {
+        return Err(anyhow!(
+            "expected one string argument (a JSON object), got {} arguments",
+            reply.args.len()
+        ));
+    };
+    let mut de = serde_json::Deserializer::from_str(json);
+    let pairs = de
+        .deserialize_map(Ordered)
+        .and_then(|pairs| de.end().map(|()| pairs))
+        .map_err(|e| anyhow!("the status is not one JSON object: {e}"))?;
+    Ok(pairs)
 }
 
-fn parse(reply: &OscMessage) -> anyhow::Result<Vec<(String, Value)>> {
-    let mut pairs: Vec<(String, Value)> = Vec::new();
-    for (key, value) in status_pairs(reply)? {
-        let value = match value {
-            OscType::String(s) => Value::Text(s),
-            OscType::Int(i) => Value::Int(i.into()),
-            OscType::Long(h) => Value::Int(h),
-            OscType::Float(f) => Value::Float(f),
-            OscType::Double(d) => Value::Double(d),
-            OscType::Bool(b) => Value::Bool(b),
-            other => bail!("value of {key:?} is {other}; accepted types are s f i h d T F"),
-        };
-        if pairs.iter().any(|(seen, _)| *seen == key) {
-            return Err(anyhow!("key {key:?} appears twice"));
-        }
-        pairs.push((key, value));
+/// Collects a JSON object into pairs in order, refusing a key sent twice.
+struct Ordered;
+
+impl<'de> Visitor<'de> for Ordered {
+    type Value = Vec<(String, Value)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object of status figures")
     }
-    Ok(pairs)
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut pairs: Vec<(String, Value)> = Vec::new();
+        while let Some((key, value)) = map.next_entry::<String, Value>()? {
+            if pairs.iter().any(|(seen, _)| *seen == key) {
+                return Err(serde::de::Error::custom(format!(
+                    "key {key:?} appears twice"
+                )));
+            }
+            pairs.push((key, value));
+        }
+        Ok(pairs)
+    }
 }
 
 /// One `key: value` line per pair, values aligned in one column.
@@ -72,11 +86,8 @@ fn to_text(pairs: &[(String, Value)]) -> String {
         .iter()
         .map(|(key, value)| {
             let value = match value {
-                Value::Text(s) => s.clone(),
-                Value::Int(i) => i.to_string(),
-                Value::Float(f) => f.to_string(),
-                Value::Double(d) => d.to_string(),
-                Value::Bool(b) => b.to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
             };
             format!("{:width$} {value}\n", format!("{key}:"))
         })
@@ -87,20 +98,7 @@ fn to_text(pairs: &[(String, Value)]) -> String {
 fn to_json(pairs: &[(String, Value)]) -> String {
     let fields: Vec<String> = pairs
         .iter()
-        .map(|(key, value)| {
-            let value = match value {
-                Value::Text(s) => serde_json::Value::from(s.as_str()),
-                Value::Int(i) => serde_json::Value::from(*i),
-                // Widening 0.1f32 gives 0.10000000149011612; going through its shortest
-                // decimal form keeps the 0.1 that was meant.
-                Value::Float(f) => {
-                    serde_json::Value::from(f.to_string().parse::<f64>().unwrap_or(f64::NAN))
-                }
-                Value::Double(d) => serde_json::Value::from(*d),
-                Value::Bool(b) => serde_json::Value::from(*b),
-            };
-            format!("{}:{value}", serde_json::Value::from(key.as_str()))
-        })
+        .map(|(key, value)| format!("{}:{value}", Value::from(key.as_str())))
         .collect();
     format!("{{{}}}\n", fields.join(","))
 }
@@ -111,57 +109,52 @@ mod tests {
 
     fn reply(args: Vec<OscType>) -> OscMessage {
         OscMessage {
-            addr: STATUS_REPLY_ADDR.into(),
+            addr: STATUS_JSON_REPLY_ADDR.into(),
             args,
         }
     }
 
-    #[test]
-    fn float_values_print_with_their_sent_digits() {
-        let pairs = vec![("gain".to_owned(), Value::Float(0.1))];
-        assert_eq!(to_text(&pairs), "gain: 0.1\n");
-        assert_eq!(to_json(&pairs), "{\"gain\":0.1}\n");
+    fn json(text: &str) -> OscMessage {
+        reply(vec![OscType::String(text.into())])
     }
 
     #[test]
-    fn non_finite_floats_are_null_in_json() {
-        let pairs = vec![
-            ("a".to_owned(), Value::Float(f32::INFINITY)),
-            ("b".to_owned(), Value::Double(f64::NAN)),
-        ];
-        assert_eq!(to_json(&pairs), "{\"a\":null,\"b\":null}\n");
+    fn figures_keep_their_order_and_exact_values() {
+        let pairs = parse(&json(
+            r#"{"z":1,"frames":18446744073709551615,"gain":0.1,"on":true}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            to_text(&pairs),
+            "z:      1\nframes: 18446744073709551615\ngain:   0.1\non:     true\n"
+        );
+        assert_eq!(
+            to_json(&pairs),
+            "{\"z\":1,\"frames\":18446744073709551615,\"gain\":0.1,\"on\":true}\n"
+        );
     }
 
     #[test]
     fn json_escapes_keys_and_strings() {
-        let pairs = vec![("say \"hi\"".to_owned(), Value::Text("a\nb".into()))];
+        let pairs = parse(&json(r#"{"say \"hi\"":"a\nb"}"#)).unwrap();
         assert_eq!(to_json(&pairs), "{\"say \\\"hi\\\"\":\"a\\nb\"}\n");
     }
 
     #[test]
-    fn unsupported_value_types_are_rejected() {
-        let err = parse(&reply(vec![
-            OscType::String("blob".into()),
-            OscType::Blob(vec![1]),
-        ]))
-        .unwrap_err();
+    fn a_reply_that_is_not_one_json_object_is_rejected() {
         assert_eq!(
-            err.to_string(),
-            "value of \"blob\" is (b) 0x01; accepted types are s f i h d T F"
+            parse(&reply(vec![OscType::Int(1)]))
+                .unwrap_err()
+                .to_string(),
+            "expected one string argument (a JSON object), got 1 arguments"
         );
+        assert!(parse(&json("[1,2]")).is_err());
+        assert!(parse(&json("{\"a\":1} trailing")).is_err());
     }
 
     #[test]
     fn duplicate_keys_are_rejected() {
-        let args = vec![
-            OscType::String("k".into()),
-            OscType::Int(1),
-            OscType::String("k".into()),
-            OscType::Int(2),
-        ];
-        assert_eq!(
-            parse(&reply(args)).unwrap_err().to_string(),
-            "key \"k\" appears twice"
-        );
+        let err = parse(&json(r#"{"k":1,"k":2}"#)).unwrap_err().to_string();
+        assert!(err.contains("key \"k\" appears twice"), "{err}");
     }
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use chronus_osc::{
-    CONNECTION_ADDR, Client, FAIL_ADDR, NOTIFY_ADDR, OscMessage, OscType, RequestError,
-    SUBSCRIPTION_LEASE, done_args, message,
+    CLAMPED_ADDR, CONNECTION_ADDR, Client, FAIL_ADDR, NOTIFY_ADDR, OscMessage, OscType,
+    REFUSED_ADDR, RequestError, SUBSCRIPTION_LEASE, done_args, message,
 };
 use clap::Args;
 
@@ -114,8 +114,33 @@ fn ended(client: &Client, event: &OscMessage) -> Option<RequestError> {
     }
 }
 
-/// `<address> <arg> ...`, each argument as `set` would read it back.
+/// `<address> <arg> ...`, each argument as `set` would read it back; refusals and
+/// clamps of any client in words.
 fn line(event: &OscMessage) -> String {
+    match (event.addr.as_str(), event.args.as_slice()) {
+        (
+            REFUSED_ADDR,
+            [
+                OscType::String(addr),
+                OscType::String(reason),
+                OscType::String(from),
+            ],
+        ) => return format!("{REFUSED_ADDR} {addr} from {from}: {reason}\n"),
+        (
+            CLAMPED_ADDR,
+            [
+                OscType::String(addr),
+                OscType::Float(sent),
+                OscType::Float(used),
+                OscType::String(from),
+            ],
+        ) => {
+            return format!(
+                "{CLAMPED_ADDR} {addr} from {from}: {sent} is out of range, {used} used\n"
+            );
+        }
+        _ => {}
+    }
     let mut line = event.addr.clone();
     for arg in &event.args {
         line.push(' ');
@@ -172,5 +197,32 @@ mod tests {
             args: vec![OscType::Float(0.5)],
         };
         assert_eq!(line(&late), "/chronus/late 0.5\n");
+    }
+
+    #[test]
+    fn refusals_and_clamps_print_in_words() {
+        let refused = OscMessage {
+            addr: REFUSED_ADDR.into(),
+            args: ["/mod/voice9/freq", "no such voice", "127.0.0.1:4000"]
+                .map(|s| OscType::String(s.into()))
+                .to_vec(),
+        };
+        assert_eq!(
+            line(&refused),
+            "/chronus/refused /mod/voice9/freq from 127.0.0.1:4000: no such voice\n"
+        );
+        let clamped = OscMessage {
+            addr: CLAMPED_ADDR.into(),
+            args: vec![
+                OscType::String("/mod/voice1/amp".into()),
+                OscType::Float(7.5),
+                OscType::Float(1.0),
+                OscType::String("127.0.0.1:4000".into()),
+            ],
+        };
+        assert_eq!(
+            line(&clamped),
+            "/chronus/clamped /mod/voice1/amp from 127.0.0.1:4000: 7.5 is out of range, 1 used\n"
+        );
     }
 }

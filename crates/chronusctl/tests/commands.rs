@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chronus_osc::{
     DONE_ADDR, Framing, KILL_WORKER_ADDR, NOTIFY_ADDR, OscBundle, OscPacket, OscTime, OscType,
-    SYNC_ADDR, SYNCED_ADDR, done, fail, is_immediate, message, status_reply,
+    STATUS_JSON_REPLY_ADDR, SYNC_ADDR, SYNCED_ADDR, done, fail, is_immediate, message,
     timetag_to_system_time,
 };
 use common::{Fake, TRANSPORTS, chronusctl, command, peer_matches, text};
@@ -153,7 +153,10 @@ fn set_with_nothing_listening_exits_69() {
 fn status_works_over_tcp_in_both_framings() {
     for flags in [&["--tcp"][..], &["--slip"]] {
         let fake = Fake::start(|peer, _, replier| {
-            let reply = status_reply(vec![("state", OscType::String("running".into()))]);
+            let reply = message(
+                STATUS_JSON_REPLY_ADDR,
+                vec![OscType::String(r#"{"state":"running"}"#.into())],
+            );
             replier.send(peer, &reply).unwrap();
         });
         let out = chronusctl(fake.port, flags, &["status", "--json"]);

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use chronus_osc::{Limits, OscPacket, OscType, decode, encode, message, status_reply};
+use chronus_osc::{Limits, OscPacket, OscType, decode, encode, message};
 
 /// Answers each of the next `requests` datagrams with `reply`; returns what it was sent.
 fn fake_chronusd(reply: OscPacket, requests: usize) -> (SocketAddr, JoinHandle<Vec<OscPacket>>) {
@@ -28,16 +28,15 @@ fn fake_chronusd(reply: OscPacket, requests: usize) -> (SocketAddr, JoinHandle<V
     (addr, handle)
 }
 
+/// What chronusd answers to `/chronus/status/json`: one JSON string, counters exact
+/// beyond 2^53.
 fn sample_status() -> OscPacket {
-    status_reply(vec![
-        ("state", OscType::String("running".into())),
-        ("workers", OscType::Int(2)),
-        ("frames_played", OscType::Long(123_456_789_012)),
-        ("cpu", OscType::Float(0.25)),
-        ("latency_ms", OscType::Double(5.333)),
-        ("lockstep", OscType::Bool(true)),
-        ("degraded", OscType::Bool(false)),
-    ])
+    message(
+        "/chronus/status/json.reply",
+        vec![OscType::String(
+            r#"{"state":"running","workers":2,"frames_played":18446744073709551615,"cpu":0.25,"latency_ms":5.333,"lockstep":true,"degraded":false}"#.into(),
+        )],
+    )
 }
 
 fn chronusctl(args: &[&str]) -> Output {
@@ -64,7 +63,7 @@ fn status_prints_aligned_key_value_lines() {
         "\
 state:         running
 workers:       2
-frames_played: 123456789012
+frames_played: 18446744073709551615
 cpu:           0.25
 latency_ms:    5.333
 lockstep:      true
@@ -73,7 +72,7 @@ degraded:      false
     );
     assert_eq!(
         daemon.join().unwrap(),
-        vec![message("/chronus/status", vec![])]
+        vec![message("/chronus/status/json", vec![])]
     );
 }
 
@@ -85,7 +84,7 @@ fn status_json_prints_typed_values_in_reply_order() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "{\"state\":\"running\",\"workers\":2,\"frames_played\":123456789012,\"cpu\":0.25,\
+        "{\"state\":\"running\",\"workers\":2,\"frames_played\":18446744073709551615,\"cpu\":0.25,\
          \"latency_ms\":5.333,\"lockstep\":true,\"degraded\":false}\n"
     );
     let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -135,7 +134,7 @@ fn closed_port_exits_69() {
 #[test]
 fn malformed_reply_exits_76() {
     let bad = message(
-        "/chronus/status.reply",
+        "/chronus/status/json.reply",
         vec![OscType::String("orphan".into())],
     );
     let (addr, _daemon) = fake_chronusd(bad, 1);
@@ -144,8 +143,8 @@ fn malformed_reply_exits_76() {
     assert_eq!(out.status.code(), Some(76));
     assert_eq!(
         text(&out.stderr),
-        "chronusctl: malformed /chronus/status.reply: status reply has 1 arguments: \
-         expected alternating keys and values, an even number\n"
+        "chronusctl: malformed /chronus/status/json.reply: the status is not one JSON object: \
+         expected value at line 1 column 1\n"
     );
 }
 

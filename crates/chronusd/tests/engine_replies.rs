@@ -78,11 +78,7 @@ fn float(v: &OscType) -> f32 {
 }
 
 fn int(v: &OscType) -> i64 {
-    match v {
-        OscType::Int(x) => i64::from(*x),
-        OscType::Long(x) => *x,
-        other => panic!("expected an integer, got {other:?}"),
-    }
+    chronus_osc::integer(v).unwrap_or_else(|| panic!("expected an integer, got {v:?}"))
 }
 
 fn null_daemon(name: &str, extra: &[(&str, String)]) -> Daemon {

@@ -108,19 +108,19 @@ fn a_loaded_pattern_takes_effect_at_one_bar_line_and_immediate_does_not_wait() {
     d.send("/mod/voice2/filter/q", vec![OscType::Float(1.0)]);
     sync(&d);
     let reply = ask(&d, "/pattern/load", vec![OscType::Int(5)]).unwrap();
-    let [OscType::Int(5), OscType::Long(bar)] = reply[..] else {
+    let [OscType::Int(5), ref frame] = reply[..] else {
         panic!("load reply {reply:?}");
     };
-    let bar = bar as u64;
+    let bar = chronus_osc::integer(frame).expect("the frame as decimal digits") as u64;
     assert!(bar > 0 && bar % BAR_FRAMES == 0, "{bar} is not a bar line");
     d.wait_until("the bar is played", Duration::from_secs(10), |s| {
         long(s, "frames") as u64 > bar + 4_800
     });
     let reply = ask(&d, "/pattern/load", vec![OscType::Int(5), s("immediate")]).unwrap();
-    let [OscType::Int(5), OscType::Long(at_once)] = reply[..] else {
+    let [OscType::Int(5), ref frame] = reply[..] else {
         panic!("immediate load reply {reply:?}");
     };
-    let at_once = at_once as u64;
+    let at_once = chronus_osc::integer(frame).expect("the frame as decimal digits") as u64;
     sync(&d);
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");

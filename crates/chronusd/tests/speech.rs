@@ -218,7 +218,7 @@ fn speech_carries_on_bit_exactly_through_kills_of_the_active_worker_mid_sentence
     let s = d.status();
     assert_eq!(
         s.get("tts_playing"),
-        Some(&OscType::Bool(true)),
+        Some(&OscType::Int(1)),
         "the drill outlasted the sentence: make it longer"
     );
     c.expect(

@@ -110,7 +110,7 @@ pub fn poll_takes(d: &mut Daemon) {
                 tracing::info!(path = %path.display(), start_frame, "recording started");
                 let done = vec![
                     OscType::String(path.display().to_string()),
-                    OscType::Long(start_frame as i64),
+                    chronus_osc::count(start_frame),
                 ];
                 d.takes.last = Some((path.clone(), start_frame));
                 d.takes.aborted = None;
@@ -128,8 +128,8 @@ pub fn poll_takes(d: &mut Daemon) {
                 d.takes.current = None;
                 Ok(vec![
                     OscType::String(path.display().to_string()),
-                    OscType::Long(frames as i64),
-                    OscType::Long(dropped as i64),
+                    chronus_osc::count(frames),
+                    chronus_osc::count(dropped),
                 ])
             }
             TakeEvent::Failed { reason } => Err(reason),

@@ -13,6 +13,7 @@ use crate::control::{self, Request, System};
 use crate::daemon::Daemon;
 use crate::publisher::Group;
 use chronus_osc::{Incoming, OscBundle, OscMessage, OscPacket, OscType, Peer};
+use std::time::Instant;
 
 /// What the loop should do after a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +73,7 @@ fn on_bundle(d: &mut Daemon, from: Peer, bundle: OscBundle) -> Flow {
     {
         let reason = format!("bundle arrived {late:.3} s late; dropped (osc.late_bundles = drop)");
         for m in messages {
-            d.clients.reply(&from, chronus_osc::fail(&m.addr, &reason));
+            d.clients.fail(&from, &m.addr, &reason);
         }
         return Flow::Continue;
     }
@@ -105,7 +106,11 @@ fn on_messages(
         };
         for request in requests {
             match request {
-                Request::Command(command, address) => {
+                Request::Command(command, address, clamp) => {
+                    if let Some(clamp) = clamp {
+                        let addr = address.as_deref().unwrap_or(&message.addr);
+                        d.clients.clamped(&from, addr, clamp, Instant::now());
+                    }
                     // Journaled under the address it reached, so a journal replays.
                     let journaled = match address {
                         Some(addr) => OscMessage {

@@ -57,7 +57,7 @@ pub fn stored(d: &mut Daemon, from: Peer, outcome: Outcome) {
                 tracing::info!(slot, frame, "pattern loaded");
                 chronus_osc::done(
                     LOAD_ADDR,
-                    vec![OscType::Int(slot as i32), OscType::Long(frame as i64)],
+                    vec![OscType::Int(slot as i32), chronus_osc::count(frame)],
                 )
             }
             Err(reason) => return d.clients.fail(&from, LOAD_ADDR, &reason),

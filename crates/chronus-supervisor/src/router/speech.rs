@@ -39,15 +39,16 @@ pub fn handle(d: &mut Daemon, from: Peer, request: Request) {
 
 fn say(d: &mut Daemon, from: Peer, text: &str, voice: Option<&str>, id: Option<OscType>) {
     let Some(tts) = d.desk.speech.as_ref().and_then(Speech::tts) else {
-        return d.clients.reply(
+        return d.clients.fail(
             &from,
-            chronus_osc::fail(SAY_ADDR, "text-to-speech is off (speech.tts.enabled)"),
+            SAY_ADDR,
+            "text-to-speech is off (speech.tts.enabled)",
         );
     };
     if d.desk.asked.len() + d.desk.queue.len() >= MAX_UTTERANCES {
         d.desk.counters.failed += 1;
         let reason = format!("busy: {MAX_UTTERANCES} utterances are already waiting");
-        return d.clients.reply(&from, chronus_osc::fail(SAY_ADDR, &reason));
+        return d.clients.fail(&from, SAY_ADDR, &reason);
     }
     let events = d.events.clone();
     let said = tts.say(text, voice, move |request, result| {
@@ -58,7 +59,7 @@ fn say(d: &mut Daemon, from: Peer, text: &str, voice: Option<&str>, id: Option<O
             d.desk.counters.requests += 1;
             let asked = Asked {
                 peer: from,
-                id: id.unwrap_or(OscType::Long(request.0 as i64)),
+                id: id.unwrap_or_else(|| chronus_osc::count(request.0)),
                 at: Instant::now(),
                 cancelled: false,
             };
@@ -66,8 +67,7 @@ fn say(d: &mut Daemon, from: Peer, text: &str, voice: Option<&str>, id: Option<O
         }
         Err(e) => {
             d.desk.counters.failed += 1;
-            d.clients
-                .reply(&from, chronus_osc::fail(SAY_ADDR, &e.to_string()));
+            d.clients.fail(&from, SAY_ADDR, &e.to_string());
         }
     }
 }
@@ -106,10 +106,9 @@ pub fn answered(d: &mut Daemon, answer: Answer) {
                     ),
                 );
             }
-            Err(e) => d.clients.reply(
-                &peer,
-                chronus_osc::fail(TRANSCRIBE_ADDR, &format!("{path}: {e}")),
-            ),
+            Err(e) => d
+                .clients
+                .fail(&peer, TRANSCRIBE_ADDR, &format!("{path}: {e}")),
         },
     }
 }
@@ -117,8 +116,7 @@ pub fn answered(d: &mut Daemon, answer: Answer) {
 fn fail_utterance(d: &mut Daemon, asked: &Asked, reason: &str) {
     d.desk.counters.failed += 1;
     let reason = format!("request {}: {reason}", id_words(&asked.id));
-    d.clients
-        .reply(&asked.peer, chronus_osc::fail(SAY_ADDR, &reason));
+    d.clients.fail(&asked.peer, SAY_ADDR, &reason);
 }
 
 /// Starts the next utterance once nothing plays: its samples go into the speech
@@ -251,12 +249,10 @@ pub fn tick(d: &mut Daemon, play: u64) {
 
 fn start_stream(d: &mut Daemon, from: Peer, stream: String) {
     let Some(asr) = d.desk.speech.as_ref().and_then(Speech::asr).cloned() else {
-        return d.clients.reply(
+        return d.clients.fail(
             &from,
-            chronus_osc::fail(
-                ASR_START_ADDR,
-                "speech recognition is off (speech.asr.enabled)",
-            ),
+            ASR_START_ADDR,
+            "speech recognition is off (speech.asr.enabled)",
         );
     };
     let device = d.desk.settings.asr.input_device.clone();
@@ -295,27 +291,21 @@ fn start(d: &mut Daemon, asr: &chronus_speech::Asr, from: Peer, stream: String) 
             &from,
             chronus_osc::done(ASR_START_ADDR, vec![OscType::String(stream)]),
         ),
-        Err(e) => d
-            .clients
-            .reply(&from, chronus_osc::fail(ASR_START_ADDR, &e.to_string())),
+        Err(e) => d.clients.fail(&from, ASR_START_ADDR, &e.to_string()),
     }
 }
 
 fn stop_stream(d: &mut Daemon, from: Peer, stream: String) {
     let Some(asr) = d.desk.speech.as_ref().and_then(Speech::asr).cloned() else {
-        return d.clients.reply(
+        return d.clients.fail(
             &from,
-            chronus_osc::fail(
-                ASR_STOP_ADDR,
-                "speech recognition is off (speech.asr.enabled)",
-            ),
+            ASR_STOP_ADDR,
+            "speech recognition is off (speech.asr.enabled)",
         );
     };
     if !asr.stop_stream(&stream) {
         let reason = format!("no stream named {stream:?} is running");
-        return d
-            .clients
-            .reply(&from, chronus_osc::fail(ASR_STOP_ADDR, &reason));
+        return d.clients.fail(&from, ASR_STOP_ADDR, &reason);
     }
     if asr.active_streams().is_empty() {
         d.input.close();

@@ -1,4 +1,4 @@
-//! `/chronus/status`, `/chronus/version`, `/chronus/notify`, `/chronus/sync`,
+//! `/chronus/status` (and `/status/json`), `/chronus/version`, `/chronus/notify`, `/chronus/sync`,
 //! `/chronus/kill_worker` and `/chronus/quit`.
 
 use super::Flow;
@@ -14,6 +14,10 @@ pub fn handle(d: &mut Daemon, from: Peer, message: &OscMessage, request: System)
     match request {
         System::Status => {
             let reply = status::reply(d);
+            d.clients.reply(&from, reply);
+        }
+        System::StatusJson => {
+            let reply = status::json(d);
             d.clients.reply(&from, reply);
         }
         System::Version => d.clients.reply(

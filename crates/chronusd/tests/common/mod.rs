@@ -5,6 +5,8 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+pub mod pulse;
+
 use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -240,12 +242,11 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// An integer status figure: an `i`, or a counter's exact decimal digits.
 pub fn long(s: &Status, key: &str) -> i64 {
-    match s.get(key) {
-        Some(OscType::Long(v)) => *v,
-        Some(OscType::Int(v)) => i64::from(*v),
-        other => panic!("status key {key} is {other:?}"),
-    }
+    s.get(key)
+        .and_then(chronus_osc::integer)
+        .unwrap_or_else(|| panic!("status key {key} is {:?}", s.get(key)))
 }
 
 pub fn string(s: &Status, key: &str) -> String {
