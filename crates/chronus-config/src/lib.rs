@@ -138,7 +138,7 @@ impl Default for Config {
                 limiter_ceiling_db: -1.0,
             },
             engine: EngineConfig {
-                num_voices: 4,
+                num_voices: 8,
                 recordings_dir: PathBuf::from("/var/lib/chronus/recordings"),
                 patterns_dir: None,
             },

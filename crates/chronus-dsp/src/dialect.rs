@@ -120,11 +120,14 @@ pub enum DialectError {
 }
 
 fn voice_range(num_voices: u8) -> String {
-    match num_voices {
+    let running = match num_voices {
         0 => "this engine has no voices".to_owned(),
         1 => "the only voice is voice1".to_owned(),
         n => format!("voices are voice1..voice{n}"),
-    }
+    };
+    format!(
+        "{running}: engine.num_voices = {num_voices} (CHRONUS_NUM_VOICES); raise it, up to 16, to use more voices"
+    )
 }
 
 /// A number outside its parameter's range, and the value used instead.

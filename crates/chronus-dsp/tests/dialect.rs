@@ -125,7 +125,9 @@ fn unknown_voices_are_rejected_with_the_valid_range() {
     ] {
         assert_eq!(
             err(address, &[Arg::Int(1)]),
-            format!("{address}: no such voice (voices are voice1..voice4)")
+            format!(
+                "{address}: no such voice (voices are voice1..voice4: engine.num_voices = 4 (CHRONUS_NUM_VOICES); raise it, up to 16, to use more voices)"
+            )
         );
     }
     assert!(matches!(
@@ -136,7 +138,8 @@ fn unknown_voices_are_rejected_with_the_valid_range() {
         parse("/gate/voice2", &[Arg::Int(1)], 1)
             .unwrap_err()
             .to_string(),
-        "/gate/voice2: no such voice (the only voice is voice1)"
+        "/gate/voice2: no such voice (the only voice is voice1: engine.num_voices = 1 \
+         (CHRONUS_NUM_VOICES); raise it, up to 16, to use more voices)"
     );
 }
 
@@ -485,7 +488,7 @@ fn seq_add_rejects_what_it_cannot_play_saying_why() {
     );
     assert_eq!(
         add(&[Arg::Str("k"), Arg::Str("voice9"), Arg::Str("X")]),
-        "/seq/add: no such voice (voices are voice1..voice4)"
+        "/seq/add: no such voice (voices are voice1..voice4: engine.num_voices = 4 (CHRONUS_NUM_VOICES); raise it, up to 16, to use more voices)"
     );
     assert_eq!(
         add(&[Arg::Str("k"), Arg::Str("kick"), Arg::Str("X")]),
@@ -628,4 +631,16 @@ fn every_message_the_dialect_accepts_encodes_within_the_limit() {
         bytes.len()
     );
     assert_eq!(Command::decode(&bytes), Ok(cmd));
+}
+
+#[test]
+fn a_voice_beyond_the_configured_count_names_the_setting_to_raise() {
+    let refused = parse("/mod/voice9/freq", &[Arg::Float(440.0)], 8).unwrap_err();
+    let reason = refused.to_string();
+    assert!(
+        reason.contains("voice9")
+            && reason.contains("engine.num_voices = 8")
+            && reason.contains("CHRONUS_NUM_VOICES"),
+        "{reason}"
+    );
 }

@@ -187,7 +187,7 @@ fn pure_data_plays_a_note_and_reads_the_engine_status_reply() {
         return;
     }
     let (d, dir) = journal_daemon("interop-pd");
-    assert_eq!(gates(&d), "0000");
+    assert_eq!(gates(&d), "00000000");
     // engine status.reply state running master_gain G sample_rate R ...
     let printed = pd(&dir, &pd_patch(d.osc.port(), "engine", 7));
     assert!(
@@ -196,7 +196,7 @@ fn pure_data_plays_a_note_and_reads_the_engine_status_reply() {
     );
     assert!(!printed.contains("error"), "pd printed:\n{printed}");
     // The note Pd sent plays: voice1's gate is open, and the journal holds what Pd sent.
-    assert_eq!(gates(&d), "1000");
+    assert_eq!(gates(&d), "10000000");
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
     let journal = journaled(&dir);
@@ -247,7 +247,7 @@ fn supercollider_plays_a_note_and_reads_the_engine_status_reply() {
         printed.contains("sample_rate is 48000"),
         "sclang did not print the status reply's sample_rate; it printed:\n{printed}"
     );
-    assert_eq!(gates(&d), "0100");
+    assert_eq!(gates(&d), "01000000");
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
     let journal = journaled(&dir);
