@@ -136,7 +136,7 @@ impl Default for Config {
                 pulse_server: None,
             },
             engine: EngineConfig {
-                num_voices: 4,
+                num_voices: 8,
                 recordings_dir: PathBuf::from("/var/lib/chronus/recordings"),
                 patterns_dir: None,
             },

@@ -97,8 +97,8 @@ fn engine_status_list_and_schema_describe_the_engine() {
     let s = ask_pairs(&d, "/engine/status");
     assert_eq!(text(&s["state"]), "running");
     assert_eq!(int(&s["sample_rate"]), 48_000);
-    assert_eq!(int(&s["num_voices"]), 4);
-    assert_eq!(text(&s["gates"]), "0000");
+    assert_eq!(int(&s["num_voices"]), 8);
+    assert_eq!(text(&s["gates"]), "00000000");
     assert_eq!(int(&s["seq_running"]), 0);
     assert_eq!(float(&s["bpm"]), 120.0);
 
@@ -108,7 +108,10 @@ fn engine_status_list_and_schema_describe_the_engine() {
     let s = ask_pairs(&d, "/engine/status");
     assert_eq!(text(&s["state"]), "stopped");
     assert_eq!(float(&s["master_gain"]), 0.0);
-    assert_eq!((int(&s["active_voices"]), text(&s["gates"])), (1, "0010"));
+    assert_eq!(
+        (int(&s["active_voices"]), text(&s["gates"])),
+        (1, "00100000")
+    );
     send(&d, "/engine/start", vec![]);
     sync(&d);
     assert_eq!(text(&ask_pairs(&d, "/engine/status")["state"]), "running");
@@ -118,8 +121,8 @@ fn engine_status_list_and_schema_describe_the_engine() {
     assert_eq!(
         modules,
         [
-            "voice1", "voice2", "voice3", "voice4", "acid1", "dist1", "reverb1", "delay1", "lfo1",
-            "lfo2", "seq"
+            "voice1", "voice2", "voice3", "voice4", "voice5", "voice6", "voice7", "voice8",
+            "acid1", "dist1", "reverb1", "delay1", "lfo1", "lfo2", "seq"
         ]
     );
 

@@ -329,8 +329,8 @@ fn engine_num_voices() {
         "engine.num_voices",
         "CHRONUS_NUM_VOICES",
         |c| c.engine.num_voices,
-        4,
-        ("8", 8),
+        8,
+        ("12", 12),
         ("16", 16),
         ("1", 1),
     );
