@@ -560,9 +560,10 @@ static SETTINGS: [SettingInfo; 43] = [
         key: "engine.num_voices",
         env: "CHRONUS_NUM_VOICES",
         env_alias: None,
-        description: "Number of synthesis voices: 8 by default, as the Music Chronus \
-                      compositions use; a silent voice costs little (one tone: 6.5 % of a core \
-                      with 4 voices, 6.8 % with 8, 7.2 % with 16).",
+        description: "Number of synthesis voices. 8 plays the original Music Chronus \
+                      catalogue (its compositions use voice1..voice8); measured offline, 8 \
+                      voices of the full patch take about 1 % of a core per worker (two \
+                      workers render), 16 about 1.4 % (BENCHMARKS.md).",
         kind: Kind::U8(num!(NUM_VOICES_MIN, NUM_VOICES_MAX, engine.num_voices)),
     },
     SettingInfo {

@@ -1,9 +1,9 @@
 //! Non-real-time render speed of a full patch ([`chronus_dsp::demo::full_patch`]):
-//! 16 voices of every waveform, the acid path, distortion, reverb, delay, both
+//! 16 voices (or as many as asked for) of every waveform, the acid path, distortion, reverb, delay, both
 //! LFOs, the limiter and a 16-track polymetric sequence with swing, all driven
 //! through the dialect.
 //!
-//! `cargo run --release -p chronus-dsp --example render_speed [seconds]`
+//! `cargo run --release -p chronus-dsp --example render_speed [seconds] [voices]`
 //!
 //! Prints the wall-clock multiple and, where Linux reports it, the time on a
 //! CPU and the time spent waiting for one (other load on the machine).
@@ -15,17 +15,20 @@ use chronus_dsp::dialect::{Arg, parse};
 use chronus_dsp::{CHANNELS, Engine};
 
 const SAMPLE_RATE: u32 = 48_000;
-const VOICES: u8 = 16;
+const DEFAULT_VOICES: u8 = 16;
 const BLOCK_FRAMES: usize = 256;
 
 fn main() {
     let seconds: u64 = std::env::args()
         .nth(1)
         .map_or(60, |s| s.parse().expect("seconds must be a whole number"));
-    let mut engine = Engine::new(SAMPLE_RATE, VOICES);
-    for m in full_patch(VOICES) {
+    let voices: u8 = std::env::args().nth(2).map_or(DEFAULT_VOICES, |s| {
+        s.parse().expect("voices must be 1..=255")
+    });
+    let mut engine = Engine::new(SAMPLE_RATE, voices);
+    for m in full_patch(voices) {
         let args: Vec<Arg<'_>> = m.args.iter().map(Value::arg).collect();
-        let cmd = parse(&m.address, &args, VOICES).unwrap_or_else(|e| panic!("{e}"));
+        let cmd = parse(&m.address, &args, voices).unwrap_or_else(|e| panic!("{e}"));
         engine.apply(&cmd);
     }
 
@@ -42,7 +45,7 @@ fn main() {
     let rendered =
         (frames / BLOCK_FRAMES as u64 * BLOCK_FRAMES as u64) as f64 / f64::from(SAMPLE_RATE);
     println!(
-        "rendered {rendered:.1} s of {VOICES} voices with every effect and the sequencer \
+        "rendered {rendered:.1} s of {voices} voices with every effect and the sequencer \
          at {SAMPLE_RATE} Hz in {elapsed:.3} s on one core: {:.1}x real time (peak {peak:.3})",
         rendered / elapsed
     );

@@ -28,6 +28,64 @@ enum Stage {
     Release,
 }
 
+/// A 1 ms attack, then an exponential fall to −40 dB over the decay (or, once
+/// the gate closes, the release) time.
+#[derive(Clone, Debug)]
+struct Envelope {
+    stage: Stage,
+    level: f64,
+    attack_step: f64,
+    /// Per-frame multiplier of the current decay or release.
+    fall: f64,
+}
+
+impl Envelope {
+    fn new() -> Envelope {
+        Envelope {
+            stage: Stage::Idle,
+            level: 0.0,
+            attack_step: 1.0,
+            fall: 0.0,
+        }
+    }
+
+    /// Attacks from the current level, then decays over `decay` seconds.
+    fn trigger(&mut self, decay: f32, sample_rate: u32) {
+        self.stage = Stage::Attack;
+        self.attack_step = 1.0 / frames(ATTACK_SECONDS, sample_rate).max(1) as f64;
+        // Down to 1 % (−40 dB) over the decay time.
+        self.fall = 0.01f64.powf(1.0 / (f64::from(decay) * f64::from(sample_rate)).max(1.0));
+    }
+
+    fn release(&mut self, sample_rate: u32) {
+        if self.stage != Stage::Idle {
+            self.stage = Stage::Release;
+            self.fall = 0.01f64.powf(1.0 / (RELEASE_SECONDS * f64::from(sample_rate)).max(1.0));
+        }
+    }
+
+    fn next(&mut self) -> f64 {
+        match self.stage {
+            Stage::Idle => {}
+            Stage::Attack => {
+                self.level += self.attack_step;
+                if self.level >= 1.0 {
+                    self.level = 1.0;
+                    self.stage = Stage::Decay;
+                }
+            }
+            Stage::Decay | Stage::Release => {
+                self.level *= self.fall;
+                if self.level < ENV_FLOOR {
+                    self.level = 0.0;
+                    self.stage = Stage::Idle;
+                }
+            }
+        }
+        self.level
+    }
+}
+
 /// Values of the smoothed controls at one frame.
 #[derive(Clone, Copy, Debug)]
 struct Knobs {
@@ -48,13 +106,14 @@ pub(crate) struct Acid {
     drive: Ramp,
     mix: Ramp,
     vol_comp: Ramp,
-    stage: Stage,
-    env: f64,
-    attack_step: f64,
-    /// Per-frame multiplier of the current decay or release.
-    fall: f64,
+    env: Envelope,
+    /// The accent's own, shorter envelope (`accent_decay`).
+    accent_env: Envelope,
     /// Accent of the note playing (0..1).
     accent: f64,
+    /// Cutoff (Hz) and resonance the note's accent adds.
+    accent_cutoff: f64,
+    accent_res: f64,
     accent_gain: Ramp,
     stages: [f64; 4],
     /// Cutoff the coefficients were computed for, G = g/(1+g) and 1/(1+g).
@@ -75,11 +134,11 @@ impl Acid {
             drive: Ramp::at(p.drive.into()),
             mix: Ramp::at(p.mix.into()),
             vol_comp: Ramp::at(p.vol_comp.into()),
-            stage: Stage::Idle,
-            env: 0.0,
-            attack_step: 1.0,
-            fall: 0.0,
+            env: Envelope::new(),
+            accent_env: Envelope::new(),
             accent: 0.0,
+            accent_cutoff: 0.0,
+            accent_res: 0.0,
             accent_gain: Ramp::at(1.0),
             stages: [0.0; 4],
             tuned: f64::NAN,
@@ -100,7 +159,7 @@ impl Acid {
             Control::AcidDrive => (&mut self.drive, p.drive),
             Control::AcidMix => (&mut self.mix, p.mix),
             Control::AcidVolComp => (&mut self.vol_comp, p.vol_comp),
-            // Decay and accent are read when a note starts.
+            // Decay and the accent's controls are read when a note starts.
             _ => return,
         };
         ramp.set_target(value.into(), smooth);
@@ -108,42 +167,20 @@ impl Acid {
 
     /// Voice2's gate opened (`accent` 0 for a plain note) or closed.
     pub(crate) fn gate(&mut self, on: bool, accent: f64, p: &AcidParams, sample_rate: u32) {
-        let rate = f64::from(sample_rate);
         if on {
-            self.stage = Stage::Attack;
-            self.attack_step = 1.0 / frames(ATTACK_SECONDS, sample_rate).max(1) as f64;
-            // Down to 1 % (−40 dB) over the decay time.
-            self.fall = 0.01f64.powf(1.0 / (f64::from(p.decay) * rate).max(1.0));
+            self.env.trigger(p.decay, sample_rate);
+            self.accent_env.trigger(p.accent_decay, sample_rate);
             self.accent = accent * f64::from(p.accent);
+            self.accent_cutoff = self.accent * f64::from(p.cutoff_offset);
+            self.accent_res = self.accent * f64::from(p.res_accent_boost);
             self.accent_gain.set_target(
                 1.0 + ACCENT_GAIN * self.accent,
                 frames(ATTACK_SECONDS, sample_rate),
             );
-        } else if self.stage != Stage::Idle {
-            self.stage = Stage::Release;
-            self.fall = 0.01f64.powf(1.0 / (RELEASE_SECONDS * rate).max(1.0));
+        } else {
+            self.env.release(sample_rate);
+            self.accent_env.release(sample_rate);
         }
-    }
-
-    fn envelope(&mut self) -> f64 {
-        match self.stage {
-            Stage::Idle => {}
-            Stage::Attack => {
-                self.env += self.attack_step;
-                if self.env >= 1.0 {
-                    self.env = 1.0;
-                    self.stage = Stage::Decay;
-                }
-            }
-            Stage::Decay | Stage::Release => {
-                self.env *= self.fall;
-                if self.env < ENV_FLOOR {
-                    self.env = 0.0;
-                    self.stage = Stage::Idle;
-                }
-            }
-        }
-        self.env
     }
 
     /// Processes a block of voice2, in place.
@@ -188,7 +225,8 @@ impl Acid {
 
     #[inline(always)]
     fn process(&mut self, x: f64, knobs: Knobs, sample_rate: u32) -> f64 {
-        let env = self.envelope();
+        // With no accent both terms are exactly 0, so a plain note is unchanged.
+        let env = self.env.next() + self.accent_env.next() * self.accent;
         let Knobs {
             base,
             res,
@@ -205,13 +243,13 @@ impl Acid {
             return 0.0;
         }
         let bounds = Control::AcidCutoff.bounds();
-        let cutoff = (base + env * env_amount * (1.0 + self.accent))
+        let cutoff = (base + env * env_amount + self.accent_cutoff)
             .clamp(bounds.min.into(), bounds.max.into())
             .min(max_cutoff(sample_rate));
         // Less resonance at low cutoffs, standing in for the 303's high-pass
         // in the feedback path.
         let res_scale = (cutoff / 400.0).min(1.0) * 0.8 + 0.2;
-        let k = 4.0 * (res * res_scale).min(0.98);
+        let k = 4.0 * (res * res_scale + self.accent_res).min(0.98);
         if cutoff != self.tuned {
             self.tuned = cutoff;
             let g = tan_pi(cutoff / f64::from(sample_rate));

@@ -59,7 +59,7 @@ pub enum VoiceParam {
     /// Envelope release time in seconds.
     Release,
     /// Oscillator waveform, a whole number: 0 sine, 1 saw, 2 square, 3 white,
-    /// 4 pink, 5 brown noise. Switching crossfades over 10 ms.
+    /// 4 pink, 5 brown noise, 6 triangle. Switching crossfades over 10 ms.
     Osc,
     /// Low-pass filter cutoff in Hz, smoothed over 20 ms.
     FilterFreq,
@@ -98,7 +98,7 @@ impl VoiceParam {
             | VoiceParam::SendDelay => bounds(0.0, 1.0),
             VoiceParam::SlideTime => bounds(0.0, 1.5),
             VoiceParam::Attack | VoiceParam::Decay | VoiceParam::Release => ENVELOPE_SECONDS,
-            VoiceParam::Osc => bounds(0.0, 5.0),
+            VoiceParam::Osc => bounds(0.0, 6.0),
             VoiceParam::FilterFreq => bounds(50.0, 8000.0),
             VoiceParam::FilterQ => bounds(0.5, 10.0),
         }
@@ -129,7 +129,7 @@ impl VoiceParam {
             | VoiceParam::Attack
             | VoiceParam::Decay
             | VoiceParam::Release => "s",
-            VoiceParam::Osc => "0 sine, 1 saw, 2 square, 3 white, 4 pink, 5 brown",
+            VoiceParam::Osc => "0 sine, 1 saw, 2 square, 3 white, 4 pink, 5 brown, 6 triangle",
             VoiceParam::Amp
             | VoiceParam::Sustain
             | VoiceParam::FilterQ
@@ -169,6 +169,9 @@ pub enum Control {
     AcidMix,
     AcidVolComp,
     AcidAccent,
+    AcidCutoffOffset,
+    AcidResAccentBoost,
+    AcidAccentDecay,
     DistDrive,
     DistMix,
     DistTone,
@@ -216,7 +219,7 @@ const fn spec(
 }
 
 impl Control {
-    pub const ALL: [Control; 26] = [
+    pub const ALL: [Control; 29] = [
         Control::AcidCutoff,
         Control::AcidRes,
         Control::AcidEnvAmount,
@@ -225,6 +228,9 @@ impl Control {
         Control::AcidMix,
         Control::AcidVolComp,
         Control::AcidAccent,
+        Control::AcidCutoffOffset,
+        Control::AcidResAccentBoost,
+        Control::AcidAccentDecay,
         Control::DistDrive,
         Control::DistMix,
         Control::DistTone,
@@ -303,7 +309,30 @@ impl Control {
                 (0.0, 1.0),
                 0.0,
                 "",
-                "extra envelope depth and level on sequencer accents (X)",
+                "how much sequencer accents (X) play: the accent envelope, \
+                 cutoff_offset, res_accent_boost and extra level",
+            ),
+            Control::AcidCutoffOffset => spec(
+                "/mod/acid1/cutoff_offset",
+                (0.0, 1000.0),
+                300.0,
+                "Hz",
+                "cutoff raised for an accented note, times the accent (read when a note starts)",
+            ),
+            Control::AcidResAccentBoost => spec(
+                "/mod/acid1/res_accent_boost",
+                (0.0, 0.4),
+                0.2,
+                "",
+                "resonance added for an accented note, times the accent (read when a note starts)",
+            ),
+            Control::AcidAccentDecay => spec(
+                "/mod/acid1/accent_decay",
+                (0.02, 0.15),
+                0.05,
+                "s",
+                "decay to -40 dB of the accent envelope, which opens the cutoff by \
+                 env_amount times the accent",
             ),
             Control::DistDrive => spec(
                 "/mod/dist1/drive",

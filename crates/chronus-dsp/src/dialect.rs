@@ -3,13 +3,17 @@
 //!
 //! Accepted (N is 1-based; ranges and defaults are in [`crate::schema`]):
 //! - `/mod/voiceN/freq|amp|slide_time|osc/type|filter/freq|filter/q|send/reverb|send/delay`
-//!   and `/mod/voiceN/adsr/attack|decay|sustain|release` (seconds; sustain is a level)
+//!   and `/mod/voiceN/adsr/attack|decay|sustain|release` (seconds; sustain is a level);
+//!   `/mod/voiceN/wave` is `osc/type`, and both take a waveform's number or its name
+//!   ([`WAVEFORMS`])
 //! - `/gate/voiceN` with a number (open when > 0), a bool, or "on"/"off";
 //!   `/gate/acid1` gates voice2 (whose gate also triggers the acid envelope)
-//! - `/mod/acid1/cutoff|res|env_amount|decay|drive|mix|vol_comp|accent`,
+//! - `/mod/acid1/cutoff|res|env_amount|decay|drive|mix|vol_comp|accent|cutoff_offset|
+//!   res_accent_boost|accent_decay`,
 //!   `/mod/dist1/drive|mix|tone`, `/mod/reverb1/mix|room|damp`,
 //!   `/mod/delay1/time|feedback|mix|lowcut|highcut`, `/mod/lfo1|lfo2/rate|depth`
 //! - voice1 aliases: `/mod/sine1/freq`, `/mod/filter1/freq|q`, `/mod/adsr1/<stage>`,
+//!   `/mod/adsr1/freq` (the original's sequencer example played `adsr1` as a voice),
 //!   `/gate/adsr1`, `/gate/1`
 //! - the older single-voice dialect, on voice1: `/mod/sine/freq|gain`,
 //!   `/mod/filter/cutoff|q`, `/mod/adsr/<stage>` (attack, decay and release in
@@ -55,16 +59,38 @@ impl Arg<'_> {
     }
 }
 
-const ACCEPTED_ADDRESSES: &str = "/mod/voiceN/freq|amp|slide_time|osc/type|filter/freq|\
-    filter/q|send/reverb|send/delay, /mod/voiceN/adsr/attack|decay|sustain|release, \
-    /gate/voiceN, /mod/acid1/cutoff|res|env_amount|decay|drive|mix|vol_comp|accent, \
+const ACCEPTED_ADDRESSES: &str = "/mod/voiceN/freq|amp|slide_time|osc/type|wave|\
+    filter/freq|filter/q|send/reverb|send/delay, /mod/voiceN/adsr/attack|decay|sustain|release, \
+    /gate/voiceN, /mod/acid1/cutoff|res|env_amount|decay|drive|mix|vol_comp|accent|\
+    cutoff_offset|res_accent_boost|accent_decay, \
     /gate/acid1, /mod/dist1/drive|mix|tone, /mod/reverb1/mix|room|damp, \
     /mod/delay1/time|feedback|mix|lowcut|highcut, /mod/lfo1|lfo2/rate|depth, \
     /seq/add|remove|clear|start|stop|bpm|swing|gate_length, /seq/update/pattern|notes, \
     /engine/start|stop|freq|gain, and for voice1 /mod/sine1/freq, /mod/filter1/freq|q, \
-    /mod/adsr1/<stage>, /gate/adsr1, /gate/1, /mod/sine/freq|gain, /mod/filter/cutoff|q, \
+    /mod/adsr1/<stage>|freq, /gate/adsr1, /gate/1, /mod/sine/freq|gain, /mod/filter/cutoff|q, \
     /mod/adsr/<stage> (ms), /gate/adsr";
 const ONE_NUMBER: &str = "one number";
+const WAVEFORM: &str = "one waveform number or name";
+
+/// Waveform names and the numbers of [`VoiceParam::Osc`] they stand for,
+/// matched without regard to case. The original numbered its waveforms 0-5;
+/// `noise` is white noise.
+pub const WAVEFORMS: [(&str, u8); 14] = [
+    ("sine", 0),
+    ("sin", 0),
+    ("saw", 1),
+    ("sawtooth", 1),
+    ("square", 2),
+    ("white", 3),
+    ("noise", 3),
+    ("white_noise", 3),
+    ("pink", 4),
+    ("pink_noise", 4),
+    ("brown", 5),
+    ("brown_noise", 5),
+    ("triangle", 6),
+    ("tri", 6),
+];
 const GATE_VALUE: &str = "one number, bool or \"on\"/\"off\"";
 const SEQ_ADD_ARGS: &str = "track, voice, pattern, then optionally base_freq, filter_freq, \
     notes (positional or key=value) and gate=fraction";
@@ -87,8 +113,18 @@ pub enum DialectError {
     /// change nothing the engine plays, so the supervisor answers them.
     #[error("{address}: answered by the supervisor, not an engine command")]
     NotForEngine { address: String },
-    #[error("{address}: no such voice ({})", voice_range(*.num_voices))]
-    NoSuchVoice { address: String, num_voices: u8 },
+    /// `voice` is the number as given (digits, without leading zeros).
+    #[error("{address}: {}", no_such_voice(voice, *.num_voices))]
+    NoSuchVoice {
+        address: String,
+        voice: String,
+        num_voices: u8,
+    },
+    #[error(
+        "{address}: waveform \"{value}\" is not known (accepted: a number 0..=6 or {})",
+        waveform_names()
+    )]
+    Waveform { address: String, value: String },
     #[error("{address}: expected {expected}, got {got}")]
     WrongType {
         address: String,
@@ -119,15 +155,20 @@ pub enum DialectError {
     TrackKey { address: String, key: String },
 }
 
-fn voice_range(num_voices: u8) -> String {
-    let running = match num_voices {
-        0 => "this engine has no voices".to_owned(),
-        1 => "the only voice is voice1".to_owned(),
-        n => format!("voices are voice1..voice{n}"),
-    };
-    format!(
-        "{running}: engine.num_voices = {num_voices} (CHRONUS_NUM_VOICES); raise it, up to 16, to use more voices"
-    )
+fn no_such_voice(voice: &str, num_voices: u8) -> String {
+    if voice == "0" {
+        format!("voice 0 does not exist; voices count from 1 (voice1..voice{num_voices})")
+    } else {
+        format!(
+            "voice {voice} is beyond engine.num_voices = {num_voices} (CHRONUS_NUM_VOICES); \
+             raise it to use more voices"
+        )
+    }
+}
+
+fn waveform_names() -> String {
+    let names: Vec<&str> = WAVEFORMS.iter().map(|(name, _)| *name).collect();
+    names.join(", ")
 }
 
 /// A number outside its parameter's range, and the value used instead.
@@ -237,7 +278,7 @@ impl Message<'_, '_> {
     fn module(&self, rest: &str) -> Result<Command, DialectError> {
         let (module, param) = rest.split_once('/').ok_or_else(|| self.unknown())?;
         let (voice, param, scale) = match (module, param) {
-            ("sine1" | "sine", "freq") => (self.voice1()?, VoiceParam::Freq, 1.0),
+            ("sine1" | "sine" | "adsr1", "freq") => (self.voice1()?, VoiceParam::Freq, 1.0),
             ("sine", "gain") => (self.voice1()?, VoiceParam::Amp, 1.0),
             ("filter1", "freq") | ("filter", "cutoff") => {
                 (self.voice1()?, VoiceParam::FilterFreq, 1.0)
@@ -259,13 +300,19 @@ impl Message<'_, '_> {
                 (self.voice1()?, param, scale)
             }
             (name, suffix) => {
-                let param = VoiceParam::ALL
-                    .into_iter()
-                    .find(|p| p.suffix() == suffix)
-                    .ok_or_else(|| self.unknown())?;
+                let param = match suffix {
+                    "wave" => VoiceParam::Osc,
+                    suffix => VoiceParam::ALL
+                        .into_iter()
+                        .find(|p| p.suffix() == suffix)
+                        .ok_or_else(|| self.unknown())?,
+                };
                 (self.voice(name)?.ok_or_else(|| self.unknown())?, param, 1.0)
             }
         };
+        if param == VoiceParam::Osc {
+            return Ok(self.set(voice, param, self.waveform()?));
+        }
         Ok(self.set(voice, param, self.one_number()? * scale))
     }
 
@@ -455,10 +502,14 @@ impl Message<'_, '_> {
         // Too many digits for a u8 is just another voice that does not exist.
         match digits.parse::<u8>() {
             Ok(n @ 1..) if n <= self.num_voices => Ok(Some(n - 1)),
-            _ => Err(DialectError::NoSuchVoice {
-                address: self.address.to_owned(),
-                num_voices: self.num_voices,
-            }),
+            _ => {
+                let voice = digits.trim_start_matches('0');
+                Err(DialectError::NoSuchVoice {
+                    address: self.address.to_owned(),
+                    voice: if voice.is_empty() { "0" } else { voice }.to_owned(),
+                    num_voices: self.num_voices,
+                })
+            }
         }
     }
 
@@ -468,6 +519,24 @@ impl Message<'_, '_> {
             [Arg::Float(x)] => self.finite(*x),
             [other] => Err(self.wrong_type(ONE_NUMBER, other)),
             _ => Err(self.wrong_count(ONE_NUMBER)),
+        }
+    }
+
+    /// A waveform: its number, or its name from [`WAVEFORMS`].
+    fn waveform(&self) -> Result<f64, DialectError> {
+        match self.args {
+            [Arg::Str(name)] => WAVEFORMS
+                .iter()
+                .find(|(known, _)| known.eq_ignore_ascii_case(name))
+                .map(|(_, number)| f64::from(*number))
+                .ok_or_else(|| DialectError::Waveform {
+                    address: self.address.to_owned(),
+                    value: (*name).to_owned(),
+                }),
+            [Arg::Int(i)] => Ok(*i as f64),
+            [Arg::Float(x)] => self.finite(*x),
+            [other] => Err(self.wrong_type(WAVEFORM, other)),
+            _ => Err(self.wrong_count(WAVEFORM)),
         }
     }
 

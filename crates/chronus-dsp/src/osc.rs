@@ -1,5 +1,6 @@
-//! Oscillators: sine, band-limited saw and square (PolyBLEP), and white, pink
-//! and brown noise from a seeded generator whose state lives in the voice.
+//! Oscillators: sine, band-limited saw and square (PolyBLEP), triangle, and
+//! white, pink and brown noise from a seeded generator whose state lives in the
+//! voice.
 
 use crate::dsp::sin_cycles;
 
@@ -9,6 +10,7 @@ pub(crate) const SQUARE: u8 = 2;
 pub(crate) const WHITE: u8 = 3;
 pub(crate) const PINK: u8 = 4;
 pub(crate) const BROWN: u8 = 5;
+pub(crate) const TRIANGLE: u8 = 6;
 
 /// PolyBLEP residual: subtracting it from a naive step around a discontinuity
 /// at phase 0 rounds off the aliasing corner. `dt` is the phase increment.
@@ -48,12 +50,20 @@ pub(crate) fn square(phase: f64, dt: f64) -> f64 {
     naive + blep(phase, dt) - blep(half, dt)
 }
 
+/// Triangle at `phase`, rising from -1 at phase 0 to 1 at phase 0.5. No BLEP:
+/// its harmonics fall 12 dB an octave, so its corners alias little.
+#[inline]
+pub(crate) fn triangle(phase: f64) -> f64 {
+    1.0 - 4.0 * (phase - 0.5).abs()
+}
+
 /// One sample of a periodic waveform at `phase` (cycles, in [0, 1)).
 #[inline]
 pub(crate) fn periodic(kind: u8, phase: f64, dt: f64) -> f64 {
     match kind {
         SAW => saw(phase, dt),
         SQUARE => square(phase, dt),
+        TRIANGLE => triangle(phase),
         // Sine, the phase kept in f64 so that a tone whose period is a whole
         // number of samples repeats exactly.
         _ => sin_cycles(phase),
@@ -124,7 +134,7 @@ impl Noise {
 
 /// True for the noise waveforms.
 pub(crate) fn is_noise(kind: u8) -> bool {
-    kind >= WHITE
+    matches!(kind, WHITE | PINK | BROWN)
 }
 
 /// The sample of `kind` given a phase and, for noise, the colours of this frame.

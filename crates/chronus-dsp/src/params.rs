@@ -118,6 +118,9 @@ pub struct AcidParams {
     pub mix: f32,
     pub vol_comp: f32,
     pub accent: f32,
+    pub cutoff_offset: f32,
+    pub res_accent_boost: f32,
+    pub accent_decay: f32,
 }
 
 impl Default for AcidParams {
@@ -131,6 +134,9 @@ impl Default for AcidParams {
             mix: Control::AcidMix.default_value(),
             vol_comp: Control::AcidVolComp.default_value(),
             accent: Control::AcidAccent.default_value(),
+            cutoff_offset: Control::AcidCutoffOffset.default_value(),
+            res_accent_boost: Control::AcidResAccentBoost.default_value(),
+            accent_decay: Control::AcidAccentDecay.default_value(),
         }
     }
 }
@@ -329,6 +335,9 @@ impl Params {
             Control::AcidMix => self.acid.mix,
             Control::AcidVolComp => self.acid.vol_comp,
             Control::AcidAccent => self.acid.accent,
+            Control::AcidCutoffOffset => self.acid.cutoff_offset,
+            Control::AcidResAccentBoost => self.acid.res_accent_boost,
+            Control::AcidAccentDecay => self.acid.accent_decay,
             Control::DistDrive => self.dist.drive,
             Control::DistMix => self.dist.mix,
             Control::DistTone => self.dist.tone,
@@ -360,6 +369,9 @@ impl Params {
             Control::AcidMix => &mut self.acid.mix,
             Control::AcidVolComp => &mut self.acid.vol_comp,
             Control::AcidAccent => &mut self.acid.accent,
+            Control::AcidCutoffOffset => &mut self.acid.cutoff_offset,
+            Control::AcidResAccentBoost => &mut self.acid.res_accent_boost,
+            Control::AcidAccentDecay => &mut self.acid.accent_decay,
             Control::DistDrive => &mut self.dist.drive,
             Control::DistMix => &mut self.dist.mix,
             Control::DistTone => &mut self.dist.tone,

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::command::{Control, GATE_LENGTH, MASTER_GAIN, VoiceParam};
+use crate::dialect::WAVEFORMS;
 use crate::params::VoiceParams;
 use crate::seq::{MAX_NOTES, MAX_STEPS, MAX_TRACK_NAME, MAX_TRACKS};
 
@@ -25,6 +26,12 @@ pub fn schema() -> String {
             });
             if let Some(smoothing) = smoothing_ms(p) {
                 entry["smoothing_ms"] = json!(smoothing);
+            }
+            if p == VoiceParam::Osc {
+                entry["names"] = WAVEFORMS
+                    .iter()
+                    .map(|(name, n)| (*name, json!(n)))
+                    .collect();
             }
             entry
         })
@@ -81,6 +88,8 @@ pub fn schema() -> String {
             "/mod/filter1/freq": "/mod/voice1/filter/freq",
             "/mod/filter1/q": "/mod/voice1/filter/q",
             "/mod/adsr1/<stage>": "/mod/voice1/adsr/<stage>",
+            "/mod/adsr1/freq": "/mod/voice1/freq",
+            "/mod/voiceN/wave": "/mod/voiceN/osc/type",
             "/gate/adsr1": "/gate/voice1",
             "/gate/1": "/gate/voice1",
             "/mod/sine/freq": "/mod/voice1/freq",

@@ -227,6 +227,7 @@ impl Voice {
                 osc::SQUARE => {
                     oscillate(phase, dt, gain, x, |_, phase, dt| osc::square(phase, dt));
                 }
+                osc::TRIANGLE => oscillate(phase, dt, gain, x, |_, phase, _| osc::triangle(phase)),
                 osc::WHITE => oscillate(phase, dt, gain, x, |_, _, _| noise.white()),
                 osc::PINK => oscillate(phase, dt, gain, x, |_, _, _| {
                     let w = noise.white();

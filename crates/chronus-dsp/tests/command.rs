@@ -296,8 +296,8 @@ fn decode_rejects_malformed_sequencer_commands() {
         "seq-run byte 2 is invalid (expected 0 for stop or 1 for start)"
     );
     assert_eq!(
-        msg(&[1, 3, 26, 0, 0, 0, 0]),
-        "unknown control code 26 (known codes: 0..=25)"
+        msg(&[1, 3, 29, 0, 0, 0, 0]),
+        "unknown control code 29 (known codes: 0..=28)"
     );
     let mut set = encoded(&Command::Set {
         control: Control::SeqBpm,

@@ -115,31 +115,89 @@ fn gate_accepts_numbers_bools_and_on_off() {
 }
 
 #[test]
-fn unknown_voices_are_rejected_with_the_valid_range() {
-    for address in [
-        "/mod/voice9/freq",
-        "/mod/voice0/freq",
-        "/mod/voice5/adsr/attack",
-        "/gate/voice5",
-        "/gate/voice99999999999999999999",
+fn a_voice_beyond_the_configured_count_is_refused_naming_the_setting() {
+    for (address, voice) in [
+        ("/mod/voice9/freq", "9"),
+        ("/mod/voice5/adsr/attack", "5"),
+        ("/gate/voice5", "5"),
+        ("/mod/voice05/wave", "5"),
+        ("/gate/voice99999999999999999999", "99999999999999999999"),
     ] {
         assert_eq!(
             err(address, &[Arg::Int(1)]),
             format!(
-                "{address}: no such voice (voices are voice1..voice4: engine.num_voices = 4 (CHRONUS_NUM_VOICES); raise it, up to 16, to use more voices)"
+                "{address}: voice {voice} is beyond engine.num_voices = 4 (CHRONUS_NUM_VOICES); \
+                 raise it to use more voices"
             )
         );
     }
+    assert_eq!(
+        err("/mod/voice0/freq", &[Arg::Int(1)]),
+        "/mod/voice0/freq: voice 0 does not exist; voices count from 1 (voice1..voice4)"
+    );
     assert!(matches!(
         parse("/gate/1", &[Arg::Int(1)], 0),
         Err(DialectError::NoSuchVoice { num_voices: 0, .. })
     ));
     assert_eq!(
-        parse("/gate/voice2", &[Arg::Int(1)], 1)
+        parse("/gate/voice9", &[Arg::Int(1)], 8)
             .unwrap_err()
             .to_string(),
-        "/gate/voice2: no such voice (the only voice is voice1: engine.num_voices = 1 \
-         (CHRONUS_NUM_VOICES); raise it, up to 16, to use more voices)"
+        "/gate/voice9: voice 9 is beyond engine.num_voices = 8 (CHRONUS_NUM_VOICES); \
+         raise it to use more voices"
+    );
+}
+
+#[test]
+fn waveforms_are_accepted_by_name_or_number_on_osc_type_and_wave() {
+    let names = [
+        ("sine", 0.0),
+        ("SIN", 0.0),
+        ("saw", 1.0),
+        ("Sawtooth", 1.0),
+        ("square", 2.0),
+        ("noise", 3.0),
+        ("white", 3.0),
+        ("white_noise", 3.0),
+        ("pink", 4.0),
+        ("pink_noise", 4.0),
+        ("brown", 5.0),
+        ("brown_noise", 5.0),
+        ("triangle", 6.0),
+        ("tri", 6.0),
+    ];
+    for (name, number) in names {
+        for address in ["/mod/voice2/osc/type", "/mod/voice2/wave"] {
+            assert_eq!(
+                ok(address, &[Arg::Str(name)]),
+                set(1, VoiceParam::Osc, number),
+                "{address} {name}"
+            );
+        }
+    }
+    assert_eq!(
+        ok("/mod/voice3/wave", &[Arg::Int(2)]),
+        set(2, VoiceParam::Osc, 2.0)
+    );
+    let e = err("/mod/voice1/wave", &[Arg::Str("sqare")]);
+    assert!(
+        e.starts_with(
+            "/mod/voice1/wave: waveform \"sqare\" is not known (accepted: a number 0..=6 or \
+             sine, sin, saw, sawtooth, square, white, noise"
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        err("/mod/voice1/osc/type", &[Arg::Bool(true)]),
+        "/mod/voice1/osc/type: expected one waveform number or name, got a bool"
+    );
+}
+
+#[test]
+fn adsr1_freq_is_voice1_freq_as_the_original_sequencer_example_sent_it() {
+    assert_eq!(
+        ok("/mod/adsr1/freq", &[Arg::Float(60.0)]),
+        set(0, VoiceParam::Freq, 60.0)
     );
 }
 
@@ -157,7 +215,7 @@ fn unknown_addresses_are_rejected_listing_the_accepted_ones() {
         "/mod/voice+1/freq",
         "/mod/sine1/amp",
         "/mod/sine2/freq",
-        "/mod/adsr1/freq",
+        "/mod/adsr1/amp",
         "/mod/adsr2/attack",
         "/gate/2",
         "/gate/adsr2",
@@ -263,7 +321,7 @@ fn voice_tone_and_send_addresses_are_accepted() {
             VoiceParam::SendDelay,
             1.0,
         ),
-        ("/mod/voice1/osc/type", Arg::Int(9), VoiceParam::Osc, 5.0),
+        ("/mod/voice1/osc/type", Arg::Int(9), VoiceParam::Osc, 6.0),
         (
             "/mod/voice1/filter/freq",
             Arg::Int(1),
@@ -488,7 +546,8 @@ fn seq_add_rejects_what_it_cannot_play_saying_why() {
     );
     assert_eq!(
         add(&[Arg::Str("k"), Arg::Str("voice9"), Arg::Str("X")]),
-        "/seq/add: no such voice (voices are voice1..voice4: engine.num_voices = 4 (CHRONUS_NUM_VOICES); raise it, up to 16, to use more voices)"
+        "/seq/add: voice 9 is beyond engine.num_voices = 4 (CHRONUS_NUM_VOICES); \
+         raise it to use more voices"
     );
     assert_eq!(
         add(&[Arg::Str("k"), Arg::Str("kick"), Arg::Str("X")]),

@@ -106,13 +106,17 @@ fn whole_patch() -> Vec<Command> {
         control(Control::Lfo2Rate, 9.0),
         control(Control::AcidAccent, 1.0),
         control(Control::AcidRes, 0.9),
+        control(Control::AcidCutoffOffset, 700.0),
+        control(Control::AcidResAccentBoost, 0.3),
+        control(Control::AcidAccentDecay, 0.03),
         control(Control::SeqBpm, 240.0),
         control(Control::SeqSwing, 0.45),
         Command::SeqRun { on: true },
     ];
     for v in 0..VOICES {
         patch.extend([
-            set(v, VoiceParam::Osc, f32::from(v + 1)),
+            // Saw, square, triangle and pink noise.
+            set(v, VoiceParam::Osc, [1.0, 2.0, 6.0, 4.0][usize::from(v)]),
             set(v, VoiceParam::SendReverb, 0.6),
             set(v, VoiceParam::SendDelay, 0.6),
             set(v, VoiceParam::Attack, 0.002),

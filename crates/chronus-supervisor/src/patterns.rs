@@ -325,6 +325,9 @@ fn control_field(control: Control) -> &'static str {
         Control::AcidMix => "acid.mix",
         Control::AcidVolComp => "acid.vol_comp",
         Control::AcidAccent => "acid.accent",
+        Control::AcidCutoffOffset => "acid.cutoff_offset",
+        Control::AcidResAccentBoost => "acid.res_accent_boost",
+        Control::AcidAccentDecay => "acid.accent_decay",
         Control::DistDrive => "dist.drive",
         Control::DistMix => "dist.mix",
         Control::DistTone => "dist.tone",
@@ -478,8 +481,8 @@ mod tests {
                 "voices[1].filter_q: 11; accepted: a number in 0.5..=10",
             ),
             (
-                Box::new(|p| p["voices"][0]["osc"] = 6.into()),
-                "voices[0].osc: 6; accepted: a number in 0..=5",
+                Box::new(|p| p["voices"][0]["osc"] = 7.into()),
+                "voices[0].osc: 7; accepted: a number in 0..=6",
             ),
             (
                 Box::new(|p| p["master_gain"] = (-1.0).into()),

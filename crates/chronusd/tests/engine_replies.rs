@@ -93,11 +93,7 @@ fn engine_status_list_and_schema_describe_the_engine() {
     let s = ask_pairs(&d, "/engine/status");
     assert_eq!(text(&s["state"]), "running");
     assert_eq!(int(&s["sample_rate"]), 48_000);
-    assert_eq!(
-        int(&s["num_voices"]),
-        8,
-        "the default: the original's compositions use 8"
-    );
+    assert_eq!(int(&s["num_voices"]), 8);
     assert_eq!(text(&s["gates"]), "00000000");
     assert_eq!(int(&s["seq_running"]), 0);
     assert_eq!(float(&s["bpm"]), 120.0);

@@ -148,7 +148,7 @@ fn reload_applies_live_settings_and_keeps_running_on_a_bad_file() {
     // A live setting and two that need a restart.
     std::fs::write(
         &file,
-        "[audio]\nbuffer_size = 512\n[workers]\nhang_timeout_ms = 100\n[engine]\nnum_voices = 4\n",
+        "[audio]\nbuffer_size = 512\n[workers]\nhang_timeout_ms = 100\n[engine]\nnum_voices = 12\n",
     )
     .unwrap();
     signal(d.pid(), libc::SIGHUP);

@@ -372,7 +372,7 @@ fn engine_num_voices() {
         "CHRONUS_NUM_VOICES",
         |c| c.engine.num_voices,
         8,
-        ("4", 4),
+        ("12", 12),
         ("16", 16),
         ("1", 1),
     );
