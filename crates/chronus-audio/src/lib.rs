@@ -7,6 +7,7 @@
 //! to a WAV file from its own thread, and [`Takes`], recordings started and
 //! stopped at run time.
 
+mod alsa_log;
 mod callback;
 mod capture;
 mod device;
@@ -14,6 +15,7 @@ mod null;
 mod record;
 mod take;
 
+pub use alsa_log::route_library_errors;
 pub use callback::OutputReader;
 pub use capture::Capture;
 pub use device::{BackendChoice, Output, OutputOptions, open};

@@ -200,6 +200,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     });
     d.cold_start()?;
 
+    chronus_audio::route_library_errors();
     let output = match chronus_audio::open(&output_options(&d.config), region) {
         Ok(output) => output,
         Err(e) => {

@@ -125,3 +125,33 @@ fn a_missing_device_is_a_configuration_error(backend: &str) {
         "not reaped by chronusd: {left:?}; log:\n{log}"
     );
 }
+
+#[test]
+fn libasound_error_lines_go_into_the_log_at_debug_not_raw_stderr() {
+    let dir = scratch("alsa-conf");
+    // A default PCM that names one that does not exist: libasound reports it through
+    // its error handler on every open, card or no card.
+    let conf = dir.join("asound.conf");
+    std::fs::write(
+        &conf,
+        "pcm.!default { type plug slave.pcm \"chronus_no_such_pcm\" }\n",
+    )
+    .unwrap();
+    let mut env = no_sound_server(&dir);
+    env.push(("ALSA_CONFIG_PATH", conf.display().to_string()));
+    env.push(("CHRONUS_AUDIO_BACKEND", "auto".into()));
+    env.push(("CHRONUS_LOG", "info,alsa=debug".into()));
+    let d = Daemon::start("alsa-lines", &env);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("ALSA lib")),
+        "libasound wrote to stderr itself; log:\n{log}"
+    );
+    assert!(
+        log.lines().any(
+            |l| l.contains("DEBUG") && l.contains("libasound: Unknown PCM chronus_no_such_pcm")
+        ),
+        "libasound's line must be in the log at debug; log:\n{log}"
+    );
+}
