@@ -2,7 +2,7 @@
 //! copies into a wait-free ring; a thread of its own hands the audio on.
 
 use crate::AudioError;
-use crate::device::find_device;
+use crate::device::{HostChoice, pick_device};
 use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, Sample, SampleFormat, SizedSample};
 use std::sync::Arc;
@@ -30,15 +30,15 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Opens `device` (by name as cpal lists it; the default input when `None`) in
-    /// its default configuration and calls `sink` with interleaved samples, their
+    /// Opens `device` of sound system `host` (by name as cpal lists it; the default
+    /// input when `None`) in its default configuration and calls `sink` with interleaved samples, their
     /// rate and channel count, from a thread of its own.
     pub fn start(
+        host: HostChoice,
         device: Option<&str>,
         mut sink: impl FnMut(&[f32], u32, u16) + Send + 'static,
     ) -> Result<Capture, AudioError> {
-        let host = cpal::default_host();
-        let device = find_device(&host, device, true)?;
+        let (_, device) = pick_device(host, device, true)?;
         let name = device.to_string();
         let open_err = |reason: String| AudioError::Open {
             device: name.clone(),

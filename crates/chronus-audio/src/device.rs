@@ -16,11 +16,22 @@ const SCRATCH_FRAMES: usize = 8192;
 
 /// Stream errors other than xruns, as the stream's thread saw them.
 #[derive(Default)]
-struct StreamErrors {
+pub(crate) struct StreamErrors {
     count: AtomicU64,
     last_kind: AtomicU32,
     /// The audio thread could not get realtime scheduling.
     realtime_denied: AtomicBool,
+}
+
+impl StreamErrors {
+    pub(crate) const HOST_UNAVAILABLE: u32 = 3;
+    pub(crate) const UNSUPPORTED_CONFIG: u32 = 7;
+
+    /// Counts an error of `kind` (see [`Output::stream_errors`]); wait-free.
+    pub(crate) fn record(&self, kind: u32) {
+        self.last_kind.store(kind, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,9 +42,24 @@ pub enum BackendChoice {
     Null,
 }
 
+/// The sound system the device backend plays through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostChoice {
+    /// JACK when a JACK server runs, else PipeWire when it runs, else PulseAudio
+    /// when it runs, else ALSA.
+    Auto,
+    Alsa,
+    Jack,
+    PipeWire,
+    PulseAudio,
+}
+
 #[derive(Clone, Debug)]
 pub struct OutputOptions {
     pub backend: BackendChoice,
+    pub host: HostChoice,
+    /// The JACK client's name.
+    pub jack_client_name: String,
     /// Output device name (as cpal lists it); the default device when `None`.
     pub device: Option<String>,
     pub sample_rate: u32,
@@ -45,6 +71,7 @@ pub struct OutputOptions {
 #[expect(dead_code, reason = "held only so that dropping it stops the device")]
 enum Backend {
     Cpal(cpal::Stream),
+    Jack(crate::jack::JackOutput),
     Null(NullOutput),
 }
 
@@ -52,6 +79,8 @@ enum Backend {
 /// also finalize the recording.
 pub struct Output {
     backend: Backend,
+    /// The sound system played through: `alsa`, `jack`, `pulseaudio` or `null`.
+    host: &'static str,
     device: String,
     recorder: Option<Recorder>,
     takes: Takes,
@@ -63,9 +92,14 @@ pub struct Output {
 impl Output {
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
-            Backend::Cpal(_) => "cpal",
+            Backend::Cpal(_) | Backend::Jack(_) => "cpal",
             Backend::Null(_) => "null",
         }
+    }
+
+    /// The sound system played through: `alsa`, `jack`, `pulseaudio` or `null`.
+    pub fn host_name(&self) -> &'static str {
+        self.host
     }
 
     pub fn device_name(&self) -> &str {
@@ -120,9 +154,12 @@ pub fn open(options: &OutputOptions, region: Arc<Region>) -> Result<Output, Audi
     match options.backend {
         BackendChoice::Null => open_null(options, region, None),
         BackendChoice::Cpal => open_cpal(options, region),
-        // A device named is what the box must play on: only with none named does
-        // `auto` settle for the null clock (silence while everything looks healthy).
-        BackendChoice::Auto if options.device.is_some() => open_cpal(options, region),
+        // A device or sound system named is what the box must play on: only with
+        // neither named does `auto` settle for the null clock (silence while
+        // everything looks healthy).
+        BackendChoice::Auto if options.device.is_some() || options.host != HostChoice::Auto => {
+            open_cpal(options, region)
+        }
         BackendChoice::Auto => match open_cpal(options, region.clone()) {
             Ok(output) => Ok(output),
             Err(e) => open_null(options, region, Some(e.to_string())),
@@ -155,6 +192,7 @@ fn open_null(
     let null = NullOutput::start(reader, region, options.buffer_frames, options.sample_rate)?;
     Ok(Output {
         backend: Backend::Null(null),
+        host: "null",
         device: "null".into(),
         recorder,
         takes,
@@ -224,9 +262,86 @@ pub(crate) fn find_device(
     }
 }
 
+/// The host `choice` resolves to on this box now: for `auto`, the first sound
+/// system that answers.
+pub fn resolve_host(choice: HostChoice) -> HostChoice {
+    if choice != HostChoice::Auto {
+        return choice;
+    }
+    if crate::jack::server_running() {
+        return HostChoice::Jack;
+    }
+    // PipeWire serves PulseAudio clients (pipewire-pulse): either answers through
+    // cpal's PulseAudio host, which connects with a timeout.
+    if cpal::host_from_id(cpal::HostId::PulseAudio).is_err() {
+        return HostChoice::Alsa;
+    }
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let pipewire = std::env::var_os("PIPEWIRE_REMOTE")
+        .map(PathBuf::from)
+        .or_else(|| Some(runtime?.join("pipewire-0")));
+    if pipewire.is_some_and(|socket| std::os::unix::net::UnixStream::connect(socket).is_ok()) {
+        HostChoice::PipeWire
+    } else {
+        HostChoice::PulseAudio
+    }
+}
+
+/// The cpal host for `choice` (resolved), and its name.
+fn cpal_host(choice: HostChoice) -> Result<(cpal::Host, &'static str), AudioError> {
+    let (id, name) = match choice {
+        HostChoice::PulseAudio => (cpal::HostId::PulseAudio, "pulseaudio"),
+        // Served through its PulseAudio protocol (pipewire-pulse), which every
+        // PipeWire desktop runs.
+        HostChoice::PipeWire => (cpal::HostId::PulseAudio, "pipewire"),
+        HostChoice::Jack => (cpal::HostId::Jack, "jack"),
+        HostChoice::Alsa | HostChoice::Auto => (cpal::HostId::Alsa, "alsa"),
+    };
+    cpal::host_from_id(id)
+        .map(|host| (host, name))
+        .map_err(|e| AudioError::NoDevice(format!("the {name} sound system is not available: {e}")))
+}
+
+/// The device `wanted` (or the default one) on the host `requested` resolves to,
+/// an input device when `input`. Under `auto` a device named by its ALSA name
+/// (`pulse`, `hw:1,0`) is still found when a sound server runs: ALSA is the last
+/// place looked.
+pub(crate) fn pick_device(
+    requested: HostChoice,
+    wanted: Option<&str>,
+    input: bool,
+) -> Result<(&'static str, cpal::Device), AudioError> {
+    let choice = resolve_host(requested);
+    let on = |choice: HostChoice, wanted: Option<&str>| {
+        let (host, name) = cpal_host(choice)?;
+        Ok((name, find_device(&host, wanted, input)?))
+    };
+    match on(choice, wanted) {
+        Err(AudioError::DeviceNotFound {
+            direction,
+            wanted,
+            available,
+        }) if requested == HostChoice::Auto && choice != HostChoice::Alsa => {
+            on(HostChoice::Alsa, Some(&wanted)).map_err(|e| match e {
+                AudioError::DeviceNotFound {
+                    available: alsa, ..
+                } => AudioError::DeviceNotFound {
+                    direction,
+                    wanted,
+                    available: format!("{available}\n{alsa}"),
+                },
+                other => other,
+            })
+        }
+        found => found,
+    }
+}
+
 fn open_cpal(options: &OutputOptions, region: Arc<Region>) -> Result<Output, AudioError> {
-    let host = cpal::default_host();
-    let device = find_device(&host, options.device.as_deref(), false)?;
+    if resolve_host(options.host) == HostChoice::Jack {
+        return open_jack(options, region);
+    }
+    let (host_name, device) = pick_device(options.host, options.device.as_deref(), false)?;
     let name = device.to_string();
     let open_err = |reason: String| AudioError::Open {
         device: name.clone(),
@@ -278,7 +393,39 @@ fn open_cpal(options: &OutputOptions, region: Arc<Region>) -> Result<Output, Aud
     };
     Ok(Output {
         backend: Backend::Cpal(stream),
+        host: host_name,
         device: name,
+        recorder,
+        takes,
+        stream_errors,
+        fallback_reason: None,
+    })
+}
+
+fn open_jack(options: &OutputOptions, region: Arc<Region>) -> Result<Output, AudioError> {
+    let (takes, tap) = start_takes(options)?;
+    let (recorder, handle) = start_recorder(options)?.unzip();
+    let reader = OutputReader::new(region.clone(), handle, Some(tap));
+    let stream_errors = Arc::<StreamErrors>::default();
+    let jack = match crate::jack::open(
+        &options.jack_client_name,
+        options.sample_rate,
+        reader,
+        region,
+        stream_errors.clone(),
+    ) {
+        Ok(jack) => jack,
+        Err(e) => {
+            if let Some(recorder) = recorder {
+                let _ = recorder.finish();
+            }
+            return Err(e);
+        }
+    };
+    Ok(Output {
+        device: format!("jack:{}", jack.name),
+        backend: Backend::Jack(jack),
+        host: "jack",
         recorder,
         takes,
         stream_errors,
@@ -345,8 +492,7 @@ fn build<T: SizedSample + FromSample<f32>>(
                     cpal::ErrorKind::ResourceExhausted => 11,
                     _ => 0,
                 };
-                stream_errors.last_kind.store(kind, Ordering::Relaxed);
-                stream_errors.count.fetch_add(1, Ordering::Relaxed);
+                stream_errors.record(kind);
             }
         },
         None,

@@ -11,6 +11,7 @@ mod alsa_log;
 mod callback;
 mod capture;
 mod device;
+mod jack;
 mod null;
 mod record;
 mod take;
@@ -18,7 +19,7 @@ mod take;
 pub use alsa_log::route_library_errors;
 pub use callback::OutputReader;
 pub use capture::Capture;
-pub use device::{BackendChoice, Output, OutputOptions, open};
+pub use device::{BackendChoice, HostChoice, Output, OutputOptions, open, resolve_host};
 pub use record::{Recorder, RecorderHandle};
 pub use take::{TakeEvent, TakeTap, Takes};
 
@@ -33,6 +34,15 @@ pub enum AudioError {
         direction: &'static str,
         wanted: String,
         available: String,
+    },
+    #[error(
+        "the {host} server runs at {server} Hz and audio.sample_rate is {wanted} Hz: set \
+         audio.sample_rate = {server} (CHRONUS_SAMPLE_RATE)"
+    )]
+    ServerRate {
+        host: &'static str,
+        server: u32,
+        wanted: u32,
     },
     #[error("cannot open audio device `{device}`: {reason}")]
     Open { device: String, reason: String },

@@ -128,6 +128,8 @@ impl Default for Config {
             },
             audio: AudioConfig {
                 backend: Backend::Auto,
+                host: AudioHost::Auto,
+                jack_client_name: "chronus".into(),
                 device: None,
                 sample_rate: 48_000,
                 buffer_size: 256,
@@ -234,6 +236,10 @@ impl fmt::Display for LateBundles {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AudioConfig {
     pub backend: Backend,
+    /// The sound system the cpal backend plays through.
+    pub host: AudioHost,
+    /// The JACK client's name.
+    pub jack_client_name: String,
     pub device: Option<String>,
     pub sample_rate: u32,
     /// Device buffer size requested, in frames.
@@ -274,6 +280,43 @@ impl fmt::Display for Backend {
             Backend::Auto => "auto",
             Backend::Cpal => "cpal",
             Backend::Null => "null",
+        })
+    }
+}
+
+/// The sound system (cpal host) to play through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioHost {
+    /// JACK when a JACK server runs, else PipeWire, else PulseAudio, else ALSA.
+    Auto,
+    Alsa,
+    Jack,
+    PipeWire,
+    PulseAudio,
+}
+
+impl AudioHost {
+    /// Case-insensitive, like [`Backend`].
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Some(AudioHost::Auto),
+            "alsa" => Some(AudioHost::Alsa),
+            "jack" => Some(AudioHost::Jack),
+            "pipewire" => Some(AudioHost::PipeWire),
+            "pulseaudio" | "pulse" => Some(AudioHost::PulseAudio),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AudioHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AudioHost::Auto => "auto",
+            AudioHost::Alsa => "alsa",
+            AudioHost::Jack => "jack",
+            AudioHost::PipeWire => "pipewire",
+            AudioHost::PulseAudio => "pulseaudio",
         })
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use toml::Value;
 
-use crate::{Backend, Cidr, Config, LateBundles, TtsProtocol};
+use crate::{AudioHost, Backend, Cidr, Config, LateBundles, TtsProtocol};
 
 /// One setting, as documented to users.
 #[derive(Debug)]
@@ -64,6 +64,7 @@ impl SettingInfo {
                  (comma-separated in the environment; a bare address is that one host)"
             }
             Kind::Backend(_) => "auto, cpal or null (case-insensitive)",
+            Kind::AudioHost(_) => "auto, alsa, jack, pipewire or pulseaudio (case-insensitive)",
             Kind::TtsProtocol(_) => "oneshot or wyoming (case-insensitive)",
             Kind::LateBundles(_) => "run or drop (case-insensitive)",
             Kind::Bool(_) => "true or false (in the environment also 1/0, yes/no, on/off)",
@@ -216,6 +217,7 @@ pub(crate) enum Kind {
     F32(Num<f32>),
     Cidrs(Field<Vec<Cidr>>),
     Backend(Field<Backend>),
+    AudioHost(Field<AudioHost>),
     TtsProtocol(Field<TtsProtocol>),
     LateBundles(Field<LateBundles>),
     Bool(Field<bool>),
@@ -251,6 +253,7 @@ impl Kind {
                 s.split(',').map(|c| c.trim().parse().ok()).collect(),
             ),
             Kind::Backend(f) => f.set(config, Backend::parse(s)),
+            Kind::AudioHost(f) => f.set(config, AudioHost::parse(s)),
             Kind::TtsProtocol(f) => f.set(config, TtsProtocol::parse(s)),
             Kind::LateBundles(f) => f.set(config, LateBundles::parse(s)),
             Kind::Bool(f) => f.set(config, parse_bool(s)),
@@ -294,6 +297,7 @@ impl Kind {
             (
                 Kind::Ip(_)
                 | Kind::Backend(_)
+                | Kind::AudioHost(_)
                 | Kind::TtsProtocol(_)
                 | Kind::LateBundles(_)
                 | Kind::Argv(_)
@@ -331,6 +335,7 @@ impl Kind {
                     .collect(),
             )),
             Kind::Backend(f) => string(f.read(config).to_string()),
+            Kind::AudioHost(f) => string(f.read(config).to_string()),
             Kind::TtsProtocol(f) => string(f.read(config).to_string()),
             Kind::LateBundles(f) => string(f.read(config).to_string()),
             Kind::Bool(f) => Some(Value::Boolean(*f.read(config))),
@@ -410,7 +415,7 @@ macro_rules! num {
     };
 }
 
-static SETTINGS: [SettingInfo; 43] = [
+static SETTINGS: [SettingInfo; 45] = [
     SettingInfo {
         key: "record",
         env: "CHRONUS_RECORD",
@@ -480,6 +485,24 @@ static SETTINGS: [SettingInfo; 43] = [
                       a timer, for machines without audio) or auto (cpal if a device opens, \
                       else null).",
         kind: Kind::Backend(field!(audio.backend)),
+    },
+    SettingInfo {
+        key: "audio.host",
+        env: "CHRONUS_AUDIO_HOST",
+        env_alias: None,
+        description: "Sound system the cpal backend plays through: jack (a JACK client, \
+                      following the server's rate and period), pipewire, pulseaudio, alsa, or \
+                      auto (JACK when a JACK server runs, else PipeWire when it runs, else \
+                      PulseAudio when it runs, else ALSA).",
+        kind: Kind::AudioHost(field!(audio.host)),
+    },
+    SettingInfo {
+        key: "audio.jack_client_name",
+        env: "CHRONUS_JACK_CLIENT_NAME",
+        env_alias: None,
+        description: "Name of the JACK client; its outputs are connected to the physical \
+                      playback ports.",
+        kind: Kind::Name(field!(audio.jack_client_name)),
     },
     SettingInfo {
         key: "audio.device",

@@ -3,7 +3,7 @@
 //! asks; the answer comes back as [`Event::Capture`].
 
 use crate::event::Event;
-use chronus_audio::Capture;
+use chronus_audio::{Capture, HostChoice};
 use chronus_osc::Peer;
 use chronus_speech::Asr;
 use crossbeam_channel::{RecvTimeoutError, Sender};
@@ -41,7 +41,8 @@ pub struct Input {
 }
 
 impl Input {
-    pub fn start(events: Sender<Event>) -> std::io::Result<Input> {
+    /// Input devices are opened on sound system `host`.
+    pub fn start(events: Sender<Event>, host: HostChoice) -> std::io::Result<Input> {
         let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
         let dropped = Arc::new(AtomicU64::new(0));
         let shown = Arc::clone(&dropped);
@@ -53,9 +54,10 @@ impl Input {
                     match rx.recv_timeout(REFRESH) {
                         Ok(Msg::Open { device, feed }) => {
                             capture = None;
-                            let opened = Capture::start(device.as_deref(), move |s, rate, ch| {
-                                feed.push_all(s, rate, ch)
-                            });
+                            let opened =
+                                Capture::start(host, device.as_deref(), move |s, rate, ch| {
+                                    feed.push_all(s, rate, ch)
+                                });
                             let answer = match opened {
                                 Ok(c) => {
                                     let what = format!(

@@ -643,8 +643,9 @@ impl Daemon {
         let active = self.active_slot();
         let standby = (0..SLOTS).find(|&i| i != active).unwrap_or(active);
         format!(
-            "playing via {}; active slot {active}; standby slot {standby} {}; {} failovers; {} underrun frames",
+            "playing via {} ({}); active slot {active}; standby slot {standby} {}; {} failovers; {} underrun frames",
             self.backend,
+            self.output.as_ref().map_or("none", |o| o.host_name()),
             self.pool.state(standby).name(),
             self.pool.counters.failovers,
             clock.underrun_frames.load(Ordering::Relaxed),

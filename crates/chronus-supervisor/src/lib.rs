@@ -70,11 +70,15 @@ pub enum SupervisorError {
 }
 
 impl SupervisorError {
-    /// The configuration names something that does not exist (exit 78, EX_CONFIG).
+    /// The configuration names something that does not exist, or a rate the sound
+    /// server does not run at (exit 78, EX_CONFIG).
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            SupervisorError::Audio(chronus_audio::AudioError::DeviceNotFound { .. })
+            SupervisorError::Audio(
+                chronus_audio::AudioError::DeviceNotFound { .. }
+                    | chronus_audio::AudioError::ServerRate { .. }
+            )
         )
     }
 }
@@ -181,7 +185,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let storage = storage::Storage::start(events_tx.clone()).map_err(SupervisorError::Thread)?;
     let mut desk = speech::Desk::start(&config.speech, audio.sample_rate);
     let (spawns, speech_events) = desk.take_receivers().unzip();
-    let input = capture::Input::start(events_tx.clone()).map_err(SupervisorError::Thread)?;
+    let input = capture::Input::start(events_tx.clone(), host_choice(&config))
+        .map_err(SupervisorError::Thread)?;
     let mut sources = Sources::new(events_rx, osc_rx, spawns, speech_events, TICK);
     let mut d = Daemon::new(Parts {
         config,
@@ -215,7 +220,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         );
     }
     d.backend = output.backend_name();
-    tracing::info!(backend = d.backend, device = output.device_name(), osc = %d.osc.local_addr(), "chronusd started");
+    tracing::info!(backend = d.backend, host = output.host_name(), device = output.device_name(), osc = %d.osc.local_addr(), "chronusd started");
     d.output = Some(output);
 
     let result = d.run(&mut sources);
@@ -271,6 +276,16 @@ fn geometry(config: &Config) -> Geometry {
     }
 }
 
+fn host_choice(config: &Config) -> chronus_audio::HostChoice {
+    match config.audio.host {
+        chronus_config::AudioHost::Auto => chronus_audio::HostChoice::Auto,
+        chronus_config::AudioHost::Alsa => chronus_audio::HostChoice::Alsa,
+        chronus_config::AudioHost::Jack => chronus_audio::HostChoice::Jack,
+        chronus_config::AudioHost::PipeWire => chronus_audio::HostChoice::PipeWire,
+        chronus_config::AudioHost::PulseAudio => chronus_audio::HostChoice::PulseAudio,
+    }
+}
+
 fn output_options(config: &Config) -> chronus_audio::OutputOptions {
     let audio = &config.audio;
     chronus_audio::OutputOptions {
@@ -279,6 +294,8 @@ fn output_options(config: &Config) -> chronus_audio::OutputOptions {
             chronus_config::Backend::Cpal => chronus_audio::BackendChoice::Cpal,
             chronus_config::Backend::Null => chronus_audio::BackendChoice::Null,
         },
+        host: host_choice(config),
+        jack_client_name: audio.jack_client_name.clone(),
         device: audio.device.clone(),
         sample_rate: audio.sample_rate,
         buffer_frames: audio.buffer_size,

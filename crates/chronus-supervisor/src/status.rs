@@ -87,6 +87,10 @@ fn figures(sup: &Daemon) -> Vec<(&'static str, Figure)> {
             Figure::Float(sup.started.elapsed().as_secs_f32()),
         ),
         ("backend", Figure::Text(sup.backend.into())),
+        (
+            "host",
+            Figure::Text(sup.output.as_ref().map_or("none", |o| o.host_name()).into()),
+        ),
         ("sample_rate", int(u64::from(sup.config.audio.sample_rate))),
         (
             "block_frames",

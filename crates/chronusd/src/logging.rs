@@ -21,7 +21,7 @@ pub type SetFilter = Box<dyn Fn(&str) -> Result<(), String>>;
 /// (e.g. `supervisor{pid=42}`).
 pub fn init(filter: &str, label: String) -> SetFilter {
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter_of(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::<EnvFilter, Registry>::new(filter);
     let output = fmt::layer()
         .with_writer(std::io::stderr)
@@ -35,9 +35,29 @@ pub fn init(filter: &str, label: String) -> SetFilter {
         .with(output)
         .init();
     Box::new(move |directives| {
-        let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        let filter = filter_of(directives)?;
         handle.reload(filter).map_err(|e| e.to_string())
     })
+}
+
+/// Libraries that log through `log` at levels that mislead an operator, quieted
+/// unless the filter names them: the PulseAudio client logs every normal
+/// disconnect as an error and every connect at info, jack-sys announces loading
+/// libjack. What matters from them reaches the log as the output's stream errors.
+const QUIETED: [(&str, &str); 2] = [("pulseaudio", "off"), ("jack_sys", "warn")];
+
+fn filter_of(directives: &str) -> Result<EnvFilter, String> {
+    let mut filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+    for (target, level) in QUIETED {
+        if !directives.contains(target) {
+            filter = filter.add_directive(
+                format!("{target}={level}")
+                    .parse()
+                    .expect("a valid directive"),
+            );
+        }
+    }
+    Ok(filter)
 }
 
 struct Line {

@@ -61,6 +61,12 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
         "\"jack\"",
         Some(("CHRONUS_AUDIO_BACKEND", "jack")),
     ),
+    (
+        "audio.host",
+        "\"coreaudio\"",
+        Some(("CHRONUS_AUDIO_HOST", "asio")),
+    ),
+    ("audio.jack_client_name", "\"\"", None),
     ("audio.device", "\"\"", None),
     (
         "audio.sample_rate",

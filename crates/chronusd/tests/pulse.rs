@@ -6,18 +6,13 @@
 mod common;
 
 use chronus_osc::OscType;
+use common::drill::*;
 use common::pulse::Pulse;
 use common::*;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// 1 kHz at 48 kHz: a period of exactly 48 samples.
-const PERIOD: usize = 48;
-const ACTIVE_KILLS: i64 = 20;
-const HANGS: i64 = 3;
-const STANDBY_KILLS: i64 = 3;
 
 fn read_raw(path: &Path) -> Vec<f32> {
     std::fs::read(path)
@@ -29,67 +24,54 @@ fn read_raw(path: &Path) -> Vec<f32> {
 
 #[test]
 fn tone_through_pulseaudio_survives_kills_and_hangs_without_a_glitch() {
-    let dir = scratch("pulse-server");
+    // By ALSA's PCM name, as an operator would pick it: under `audio.host = auto`
+    // the running PulseAudio does not list it, and ALSA's pulse plugin plays it.
+    tone_through_pulseaudio_drill("pulse", &[("CHRONUS_AUDIO_DEVICE", "pulse".into())], "alsa");
+}
+
+#[test]
+fn tone_through_pulseaudio_natively_survives_kills_and_hangs_without_a_glitch() {
+    // cpal's PulseAudio host, the sink chosen by its PulseAudio name.
+    tone_through_pulseaudio_drill(
+        "pulse-native",
+        &[
+            ("CHRONUS_AUDIO_HOST", "pulseaudio".into()),
+            ("CHRONUS_AUDIO_DEVICE", "chronus".into()),
+        ],
+        "pulseaudio",
+    );
+}
+
+fn tone_through_pulseaudio_drill(name: &str, extra: &[(&str, String)], host: &str) {
+    let dir = scratch(&format!("{name}-server"));
     let Some(pulse) = Pulse::start(&dir) else {
         return;
     };
-    let mut d = Daemon::start(
-        "pulse",
-        &[
-            ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
-            // By ALSA's PCM name, as an operator would pick it.
-            ("CHRONUS_AUDIO_DEVICE", "pulse".into()),
-            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
-            // Generous device buffering: this test is about failover, and a loaded
-            // 2-core machine must not make the sound server itself run dry.
-            ("CHRONUS_BUFFER_SIZE", "2048".into()),
-            ("CHRONUS_HANG_TIMEOUT_MS", "100".into()),
-            ("HOME", dir.display().to_string()),
-        ],
-    );
+    let mut env = vec![
+        ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
+        ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+        // Generous device buffering: this test is about failover, and a loaded
+        // 2-core machine must not make the sound server itself run dry.
+        ("CHRONUS_BUFFER_SIZE", "2048".into()),
+        ("CHRONUS_HANG_TIMEOUT_MS", "100".into()),
+        ("HOME", dir.display().to_string()),
+    ];
+    env.extend(extra.iter().cloned());
+    let mut d = Daemon::start(name, &env);
+    assert_eq!(string(&d.status(), "host"), host, "log:\n{}", d.log());
     assert_eq!(string(&d.status(), "backend"), "cpal", "log:\n{}", d.log());
-    d.send("/mod/voice1/freq", vec![OscType::Float(1000.0)]);
-    d.send("/gate/voice1", vec![OscType::Int(1)]);
+    play_tone(&d);
     let raw = dir.join("monitor.raw");
     let mut parec = pulse.record(&raw);
     // Let the attack, decay and pitch smoothing settle before the drill starts.
     std::thread::sleep(Duration::from_millis(700));
 
-    let mut s = d.status();
-    let mut restores = long(&s, "restores");
-    let mut drill = Vec::new();
-    drill.extend(std::iter::repeat_n("kill-active", ACTIVE_KILLS as usize));
-    drill.extend(std::iter::repeat_n("hang-active", HANGS as usize));
-    drill.extend(std::iter::repeat_n("kill-standby", STANDBY_KILLS as usize));
-    // Interleave so hangs and standby kills happen between active kills.
-    drill.sort_by_key(|step| match *step {
-        "kill-active" => 0,
-        _ => 1,
-    });
-    let order: Vec<&str> = (0..drill.len())
-        .map(|i| drill[(i * 7) % drill.len()])
-        .collect();
-    for step in order {
-        match step {
-            "kill-active" => signal(active_pid(&s), libc::SIGKILL),
-            "hang-active" => signal(active_pid(&s), libc::SIGSTOP),
-            _ => signal(standby_pid(&s), libc::SIGKILL),
-        }
-        restores += 1;
-        s = d.wait_until(
-            &format!("{step}: restore #{restores}"),
-            Duration::from_secs(10),
-            |s| long(s, "restores") >= restores && both_lockstep(s),
-        );
-        std::thread::sleep(Duration::from_millis(30));
-    }
+    kill_and_hang_drill(&mut d);
     std::thread::sleep(Duration::from_millis(300));
     // Stop recording before the daemon fades out.
     signal(parec.id() as i32, libc::SIGTERM);
     let _ = parec.wait();
     let s = d.status();
-    assert_eq!(long(&s, "failovers"), ACTIVE_KILLS + HANGS);
-    assert_eq!(long(&s, "hangs"), HANGS);
     assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
     assert_eq!(long(&s, "divergences"), 0);
     let (status, _, log) = d.stop();
@@ -98,38 +80,8 @@ fn tone_through_pulseaudio_survives_kills_and_hangs_without_a_glitch() {
     let samples = read_raw(&raw);
     let left: Vec<f32> = samples.chunks_exact(2).map(|f| f[0]).collect();
     let right: Vec<f32> = samples.chunks_exact(2).map(|f| f[1]).collect();
-    let first = left
-        .iter()
-        .position(|x| x.abs() > 0.05)
-        .expect("the recording holds the tone");
-    // Steady region: from well after the tone settled to just before parec stopped.
-    let from = first + 24_000;
-    let to = left.len() - 4_800;
-    assert!(
-        to > from + 48_000,
-        "recorded only {} steady frames",
-        to.saturating_sub(from)
-    );
-    let peak = left[from..to].iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    assert!(peak > 0.1, "steady region is not the tone (peak {peak})");
-    // Every sample equals the one a period earlier, within quantization: no gap, click or phase jump.
-    let tolerance = 2.0 / 32768.0;
-    let mut worst = (0.0f32, 0usize);
-    for n in from..to {
-        for ch in [&left, &right] {
-            let diff = (ch[n] - ch[n - PERIOD]).abs();
-            if diff > worst.0 {
-                worst = (diff, n);
-            }
-        }
-    }
-    assert!(
-        worst.0 <= tolerance,
-        "discontinuity of {} at frame {} ({:.3} s into the recording)",
-        worst.0,
-        worst.1,
-        worst.1 as f64 / 48_000.0
-    );
+    // Within quantization.
+    assert_continuous_tone(&left, &right, 2.0 / 32768.0);
 }
 
 /// A stalled audio callback must stop the watchdog pings, so systemd restarts

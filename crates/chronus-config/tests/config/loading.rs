@@ -89,7 +89,7 @@ fn unknown_nested_key_is_an_error() {
     assert_eq!(
         load_err(&sources).to_string(),
         format!(
-            "unknown key `audio.sampel_rate` in {} (known keys in [audio]: backend, device, \
+            "unknown key `audio.sampel_rate` in {} (known keys in [audio]: backend, host, jack_client_name, device, \
              sample_rate, buffer_size, block_frames, lookahead_blocks, pulse_server, \
              limiter, limiter_ceiling_db)",
             path.display()

@@ -5,6 +5,8 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+pub mod drill;
+pub mod jack;
 pub mod pulse;
 
 use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};

@@ -1,0 +1,112 @@
+//! End to end through a real JACK server: jackd2 with the dummy driver under a
+//! private server name, chronusd as the JACK client `chronus` (found by
+//! `audio.host = auto`), and `jack_rec` recording its ports while workers are
+//! killed and hung. Run serially with the other end-to-end tests.
+
+mod common;
+
+use common::drill::*;
+use common::jack::{Jack, read_jack_rec};
+use common::*;
+use std::time::Duration;
+
+fn daemon_on(jack: &Jack, name: &str, extra: &[(&str, String)]) -> Daemon {
+    let mut env = vec![jack.env(), ("CHRONUS_AUDIO_BACKEND", "cpal".into())];
+    env.extend(extra.iter().cloned());
+    Daemon::start(name, &env)
+}
+
+#[test]
+fn auto_finds_a_running_jack_server_and_plays_as_a_client_connected_to_the_playback_ports() {
+    let dir = scratch("jack-auto");
+    let Some(jack) = Jack::start(&dir, 256) else {
+        return;
+    };
+    let d = daemon_on(&jack, "jack-auto-daemon", &[]);
+    let s = d.status();
+    assert_eq!(string(&s, "host"), "jack", "log:\n{}", d.log());
+    let connections = jack.lsp(&["-c"]);
+    let connected = |from: &str, to: &str| {
+        connections
+            .iter()
+            .position(|l| l == from)
+            .is_some_and(|i| connections.get(i + 1).is_some_and(|l| l.trim() == to))
+    };
+    assert!(
+        connected("chronus:out_1", "system:playback_1")
+            && connected("chronus:out_2", "system:playback_2"),
+        "ports: {connections:?}"
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(
+        log.contains("host=\"jack\"") && log.contains("device=\"jack:chronus\""),
+        "the start line names the host and client; log:\n{log}"
+    );
+}
+
+#[test]
+fn tone_through_jack_survives_kills_and_hangs_without_a_glitch() {
+    let dir = scratch("jack-drill");
+    let Some(jack) = Jack::start(&dir, 256) else {
+        return;
+    };
+    let mut d = daemon_on(
+        &jack,
+        "jack-drill-daemon",
+        &[
+            ("CHRONUS_AUDIO_HOST", "jack".into()),
+            ("CHRONUS_JACK_CLIENT_NAME", "chronus-drill".into()),
+            ("CHRONUS_HANG_TIMEOUT_MS", "100".into()),
+        ],
+    );
+    assert_eq!(string(&d.status(), "host"), "jack", "log:\n{}", d.log());
+    play_tone(&d);
+    let wav = dir.join("rec.wav");
+    let mut rec = jack.record(&wav, &["chronus-drill:out_1", "chronus-drill:out_2"]);
+    // Let the attack, decay and pitch smoothing settle before the drill starts.
+    std::thread::sleep(Duration::from_millis(700));
+    kill_and_hang_drill(&mut d);
+    std::thread::sleep(Duration::from_millis(300));
+    // Stop recording before the daemon fades out.
+    signal(rec.id() as i32, libc::SIGTERM);
+    let _ = rec.wait();
+    let s = d.status();
+    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
+    assert_eq!(long(&s, "divergences"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let (left, right) = read_jack_rec(&wav);
+    // JACK carries floats and jack_rec writes 32-bit integers: far below any glitch.
+    assert_continuous_tone(&left, &right, 1e-6);
+}
+
+#[test]
+fn a_jack_server_at_another_rate_is_refused_naming_the_setting() {
+    let dir = scratch("jack-rate");
+    let Some(jack) = Jack::start(&dir, 256) else {
+        return;
+    };
+    let port = free_udp_port().to_string();
+    // Bounded: a daemon that kept running (on the null clock, say) fails the test.
+    let out = std::process::Command::new("timeout")
+        .arg("20")
+        .arg(env!("CARGO_BIN_EXE_chronusd"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(jack.env().0, jack.env().1)
+        .env("CHRONUS_OSC_PORT", &port)
+        .env("CHRONUS_AUDIO_HOST", "jack")
+        .env("CHRONUS_SAMPLE_RATE", "44100")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "log:\n{log}");
+    assert!(
+        log.contains(
+            "the JACK server runs at 48000 Hz and audio.sample_rate is 44100 Hz: set \
+             audio.sample_rate = 48000 (CHRONUS_SAMPLE_RATE)"
+        ),
+        "log:\n{log}"
+    );
+}
