@@ -24,8 +24,9 @@ pub fn promote_current_thread(priority: i32) -> io::Result<()> {
 }
 
 /// Locks current and future memory, so page faults never stall the audio path.
-/// Refused unless RLIMIT_MEMLOCK is unlimited: with a finite limit, locking
-/// future memory would turn ordinary allocations into failures.
+/// Refused unless RLIMIT_MEMLOCK is unlimited or the process holds CAP_IPC_LOCK:
+/// with a finite limit, locking future memory would turn ordinary allocations
+/// into failures.
 pub fn lock_memory() -> io::Result<()> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -35,7 +36,8 @@ pub fn lock_memory() -> io::Result<()> {
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    if limit.rlim_cur != libc::RLIM_INFINITY {
+    // With CAP_IPC_LOCK (root has it) the limit does not apply.
+    if limit.rlim_cur != libc::RLIM_INFINITY && !can_lock_beyond_the_limit() {
         return Err(io::Error::other(format!(
             "RLIMIT_MEMLOCK is {} bytes, not unlimited (set LimitMEMLOCK=infinity)",
             limit.rlim_cur
@@ -46,4 +48,17 @@ pub fn lock_memory() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Whether this process holds CAP_IPC_LOCK in its effective set (bit 14 of
+/// `CapEff` in /proc/self/status).
+fn can_lock_beyond_the_limit() -> bool {
+    const CAP_IPC_LOCK: u32 = 14;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
 }

@@ -1,6 +1,8 @@
 //! Logging to stderr through tracing-subscriber, one line per event:
 //! `[time ]LEVEL role: message fields`. Under journald (JOURNAL_STREAM set) lines
-//! carry no timestamps: the journal adds its own. No colours. The role is the
+//! carry no timestamps: the journal adds its own; when JOURNAL_STREAM names this
+//! process's stderr (its `dev:ino`, as systemd documents), each line starts with
+//! its syslog priority (`<4>` for a warning) so `journalctl -p` can filter. No colours. The role is the
 //! event's spans (a worker's slot, role and pid) or, outside any span (another
 //! thread of the supervisor), the process's label. The filter can be replaced at
 //! runtime (SIGHUP).
@@ -20,7 +22,12 @@ pub type SetFilter = Box<dyn Fn(&str) -> Result<(), String>>;
 /// Logs through `filter`, labelling lines logged outside any span with `label`
 /// (e.g. `supervisor{pid=42}`).
 pub fn init(filter: &str, label: String) -> SetFilter {
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let journald = std::env::var_os("JOURNAL_STREAM");
+    let priority = journald
+        .as_deref()
+        .and_then(|v| v.to_str())
+        .is_some_and(stderr_is);
+    let journald = journald.is_some();
     let filter = filter_of(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::<EnvFilter, Registry>::new(filter);
     let output = fmt::layer()
@@ -28,6 +35,7 @@ pub fn init(filter: &str, label: String) -> SetFilter {
         .with_ansi(false)
         .event_format(Line {
             time: !journald,
+            priority,
             label,
         });
     tracing_subscriber::registry()
@@ -60,8 +68,30 @@ fn filter_of(directives: &str) -> Result<EnvFilter, String> {
     Ok(filter)
 }
 
+/// Whether `journal_stream` (`dev:ino`) is the file or socket on fd 2.
+fn stderr_is(journal_stream: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some((dev, ino)) = journal_stream.split_once(':') else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/2")
+        .is_ok_and(|m| dev.parse() == Ok(m.dev()) && ino.parse() == Ok(m.ino()))
+}
+
+/// The sd-daemon(3) prefix of a level: syslog's err, warning, info, debug.
+fn priority_prefix(level: &tracing::Level) -> &'static str {
+    match *level {
+        tracing::Level::ERROR => "<3>",
+        tracing::Level::WARN => "<4>",
+        tracing::Level::INFO => "<6>",
+        _ => "<7>",
+    }
+}
+
 struct Line {
     time: bool,
+    /// Lines start with their sd-daemon priority prefix.
+    priority: bool,
     /// The role of lines logged outside any span.
     label: String,
 }
@@ -77,6 +107,9 @@ where
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
+        if self.priority {
+            w.write_str(priority_prefix(event.metadata().level()))?;
+        }
         if self.time {
             SystemTime.format_time(&mut w)?;
             w.write_char(' ')?;

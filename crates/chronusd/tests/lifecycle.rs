@@ -419,6 +419,57 @@ fn under_journald_lines_are_plain_and_labelled_with_their_role() {
     );
 }
 
+#[test]
+fn under_journald_on_stderr_each_line_carries_its_priority_and_root_gets_no_memlock_advice() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = scratch("journald-priority-files");
+    let path = dir.join("stderr.log");
+    let file = std::fs::File::create(&path).unwrap();
+    let meta = file.metadata().unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    let d = Daemon::start_with(
+        "journald-priority",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("JOURNAL_STREAM", stream),
+            ("CHRONUS_LOG", "debug".into()),
+        ],
+        |cmd| {
+            cmd.stderr(file);
+        },
+    );
+    let pid = d.pid();
+    let (status, _, _) = d.stop();
+    assert!(status.success());
+    let log = std::fs::read_to_string(&path).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        let (prefix, rest) = line.split_at(3.min(line.len()));
+        let level = rest.split_whitespace().next().unwrap_or("");
+        let want = match level {
+            "ERROR" => "<3>",
+            "WARN" => "<4>",
+            "INFO" => "<6>",
+            "DEBUG" | "TRACE" => "<7>",
+            _ => panic!("not `<N>LEVEL role: message`: {line:?}"),
+        };
+        assert_eq!(prefix, want, "{line:?}");
+        seen.insert(prefix.to_owned());
+    }
+    assert!(
+        seen.contains("<6>") && seen.contains("<7>"),
+        "{seen:?}; log:\n{log}"
+    );
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(
+            !log.contains("memory not locked"),
+            "root holds CAP_IPC_LOCK: no LimitMEMLOCK advice; log:\n{log}"
+        );
+    }
+    assert!(!alive(pid));
+}
+
 fn count_dir(path: &str) -> usize {
     std::fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
 }
