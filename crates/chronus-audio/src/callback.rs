@@ -4,8 +4,9 @@
 use crate::record::RecorderHandle;
 use crate::take::TakeTap;
 use chronus_shm::{CHANNELS, Region, SLOTS, monotonic_ns};
+use std::cell::UnsafeCell;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Fills device buffers from the worker rings, frame by absolute frame.
 pub struct OutputReader {
@@ -111,5 +112,39 @@ impl OutputReader {
     /// Counts a device-reported underrun or overrun (from the stream's error path).
     pub fn count_xrun(region: &Region) {
         region.header().clock.xruns.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The one reader of a run, handed from backend to backend: the device, the null
+/// clock while the device is gone, the device again. One backend runs at a time
+/// (the device thread stops one before it starts the next); the flag turns a
+/// second caller into silence instead of a data race, without waiting.
+pub struct SharedReader {
+    busy: AtomicBool,
+    reader: UnsafeCell<OutputReader>,
+}
+
+// SAFETY: the reader is only reached through `fill`, which holds `busy`: at most
+// one thread at a time has the `&mut OutputReader`. OutputReader itself is Send.
+unsafe impl Sync for SharedReader {}
+
+impl SharedReader {
+    pub fn new(reader: OutputReader) -> SharedReader {
+        SharedReader {
+            busy: AtomicBool::new(false),
+            reader: UnsafeCell::new(reader),
+        }
+    }
+
+    /// [`OutputReader::fill`], or silence if another backend's callback is inside.
+    pub fn fill(&self, out: &mut [f32]) {
+        if self.busy.swap(true, Ordering::Acquire) {
+            out.fill(0.0);
+            return;
+        }
+        // SAFETY: `busy` was clear and is now set by us: no other reference to the
+        // reader exists until we clear it below.
+        unsafe { &mut *self.reader.get() }.fill(out);
+        self.busy.store(false, Ordering::Release);
     }
 }

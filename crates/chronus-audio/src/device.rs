@@ -1,5 +1,6 @@
 //! Choosing and opening the output: cpal, or the timer-clocked null backend.
 
+use crate::callback::SharedReader;
 use crate::null::NullOutput;
 use crate::record::Recorder;
 use crate::take::{TakeTap, Takes};
@@ -7,9 +8,12 @@ use crate::{AudioError, OutputReader};
 use chronus_shm::{CHANNELS, Region, realtime};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Largest device callback converted in one piece; larger ones are split.
 const SCRATCH_FRAMES: usize = 8192;
@@ -21,6 +25,8 @@ pub(crate) struct StreamErrors {
     last_kind: AtomicU32,
     /// The audio thread could not get realtime scheduling.
     realtime_denied: AtomicBool,
+    /// An error said the device or its server is gone.
+    gone: AtomicBool,
 }
 
 impl StreamErrors {
@@ -31,6 +37,27 @@ impl StreamErrors {
     pub(crate) fn record(&self, kind: u32) {
         self.last_kind.store(kind, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
+        // Device not available, host unavailable, stream invalidated.
+        if matches!(kind, 2 | 3 | 6) {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.last_kind.load(Ordering::Relaxed) {
+            1 => "device busy",
+            2 => "device not available",
+            3 => "host unavailable",
+            4 => "invalid input",
+            5 => "permission denied",
+            6 => "stream invalidated",
+            7 => "unsupported configuration",
+            8 => "backend error",
+            9 => "realtime scheduling denied",
+            10 => "unsupported operation",
+            11 => "resource exhausted",
+            _ => "other",
+        }
     }
 }
 
@@ -75,13 +102,39 @@ enum Backend {
     Null(NullOutput),
 }
 
+/// A backend running, and what it plays through.
+struct Opened {
+    backend: Backend,
+    host: &'static str,
+    device: String,
+}
+
+/// What became of the device, as its thread reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceEvent {
+    /// The device or its sound server went away; the null clock plays on.
+    Lost { reason: String },
+    /// The device opened again; the music continues from the current frame.
+    Back { host: &'static str, device: String },
+}
+
+/// The thread that owns the backend: opening, closing and reopening a device
+/// happen there, never on the caller's thread.
+struct DeviceThread {
+    stop: Sender<()>,
+    events: Receiver<DeviceEvent>,
+    thread: Option<JoinHandle<()>>,
+}
+
 /// A running output. Dropping it stops the device; call [`Output::finish`] to
 /// also finalize the recording.
 pub struct Output {
-    backend: Backend,
+    device_thread: DeviceThread,
+    backend: &'static str,
     /// The sound system played through: `alsa`, `jack`, `pulseaudio` or `null`.
     host: &'static str,
     device: String,
+    lost: bool,
     recorder: Option<Recorder>,
     takes: Takes,
     stream_errors: Arc<StreamErrors>,
@@ -91,10 +144,7 @@ pub struct Output {
 
 impl Output {
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Cpal(_) | Backend::Jack(_) => "cpal",
-            Backend::Null(_) => "null",
-        }
+        self.backend
     }
 
     /// The sound system played through: `alsa`, `jack`, `pulseaudio` or `null`.
@@ -106,24 +156,34 @@ impl Output {
         &self.device
     }
 
+    /// The device was lost and has not come back (the null clock plays meanwhile).
+    pub fn device_lost(&self) -> bool {
+        self.lost
+    }
+
+    /// What happened to the device since the last call; the names above follow.
+    pub fn poll_device(&mut self) -> Vec<DeviceEvent> {
+        let events: Vec<DeviceEvent> = self.device_thread.events.try_iter().collect();
+        for event in &events {
+            match event {
+                DeviceEvent::Lost { .. } => self.lost = true,
+                DeviceEvent::Back { host, device } => {
+                    self.lost = false;
+                    self.host = host;
+                    self.device = device.clone();
+                }
+            }
+        }
+        events
+    }
+
     /// Errors other than xruns the device stream reported, and the kind of the
     /// latest (counted on the stream's thread, named here).
     pub fn stream_errors(&self) -> (u64, &'static str) {
-        let kind = match self.stream_errors.last_kind.load(Ordering::Relaxed) {
-            1 => "device busy",
-            2 => "device not available",
-            3 => "host unavailable",
-            4 => "invalid input",
-            5 => "permission denied",
-            6 => "stream invalidated",
-            7 => "unsupported configuration",
-            8 => "backend error",
-            9 => "realtime scheduling denied",
-            10 => "unsupported operation",
-            11 => "resource exhausted",
-            _ => "other",
-        };
-        (self.stream_errors.count.load(Ordering::Relaxed), kind)
+        (
+            self.stream_errors.count.load(Ordering::Relaxed),
+            self.stream_errors.kind_name(),
+        )
     }
 
     /// Whether the device's audio thread was refused realtime scheduling.
@@ -143,27 +203,243 @@ impl Output {
     /// Stops the device, then finalizes the recording (returning the frames
     /// recorded) and any take still running (returning what became of it).
     pub fn finish(self) -> (Result<Option<u64>, AudioError>, Option<crate::TakeEvent>) {
-        drop(self.backend);
+        drop(self.device_thread);
         let take = self.takes.finish();
         (self.recorder.map(Recorder::finish).transpose(), take)
     }
 }
 
-/// Opens the output chosen by `options`, reading from `region`.
-pub fn open(options: &OutputOptions, region: Arc<Region>) -> Result<Output, AudioError> {
-    match options.backend {
-        BackendChoice::Null => open_null(options, region, None),
-        BackendChoice::Cpal => open_cpal(options, region),
-        // A device or sound system named is what the box must play on: only with
-        // neither named does `auto` settle for the null clock (silence while
-        // everything looks healthy).
-        BackendChoice::Auto if options.device.is_some() || options.host != HostChoice::Auto => {
-            open_cpal(options, region)
+impl Drop for DeviceThread {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
-        BackendChoice::Auto => match open_cpal(options, region.clone()) {
-            Ok(output) => Ok(output),
-            Err(e) => open_null(options, region, Some(e.to_string())),
-        },
+    }
+}
+
+/// How often the device thread looks at the stream's errors.
+const DEVICE_POLL: Duration = Duration::from_millis(100);
+/// Reopening a lost device is tried this often at first, backing off to the max.
+const REOPEN_FIRST: Duration = Duration::from_secs(1);
+const REOPEN_MAX: Duration = Duration::from_secs(5);
+
+/// Opens the output chosen by `options`, reading from `region`, on a thread of its
+/// own that also notices a lost device, plays on the null clock meanwhile and
+/// reopens the device when it returns.
+pub fn open(options: &OutputOptions, region: Arc<Region>) -> Result<Output, AudioError> {
+    let (takes, tap) = start_takes(options)?;
+    let (recorder, handle) = start_recorder(options)?.unzip();
+    let reader = Arc::new(SharedReader::new(OutputReader::new(
+        region.clone(),
+        handle,
+        Some(tap),
+    )));
+    let errors = Arc::<StreamErrors>::default();
+    let (init_tx, init_rx) = crossbeam_channel::bounded(1);
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+    let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let spawned = std::thread::Builder::new()
+        .name("audio-device".into())
+        .spawn({
+            let options = options.clone();
+            let errors = errors.clone();
+            move || {
+                let device = Device {
+                    options,
+                    region,
+                    reader,
+                    errors,
+                };
+                device.run(init_tx, stop_rx, events_tx)
+            }
+        });
+    let failed = |e: AudioError, recorder: Option<Recorder>| {
+        if let Some(recorder) = recorder {
+            let _ = recorder.finish();
+        }
+        Err(e)
+    };
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(e) => return failed(AudioError::NullThread(e), recorder),
+    };
+    match init_rx.recv() {
+        Ok(Ok((backend, host, device, fallback_reason))) => Ok(Output {
+            device_thread: DeviceThread {
+                stop: stop_tx,
+                events: events_rx,
+                thread: Some(thread),
+            },
+            backend,
+            host,
+            device,
+            lost: false,
+            recorder,
+            takes,
+            stream_errors: errors,
+            fallback_reason,
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            failed(e, recorder)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            failed(
+                AudioError::Open {
+                    device: options.device.clone().unwrap_or_default(),
+                    reason: "the audio device thread ended".into(),
+                },
+                recorder,
+            )
+        }
+    }
+}
+
+/// What the device thread needs to open backends.
+struct Device {
+    options: OutputOptions,
+    region: Arc<Region>,
+    reader: Arc<SharedReader>,
+    errors: Arc<StreamErrors>,
+}
+
+type Started = (&'static str, &'static str, String, Option<String>);
+
+impl Device {
+    fn run(
+        self,
+        init: Sender<Result<Started, AudioError>>,
+        stop: Receiver<()>,
+        events: Sender<DeviceEvent>,
+    ) {
+        let named = self.options.device.is_some() || self.options.host != HostChoice::Auto;
+        let first = match self.options.backend {
+            BackendChoice::Null => self.open_null().map(|o| (o, None)),
+            BackendChoice::Cpal => self.open_device().map(|o| (o, None)),
+            // A device or sound system named is what the box must play on: only with
+            // neither named does `auto` settle for the null clock (silence while
+            // everything looks healthy).
+            BackendChoice::Auto if named => self.open_device().map(|o| (o, None)),
+            BackendChoice::Auto => match self.open_device() {
+                Ok(o) => Ok((o, None)),
+                Err(e) => self.open_null().map(|o| (o, Some(e.to_string()))),
+            },
+        };
+        let (opened, fallback) = match first {
+            Ok(first) => first,
+            Err(e) => {
+                let _ = init.send(Err(e));
+                return;
+            }
+        };
+        let backend = match opened.backend {
+            Backend::Null(_) => "null",
+            _ => "cpal",
+        };
+        let plays_a_device = backend == "cpal";
+        let _ = init.send(Ok((backend, opened.host, opened.device.clone(), fallback)));
+        if !plays_a_device {
+            let _ = stop.recv();
+            return;
+        }
+        let mut current = opened.backend;
+        // Set while the device is gone: when to try it next, and the wait after that.
+        let mut reopen: Option<(Instant, Duration)> = None;
+        let mut seen = self.errors.count.load(Ordering::Relaxed);
+        // More errors in one poll than device periods: the stream spins on errors
+        // (ALSA's pulse plugin does this when the server dies).
+        let burst = (DEVICE_POLL.as_secs_f64() * f64::from(self.options.sample_rate)
+            / f64::from(self.options.buffer_frames.max(1))) as u64
+            * 2
+            + 16;
+        loop {
+            match stop.recv_timeout(DEVICE_POLL) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            match reopen {
+                None => {
+                    let count = self.errors.count.load(Ordering::Relaxed);
+                    let spinning = count - seen > burst;
+                    seen = count;
+                    if self.errors.gone.swap(false, Ordering::Relaxed) || spinning {
+                        let reason = self.errors.kind_name().to_owned();
+                        drop(current);
+                        current = match self.open_null() {
+                            Ok(null) => null.backend,
+                            Err(_) => return,
+                        };
+                        let _ = events.send(DeviceEvent::Lost { reason });
+                        reopen = Some((Instant::now() + REOPEN_FIRST, REOPEN_FIRST));
+                    }
+                }
+                Some((at, wait)) if Instant::now() >= at => {
+                    // The clock pauses while the device opens: no frame is skipped.
+                    drop(current);
+                    match self.open_device() {
+                        Ok(device) => {
+                            current = device.backend;
+                            seen = self.errors.count.load(Ordering::Relaxed);
+                            self.errors.gone.store(false, Ordering::Relaxed);
+                            let _ = events.send(DeviceEvent::Back {
+                                host: device.host,
+                                device: device.device,
+                            });
+                            reopen = None;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "the audio device is still gone");
+                            current = match self.open_null() {
+                                Ok(null) => null.backend,
+                                Err(_) => return,
+                            };
+                            let wait = (wait * 2).min(REOPEN_MAX);
+                            reopen = Some((Instant::now() + wait, wait));
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn open_null(&self) -> Result<Opened, AudioError> {
+        let null = NullOutput::start(
+            self.reader.clone(),
+            self.region.clone(),
+            self.options.buffer_frames,
+            self.options.sample_rate,
+        )?;
+        Ok(Opened {
+            backend: Backend::Null(null),
+            host: "null",
+            device: "null".into(),
+        })
+    }
+
+    fn open_device(&self) -> Result<Opened, AudioError> {
+        if resolve_host(self.options.host) == HostChoice::Jack {
+            let jack = crate::jack::open(
+                &self.options.jack_client_name,
+                self.options.sample_rate,
+                self.reader.clone(),
+                self.region.clone(),
+                self.errors.clone(),
+            )?;
+            return Ok(Opened {
+                device: format!("jack:{}", jack.name),
+                backend: Backend::Jack(jack),
+                host: "jack",
+            });
+        }
+        open_cpal(
+            &self.options,
+            self.region.clone(),
+            self.reader.clone(),
+            self.errors.clone(),
+        )
     }
 }
 
@@ -179,26 +455,6 @@ fn start_recorder(
 
 fn start_takes(options: &OutputOptions) -> Result<(Takes, TakeTap), AudioError> {
     Takes::start(options.sample_rate).map_err(AudioError::TakesThread)
-}
-
-fn open_null(
-    options: &OutputOptions,
-    region: Arc<Region>,
-    fallback_reason: Option<String>,
-) -> Result<Output, AudioError> {
-    let (takes, tap) = start_takes(options)?;
-    let (recorder, handle) = start_recorder(options)?.unzip();
-    let reader = OutputReader::new(region.clone(), handle, Some(tap));
-    let null = NullOutput::start(reader, region, options.buffer_frames, options.sample_rate)?;
-    Ok(Output {
-        backend: Backend::Null(null),
-        host: "null",
-        device: "null".into(),
-        recorder,
-        takes,
-        stream_errors: Arc::default(),
-        fallback_reason,
-    })
 }
 
 /// The device named `wanted` (exactly, else the first whose name contains it), or
@@ -337,10 +593,12 @@ pub(crate) fn pick_device(
     }
 }
 
-fn open_cpal(options: &OutputOptions, region: Arc<Region>) -> Result<Output, AudioError> {
-    if resolve_host(options.host) == HostChoice::Jack {
-        return open_jack(options, region);
-    }
+fn open_cpal(
+    options: &OutputOptions,
+    region: Arc<Region>,
+    reader: Arc<SharedReader>,
+    stream_errors: Arc<StreamErrors>,
+) -> Result<Opened, AudioError> {
     let (host_name, device) = pick_device(options.host, options.device.as_deref(), false)?;
     let name = device.to_string();
     let open_err = |reason: String| AudioError::Open {
@@ -373,70 +631,25 @@ fn open_cpal(options: &OutputOptions, region: Arc<Region>) -> Result<Output, Aud
         .with_sample_rate(options.sample_rate);
     let mut config = supported.config();
     config.buffer_size = cpal::BufferSize::Fixed(options.buffer_frames);
-    let stream_errors = Arc::<StreamErrors>::default();
-    let (takes, tap) = start_takes(options)?;
-    let (recorder, handle) = start_recorder(options)?.unzip();
-    let reader = OutputReader::new(region.clone(), handle, Some(tap));
     let built = match supported.sample_format() {
-        SampleFormat::F32 => build::<f32>(&device, &config, reader, region, stream_errors.clone()),
-        SampleFormat::I16 => build::<i16>(&device, &config, reader, region, stream_errors.clone()),
-        _ => build::<i32>(&device, &config, reader, region, stream_errors.clone()),
+        SampleFormat::F32 => build::<f32>(&device, &config, reader, region, stream_errors),
+        SampleFormat::I16 => build::<i16>(&device, &config, reader, region, stream_errors),
+        _ => build::<i32>(&device, &config, reader, region, stream_errors),
     };
-    let stream = match built.and_then(|s| s.play().map(|()| s)) {
-        Ok(stream) => stream,
-        Err(e) => {
-            if let Some(recorder) = recorder {
-                let _ = recorder.finish();
-            }
-            return Err(open_err(e.to_string()));
-        }
-    };
-    Ok(Output {
+    let stream = built
+        .and_then(|s| s.play().map(|()| s))
+        .map_err(|e| open_err(e.to_string()))?;
+    Ok(Opened {
         backend: Backend::Cpal(stream),
         host: host_name,
         device: name,
-        recorder,
-        takes,
-        stream_errors,
-        fallback_reason: None,
-    })
-}
-
-fn open_jack(options: &OutputOptions, region: Arc<Region>) -> Result<Output, AudioError> {
-    let (takes, tap) = start_takes(options)?;
-    let (recorder, handle) = start_recorder(options)?.unzip();
-    let reader = OutputReader::new(region.clone(), handle, Some(tap));
-    let stream_errors = Arc::<StreamErrors>::default();
-    let jack = match crate::jack::open(
-        &options.jack_client_name,
-        options.sample_rate,
-        reader,
-        region,
-        stream_errors.clone(),
-    ) {
-        Ok(jack) => jack,
-        Err(e) => {
-            if let Some(recorder) = recorder {
-                let _ = recorder.finish();
-            }
-            return Err(e);
-        }
-    };
-    Ok(Output {
-        device: format!("jack:{}", jack.name),
-        backend: Backend::Jack(jack),
-        host: "jack",
-        recorder,
-        takes,
-        stream_errors,
-        fallback_reason: None,
     })
 }
 
 fn build<T: SizedSample + FromSample<f32>>(
     device: &cpal::Device,
     config: &cpal::StreamConfig,
-    mut reader: OutputReader,
+    reader: Arc<SharedReader>,
     region: Arc<Region>,
     stream_errors: Arc<StreamErrors>,
 ) -> Result<cpal::Stream, cpal::Error> {

@@ -4,6 +4,7 @@
 //! the process id and cannot be renamed, so this talks to libjack directly (loaded
 //! at run time: a box without JACK still starts).
 
+use crate::callback::SharedReader;
 use crate::device::StreamErrors;
 use crate::{AudioError, OutputReader};
 use chronus_shm::{CHANNELS, Region};
@@ -39,7 +40,7 @@ pub(crate) fn server_running() -> bool {
 pub(crate) fn open(
     client_name: &str,
     sample_rate: u32,
-    reader: OutputReader,
+    reader: Arc<SharedReader>,
     region: Arc<Region>,
     errors: Arc<StreamErrors>,
 ) -> Result<JackOutput, AudioError> {
@@ -115,7 +116,7 @@ pub(crate) fn open(
 }
 
 pub(crate) struct Process {
-    reader: OutputReader,
+    reader: Arc<SharedReader>,
     left: jack::Port<jack::AudioOut>,
     right: jack::Port<jack::AudioOut>,
     scratch: Vec<f32>,

@@ -19,7 +19,9 @@ mod take;
 pub use alsa_log::route_library_errors;
 pub use callback::OutputReader;
 pub use capture::Capture;
-pub use device::{BackendChoice, HostChoice, Output, OutputOptions, open, resolve_host};
+pub use device::{
+    BackendChoice, DeviceEvent, HostChoice, Output, OutputOptions, open, resolve_host,
+};
 pub use record::{Recorder, RecorderHandle};
 pub use take::{TakeEvent, TakeTap, Takes};
 

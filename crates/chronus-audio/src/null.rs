@@ -1,6 +1,7 @@
 //! The built-in `null` output: a thread clocked by a real timer that consumes
 //! buffers at the sample rate, for machines without a sound device.
 
+use crate::callback::SharedReader;
 use crate::{AudioError, OutputReader};
 use chronus_shm::{CHANNELS, Region};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ pub struct NullOutput {
 
 impl NullOutput {
     pub fn start(
-        mut reader: OutputReader,
+        reader: Arc<SharedReader>,
         region: Arc<Region>,
         buffer_frames: u32,
         sample_rate: u32,

@@ -11,7 +11,7 @@ use crate::publisher::{Group, Publisher, Refusal};
 use crate::router::{self, engine::Takes};
 use crate::storage::{Outcome, Storage};
 use crate::{RunOptions, SupervisorError, capture, limits, process, speech, viz};
-use chronus_audio::Output;
+use chronus_audio::{DeviceEvent, Output};
 use chronus_config::Config;
 use chronus_dsp::Command;
 use chronus_osc::{OscType, TcpEndpoint, UdpEndpoint};
@@ -111,6 +111,10 @@ pub struct Daemon {
     /// What subscribers were last told about each slot, and the underrun count.
     announced: ([&'static str; SLOTS], u64),
     stream_errors: u64,
+    /// When stream errors were last logged (at most once a second).
+    stream_errors_logged: Option<Instant>,
+    /// Times the audio device was lost.
+    pub device_losses: u64,
     realtime_warned: bool,
 }
 
@@ -188,6 +192,8 @@ impl Daemon {
             viz: viz::Viz::new(now),
             announced: (["starting"; SLOTS], 0),
             stream_errors: 0,
+            stream_errors_logged: None,
+            device_losses: 0,
             realtime_warned: false,
         }
     }
@@ -485,7 +491,7 @@ impl Daemon {
         self.clients.expire(now);
         self.announce();
         router::engine::poll_takes(self);
-        self.watch_output();
+        self.watch_output(now);
         let header = self.region.header();
         match self.phase {
             Phase::Starting { since } => {
@@ -533,17 +539,72 @@ impl Daemon {
         None
     }
 
-    /// Stream errors and the one realtime warning of a run.
-    fn watch_output(&mut self) {
-        let Some(output) = &self.output else { return };
+    /// Stream errors, the device going and coming back, and the one realtime
+    /// warning of a run.
+    fn watch_output(&mut self, now: Instant) {
+        let Some(output) = &mut self.output else {
+            return;
+        };
         // Once audio runs, every realtime thread has asked for SCHED_FIFO.
         if !self.realtime_warned && self.ready_sent {
             self.realtime_warned = warn_realtime_denied(&self.region, output);
         }
+        let events = output.poll_device();
         let (errors, kind) = output.stream_errors();
-        if errors != self.stream_errors {
-            tracing::warn!(errors, latest = kind, "the audio stream reported errors");
+        // A dying stream can report errors by the million: one line a second.
+        if errors != self.stream_errors
+            && self
+                .stream_errors_logged
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            tracing::warn!(
+                errors,
+                new = errors - self.stream_errors,
+                latest = kind,
+                "the audio stream reported errors"
+            );
             self.stream_errors = errors;
+            self.stream_errors_logged = Some(now);
+        }
+        let frame = self
+            .region
+            .header()
+            .clock
+            .play_frame
+            .load(Ordering::Relaxed);
+        for event in events {
+            match event {
+                DeviceEvent::Lost { reason } => {
+                    self.device_losses += 1;
+                    tracing::warn!(
+                        id = "chronus.device_lost",
+                        reason,
+                        frame,
+                        "the audio device is gone; the timeline plays on the null clock until it returns"
+                    );
+                    self.clients.broadcast(chronus_osc::message(
+                        "/chronus/device/lost",
+                        vec![OscType::String(reason), OscType::String(frame.to_string())],
+                    ));
+                }
+                DeviceEvent::Back { host, device } => {
+                    tracing::info!(
+                        id = "chronus.device_back",
+                        host,
+                        device,
+                        frame,
+                        "the audio device is back; playing on from the current frame"
+                    );
+                    self.clients.broadcast(chronus_osc::message(
+                        "/chronus/device/back",
+                        vec![
+                            OscType::String(host.into()),
+                            OscType::String(device),
+                            OscType::String(frame.to_string()),
+                        ],
+                    ));
+                }
+            }
         }
     }
 

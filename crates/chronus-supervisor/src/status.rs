@@ -91,6 +91,11 @@ fn figures(sup: &Daemon) -> Vec<(&'static str, Figure)> {
             "host",
             Figure::Text(sup.output.as_ref().map_or("none", |o| o.host_name()).into()),
         ),
+        (
+            "device_lost",
+            Figure::Flag(sup.output.as_ref().is_some_and(|o| o.device_lost())),
+        ),
+        ("device_losses", long(sup.device_losses)),
         ("sample_rate", int(u64::from(sup.config.audio.sample_rate))),
         (
             "block_frames",

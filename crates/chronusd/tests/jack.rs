@@ -110,3 +110,58 @@ fn a_jack_server_at_another_rate_is_refused_naming_the_setting() {
         "log:\n{log}"
     );
 }
+
+/// jackd killed and started again while a tone plays: the daemon survives on the
+/// null clock, says so, comes back as the same client, connected again, and the
+/// server hears the tone unbroken; the daemon's own recording is one unbroken tone.
+#[test]
+fn a_jack_server_restart_is_survived_and_the_timeline_plays_on() {
+    let dir = scratch("jack-restart");
+    let Some(mut jack) = Jack::start(&dir, 256) else {
+        return;
+    };
+    let record = dir.join("daemon.wav");
+    let mut d = daemon_on(
+        &jack,
+        "jack-restart-daemon",
+        &[
+            ("CHRONUS_AUDIO_HOST", "jack".into()),
+            ("CHRONUS_RECORD", record.display().to_string()),
+        ],
+    );
+    play_tone(&d);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = jack.child.kill();
+    let _ = jack.child.wait();
+    let lost = d.wait_until("the device lost", Duration::from_secs(10), |s| {
+        long(s, "device_lost") == 1
+    });
+    let frames = long(&lost, "frames");
+    d.wait_until(
+        "frames advancing on the null clock",
+        Duration::from_secs(5),
+        |s| long(s, "frames") > frames + 4800,
+    );
+    drop(jack);
+    let jack = Jack::start(&dir, 256).expect("jackd starts again");
+    d.wait_until("the device back", Duration::from_secs(15), |s| {
+        long(s, "device_lost") == 0
+    });
+    let wav = dir.join("after.wav");
+    let mut rec = jack.record(&wav, &["chronus:out_1", "chronus:out_2"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(rec.id() as i32, libc::SIGTERM);
+    let _ = rec.wait();
+    let s = d.status();
+    assert_eq!(long(&s, "device_losses"), 1, "log:\n{}", d.log());
+    assert_eq!(long(&s, "restores"), 0, "log:\n{}", d.log());
+    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let (left, right) = read_jack_rec(&wav);
+    assert_continuous_tone(&left, &right, 1e-6);
+    let (_, recorded) = read_wav(&record);
+    let left: Vec<f32> = recorded.chunks_exact(2).map(|f| f[0]).collect();
+    let right: Vec<f32> = recorded.chunks_exact(2).map(|f| f[1]).collect();
+    assert_continuous_tone(&left, &right, 1e-6);
+}

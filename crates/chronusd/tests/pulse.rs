@@ -273,3 +273,93 @@ fn speech_through_pulseaudio_comes_back_as_a_transcript_event() {
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 }
+
+/// The sound server killed and started again while a tone plays: the timeline runs
+/// on (the null clock), nothing a worker holds is lost, subscribers hear of both
+/// edges, and after reconnection the server receives the same tone, unbroken. The
+/// daemon's own recording, which holds every frame it handed out, is unbroken too.
+#[test]
+fn killing_and_restarting_pulseaudio_keeps_the_timeline_and_plays_on() {
+    let dir = scratch("pulse-restart");
+    let Some(mut pulse) = Pulse::start(&dir) else {
+        return;
+    };
+    let record = dir.join("daemon.wav");
+    let mut d = Daemon::start(
+        "pulse-restart-daemon",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
+            ("CHRONUS_AUDIO_HOST", "pulseaudio".into()),
+            ("CHRONUS_AUDIO_DEVICE", "chronus".into()),
+            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("CHRONUS_BUFFER_SIZE", "2048".into()),
+            ("CHRONUS_RECORD", record.display().to_string()),
+            ("HOME", dir.display().to_string()),
+        ],
+    );
+    let events = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    send_from(&events, d.osc, "/chronus/notify", vec![OscType::Int(1)]);
+    expect_at(&events, "/chronus/done", "the subscription");
+    play_tone(&d);
+    std::thread::sleep(Duration::from_millis(700));
+
+    let _ = pulse.child.kill();
+    let _ = pulse.child.wait();
+    let lost = d.wait_until("the device lost", Duration::from_secs(10), |s| {
+        long(s, "device_lost") == 1
+    });
+    let lost_msg = expect_at(&events, "/chronus/device/lost", "the loss event");
+    assert_eq!(long(&lost, "device_losses"), 1);
+    // The timeline runs on without the server.
+    let frames = long(&lost, "frames");
+    d.wait_until(
+        "frames advancing on the null clock",
+        Duration::from_secs(5),
+        |s| long(s, "frames") > frames + 4800,
+    );
+
+    let _ = std::fs::remove_file(dir.join("native"));
+    let pulse = Pulse::start(&dir).expect("PulseAudio starts again");
+    let back = d.wait_until("the device back", Duration::from_secs(15), |s| {
+        long(s, "device_lost") == 0
+    });
+    let back_msg = expect_at(&events, "/chronus/device/back", "the return event");
+    assert_eq!(string(&back, "host"), "pulseaudio");
+    let raw = dir.join("after.raw");
+    let mut parec = pulse.record(&raw);
+    // PulseAudio starts a new stream only once its buffer is full: give it time.
+    std::thread::sleep(Duration::from_millis(4000));
+    signal(parec.id() as i32, libc::SIGTERM);
+    let _ = parec.wait();
+
+    let s = d.status();
+    assert_eq!(long(&s, "device_losses"), 1, "log:\n{}", d.log());
+    assert_eq!(
+        long(&s, "restores"),
+        0,
+        "workers were replaced; log:\n{}",
+        d.log()
+    );
+    assert_eq!(long(&s, "failovers"), 0);
+    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    for (what, msg) in [("lost", &lost_msg), ("back", &back_msg)] {
+        assert!(
+            log.contains(&format!("id=\"chronus.device_{what}\"")),
+            "one searchable line per edge; log:\n{log}"
+        );
+        assert!(!msg.args.is_empty(), "{what}: {msg:?}");
+    }
+
+    let samples = read_raw(&raw);
+    let left: Vec<f32> = samples.chunks_exact(2).map(|f| f[0]).collect();
+    let right: Vec<f32> = samples.chunks_exact(2).map(|f| f[1]).collect();
+    assert_continuous_tone(&left, &right, 2.0 / 32768.0);
+    let (_, recorded) = read_wav(&record);
+    let left: Vec<f32> = recorded.chunks_exact(2).map(|f| f[0]).collect();
+    let right: Vec<f32> = recorded.chunks_exact(2).map(|f| f[1]).collect();
+    // Before the loss, on the null clock, and after: one unbroken tone.
+    let checked = assert_continuous_tone(&left, &right, 1e-6);
+    assert!(checked > 48_000 * 3, "checked only {checked} frames");
+}
