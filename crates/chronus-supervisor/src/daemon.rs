@@ -704,9 +704,12 @@ impl Daemon {
         let active = self.active_slot();
         let standby = (0..SLOTS).find(|&i| i != active).unwrap_or(active);
         format!(
-            "playing via {} ({}); active slot {active}; standby slot {standby} {}; {} failovers; {} underrun frames",
-            self.backend,
-            self.output.as_ref().map_or("none", |o| o.host_name()),
+            "playing via {}; active slot {active}; standby slot {standby} {}; {} failovers; {} underrun frames",
+            match &self.output {
+                Some(o) if o.device_lost() => "the null clock (device lost)",
+                Some(o) => o.host_name(),
+                None => self.backend,
+            },
             self.pool.state(standby).name(),
             self.pool.counters.failovers,
             clock.underrun_frames.load(Ordering::Relaxed),
