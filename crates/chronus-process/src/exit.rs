@@ -128,6 +128,9 @@ pub fn reap_exited(known: &[u32], leave: impl Fn(u32) -> bool) -> Vec<(u32, Exit
     out
 }
 
+/// Stack of a `watch-<pid>` thread.
+const WATCH_STACK: usize = 256 * 1024;
+
 /// Runs `on_exit` on a small thread (`watch-<pid>`) the moment `pid` exits, typically
 /// within tens of microseconds, through a pidfd: no polling, no race with pid reuse.
 /// `pid` must be an unreaped child (it is not reaped here).
@@ -141,6 +144,9 @@ pub fn watch_exit(pid: u32, on_exit: impl FnOnce() + Send + 'static) -> io::Resu
     let pidfd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty())?;
     std::thread::Builder::new()
         .name(format!("watch-{pid}"))
+        // It polls, then sends: with memory locked (MCL_FUTURE) a default 2 MiB stack would
+        // be resident for every worker the daemon ever starts.
+        .stack_size(WATCH_STACK)
         .spawn(move || {
             let mut fds = [rustix::event::PollFd::new(
                 &pidfd,
