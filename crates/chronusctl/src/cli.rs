@@ -36,4 +36,7 @@ pub enum Command {
     KillWorker(KillWorkerArgs),
     /// Speak through the daemon's output (text-to-speech); waits until the speech has played.
     Say(SayArgs),
+    /// Write the man page and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    Docs { dir: std::path::PathBuf },
 }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod connection;
+mod docs;
 mod failure;
 mod kill_worker;
 mod say;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(&cli.connection, args),
         Command::KillWorker(args) => kill_worker::run(&cli.connection, args),
         Command::Say(args) => say::run(&cli.connection, args),
+        Command::Docs { dir } => docs::run(dir),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,6 +32,9 @@ pub enum Command {
     CheckConfig,
     /// Render an OSC score (or a journal) to a WAV file, as fast as the CPU allows.
     Render(RenderArgs),
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    Docs { dir: PathBuf },
     /// Internal: a worker process, started by the supervisor.
     #[command(hide = true)]
     Worker {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod daemon;
+mod docs;
 mod logging;
 mod render;
 mod worker;
@@ -16,5 +17,6 @@ fn main() -> ExitCode {
         cli::Command::CheckConfig => daemon::check_config(&cli.global),
         cli::Command::Worker { slot, fd } => worker::run(slot, fd),
         cli::Command::Render(args) => render::run(&args),
+        cli::Command::Docs { dir } => docs::run(&dir),
     }
 }
