@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+/// `status --check` found a problem.
+pub const UNHEALTHY: u8 = 1;
 /// The command line was wrong (clap's usage errors).
 pub const USAGE: u8 = 64;
 /// chronusd understood the request and refused it (`/chronus/fail`).

@@ -7,6 +7,7 @@ mod cli;
 mod connection;
 mod docs;
 mod failure;
+mod health;
 mod kill_worker;
 mod say;
 mod send;

@@ -15,22 +15,51 @@ use crate::failure::{self, Failure, write_stdout};
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     /// Print one JSON object with typed values (non-finite floats are null).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     json: bool,
+    /// Health check for monitoring: exit 0 when both slots are in lockstep, the device
+    /// is present and its clock advances, and no underrun happens during --window-ms;
+    /// otherwise exit 1 with one line per problem (69 when chronusd does not answer).
+    #[arg(long)]
+    check: bool,
+    /// How long --check watches the clock and the underruns, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    window_ms: u64,
 }
 
 pub fn run(connection: &Connection, args: &StatusArgs) -> Result<(), Failure> {
-    let reply = connection.request(&message(STATUS_JSON_ADDR, vec![]), STATUS_JSON_REPLY_ADDR)?;
-    let pairs = parse(&reply).map_err(|e| {
-        Failure::new(
-            failure::PROTOCOL,
-            e.context(format!("malformed {STATUS_JSON_REPLY_ADDR}")),
-        )
-    })?;
+    let pairs = fetch(connection)?;
+    if args.check {
+        std::thread::sleep(std::time::Duration::from_millis(args.window_ms));
+        let after = fetch(connection)?;
+        let problems = crate::health::problems(&pairs, &after);
+        if problems.is_empty() {
+            return write_stdout("healthy\n");
+        }
+        let lines: String = problems
+            .iter()
+            .map(|p| format!("unhealthy: {p}\n"))
+            .collect();
+        write_stdout(&lines)?;
+        return Err(Failure::new(
+            failure::UNHEALTHY,
+            anyhow!("{} problem(s)", problems.len()),
+        ));
+    }
     write_stdout(&if args.json {
         to_json(&pairs)
     } else {
         to_text(&pairs)
+    })
+}
+
+fn fetch(connection: &Connection) -> Result<Vec<(String, Value)>, Failure> {
+    let reply = connection.request(&message(STATUS_JSON_ADDR, vec![]), STATUS_JSON_REPLY_ADDR)?;
+    parse(&reply).map_err(|e| {
+        Failure::new(
+            failure::PROTOCOL,
+            e.context(format!("malformed {STATUS_JSON_REPLY_ADDR}")),
+        )
     })
 }
 

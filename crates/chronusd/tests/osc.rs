@@ -171,6 +171,47 @@ fn chronusctl(port: u16, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+fn chronusctl_status_check_exits_0_when_healthy_and_1_naming_each_problem() {
+    let d = Daemon::start(
+        "status-check",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            // Stopped workers stay in their slots for the whole check.
+            ("CHRONUS_HANG_TIMEOUT_MS", "60000".into()),
+        ],
+    );
+    let port = d.osc.port();
+    let out = chronusctl(port, &["status", "--check", "--window-ms", "300"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "healthy\n");
+
+    let s = d.status();
+    let workers = [active_pid(&s), standby_pid(&s)];
+    for pid in workers {
+        signal(pid, libc::SIGSTOP);
+    }
+    let out = chronusctl(port, &["status", "--check", "--window-ms", "300"]);
+    for pid in workers {
+        signal(pid, libc::SIGCONT);
+    }
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("unhealthy: ")
+                && l.ends_with(" underrun frames during the check")),
+        "{stdout}"
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+
+    // Nothing listens: the scripts' "not running".
+    let out = chronusctl(port, &["--timeout-ms", "200", "status", "--check"]);
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+}
+
+#[test]
 fn chronusctl_sets_syncs_watches_and_drills() {
     let mut d = Daemon::start("ctl", &[("CHRONUS_AUDIO_BACKEND", "null".into())]);
     let port = d.osc.port();
