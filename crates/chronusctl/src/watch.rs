@@ -1,4 +1,5 @@
-//! `chronusctl watch`: subscribe to the daemon's events and print them until Ctrl-C.
+//! `chronusctl watch`: subscribe to the daemon's events and print them, one line each
+//! with its UTC time and a readable name, until Ctrl-C.
 //!
 //! A subscription is a lease: chronusd ends one not renewed within
 //! [`SUBSCRIPTION_LEASE`], so the watch renews it well within that (every 20 s by
@@ -81,7 +82,7 @@ fn print_events(client: &mut Client, stop: &AtomicBool, renew: Duration) -> Resu
                 if let Some(error) = ended(client, &event) {
                     return Err(connection::failure(error));
                 }
-                write_stdout(&line(&event))?;
+                write_stdout(&stamped(&event, std::time::SystemTime::now()))?;
             }
             Ok(None) => {}
             // One undecodable datagram is worth a warning, not the end of the watch.
@@ -112,6 +113,34 @@ fn ended(client: &Client, event: &OscMessage) -> Option<RequestError> {
         }
         _ => None,
     }
+}
+
+/// `<UTC time with ms> <event name> <line>`: when it arrived and what it is, for
+/// people reading a log of the watch.
+fn stamped(event: &OscMessage, at: std::time::SystemTime) -> String {
+    let name = match event.addr.as_str() {
+        "/chronus/failover" => "failover",
+        "/chronus/worker" => "worker state",
+        "/chronus/worker_lost" => "worker lost",
+        "/chronus/restored" => "restored",
+        "/chronus/divergence" => "divergence",
+        "/chronus/cold_start" => "cold start",
+        "/chronus/underrun" => "underrun",
+        "/chronus/late" => "late bundle",
+        "/chronus/storage/error" => "storage error",
+        "/chronus/reloaded" => "reloaded",
+        "/chronus/reload_failed" => "reload failed",
+        "/chronus/device/lost" => "device lost",
+        "/chronus/device/back" => "device back",
+        REFUSED_ADDR => "refused",
+        CLAMPED_ADDR => "clamped",
+        _ => "event",
+    };
+    format!(
+        "{} {name:<13} {}",
+        humantime::format_rfc3339_millis(at),
+        line(event)
+    )
 }
 
 /// `<address> <arg> ...`, each argument as `set` would read it back; refusals and
@@ -197,6 +226,23 @@ mod tests {
             args: vec![OscType::Float(0.5)],
         };
         assert_eq!(line(&late), "/chronus/late 0.5\n");
+    }
+
+    #[test]
+    fn each_line_starts_with_its_time_and_a_readable_name() {
+        let event = OscMessage {
+            addr: "/chronus/worker_lost".into(),
+            args: vec![
+                OscType::Int(1),
+                OscType::Int(77),
+                OscType::String("killed by SIGKILL".into()),
+            ],
+        };
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_796_320_814_123);
+        assert_eq!(
+            stamped(&event, at),
+            "2026-12-03T18:00:14.123Z worker lost   /chronus/worker_lost 1 77 \"killed by SIGKILL\"\n"
+        );
     }
 
     #[test]

@@ -236,9 +236,24 @@ fn watch_subscribes_prints_events_and_unsubscribes_on_ctrl_c() {
                     .expect("an event line")
             })
             .collect();
+        // `<UTC time with ms> <name> <event>`: the time is whatever it was.
+        let events: Vec<&str> = lines
+            .iter()
+            .map(|l| {
+                let (time, rest) = l.split_once(' ').expect("a timestamp");
+                assert!(
+                    time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+                    "{l:?}"
+                );
+                rest
+            })
+            .collect();
         assert_eq!(
-            lines,
-            vec!["/chronus/worker 1 4242 lockstep", "/chronus/late 0.25"],
+            events,
+            vec![
+                "worker state  /chronus/worker 1 4242 lockstep",
+                "late bundle   /chronus/late 0.25"
+            ],
             "{flags:?}"
         );
         interrupt(&child);
