@@ -87,6 +87,11 @@ fn figures(sup: &Daemon) -> Vec<(&'static str, Figure)> {
             Figure::Float(sup.started.elapsed().as_secs_f32()),
         ),
         ("backend", Figure::Text(sup.backend.into())),
+        ("sample_rate", int(u64::from(sup.config.audio.sample_rate))),
+        (
+            "block_frames",
+            int(u64::from(sup.config.audio.block_frames)),
+        ),
         (
             "host",
             Figure::Text(sup.output.as_ref().map_or("none", |o| o.host_name()).into()),
@@ -96,11 +101,6 @@ fn figures(sup: &Daemon) -> Vec<(&'static str, Figure)> {
             Figure::Flag(sup.output.as_ref().is_some_and(|o| o.device_lost())),
         ),
         ("device_losses", long(sup.device_losses)),
-        ("sample_rate", int(u64::from(sup.config.audio.sample_rate))),
-        (
-            "block_frames",
-            int(u64::from(sup.config.audio.block_frames)),
-        ),
         ("frames", long(clock.frames_out.load(Ordering::Relaxed))),
         (
             "underrun_frames",

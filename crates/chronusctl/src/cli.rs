@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::connection::Connection;
 use crate::kill_worker::KillWorkerArgs;
+use crate::query::{Engine, Pattern, QueryArgs, Record, Seq};
 use crate::say::SayArgs;
 use crate::send::SendArgs;
 use crate::set::SetArgs;
@@ -36,6 +37,20 @@ pub enum Command {
     KillWorker(KillWorkerArgs),
     /// Speak through the daemon's output (text-to-speech); waits until the speech has played.
     Say(SayArgs),
+    /// Send one message and print every reply it brings (exit 65 if refused, 69 if none).
+    Query(QueryArgs),
+    /// Save, load and list pattern slots.
+    #[command(subcommand)]
+    Pattern(Pattern),
+    /// Start, stop and query a take (a recording of the output).
+    #[command(subcommand)]
+    Record(Record),
+    /// The engine's status, modules and parameter schema.
+    #[command(subcommand)]
+    Engine(Engine),
+    /// The sequencer's state.
+    #[command(subcommand)]
+    Seq(Seq),
     /// Write the man page and shell completions into DIR (for packaging).
     #[command(hide = true)]
     Docs { dir: std::path::PathBuf },

@@ -9,6 +9,7 @@ mod docs;
 mod failure;
 mod health;
 mod kill_worker;
+mod query;
 mod say;
 mod send;
 mod set;
@@ -37,6 +38,11 @@ fn main() -> ExitCode {
         Command::KillWorker(args) => kill_worker::run(&cli.connection, args),
         Command::Say(args) => say::run(&cli.connection, args),
         Command::Docs { dir } => docs::run(dir),
+        Command::Query(args) => query::run(&cli.connection, args),
+        Command::Pattern(which) => query::pattern(&cli.connection, which),
+        Command::Record(which) => query::record(&cli.connection, which),
+        Command::Engine(which) => query::engine(&cli.connection, which),
+        Command::Seq(which) => query::seq(&cli.connection, which),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -171,6 +171,41 @@ fn chronusctl(port: u16, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+fn chronusctl_query_prints_the_replies_and_named_requests_wrap_it() {
+    let patterns = scratch("query-patterns");
+    let d = Daemon::start(
+        "query",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_PATTERNS_DIR", patterns.display().to_string()),
+        ],
+    );
+    let port = d.osc.port();
+    let stdout = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = chronusctl(port, &["engine", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout(&out).starts_with("/engine/status.reply state running "),
+        "{out:?}"
+    );
+    let out = chronusctl(port, &["pattern", "save", "3"]);
+    assert_eq!(stdout(&out), "/chronus/done /pattern/save 3\n", "{out:?}");
+    let out = chronusctl(port, &["query", "/pattern/list"]);
+    assert_eq!(stdout(&out), "/chronus/done /pattern/list 3\n", "{out:?}");
+    let out = chronusctl(port, &["record", "stop"]);
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("/engine/record/stop refused: no recording is running"),
+        "{out:?}"
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let out = chronusctl(port, &["--timeout-ms", "200", "seq", "status"]);
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+}
+
+#[test]
 fn chronusctl_status_check_exits_0_when_healthy_and_1_naming_each_problem() {
     let d = Daemon::start(
         "status-check",
