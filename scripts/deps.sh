@@ -11,7 +11,7 @@ mode=${1:-run}
 run_pkgs=(build-essential pkg-config libasound2-dev libjack-jackd2-dev libasound2-plugins ca-certificates curl
   espeak-ng pocketsphinx pocketsphinx-en-us)
 test_pkgs=(pulseaudio pulseaudio-utils jackd2 alsa-utils liblo-tools python3 python3-pip python3-venv
-  systemd procps psmisc valgrind puredata-core supercollider-language lintian man-db)
+  systemd procps psmisc valgrind puredata-core supercollider-language lintian man-db prometheus)
 
 case "$mode" in
   run) pkgs=("${run_pkgs[@]}") ;;

@@ -106,6 +106,7 @@ pub struct Config {
     pub audio: AudioConfig,
     pub engine: EngineConfig,
     pub viz: VizConfig,
+    pub metrics: MetricsConfig,
     pub workers: WorkerConfig,
     pub log: LogConfig,
     pub speech: SpeechSettings,
@@ -149,6 +150,7 @@ impl Default for Config {
                 host: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 port: 5006,
             },
+            metrics: MetricsConfig { listen: None },
             workers: WorkerConfig {
                 hang_timeout_ms: 250,
                 restart_backoff_min_ms: 10,
@@ -362,6 +364,20 @@ fn state_dir(name: &str) -> PathBuf {
     match var("HOME") {
         Some(home) => PathBuf::from(home).join(".local/state/chronus").join(name),
         None => PathBuf::from(name),
+    }
+}
+
+/// The Prometheus endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsConfig {
+    /// `ip:port` to serve `/metrics` on (validated); `None` serves nothing.
+    pub listen: Option<String>,
+}
+
+impl MetricsConfig {
+    /// The address to serve on, or `None` when off.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_deref()?.parse().ok()
     }
 }
 

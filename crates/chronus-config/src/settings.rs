@@ -80,6 +80,10 @@ impl SettingInfo {
                 "a non-empty tracing filter directive of printable characters, \
                  e.g. info or chronusd=debug,warn"
             }
+            Kind::Text {
+                rule: TextRule::Listen,
+                ..
+            } => "an IP address and port such as 127.0.0.1:9464 or [::1]:9464 (not a host name)",
             Kind::Path { .. } => "a non-empty file path",
             Kind::Dir(_) => "a non-empty directory path",
             Kind::Argv(_) => {
@@ -204,6 +208,8 @@ pub(crate) enum TextRule {
     /// A tracing `EnvFilter` directive; the daemon parses it fully, this only rejects
     /// values that cannot be one (empty, control characters).
     Filter,
+    /// An IP address and port, `127.0.0.1:9464` or `[::1]:9464`.
+    Listen,
 }
 
 /// How a setting's raw value is parsed, and the field it is stored in.
@@ -263,6 +269,7 @@ impl Kind {
                 let ok = match rule {
                     TextRule::NonEmpty => !s.is_empty(),
                     TextRule::Filter => !s.is_empty() && !s.chars().any(char::is_control),
+                    TextRule::Listen => s.parse::<std::net::SocketAddr>().is_ok(),
                 };
                 field.set(config, ok.then(|| Some(s.to_owned())))
             }
@@ -415,7 +422,7 @@ macro_rules! num {
     };
 }
 
-static SETTINGS: [SettingInfo; 45] = [
+static SETTINGS: [SettingInfo; 46] = [
     SettingInfo {
         key: "record",
         env: "CHRONUS_RECORD",
@@ -630,6 +637,20 @@ static SETTINGS: [SettingInfo; 45] = [
         env_alias: None,
         description: "UDP port the visualisation messages are sent to; 0 turns them off.",
         kind: Kind::U16(num!(0, 65535, viz.port)),
+    },
+    SettingInfo {
+        key: "metrics.listen",
+        env: "CHRONUS_METRICS_LISTEN",
+        env_alias: None,
+        description: "Serve every status figure in the Prometheus text format over HTTP at \
+                      /metrics on this address; unset (the default) serves nothing and starts \
+                      no thread. Keep it on loopback or a trusted network: it has no \
+                      authentication.",
+        kind: Kind::Text {
+            rule: TextRule::Listen,
+            example: "127.0.0.1:9464",
+            field: field!(metrics.listen),
+        },
     },
     SettingInfo {
         key: "workers.hang_timeout_ms",

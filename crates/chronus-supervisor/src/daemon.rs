@@ -246,6 +246,9 @@ impl Daemon {
             // Engines' processes are spawned here, on the loop's thread.
             Event::Spawn(job) => job.run(),
             Event::Capture(result) => router::speech::input_opened(self, result),
+            Event::Metrics(reply) => {
+                let _ = reply.send(crate::metrics::render(&crate::status::figures(self)));
+            }
             Event::Stored(done) => {
                 self.storage.finished(&done.from);
                 match done.outcome {

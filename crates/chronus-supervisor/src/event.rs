@@ -29,6 +29,8 @@ pub enum Event {
     Stored(storage::Done),
     /// Writing something to disk failed.
     Storage(StorageError),
+    /// A metrics scrape wants the status figures as Prometheus text.
+    Metrics(crossbeam_channel::Sender<String>),
     /// Periodic work is due.
     Tick(Instant),
 }

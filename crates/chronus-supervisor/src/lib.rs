@@ -18,6 +18,7 @@ mod files;
 mod journal;
 mod ledger;
 mod limits;
+mod metrics;
 mod notify;
 mod patterns;
 mod pool;
@@ -53,6 +54,11 @@ pub enum SupervisorError {
         source: std::io::Error,
         /// Who holds the port, when that could be told.
         holder: String,
+    },
+    #[error("cannot serve metrics on {addr} (metrics.listen, CHRONUS_METRICS_LISTEN): {source}")]
+    MetricsBind {
+        addr: SocketAddr,
+        source: std::io::Error,
     },
     #[error("cannot create journal {path}: {source}")]
     Journal {
@@ -129,6 +135,11 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     };
     let osc = UdpEndpoint::bind(osc_addr, 4 << 20).map_err(bind_err)?;
     let tcp = TcpEndpoint::bind(osc_addr).map_err(bind_err)?;
+    if let Some(addr) = config.metrics.address() {
+        let served = metrics::start(addr, events_tx.clone())
+            .map_err(|source| SupervisorError::MetricsBind { addr, source })?;
+        tracing::info!(url = %format!("http://{}/metrics", served.local), "serving metrics");
+    }
     let (osc_tx, osc_rx) = crossbeam_channel::bounded(OSC_QUEUE);
     let limits = chronus_osc::Limits::default();
     // Senders are filtered on the receiving threads, before their packets are decoded or

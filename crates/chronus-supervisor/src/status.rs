@@ -73,7 +73,7 @@ pub fn json(sup: &Daemon) -> OscPacket {
     )
 }
 
-fn figures(sup: &Daemon) -> Vec<(&'static str, Figure)> {
+pub fn figures(sup: &Daemon) -> Vec<(&'static str, Figure)> {
     let header = sup.region.header();
     let clock = &header.clock;
     let c = &sup.pool.counters;

@@ -110,6 +110,11 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
     ),
     ("viz.port", "65536", Some(("CHRONUS_VIZ_PORT", "-1"))),
     (
+        "metrics.listen",
+        "\"localhost:9464\"",
+        Some(("CHRONUS_METRICS_LISTEN", "9464")),
+    ),
+    (
         "workers.hang_timeout_ms",
         "5",
         Some(("CHRONUS_HANG_TIMEOUT_MS", "-1")),

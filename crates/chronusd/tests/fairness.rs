@@ -41,15 +41,6 @@ fn udp_on(ip: [u8; 4]) -> UdpSocket {
     UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap()
 }
 
-/// A TCP connection from the loopback address `ip`.
-fn tcp_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
-    socket.connect(&to.into()).unwrap();
-    TcpStream::from(socket)
-}
-
 /// Sends from one socket at about 20 times [`RATE`] until stopped; counts what it sent.
 struct Flood {
     stop: Arc<AtomicBool>,
@@ -281,9 +272,13 @@ fn far_future_bundles_from_one_client_do_not_fill_the_schedule_for_another() {
     }
     // One socket's datagrams are handled in order: once its status request is answered,
     // every bundle before it has been scheduled or refused.
-    send_from(&hostile, d.osc, STATUS_ADDR, vec![]);
-    recv_at(&hostile, STATUS_REPLY_ADDR, Duration::from_secs(5))
-        .expect("the hostile client's status after its bundles");
+    // Its replies are bounded per client: on a loaded machine the status reply can be
+    // dropped behind a thousand refusals, so ask again (a later request proves the same).
+    let answered = (0..3).any(|_| {
+        send_from(&hostile, d.osc, STATUS_ADDR, vec![]);
+        recv_at(&hostile, STATUS_REPLY_ADDR, Duration::from_secs(3)).is_some()
+    });
+    assert!(answered, "the hostile client's status after its bundles");
 
     let expected = polite_bundle_one_second_ahead(&d);
     wait_until_played(&mut d, expected);

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use chronus_config::{
-    AsrSettings, AudioConfig, Config, EngineConfig, LogConfig, Source, Sources, SpeechSettings,
-    settings,
+    AsrSettings, AudioConfig, Config, EngineConfig, LogConfig, MetricsConfig, Source, Sources,
+    SpeechSettings, settings,
 };
 
 use crate::common::{load_ok, write_config};
@@ -170,6 +170,9 @@ fn example_file_values_are_valid_when_uncommented() {
         log: LogConfig {
             filter: Some("chronusd=debug,warn".into()),
             ..defaults.log.clone()
+        },
+        metrics: MetricsConfig {
+            listen: Some("127.0.0.1:9464".into()),
         },
         speech: SpeechSettings {
             asr: AsrSettings {

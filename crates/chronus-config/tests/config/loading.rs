@@ -77,7 +77,7 @@ fn unknown_top_level_key_is_an_error() {
         err.to_string(),
         format!(
             "unknown key `colour` in {} (known top-level keys: record, journal, [osc], \
-             [audio], [engine], [viz], [workers], [log], [speech.tts], [speech.asr])",
+             [audio], [engine], [viz], [metrics], [workers], [log], [speech.tts], [speech.asr])",
             path.display()
         )
     );
@@ -134,7 +134,7 @@ fn misplaced_section_error_suggests_the_nested_one() {
         load_err(&sources).to_string(),
         format!(
             "unknown key `tts` in {} (known top-level keys: record, journal, [osc], [audio], \
-             [engine], [viz], [workers], [log], [speech.tts], [speech.asr]; did you mean \
+             [engine], [viz], [metrics], [workers], [log], [speech.tts], [speech.asr]; did you mean \
              `[speech.tts]`?)",
             path.display()
         )

@@ -432,3 +432,12 @@ pub fn rss_kib(pid: i32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// A TCP connection from the loopback address `ip` (127.0.0.2 plays another client).
+pub fn tcp_from(ip: [u8; 4], to: SocketAddr) -> std::net::TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    std::net::TcpStream::from(socket)
+}
