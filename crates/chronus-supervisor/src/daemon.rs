@@ -115,6 +115,8 @@ pub struct Daemon {
     stream_errors_logged: Option<Instant>,
     /// Times the audio device was lost.
     pub device_losses: u64,
+    /// Why each speech engine last failed, for the line that restarts it.
+    pub speech_faults: HashMap<String, String>,
     realtime_warned: bool,
 }
 
@@ -194,6 +196,7 @@ impl Daemon {
             stream_errors: 0,
             stream_errors_logged: None,
             device_losses: 0,
+            speech_faults: HashMap::new(),
             realtime_warned: false,
         }
     }

@@ -557,3 +557,67 @@ fn speech_engines_die_with_a_killed_supervisor_and_never_inherit_systemds_socket
         );
     }
 }
+
+/// A long-lived engine killed: one searchable WARN line with its reason and a
+/// `/chronus/speech/restarted` event for subscribers, then a new engine.
+#[test]
+fn a_speech_engine_restart_is_one_searchable_line_and_an_event_with_its_reason() {
+    let d = Daemon::start(
+        "speech-restart",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_TTS_PROTOCOL", "wyoming".into()),
+            // Long-lived and silent: enough to be started, killed and restarted.
+            ("CHRONUS_TTS_COMMAND", "sleep 600".into()),
+        ],
+    );
+    let events = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    send_from(&events, d.osc, "/chronus/notify", vec![OscType::Int(1)]);
+    expect_at(&events, "/chronus/done", "the subscription");
+    let engine = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            children_named(d.pid(), "sleep").first().copied()
+        })
+        .expect("the engine process");
+    signal(engine, libc::SIGKILL);
+    let restarted = expect_at(&events, "/chronus/speech/restarted", "the restart event");
+    match restarted.args.as_slice() {
+        [
+            OscType::String(name),
+            OscType::String(reason),
+            OscType::Int(_),
+        ] => {
+            assert_eq!(name, "sleep");
+            assert!(reason.contains("SIGKILL"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("id=\"chronus.speech_restart\""))
+        .collect();
+    assert_eq!(lines.len(), 1, "log:\n{log}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("reason=\"crashed: killed by signal 9"),
+        "{}",
+        lines[0]
+    );
+}
+
+/// Pids of the children of `parent` whose command name is `name`.
+fn children_named(parent: i32, name: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let (comm, rest) = stat.split_once(") ").unwrap_or(("", ""));
+                comm.ends_with(&format!("({name}"))
+                    && rest.split_whitespace().nth(1) == Some(&parent.to_string())
+            })
+        })
+        .collect()
+}

@@ -409,6 +409,8 @@ pub fn engine_event(d: &mut Daemon, event: SpeechEvent) {
         } => {
             if crash {
                 tracing::warn!(engine, pid, cause, "speech engine crashed");
+                d.speech_faults
+                    .insert(engine.clone(), format!("crashed: {cause}"));
             } else {
                 tracing::debug!(engine, pid, cause, "speech engine exited");
             }
@@ -422,12 +424,26 @@ pub fn engine_event(d: &mut Daemon, event: SpeechEvent) {
             ))
         }
         SpeechEvent::EngineRestarting { engine, delay } => {
-            tracing::info!(
+            let reason = d
+                .speech_faults
+                .remove(&engine)
+                .unwrap_or_else(|| "exited".into());
+            let delay_ms = delay.as_millis() as u64;
+            tracing::warn!(
+                id = "chronus.speech_restart",
                 engine,
-                delay_ms = delay.as_millis() as u64,
+                reason,
+                delay_ms,
                 "restarting speech engine"
             );
-            None
+            Some(chronus_osc::message(
+                "/chronus/speech/restarted",
+                vec![
+                    string(&engine),
+                    string(&reason),
+                    OscType::Int(delay_ms.min(i32::MAX as u64) as i32),
+                ],
+            ))
         }
         SpeechEvent::EngineFailed { engine, crashes } => {
             tracing::error!(
@@ -451,6 +467,8 @@ pub fn engine_event(d: &mut Daemon, event: SpeechEvent) {
                 detail,
                 "speech engine broke its protocol; restarting it"
             );
+            d.speech_faults
+                .insert(engine.clone(), format!("broke its protocol: {detail}"));
             Some(chronus_osc::message(
                 "/chronus/speech/error",
                 vec![string(&engine), string(&detail)],
@@ -462,6 +480,8 @@ pub fn engine_event(d: &mut Daemon, event: SpeechEvent) {
             request,
         } => {
             tracing::warn!(engine, pid, %request, "speech engine hung on a request; restarting it");
+            d.speech_faults
+                .insert(engine.clone(), format!("hung on request {request}"));
             Some(chronus_osc::message(
                 "/chronus/speech/error",
                 vec![string(&engine), string("unresponsive")],
