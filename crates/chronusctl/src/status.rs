@@ -1,5 +1,6 @@
 //! `chronusctl status`: ask for `/chronus/status/json` (every figure exact, 64-bit
-//! counters included), print it as aligned `key: value` lines or as JSON.
+//! counters included), print it as aligned `key: value` lines (grouped under headings
+//! on a terminal) or as JSON.
 
 use std::fmt;
 
@@ -48,7 +49,10 @@ pub fn run(connection: &Connection, args: &StatusArgs) -> Result<(), Failure> {
     }
     write_stdout(&if args.json {
         to_json(&pairs)
+    } else if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        grouped(&pairs)
     } else {
+        // Scripts read `key: value` lines in the daemon's order.
         to_text(&pairs)
     })
 }
@@ -123,6 +127,64 @@ fn to_text(pairs: &[(String, Value)]) -> String {
         .collect()
 }
 
+/// The group a figure is shown under on a terminal.
+fn group(key: &str) -> &'static str {
+    const WORKERS: [&str; 9] = [
+        "failovers",
+        "active_slot",
+        "restores",
+        "divergences",
+        "cold_starts",
+        "hangs",
+        "faults",
+        "restart_backoff_ms",
+        "last_",
+    ];
+    if key.starts_with("osc_") {
+        "OSC"
+    } else if ["tts_", "asr_", "speech_"]
+        .iter()
+        .any(|p| key.starts_with(p))
+    {
+        "speech"
+    } else if key.starts_with("slot") || WORKERS.iter().any(|w| key.starts_with(w)) {
+        "workers"
+    } else if key.ends_with("_errors") {
+        "storage"
+    } else if key == "version" || key == "uptime_s" {
+        "daemon"
+    } else {
+        "audio"
+    }
+}
+
+/// On a terminal: the figures under headings (daemon, audio, workers, OSC, speech,
+/// storage), each group aligned, in the daemon's order within a group.
+fn grouped(pairs: &[(String, Value)]) -> String {
+    let mut out = String::new();
+    for heading in ["daemon", "audio", "workers", "OSC", "speech", "storage"] {
+        let members: Vec<(String, Value)> = pairs
+            .iter()
+            .filter(|(k, _)| group(k) == heading)
+            .cloned()
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(heading);
+        out.push('\n');
+        for line in to_text(&members).lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// One JSON object on one line, keys in the order the daemon sent them.
 fn to_json(pairs: &[(String, Value)]) -> String {
     let fields: Vec<String> = pairs
@@ -160,6 +222,20 @@ mod tests {
         assert_eq!(
             to_json(&pairs),
             "{\"z\":1,\"frames\":18446744073709551615,\"gain\":0.1,\"on\":true}\n"
+        );
+    }
+
+    #[test]
+    fn on_a_terminal_figures_are_grouped_under_headings() {
+        let pairs = parse(&json(
+            r#"{"version":"0.1.0","host":"jack","frames":5,"slot0_state":"lockstep","failovers":1,"osc_received":9,"tts_state":"ready","storage_errors":0}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            grouped(&pairs),
+            "daemon\n  version: 0.1.0\n\naudio\n  host:   jack\n  frames: 5\n\n\
+             workers\n  slot0_state: lockstep\n  failovers:   1\n\nOSC\n  osc_received: 9\n\n\
+             speech\n  tts_state: ready\n\nstorage\n  storage_errors: 0\n"
         );
     }
 
