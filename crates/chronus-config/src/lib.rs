@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 pub use cidr::{Cidr, CidrParseError};
 pub use settings::{
     CONFIG_ENV, LIMITER_CEILING_DB_MAX, LIMITER_CEILING_DB_MIN, NUM_VOICES_MAX, NUM_VOICES_MIN,
-    SAMPLE_RATE_MAX, SAMPLE_RATE_MIN, SettingInfo, TEST_DIVERGE_ENV, settings,
+    SAMPLE_RATE_MAX, SAMPLE_RATE_MIN, SettingInfo, TEST_DIVERGE_ENV, TEST_JOURNAL_SOCKET_ENV,
+    settings,
 };
 
 use settings::{
@@ -812,6 +813,7 @@ impl Builder {
         for var in vars.keys() {
             let known = *var == CONFIG_ENV
                 || *var == TEST_DIVERGE_ENV
+                || *var == TEST_JOURNAL_SOCKET_ENV
                 || *var == LEAD_TARGET_ENV
                 || LEGACY_NO_EFFECT.iter().any(|(legacy, _)| legacy == var)
                 || settings()

@@ -160,6 +160,10 @@ pub const CONFIG_ENV: &str = "CHRONUS_CONFIG";
 /// Not a setting: there is no file key, and `check-config` does not show it.
 pub const TEST_DIVERGE_ENV: &str = "CHRONUS_TEST_DIVERGE_AT_FRAME";
 
+/// Test-only: the journal's native socket, instead of /run/systemd/journal/socket,
+/// so tests can read the entries chronusd sends under systemd. Not a setting.
+pub const TEST_JOURNAL_SOCKET_ENV: &str = "CHRONUS_TEST_JOURNAL_SOCKET";
+
 /// A value does not fit its setting; the caller knows which input it came from.
 pub(crate) struct Invalid;
 

@@ -2,7 +2,9 @@
 //! `[time ]LEVEL role: message fields`. Under journald (JOURNAL_STREAM set) lines
 //! carry no timestamps: the journal adds its own; when JOURNAL_STREAM names this
 //! process's stderr (its `dev:ino`, as systemd documents), each line starts with
-//! its syslog priority (`<4>` for a warning) so `journalctl -p` can filter. No colours. The role is the
+//! its syslog priority (`<4>` for a warning) so `journalctl -p` can filter, and when
+//! the journal's native socket is there, entries go to it with their fields instead
+//! (`journal.rs`). No colours. The role is the
 //! event's spans (a worker's slot, role and pid) or, outside any span (another
 //! thread of the supervisor), the process's label. The filter can be replaced at
 //! runtime (SIGHUP).
@@ -30,6 +32,11 @@ pub fn init(filter: &str, label: String) -> SetFilter {
     let journald = journald.is_some();
     let filter = filter_of(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::<EnvFilter, Registry>::new(filter);
+    let native = if priority {
+        crate::journal::JournalLayer::connect(label.clone())
+    } else {
+        None
+    };
     let output = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -38,10 +45,12 @@ pub fn init(filter: &str, label: String) -> SetFilter {
             priority,
             label,
         });
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(output)
-        .init();
+    let registry = tracing_subscriber::registry().with(filter);
+    match native {
+        // Under systemd: entries with their fields, searchable in the journal.
+        Some(journal) => registry.with(journal).init(),
+        None => registry.with(output).init(),
+    }
     Box::new(move |directives| {
         let filter = filter_of(directives)?;
         handle.reload(filter).map_err(|e| e.to_string())

@@ -3,6 +3,7 @@
 mod cli;
 mod daemon;
 mod docs;
+mod journal;
 mod logging;
 mod render;
 mod worker;

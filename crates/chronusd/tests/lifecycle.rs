@@ -433,6 +433,11 @@ fn under_journald_on_stderr_each_line_carries_its_priority_and_root_gets_no_meml
             ("CHRONUS_AUDIO_BACKEND", "null".into()),
             ("JOURNAL_STREAM", stream),
             ("CHRONUS_LOG", "debug".into()),
+            // No journal socket: lines go to stderr.
+            (
+                "CHRONUS_TEST_JOURNAL_SOCKET",
+                dir.join("no-journal").display().to_string(),
+            ),
         ],
         |cmd| {
             cmd.stderr(file);
@@ -468,6 +473,70 @@ fn under_journald_on_stderr_each_line_carries_its_priority_and_root_gets_no_meml
         );
     }
     assert!(!alive(pid));
+}
+
+#[test]
+fn under_systemd_entries_reach_the_journal_with_searchable_fields() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = scratch("journal-native-files");
+    let socket = UnixDatagram::bind(dir.join("journal.sock")).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let path = dir.join("stderr.log");
+    let file = std::fs::File::create(&path).unwrap();
+    let meta = file.metadata().unwrap();
+    let mut d = Daemon::start_with(
+        "journal-native",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino())),
+            (
+                "CHRONUS_TEST_JOURNAL_SOCKET",
+                dir.join("journal.sock").display().to_string(),
+            ),
+        ],
+        |cmd| {
+            cmd.stderr(file);
+        },
+    );
+    let s = d.status();
+    signal(active_pid(&s), libc::SIGKILL);
+    d.wait_until("restored", Duration::from_secs(10), |s| {
+        long(s, "restores") >= 1 && both_lockstep(s)
+    });
+    let mut entries = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            entries.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        if entries
+            .iter()
+            .any(|e| e.contains("CHRONUS_ID=chronus.restored\n"))
+        {
+            break;
+        }
+    }
+    let (status, _, _) = d.stop();
+    assert!(status.success());
+    let failover = entries
+        .iter()
+        .find(|e| e.contains("CHRONUS_ID=chronus.failover\n"))
+        .unwrap_or_else(|| panic!("no failover entry in {entries:#?}"));
+    for field in [
+        "PRIORITY=4\n",
+        "SYSLOG_IDENTIFIER=chronusd\n",
+        "CHRONUS_REASON=killed by signal 9",
+        "MESSAGE=supervisor{pid=",
+    ] {
+        assert!(failover.contains(field), "{field:?} missing: {failover}");
+    }
+    assert!(
+        std::fs::read_to_string(&path).unwrap().is_empty(),
+        "lines went to stderr as well"
+    );
 }
 
 fn count_dir(path: &str) -> usize {
