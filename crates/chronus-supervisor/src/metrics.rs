@@ -241,81 +241,33 @@ pub fn render(figures: &[(&'static str, Figure)]) -> String {
                 format!("{{{}}}", all.join(","))
             }
         };
-        match figure {
-            Figure::Text(state) if key.ends_with("_state") || key == "worker_state" => {
-                let name = format!("chronus_{key}");
-                let help = format!("1 for the current {key} (see /chronus/status).");
-                sample(
-                    &mut out,
-                    &name,
-                    "gauge",
-                    &help,
-                    &with(&format!("state=\"{}\"", escape(state))),
-                    1.0,
-                );
+        // Positions, timestamps and sizes are exact 64-bit figures, not counters.
+        let (raw, counter) = match figure {
+            Figure::Text(state) => {
+                if key.ends_with("_state") {
+                    let name = format!("chronus_{key}");
+                    let help = format!("1 for the current {key} (see /chronus/status).");
+                    let labels = with(&format!("state=\"{}\"", escape(state)));
+                    sample(&mut out, &name, "gauge", &help, &labels, 1.0);
+                }
+                continue;
             }
-            Figure::Text(_) => {}
-            // Positions, timestamps and sizes are exact 64-bit figures but not counters.
-            Figure::Count(v)
-                if key == "play_frame" || key.ends_with("_ns") || key.ends_with("_bytes") =>
-            {
-                let (stem, scale, unit) = unit(&key);
-                sample(
-                    &mut out,
-                    &format!("chronus_{stem}{unit}"),
-                    "gauge",
-                    &help,
-                    &with(""),
-                    *v as f64 * scale,
-                );
-            }
-            Figure::Count(v) => {
-                let (stem, scale, unit) = unit(&key);
-                let name = format!("chronus_{stem}{unit}_total");
-                sample(
-                    &mut out,
-                    &name,
-                    "counter",
-                    &help,
-                    &with(""),
-                    *v as f64 * scale,
-                );
-            }
-            Figure::Int(v) => {
-                let (stem, scale, unit) = unit(&key);
-                sample(
-                    &mut out,
-                    &format!("chronus_{stem}{unit}"),
-                    "gauge",
-                    &help,
-                    &with(""),
-                    f64::from(*v) * scale,
-                );
-            }
-            Figure::Float(v) => {
-                let (stem, scale, unit) = unit(&key);
-                // Through the shortest decimal of the f32: 0.1, not 0.10000000149.
-                let v: f64 = v.to_string().parse().unwrap_or(f64::NAN);
-                sample(
-                    &mut out,
-                    &format!("chronus_{stem}{unit}"),
-                    "gauge",
-                    &help,
-                    &with(""),
-                    v * scale,
-                );
-            }
-            Figure::Flag(v) => {
-                sample(
-                    &mut out,
-                    &format!("chronus_{key}"),
-                    "gauge",
-                    &help,
-                    &with(""),
-                    f64::from(u8::from(*v)),
-                );
-            }
-        }
+            Figure::Count(v) => (
+                *v as f64,
+                !(key == "play_frame" || key.ends_with("_ns") || key.ends_with("_bytes")),
+            ),
+            Figure::Int(v) => (f64::from(*v), false),
+            // Through the shortest decimal of the f32: 0.1, not 0.10000000149.
+            Figure::Float(v) => (v.to_string().parse().unwrap_or(f64::NAN), false),
+            Figure::Flag(v) => (f64::from(u8::from(*v)), false),
+        };
+        let (stem, scale, unit) = unit(&key);
+        let (name, kind) = if counter {
+            (format!("chronus_{stem}{unit}_total"), "counter")
+        } else {
+            (format!("chronus_{stem}{unit}"), "gauge")
+        };
+        sample(&mut out, &name, kind, &help, &with(""), raw * scale);
     }
     out
 }

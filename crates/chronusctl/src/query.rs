@@ -74,18 +74,7 @@ pub enum Seq {
 }
 
 pub fn run(connection: &Connection, args: &QueryArgs) -> Result<(), Failure> {
-    if !args.address.starts_with('/') {
-        return Err(Failure::new(
-            failure::USAGE,
-            anyhow!("address {:?} must start with '/'", args.address),
-        ));
-    }
-    let osc_args: Vec<OscType> = match &args.types {
-        Some(types) => {
-            values::typed(types, &args.args).map_err(|e| Failure::new(failure::USAGE, e))?
-        }
-        None => args.args.iter().map(|w| values::infer(w)).collect(),
-    };
+    let osc_args = values::message_args(&args.address, args.types.as_deref(), &args.args)?;
     ask(connection, &args.address, osc_args, &args.listen)
 }
 
@@ -158,7 +147,7 @@ fn ask(
                 anyhow!("{address} refused: {reason}"),
             ));
         }
-        write_stdout(&line(&reply))?;
+        write_stdout(&crate::watch::line(&reply))?;
         replies += 1;
         deadline = Instant::now() + Duration::from_millis(listen.more_ms);
     }
@@ -189,14 +178,4 @@ fn refusal(reply: &OscMessage, address: &str) -> Option<String> {
         ),
         _ => None,
     }
-}
-
-fn line(reply: &OscMessage) -> String {
-    let mut line = reply.addr.clone();
-    for arg in &reply.args {
-        line.push(' ');
-        line.push_str(&render(arg));
-    }
-    line.push('\n');
-    line
 }

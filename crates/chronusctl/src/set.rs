@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use anyhow::anyhow;
-use chronus_osc::{OscType, RequestError, message};
+use chronus_osc::{RequestError, message};
 use clap::Args;
 
 use crate::connection::{self, Connection};
-use crate::failure::{self, Failure};
+use crate::failure::Failure;
 use crate::values;
 
 #[derive(Args, Debug)]
@@ -28,18 +27,7 @@ pub struct SetArgs {
 }
 
 pub fn run(connection: &Connection, args: &SetArgs) -> Result<(), Failure> {
-    if !args.address.starts_with('/') {
-        return Err(Failure::new(
-            failure::USAGE,
-            anyhow!("address {:?} must start with '/'", args.address),
-        ));
-    }
-    let osc_args: Vec<OscType> = match &args.types {
-        Some(types) => {
-            values::typed(types, &args.args).map_err(|e| Failure::new(failure::USAGE, e))?
-        }
-        None => args.args.iter().map(|w| values::infer(w)).collect(),
-    };
+    let osc_args = values::message_args(&args.address, args.types.as_deref(), &args.args)?;
     let mut client = connection.connect()?;
     client
         .send(&message(&args.address, osc_args))

@@ -118,6 +118,26 @@ fn float_word(text: String) -> String {
     }
 }
 
+/// `address` checked and `words` typed (by `types` when given, else by their form),
+/// as `set` and `query` take them.
+pub fn message_args(
+    address: &str,
+    types: Option<&str>,
+    words: &[String],
+) -> Result<Vec<chronus_osc::OscType>, crate::failure::Failure> {
+    use crate::failure::{Failure, USAGE};
+    if !address.starts_with('/') {
+        return Err(Failure::new(
+            USAGE,
+            anyhow::anyhow!("address {address:?} must start with '/'"),
+        ));
+    }
+    match types {
+        Some(types) => typed(types, words).map_err(|e| Failure::new(USAGE, e)),
+        None => Ok(words.iter().map(|w| infer(w)).collect()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,7 +145,7 @@ fn stamped(event: &OscMessage, at: std::time::SystemTime) -> String {
 
 /// `<address> <arg> ...`, each argument as `set` would read it back; refusals and
 /// clamps of any client in words.
-fn line(event: &OscMessage) -> String {
+pub(crate) fn line(event: &OscMessage) -> String {
     match (event.addr.as_str(), event.args.as_slice()) {
         (
             REFUSED_ADDR,
