@@ -543,6 +543,14 @@ pub fn resolve_host(choice: HostChoice) -> HostChoice {
     }
 }
 
+/// The device period a sound server imposes (JACK's), when `choice` resolves to one;
+/// the rings and the lookahead are sized for it before the device opens.
+pub fn server_period(choice: HostChoice) -> Option<u32> {
+    (resolve_host(choice) == HostChoice::Jack)
+        .then(crate::jack::server_period)
+        .flatten()
+}
+
 /// The cpal host for `choice` (resolved), and its name.
 fn cpal_host(choice: HostChoice) -> Result<(cpal::Host, &'static str), AudioError> {
     let (id, name) = match choice {

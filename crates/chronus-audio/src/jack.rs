@@ -37,6 +37,14 @@ pub(crate) fn server_running() -> bool {
     jack::Client::new("chronus-probe", jack::ClientOptions::NO_START_SERVER).is_ok()
 }
 
+/// The running JACK server's period in frames, read by a short-lived client.
+pub(crate) fn server_period() -> Option<u32> {
+    route_messages();
+    let (client, _) =
+        jack::Client::new("chronus-probe", jack::ClientOptions::NO_START_SERVER).ok()?;
+    Some(client.buffer_size())
+}
+
 pub(crate) fn open(
     client_name: &str,
     sample_rate: u32,

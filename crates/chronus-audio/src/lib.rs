@@ -21,6 +21,7 @@ pub use callback::OutputReader;
 pub use capture::Capture;
 pub use device::{
     BackendChoice, DeviceEvent, HostChoice, Output, OutputOptions, open, resolve_host,
+    server_period,
 };
 pub use record::{Recorder, RecorderHandle};
 pub use take::{TakeEvent, TakeTap, Takes};

@@ -120,7 +120,21 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     event::spawn_signal_thread(events_tx.clone())?;
 
-    let (region, region_fd) = Region::create(geometry(&config), std::process::id())?;
+    // JACK decides the period: the lookahead and the rings are sized for the one it runs.
+    let device_buffer = match config.audio.backend {
+        chronus_config::Backend::Null => config.audio.buffer_size,
+        _ => match chronus_audio::server_period(host_choice(&config)) {
+            Some(period) if period != config.audio.buffer_size => {
+                tracing::info!(
+                    period,
+                    "the JACK server's period replaces audio.buffer_size"
+                );
+                period
+            }
+            _ => config.audio.buffer_size,
+        },
+    };
+    let (region, region_fd) = Region::create(geometry(&config, device_buffer), std::process::id())?;
     let region = Arc::new(region);
 
     let osc_addr = SocketAddr::new(config.osc.host, config.osc.port);
@@ -260,24 +274,24 @@ fn port_holder(addr: SocketAddr) -> String {
     }
 }
 
-/// The shared region's geometry for `config`.
-fn geometry(config: &Config) -> Geometry {
+/// The shared region's geometry for `config` and a device taking `device_buffer`
+/// frames a period.
+fn geometry(config: &Config, device_buffer: u32) -> Geometry {
     let audio = &config.audio;
     let bf = u64::from(audio.block_frames);
     // Workers keep between lookahead - 1 block and lookahead rendered; the device
     // must always find what it takes in one go: when the timeline starts, ALSA
     // fills its whole buffer (two periods of `buffer_size`) at once.
     let wanted = u64::from(audio.lookahead_blocks) * bf;
-    let lookahead = wanted.max((2 * u64::from(audio.buffer_size)).div_ceil(bf) * bf + 2 * bf);
+    let lookahead = wanted.max((2 * u64::from(device_buffer)).div_ceil(bf) * bf + 2 * bf);
     if lookahead != wanted {
         tracing::warn!(
             lookahead_frames = lookahead,
-            "audio.lookahead_blocks is too short for a {}-frame device buffer; raised",
-            audio.buffer_size
+            "audio.lookahead_blocks is too short for a {device_buffer}-frame device buffer; raised"
         );
     }
     // The ring holds the lookahead, the largest device callback and slack.
-    let ring_blocks = ((lookahead + u64::from(audio.buffer_size) * 2) / bf + 8) as u32;
+    let ring_blocks = ((lookahead + u64::from(device_buffer) * 2) / bf + 8) as u32;
     Geometry {
         sample_rate: audio.sample_rate,
         block_frames: audio.block_frames,
