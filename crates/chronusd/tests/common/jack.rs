@@ -113,9 +113,29 @@ pub fn read_jack_rec(path: &Path) -> (Vec<f32>, Vec<f32>) {
     (left, right)
 }
 
+impl Jack {
+    /// Stops jackd with SIGTERM, as a service manager does: it unregisters itself.
+    /// A SIGKILLed jackd leaves its entry in JACK's shared registry, which holds a few
+    /// servers only ("Too many servers already active" after enough of them).
+    pub fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        super::signal(self.child.id() as i32, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Jack {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
