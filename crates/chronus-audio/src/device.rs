@@ -347,6 +347,8 @@ impl Device {
         let mut current = opened.backend;
         // Set while the device is gone: when to try it next, and the wait after that.
         let mut reopen: Option<(Instant, Duration)> = None;
+        // The last refusal of a device that came back, not to be repeated every retry.
+        let mut refused: Option<String> = None;
         let mut seen = self.errors.count.load(Ordering::Relaxed);
         // More errors in one poll than device periods: the stream spins on errors
         // (ALSA's pulse plugin does this when the server dies).
@@ -390,7 +392,19 @@ impl Device {
                             reopen = None;
                         }
                         Err(e) => {
-                            tracing::debug!(error = %e, "the audio device is still gone");
+                            // Still gone is expected; a device that is back but refused
+                            // (a server at another rate) needs the operator: said once.
+                            if matches!(e, AudioError::ServerRate { .. }) {
+                                let reason = e.to_string();
+                                if refused.as_ref() != Some(&reason) {
+                                    tracing::warn!(
+                                        "the audio device is back but refused: {reason}"
+                                    );
+                                    refused = Some(reason);
+                                }
+                            } else {
+                                tracing::debug!(error = %e, "the audio device is still gone");
+                            }
                             current = match self.open_null() {
                                 Ok(null) => null.backend,
                                 Err(_) => return,

@@ -171,3 +171,42 @@ fn a_jack_server_restart_is_survived_and_the_timeline_plays_on() {
     let right: Vec<f32> = recorded.chunks_exact(2).map(|f| f[1]).collect();
     assert_continuous_tone(&left, &right, 1e-6);
 }
+
+/// jackd back at another rate: the daemon keeps the null clock and says once, at WARN,
+/// which rate to set; it does not play at the wrong speed.
+#[test]
+fn a_jack_server_back_at_another_rate_is_refused_once_with_the_setting_to_change() {
+    let dir = scratch("jack-rerate");
+    let Some(mut jack) = Jack::start(&dir, DRILL_PERIOD) else {
+        return;
+    };
+    let mut d = daemon_on(
+        &jack,
+        "jack-rerate-daemon",
+        &[("CHRONUS_AUDIO_HOST", "jack".into())],
+    );
+    jack.stop();
+    d.wait_until("the device lost", Duration::from_secs(10), |s| {
+        long(s, "device_lost") == 1
+    });
+    drop(jack);
+    let _jack = Jack::start_at(&dir, 44_100, DRILL_PERIOD).expect("jackd starts again");
+    // Several retries (1 s, then 2 s, ...) while the server runs at the wrong rate.
+    std::thread::sleep(Duration::from_millis(4500));
+    let s = d.status();
+    assert_eq!(long(&s, "device_lost"), 1, "log:\n{}", d.log());
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("the audio device is back but refused"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "log:\n{log}");
+    assert!(
+        refusals[0].contains("WARN")
+            && refusals[0]
+                .contains("the JACK server runs at 44100 Hz and audio.sample_rate is 48000 Hz"),
+        "{}",
+        refusals[0]
+    );
+}

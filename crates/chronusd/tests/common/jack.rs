@@ -17,6 +17,11 @@ impl Jack {
     /// Starts jackd at 48 kHz with `period` frames, or returns None (skipping) when
     /// it is not installed and not under CI.
     pub fn start(dir: &Path, period: u32) -> Option<Jack> {
+        Jack::start_at(dir, 48_000, period)
+    }
+
+    /// As [`Jack::start`], at `rate` Hz.
+    pub fn start_at(dir: &Path, rate: u32, period: u32) -> Option<Jack> {
         if Command::new("jackd").arg("--version").output().is_err() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -27,8 +32,8 @@ impl Jack {
         }
         let name = format!("chronus-test-{}", std::process::id());
         let child = Command::new("jackd")
-            .args(["--no-realtime", "-n", &name, "-d", "dummy", "-r", "48000"])
-            .args(["-p", &period.to_string()])
+            .args(["--no-realtime", "-n", &name, "-d", "dummy"])
+            .args(["-r", &rate.to_string(), "-p", &period.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("jackd.log")).unwrap())
