@@ -201,8 +201,13 @@ impl Output {
     }
 
     /// Stops the device, then finalizes the recording (returning the frames
-    /// recorded) and any take still running (returning what became of it).
-    pub fn finish(self) -> (Result<Option<u64>, AudioError>, Option<crate::TakeEvent>) {
+    /// recorded and dropped) and any take still running (returning what became of it).
+    pub fn finish(
+        self,
+    ) -> (
+        Result<Option<crate::Recorded>, AudioError>,
+        Option<crate::TakeEvent>,
+    ) {
         drop(self.device_thread);
         let take = self.takes.finish();
         (self.recorder.map(Recorder::finish).transpose(), take)

@@ -23,7 +23,7 @@ pub use device::{
     BackendChoice, DeviceEvent, HostChoice, Output, OutputOptions, open, resolve_host,
     server_period,
 };
-pub use record::{Recorder, RecorderHandle};
+pub use record::{Recorded, Recorder, RecorderHandle};
 pub use take::{TakeEvent, TakeTap, Takes};
 
 #[derive(Debug, thiserror::Error)]

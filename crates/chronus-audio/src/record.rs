@@ -37,6 +37,15 @@ impl RecorderHandle {
     }
 }
 
+/// What a finished recording holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// Frames in the file.
+    pub frames: u64,
+    /// Frames the callback handed out that the file misses (the disk fell behind).
+    pub dropped: u64,
+}
+
 /// The writer thread's owner.
 pub struct Recorder {
     path: PathBuf,
@@ -90,13 +99,17 @@ impl Recorder {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Drains what is queued, finalizes the WAV header and returns the frames written.
-    /// Call after the producer side has stopped pushing.
-    pub fn finish(self) -> Result<u64, AudioError> {
+    /// Drains what is queued, finalizes the WAV header and returns the frames written
+    /// and the frames dropped because the writer fell behind. Call after the
+    /// producer side has stopped pushing.
+    pub fn finish(self) -> Result<Recorded, AudioError> {
         self.stop.store(true, Ordering::Release);
         let path = self.path.display().to_string();
         match self.thread.join() {
-            Ok(Ok(frames)) => Ok(frames),
+            Ok(Ok(frames)) => Ok(Recorded {
+                frames,
+                dropped: self.dropped.load(Ordering::Relaxed),
+            }),
             Ok(Err(reason)) => Err(AudioError::Record { path, reason }),
             Err(_) => Err(AudioError::Record {
                 path,

@@ -132,7 +132,9 @@ fn fill_never_allocates_after_warm_up() {
         "OutputReader::fill allocated or freed memory"
     );
     drop(reader);
-    assert!(recorder.finish().unwrap() > 0);
+    let recorded = recorder.finish().unwrap();
+    assert!(recorded.frames > 0);
+    assert_eq!(recorded.dropped, 0);
     assert!(matches!(takes.finish(), Some(TakeEvent::Stopped { frames, .. }) if frames > 0));
     std::fs::remove_dir_all(&dir).unwrap();
 }

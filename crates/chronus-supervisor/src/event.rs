@@ -92,7 +92,10 @@ impl Sources {
                     Ok(event) => return Event::SpeechEngine(event),
                     Err(_) => self.speech = never(),
                 },
-                recv(self.ticker) -> at => return Event::Tick(at.unwrap_or_else(|_| Instant::now())),
+                // The time it is handled, not the time the tick was due: after the
+                // loop was held up (a device opening), a due time long past would make
+                // every heartbeat look that old.
+                recv(self.ticker) -> _ => return Event::Tick(Instant::now()),
             }
         }
     }
@@ -114,4 +117,23 @@ pub fn spawn_signal_thread(tx: Sender<Event>) -> Result<(), SupervisorError> {
         })
         .map_err(SupervisorError::Signals)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tick_handled_late_carries_the_time_it_is_handled() {
+        let (_events_tx, events) = crossbeam_channel::unbounded();
+        let (_osc_tx, osc) = crossbeam_channel::unbounded();
+        let mut sources = Sources::new(events, osc, None, None, Duration::from_millis(2));
+        // The loop is held up well past the tick's due time.
+        std::thread::sleep(Duration::from_millis(50));
+        let handled = Instant::now();
+        match sources.next() {
+            Event::Tick(now) => assert!(now >= handled, "the tick carried its due time"),
+            _ => panic!("expected a tick"),
+        }
+    }
 }

@@ -31,7 +31,7 @@ mod status;
 mod storage;
 mod viz;
 
-use chronus_audio::TakeEvent;
+use chronus_audio::{Recorded, TakeEvent};
 use chronus_config::Config;
 use chronus_osc::{Replier, TcpEndpoint, UdpEndpoint};
 use chronus_shm::{Geometry, Region};
@@ -343,7 +343,14 @@ fn shutdown(d: &mut Daemon) {
         None => (Ok(None), None),
     };
     match recording {
-        Ok(Some(frames)) => tracing::info!(frames, "recording finalized"),
+        Ok(Some(Recorded { frames, dropped: 0 })) => {
+            tracing::info!(frames, "recording finalized")
+        }
+        Ok(Some(Recorded { frames, dropped })) => tracing::warn!(
+            frames,
+            dropped,
+            "recording finalized with frames missing: the disk fell behind the audio"
+        ),
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "recording could not be finalized"),
     }

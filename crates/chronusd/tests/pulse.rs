@@ -22,6 +22,18 @@ fn read_raw(path: &Path) -> Vec<f32> {
         .collect()
 }
 
+/// Waits until the raw float recording at `path` holds the tone.
+fn wait_for_tone(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !read_raw(path).iter().any(|x| x.abs() > 0.05) {
+        assert!(
+            Instant::now() < deadline,
+            "the tone never reached the recording"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn tone_through_pulseaudio_survives_kills_and_hangs_without_a_glitch() {
     // By ALSA's PCM name, as an operator would pick it: under `audio.host = auto`
@@ -63,11 +75,14 @@ fn tone_through_pulseaudio_drill(name: &str, extra: &[(&str, String)], host: &st
     play_tone(&d);
     let raw = dir.join("monitor.raw");
     let mut parec = pulse.record(&raw);
-    // Let the attack, decay and pitch smoothing settle before the drill starts.
+    // The tone reaches the recorder only once both streams have filled their buffers
+    // (seconds, on a busy machine); the drill starts after it settled there.
+    wait_for_tone(&raw);
     std::thread::sleep(Duration::from_millis(700));
 
     kill_and_hang_drill(&mut d);
-    std::thread::sleep(Duration::from_millis(300));
+    // parec hands on what it has in whole fragments: stop it well after the drill.
+    std::thread::sleep(Duration::from_millis(1500));
     // Stop recording before the daemon fades out.
     signal(parec.id() as i32, libc::SIGTERM);
     let _ = parec.wait();
@@ -328,7 +343,8 @@ fn killing_and_restarting_pulseaudio_keeps_the_timeline_and_plays_on() {
     let raw = dir.join("after.raw");
     let mut parec = pulse.record(&raw);
     // PulseAudio starts a new stream only once its buffer is full: give it time.
-    std::thread::sleep(Duration::from_millis(4000));
+    wait_for_tone(&raw);
+    std::thread::sleep(Duration::from_millis(3000));
     signal(parec.id() as i32, libc::SIGTERM);
     let _ = parec.wait();
 
@@ -344,6 +360,10 @@ fn killing_and_restarting_pulseaudio_keeps_the_timeline_and_plays_on() {
     assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
+    assert!(
+        log.contains("recording finalized") && !log.contains("with frames missing"),
+        "the daemon's recording must hold every frame to be judged; log:\n{log}"
+    );
     for (what, msg) in [("lost", &lost_msg), ("back", &back_msg)] {
         assert!(
             log.contains(&format!("id=\"chronus.device_{what}\"")),
