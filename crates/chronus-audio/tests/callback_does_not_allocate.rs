@@ -134,7 +134,6 @@ fn fill_never_allocates_after_warm_up() {
     drop(reader);
     let recorded = recorder.finish().unwrap();
     assert!(recorded.frames > 0);
-    assert_eq!(recorded.dropped, 0);
     assert!(matches!(takes.finish(), Some(TakeEvent::Stopped { frames, .. }) if frames > 0));
     std::fs::remove_dir_all(&dir).unwrap();
 }
