@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 mode=${1:-run}
 # The speech engines chronusd runs by default come with the daemon.
-run_pkgs=(build-essential pkg-config libasound2-dev libjack-jackd2-dev libasound2-plugins ca-certificates curl
+run_pkgs=(build-essential pkg-config libasound2-dev libjack-jackd2-dev libpipewire-0.3-dev libspa-0.2-dev libclang-dev
+  libasound2-plugins ca-certificates curl
   espeak-ng pocketsphinx pocketsphinx-en-us)
-test_pkgs=(pulseaudio pulseaudio-utils jackd2 alsa-utils liblo-tools python3 python3-pip python3-venv
+test_pkgs=(pulseaudio pulseaudio-utils jackd2 pipewire pipewire-bin wireplumber dbus alsa-utils liblo-tools python3 python3-pip python3-venv
   systemd procps psmisc valgrind puredata-core supercollider-language lintian man-db prometheus)
 
 case "$mode" in

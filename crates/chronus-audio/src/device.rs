@@ -546,20 +546,30 @@ pub fn resolve_host(choice: HostChoice) -> HostChoice {
     if crate::jack::server_running() {
         return HostChoice::Jack;
     }
-    // PipeWire serves PulseAudio clients (pipewire-pulse): either answers through
-    // cpal's PulseAudio host, which connects with a timeout.
-    if cpal::host_from_id(cpal::HostId::PulseAudio).is_err() {
-        return HostChoice::Alsa;
+    if pipewire_running() {
+        return HostChoice::PipeWire;
     }
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
-    let pipewire = std::env::var_os("PIPEWIRE_REMOTE")
-        .map(PathBuf::from)
-        .or_else(|| Some(runtime?.join("pipewire-0")));
-    if pipewire.is_some_and(|socket| std::os::unix::net::UnixStream::connect(socket).is_ok()) {
-        HostChoice::PipeWire
-    } else {
+    // cpal's PulseAudio host connects with a timeout.
+    if cpal::host_from_id(cpal::HostId::PulseAudio).is_ok() {
         HostChoice::PulseAudio
+    } else {
+        HostChoice::Alsa
     }
+}
+
+/// Whether a PipeWire server answers on its socket (`PIPEWIRE_REMOTE` names it, in
+/// `PIPEWIRE_RUNTIME_DIR` or `XDG_RUNTIME_DIR` otherwise).
+fn pipewire_running() -> bool {
+    let remote = std::env::var_os("PIPEWIRE_REMOTE").unwrap_or_else(|| "pipewire-0".into());
+    let remote = PathBuf::from(remote);
+    let socket = if remote.is_absolute() {
+        Some(remote)
+    } else {
+        std::env::var_os("PIPEWIRE_RUNTIME_DIR")
+            .or_else(|| std::env::var_os("XDG_RUNTIME_DIR"))
+            .map(|dir| PathBuf::from(dir).join(&remote))
+    };
+    socket.is_some_and(|socket| std::os::unix::net::UnixStream::connect(socket).is_ok())
 }
 
 /// The device period a sound server imposes (JACK's), when `choice` resolves to one;
@@ -574,9 +584,7 @@ pub fn server_period(choice: HostChoice) -> Option<u32> {
 fn cpal_host(choice: HostChoice) -> Result<(cpal::Host, &'static str), AudioError> {
     let (id, name) = match choice {
         HostChoice::PulseAudio => (cpal::HostId::PulseAudio, "pulseaudio"),
-        // Served through its PulseAudio protocol (pipewire-pulse), which every
-        // PipeWire desktop runs.
-        HostChoice::PipeWire => (cpal::HostId::PulseAudio, "pipewire"),
+        HostChoice::PipeWire => (cpal::HostId::PipeWire, "pipewire"),
         HostChoice::Jack => (cpal::HostId::Jack, "jack"),
         HostChoice::Alsa | HostChoice::Auto => (cpal::HostId::Alsa, "alsa"),
     };

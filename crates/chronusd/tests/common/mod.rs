@@ -7,6 +7,7 @@
 
 pub mod drill;
 pub mod jack;
+pub mod pipewire;
 pub mod pulse;
 
 use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};

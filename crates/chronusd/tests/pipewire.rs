@@ -1,0 +1,56 @@
+//! End to end through a real PipeWire: a private server with a 48 kHz null sink and
+//! WirePlumber linking streams, chronusd as a native PipeWire stream (found by
+//! `audio.host = auto`), and `pw-record` recording the sink's monitor while workers
+//! are killed and hung. Run serially with the other end-to-end tests.
+
+mod common;
+
+use common::drill::*;
+use common::pipewire::PipeWire;
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn tone_through_pipewire_natively_survives_kills_and_hangs_without_a_glitch() {
+    let dir = scratch("pipewire-drill");
+    let Some(pw) = PipeWire::start(&dir) else {
+        return;
+    };
+    let mut d = Daemon::start(
+        "pipewire-drill-daemon",
+        &[
+            pw.env(),
+            ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
+            ("CHRONUS_AUDIO_DEVICE", "chronus".into()),
+            ("CHRONUS_HANG_TIMEOUT_MS", "100".into()),
+        ],
+    );
+    let s = d.status();
+    assert_eq!(string(&s, "host"), "pipewire", "log:\n{}", d.log());
+    assert_eq!(string(&s, "backend"), "cpal", "log:\n{}", d.log());
+    play_tone(&d);
+    let wav = dir.join("monitor.wav");
+    let mut rec = pw.record(&wav);
+    // Let the attack, decay and pitch smoothing settle before the drill starts.
+    std::thread::sleep(Duration::from_millis(700));
+    kill_and_hang_drill(&mut d);
+    std::thread::sleep(Duration::from_millis(300));
+    // Stop recording before the daemon fades out.
+    signal(rec.id() as i32, libc::SIGINT);
+    let _ = rec.wait();
+    let s = d.status();
+    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
+    assert_eq!(long(&s, "divergences"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    assert!(
+        log.contains("host=\"pipewire\"") && log.contains("device=\"Chronus test sink\""),
+        "the start line names the host and the node; log:\n{log}"
+    );
+    let (rate, samples) = read_wav(&wav);
+    assert_eq!(rate, 48_000);
+    let left: Vec<f32> = samples.chunks_exact(2).map(|f| f[0]).collect();
+    let right: Vec<f32> = samples.chunks_exact(2).map(|f| f[1]).collect();
+    // PipeWire carries floats end to end here.
+    assert_continuous_tone(&left, &right, 1e-6);
+}
