@@ -72,14 +72,7 @@ fn tone_through_jack_survives_kills_and_hangs_without_a_glitch() {
     let mut rec = jack.record(&wav, &["chronus-drill:out_1", "chronus-drill:out_2"]);
     // Let the attack, decay and pitch smoothing settle before the drill starts.
     std::thread::sleep(Duration::from_millis(700));
-    kill_and_hang_drill(&mut d);
-    std::thread::sleep(Duration::from_millis(300));
-    // Stop recording before the daemon fades out.
-    signal(rec.id() as i32, libc::SIGTERM);
-    let _ = rec.wait();
-    let s = d.status();
-    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
-    assert_eq!(long(&s, "divergences"), 0);
+    drill_while_recording(&mut d, &mut rec, libc::SIGTERM, Duration::from_millis(300));
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
     let (left, right) = read_jack_rec(&wav);

@@ -79,16 +79,13 @@ fn tone_through_pulseaudio_drill(name: &str, extra: &[(&str, String)], host: &st
     // (seconds, on a busy machine); the drill starts after it settled there.
     wait_for_tone(&raw);
     std::thread::sleep(Duration::from_millis(700));
-
-    kill_and_hang_drill(&mut d);
     // parec hands on what it has in whole fragments: stop it well after the drill.
-    std::thread::sleep(Duration::from_millis(1500));
-    // Stop recording before the daemon fades out.
-    signal(parec.id() as i32, libc::SIGTERM);
-    let _ = parec.wait();
-    let s = d.status();
-    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
-    assert_eq!(long(&s, "divergences"), 0);
+    drill_while_recording(
+        &mut d,
+        &mut parec,
+        libc::SIGTERM,
+        Duration::from_millis(1500),
+    );
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 

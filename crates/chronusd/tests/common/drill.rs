@@ -53,6 +53,24 @@ pub fn kill_and_hang_drill(d: &mut Daemon) {
     assert_eq!(long(&s, "hangs") - hangs, HANGS);
 }
 
+/// Runs [`kill_and_hang_drill`] while `recorder` records what the server receives,
+/// waits `tail` for the recorder to hand on what it holds, stops it with `stop_signal`
+/// (before the daemon fades out) and checks the daemon missed nothing.
+pub fn drill_while_recording(
+    d: &mut Daemon,
+    recorder: &mut std::process::Child,
+    stop_signal: i32,
+    tail: Duration,
+) {
+    kill_and_hang_drill(d);
+    std::thread::sleep(tail);
+    signal(recorder.id() as i32, stop_signal);
+    let _ = recorder.wait();
+    let s = d.status();
+    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
+    assert_eq!(long(&s, "divergences"), 0);
+}
+
 /// Asserts that from `settle` frames after the tone appears to `tail` frames before
 /// the end, every sample equals the one a tone period earlier within `tolerance`:
 /// no gap, click or phase jump anywhere. Returns the number of frames checked.
