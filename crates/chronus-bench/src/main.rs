@@ -12,10 +12,14 @@
 //! each process while a 16-voice daemon plays the full synth patch. `idle` measures
 //! what a daemon playing one tone costs with its optional features on, then off, then
 //! with the journal and a recording: CPU and wake-ups of each process, per-thread CPU.
+//! `hosts` plays a tone through private PulseAudio, PipeWire and JACK servers at each
+//! device buffer size while every core is kept busy, and counts the breaks the server
+//! received.
 //! Progress goes to stderr, the report to stdout.
 
 mod daemon;
 mod failover;
+mod hosts;
 mod idle;
 mod lifecycle;
 mod machine;
@@ -85,6 +89,15 @@ struct Args {
     /// Speech: requests of the memory run.
     #[arg(long, default_value_t = 10_000)]
     speech_requests: usize,
+    /// Hosts: seconds each host plays at each buffer size under load.
+    #[arg(long, default_value_t = 20.0)]
+    hosts_s: f64,
+    /// Hosts: device buffer sizes tried, in frames (JACK: the server's period).
+    #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048")]
+    buffers: Vec<u32>,
+    /// Hosts: threads spinning meanwhile (default: one per CPU).
+    #[arg(long)]
+    load_threads: Option<usize>,
     /// Scratch directory (default: a fresh one under the temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -114,7 +127,10 @@ enum Area {
     Synth,
     /// One tone with the features on and off in turn: CPU and wake-ups of each process.
     Idle,
-    /// Failover, then lifecycle, then the OSC flood, then speech, then synth, then idle.
+    /// A tone through each sound server at each buffer size under load: breaks heard.
+    Hosts,
+    /// Failover, then lifecycle, then the OSC flood, then speech, then synth, then idle
+    /// (not hosts, which needs the sound servers the tests install).
     All,
 }
 
@@ -193,6 +209,9 @@ fn run(args: &Args) -> Result<String> {
             report.push('\n');
         }
         report += &run_idle(args, &exe, &subdir, &ctx_command)?;
+    }
+    if args.area == Area::Hosts {
+        report += &run_hosts(args, &exe, &subdir, &ctx_command)?;
     }
     if args.keep || args.dir.is_some() {
         eprintln!("chronus-bench: kept {}", dir.display());
@@ -345,6 +364,33 @@ fn run_synth(
     let run = synth::run(exe, &subdir("synth")?, warmup, window)?;
     let ctx = began.context(args, ctx_command);
     Ok(report::render_synth(&ctx, &run))
+}
+
+fn run_hosts(
+    args: &Args,
+    exe: &Path,
+    subdir: &dyn Fn(&str) -> Result<PathBuf>,
+    ctx_command: &str,
+) -> Result<String> {
+    if args.hosts_s < 2.0 {
+        bail!("--hosts-s must be at least 2 seconds");
+    }
+    if args.buffers.iter().any(|&b| !(16..=8192).contains(&b)) {
+        bail!("--buffers: each size must be 16 to 8192 frames");
+    }
+    let began = Began::now();
+    let threads = args.load_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    });
+    let bench = hosts::run(
+        exe,
+        &subdir("hosts")?,
+        &args.buffers,
+        Duration::from_secs_f64(args.hosts_s),
+        threads,
+    )?;
+    let ctx = began.context(args, ctx_command);
+    Ok(report::render_hosts(&ctx, &bench))
 }
 
 fn run_idle(

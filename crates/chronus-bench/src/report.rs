@@ -1176,6 +1176,61 @@ pub fn render_idle(ctx: &Context, bench: &IdleBench) -> String {
     r
 }
 
+pub fn render_hosts(ctx: &Context, bench: &crate::hosts::HostsBench) -> String {
+    let mut r = String::new();
+    preamble(
+        &mut r,
+        "Sound systems: which device buffer plays clean under load",
+        ctx,
+    );
+    let _ = writeln!(
+        r,
+        "- Servers: private PulseAudio 16 (null sink, float32, 48 kHz), PipeWire 0.3 with \
+         WirePlumber (null sink, 48 kHz), jackd2 with the dummy driver (realtime, period = \
+         the buffer size), all started by the bench\n\
+         - Daemon: release `chronusd` through cpal's native PulseAudio and PipeWire hosts, \
+         ALSA's `pulse` PCM, and its own JACK client; `CHRONUS_BUFFER_SIZE` as below, \
+         defaults otherwise, running as the bench's user\n\
+         - Load: {} threads spinning at nice 0 (every CPU busy) for the {:.0} s the tone is \
+         judged\n",
+        bench.load_threads,
+        bench.play.as_secs_f64()
+    );
+    let _ = writeln!(
+        r,
+        "What the server received (`parec`, `pw-record`, `jack_rec`), from half a second \
+         after the tone reached it: a break is any sample more than 0.001 away from the one \
+         a tone period earlier (samples within one period count once). `underrun_frames` \
+         and `xruns` are the daemon's own counters over the same window.\n"
+    );
+    let _ = writeln!(
+        r,
+        "| Host | Buffer (frames) | Buffer (ms) | Judged (s) | Breaks | `underrun_frames` | `xruns` |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|");
+    for run in &bench.runs {
+        let _ = writeln!(
+            r,
+            "| {} | {} | {:.1} | {:.1} | {} | {} | {} |",
+            run.host.name(),
+            run.buffer,
+            f64::from(run.buffer) * 1000.0 / 48_000.0,
+            run.judged_s,
+            if run.glitches == 0 {
+                "0".to_string()
+            } else {
+                format!("**{}**", run.glitches)
+            },
+            run.underrun_frames,
+            run.xruns
+        );
+    }
+    for (host, why) in &bench.skipped {
+        let _ = writeln!(r, "\n{} was not measured: {why}", host.name());
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
