@@ -16,6 +16,10 @@ fn tone_through_pipewire_natively_survives_kills_and_hangs_without_a_glitch() {
     let Some(pw) = PipeWire::start(&dir) else {
         return;
     };
+    // Recording from before the daemon joins: a node joining later makes the graph
+    // settle anew, and the monitor can skip while it does.
+    let wav = dir.join("monitor.wav");
+    let mut rec = pw.record(&wav);
     let mut d = Daemon::start(
         "pipewire-drill-daemon",
         &[
@@ -29,8 +33,6 @@ fn tone_through_pipewire_natively_survives_kills_and_hangs_without_a_glitch() {
     assert_eq!(string(&s, "host"), "pipewire", "log:\n{}", d.log());
     assert_eq!(string(&s, "backend"), "cpal", "log:\n{}", d.log());
     play_tone(&d);
-    let wav = dir.join("monitor.wav");
-    let mut rec = pw.record(&wav);
     // Let the attack, decay and pitch smoothing settle before the drill starts.
     std::thread::sleep(Duration::from_millis(700));
     // SIGINT: pw-record then finishes the WAV's header.
