@@ -191,10 +191,6 @@ impl Output {
         self.stream_errors.realtime_denied.load(Ordering::Relaxed)
     }
 
-    pub fn recording_dropped_frames(&self) -> u64 {
-        self.recorder.as_ref().map_or(0, Recorder::dropped_frames)
-    }
-
     /// Recordings started and stopped at run time.
     pub fn takes(&self) -> &Takes {
         &self.takes

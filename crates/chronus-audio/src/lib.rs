@@ -3,9 +3,9 @@
 //! [`OutputReader`] is the realtime half: it fills device buffers from the worker
 //! rings by absolute frame. Around it: the cpal backend (ALSA, PipeWire and
 //! PulseAudio through it), the JACK client, the timer-clocked `null` backend for
-//! machines without a sound device, and the [`Recorder`] that writes what was handed to the device
-//! to a WAV file from its own thread, and [`Takes`], recordings started and
-//! stopped at run time.
+//! machines without a sound device, and the [`Recorder`] that writes what was
+//! handed to the device to a WAV file from its own thread, and [`Takes`],
+//! recordings started and stopped at run time.
 
 mod alsa_log;
 mod callback;

@@ -103,13 +103,12 @@ impl Recorder {
     /// and the frames dropped because the writer fell behind. Call after the
     /// producer side has stopped pushing.
     pub fn finish(self) -> Result<Recorded, AudioError> {
+        // The producer has stopped: the count is final.
+        let dropped = self.dropped_frames();
         self.stop.store(true, Ordering::Release);
         let path = self.path.display().to_string();
         match self.thread.join() {
-            Ok(Ok(frames)) => Ok(Recorded {
-                frames,
-                dropped: self.dropped.load(Ordering::Relaxed),
-            }),
+            Ok(Ok(frames)) => Ok(Recorded { frames, dropped }),
             Ok(Err(reason)) => Err(AudioError::Record { path, reason }),
             Err(_) => Err(AudioError::Record {
                 path,
