@@ -178,6 +178,11 @@ impl OnePole {
         }
     }
 
+    /// Whether its state is exactly zero (so zero in gives zero out).
+    pub(crate) fn at_rest(&self) -> bool {
+        self.y == 0.0
+    }
+
     pub(crate) fn low_pass(&mut self, x: f64) -> f64 {
         self.y = flush(self.y + self.coef * (x - self.y));
         self.y

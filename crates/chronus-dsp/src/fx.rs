@@ -87,6 +87,9 @@ pub(crate) struct Reverb {
     mix: Ramp,
     feedback: f64,
     damp: f64,
+    /// Frames in a row that wrote nothing but zeros into every line: once it
+    /// covers the longest line, the lines hold only zeros.
+    silent_for: usize,
 }
 
 impl Reverb {
@@ -98,9 +101,27 @@ impl Reverb {
             mix: Ramp::at(p.mix.into()),
             feedback: 0.0,
             damp: 0.0,
+            silent_for: usize::MAX,
         };
         r.tune(p);
         r
+    }
+
+    /// Whether rendering `x` would only write and return zeros: the input, the
+    /// lines and the damping states are all zero. Skipping such a block (advancing
+    /// the lines and the mix as rendering would) gives bit for bit the same state
+    /// and output, so every worker and a render agree whether they skip or not.
+    fn is_silent_for(&self, x: &[f64]) -> bool {
+        let longest = self
+            .combs
+            .iter()
+            .chain(&self.allpasses)
+            .map(|l| l.buf.len())
+            .max()
+            .unwrap_or(0);
+        self.silent_for >= longest
+            && self.kept.iter().all(|&k| k == 0.0)
+            && x.iter().all(|&v| v == 0.0)
     }
 
     fn tune(&mut self, p: &ReverbParams) {
@@ -110,6 +131,21 @@ impl Reverb {
 
     /// The reverb's return at its mix level for each frame of `x`, into `out`.
     fn render(&mut self, x: &[f64], out: &mut [f64]) {
+        if self.is_silent_for(x) {
+            for line in self.combs.iter_mut().chain(&mut self.allpasses) {
+                line.pos = (line.pos + x.len()) % line.buf.len();
+            }
+            for out in out.iter_mut() {
+                // What rendering computes: a wet signal of +0.0 times the mix.
+                *out = 0.0 * self.mix.next();
+            }
+            self.silent_for = self.silent_for.saturating_add(x.len());
+            return;
+        }
+        self.render_frames(x, out);
+    }
+
+    fn render_frames(&mut self, x: &[f64], out: &mut [f64]) {
         let mut t = 0;
         while t < x.len() {
             // Up to the first line's wrap, so that no frame checks for it.
@@ -151,17 +187,26 @@ impl Reverb {
             let mix = self.mix.next();
             let input = x * 0.015;
             let mut wet = 0.0;
+            // The bits of everything written this frame: zero only if all is +0.0.
+            let mut written = 0u32;
             for (line, kept) in combs.iter_mut().zip(&mut kept) {
                 let y = f64::from(line[t]);
                 *kept = flush(y * (1.0 - damp) + *kept * damp);
                 line[t] = flush(input + *kept * feedback) as f32;
+                written |= line[t].to_bits();
                 wet += y;
             }
             for line in &mut allpasses {
                 let delayed = f64::from(line[t]);
                 line[t] = flush(wet + delayed * 0.5) as f32;
+                written |= line[t].to_bits();
                 wet = delayed - wet;
             }
+            self.silent_for = if written == 0 {
+                self.silent_for.saturating_add(1)
+            } else {
+                0
+            };
             let wet = wet * 3.0;
             if !wet.is_finite() {
                 *out = 0.0;
@@ -194,6 +239,9 @@ pub(crate) struct Delay {
     mix: Ramp,
     lowcut: OnePole,
     highcut: OnePole,
+    /// Frames in a row that wrote +0.0 into the line: once it covers the line,
+    /// the line holds only zeros.
+    silent_for: usize,
 }
 
 impl Delay {
@@ -207,7 +255,31 @@ impl Delay {
             mix: Ramp::at(p.mix.into()),
             lowcut: OnePole::new(),
             highcut: OnePole::new(),
+            silent_for: usize::MAX,
         }
+    }
+
+    /// Whether processing `x` would only write and return zeros (the input, the
+    /// line and both filters are at zero): then [`Delay::skip`] stands in for
+    /// [`Delay::process`], bit for bit.
+    fn is_silent_for(&self, x: &[f64]) -> bool {
+        self.silent_for >= self.line.len()
+            && self.lowcut.at_rest()
+            && self.highcut.at_rest()
+            && x.iter().all(|&v| v == 0.0)
+    }
+
+    /// One silent frame: the ramps move on as in `process`, the return is
+    /// +0.0 at the mix level. The write position moves in [`Delay::skipped`].
+    fn skip(&mut self) -> f64 {
+        self.time.next();
+        self.feedback.next();
+        0.0 * self.mix.next()
+    }
+
+    fn skipped(&mut self, frames: usize) {
+        self.write = (self.write + frames) % self.line.len();
+        self.silent_for = self.silent_for.saturating_add(frames);
     }
 
     /// The delay's return at its mix level.
@@ -238,6 +310,11 @@ impl Delay {
             return 0.0;
         }
         self.line[self.write] = w as f32;
+        self.silent_for = if (w as f32).to_bits() == 0 {
+            self.silent_for.saturating_add(1)
+        } else {
+            0
+        };
         self.write = if self.write + 1 == len {
             0
         } else {
@@ -351,10 +428,97 @@ impl Master {
         sample_rate: u32,
     ) {
         self.reverb.render(reverb_send, out);
+        // Silent effects are skipped, deterministically (see `is_silent_for`).
+        let delay_silent = self.delay.is_silent_for(delay_send);
         for ((out, &dry), &delay_send) in out.iter_mut().zip(dry).zip(delay_send) {
-            *out = self.dist.process(dry, sample_rate)
-                + *out
-                + self.delay.process(delay_send, &p.delay, sample_rate);
+            let delayed = if delay_silent {
+                self.delay.skip()
+            } else {
+                self.delay.process(delay_send, &p.delay, sample_rate)
+            };
+            *out = self.dist.process(dry, sample_rate) + *out + delayed;
+        }
+        if delay_silent {
+            self.delay.skipped(delay_send.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod skip_tests {
+    use super::*;
+
+    const RATE: u32 = 48_000;
+
+    /// A reverb rung by an impulse and left until it has rested long enough to be
+    /// skipped.
+    fn rested_reverb() -> Reverb {
+        let p = Params::new(4);
+        let mut r = Reverb::new(&p.reverb, RATE);
+        r.mix = Ramp::at(0.5);
+        let mut x = vec![0.0; 64];
+        x[0] = 1.0;
+        let mut out = vec![0.0; 64];
+        r.render(&x, &mut out);
+        assert!(!r.is_silent_for(&[0.0; 64]));
+        let quiet = vec![0.0; 4800];
+        let mut out = vec![0.0; 4800];
+        for _ in 0..2000 {
+            r.render(&quiet, &mut out);
+            if r.is_silent_for(&quiet) {
+                return r;
+            }
+        }
+        panic!("the reverb never came to rest");
+    }
+
+    #[test]
+    fn a_skipped_silent_reverb_is_bit_for_bit_the_rendered_one() {
+        let mut skipped = rested_reverb();
+        let mut rendered = skipped.clone();
+        let quiet = vec![0.0; 777];
+        let (mut a, mut b) = (vec![1.0; 777], vec![1.0; 777]);
+        skipped.render(&quiet, &mut a);
+        rendered.render_frames(&quiet, &mut b);
+        assert!(a.iter().zip(&b).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // Then a sound through both: the lines moved on alike.
+        let mut x = vec![0.0; 3000];
+        x[5] = 0.8;
+        x[1200] = -0.3;
+        let (mut a, mut b) = (vec![0.0; 3000], vec![0.0; 3000]);
+        skipped.render(&x, &mut a);
+        rendered.render_frames(&x, &mut b);
+        assert!(a.iter().any(|&v| v != 0.0));
+        assert!(a.iter().zip(&b).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    #[test]
+    fn a_skipped_silent_delay_is_bit_for_bit_the_processed_one() {
+        let mut p = Params::new(4).delay;
+        p.time = 0.01;
+        p.feedback = 0.9;
+        p.mix = 0.7;
+        let mut d = Delay::new(&p, RATE);
+        d.process(1.0, &p, RATE);
+        let mut frames = 0;
+        while !d.is_silent_for(&[0.0]) {
+            d.process(0.0, &p, RATE);
+            frames += 1;
+            assert!(frames < 60 * RATE as usize, "the delay never came to rest");
+        }
+        let mut skipped = d.clone();
+        let mut processed = d;
+        for _ in 0..500 {
+            let a = skipped.skip();
+            let b = processed.process(0.0, &p, RATE);
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+        skipped.skipped(500);
+        for n in 0..2000 {
+            let x = if n == 3 { 0.5 } else { 0.0 };
+            let a = skipped.process(x, &p, RATE);
+            let b = processed.process(x, &p, RATE);
+            assert_eq!(a.to_bits(), b.to_bits(), "frame {n}");
         }
     }
 }
