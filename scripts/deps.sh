@@ -3,6 +3,7 @@
 #   scripts/deps.sh run    what the daemon needs to build and play
 #   scripts/deps.sh test   that plus the real sound server, speech engines and
 #                          OSC clients the test suite drives
+#   scripts/deps.sh bench  that plus scsynth, which scripts/bench peers compares with
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,8 @@ test_pkgs=(pulseaudio pulseaudio-utils jackd2 pipewire pipewire-bin wireplumber 
 case "$mode" in
   run) pkgs=("${run_pkgs[@]}") ;;
   test) pkgs=("${run_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: scripts/deps.sh run|test (got '$mode')" >&2; exit 64 ;;
+  bench) pkgs=("${run_pkgs[@]}" "${test_pkgs[@]}" supercollider-server) ;;
+  *) echo "usage: scripts/deps.sh run|test|bench (got '$mode')" >&2; exit 64 ;;
 esac
 
 missing=()
@@ -34,7 +36,7 @@ if ((${#missing[@]})); then
 fi
 
 # python-osc is not packaged for Debian 12: a project-local virtualenv holds it.
-if [ "$mode" = test ] && [ ! -x .test-venv/bin/python ]; then
+if [ "$mode" != run ] && [ ! -x .test-venv/bin/python ]; then
   echo "chronus: installing python-osc into .test-venv" >&2
   /usr/bin/python3 -m venv .test-venv
   .test-venv/bin/pip install -q python-osc

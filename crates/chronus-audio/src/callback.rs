@@ -1,9 +1,10 @@
 //! The audio callback's work. Invariant: nothing here allocates, locks, logs,
-//! blocks or panics; it only reads atomics and copies samples.
+//! blocks or panics; it reads atomics, copies samples and makes one system call, a
+//! futex wake (which never blocks) that tells the workers the device moved on.
 
 use crate::record::RecorderHandle;
 use crate::take::TakeTap;
-use chronus_shm::{CHANNELS, Region, SLOTS, monotonic_ns};
+use chronus_shm::{CHANNELS, Region, SLOTS, futex_wake, monotonic_ns};
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,6 +91,13 @@ impl OutputReader {
             };
         }
         clock.play_frame.store(frame, Ordering::Release);
+        // Workers render the room just made now, not when a timer next fires: the
+        // lookahead only has to cover how long a woken worker takes.
+        for slot in 0..SLOTS {
+            let wake = &self.region.slot(slot).wake;
+            wake.fetch_add(1, Ordering::Release);
+            futex_wake(wake);
+        }
         self.region.header().anchor.set(first_frame, started);
         clock.frames_out.fetch_add(frames, Ordering::Relaxed);
         clock.callbacks.fetch_add(1, Ordering::Relaxed);

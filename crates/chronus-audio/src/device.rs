@@ -576,6 +576,27 @@ pub fn server_period(choice: HostChoice) -> Option<u32> {
         .flatten()
 }
 
+/// The device buffer that plays clean on the sound system `choice` resolves to, on
+/// a busy two-core box (BENCHMARKS.md, "Sound systems"), with the reason: JACK's
+/// server period (it decides), 1024 frames on PulseAudio, 512 on ALSA unless the
+/// device is a hardware one (`hw:`, `plughw:`), 256 on PipeWire and hardware.
+pub fn default_buffer(choice: HostChoice, device: Option<&str>) -> (u32, &'static str) {
+    match resolve_host(choice) {
+        HostChoice::Jack => match crate::jack::server_period() {
+            Some(period) => (period, "the JACK server's period"),
+            None => (256, "the JACK server did not answer"),
+        },
+        HostChoice::PulseAudio => (1024, "PulseAudio"),
+        HostChoice::PipeWire => (256, "PipeWire"),
+        HostChoice::Alsa | HostChoice::Auto => match device {
+            Some(d) if d.starts_with("hw:") || d.starts_with("plughw:") => {
+                (256, "an ALSA hardware device")
+            }
+            _ => (512, "ALSA's default or plugin device, often a sound server"),
+        },
+    }
+}
+
 /// The cpal host for `choice` (resolved), and its name.
 fn cpal_host(choice: HostChoice) -> Result<(cpal::Host, &'static str), AudioError> {
     let (id, name) = match choice {

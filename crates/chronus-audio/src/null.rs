@@ -51,8 +51,12 @@ impl NullOutput {
                         if now < deadline {
                             std::thread::sleep(deadline - now);
                         } else if now - deadline > period {
-                            // A real device would have run dry here.
+                            // A real device would have run dry here, and would then
+                            // go on a period at a time, not in a burst the workers
+                            // cannot keep up with: so does the clock.
                             OutputReader::count_xrun(&region);
+                            deadline = now + period;
+                            std::thread::sleep(period);
                         }
                     }
                 }

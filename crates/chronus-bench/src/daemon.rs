@@ -129,6 +129,16 @@ impl Daemon {
         Daemon::spawn(exe, dir, None, &[], env)
     }
 
+    /// [`Daemon::start_with_env`] that also records (`CHRONUS_RECORD`, `CHRONUS_JOURNAL`).
+    pub fn start_recording_with_env(
+        exe: &Path,
+        dir: &Path,
+        recording: &Recording,
+        env: &[(&str, String)],
+    ) -> Result<Daemon> {
+        Daemon::spawn(exe, dir, Some(recording), &[], env)
+    }
+
     fn spawn(
         exe: &Path,
         dir: &Path,
@@ -143,6 +153,12 @@ impl Daemon {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CHRONUS_AUDIO_BACKEND", "null")
+            // The bench's own `CHRONUS_*` settings reach every daemon it starts
+            // (e.g. `CHRONUS_BUFFER_SIZE=64 scripts/bench`); each area's own win.
+            .envs(
+                std::env::vars_os()
+                    .filter(|(k, _)| k.to_str().is_some_and(|k| k.starts_with("CHRONUS_"))),
+            )
             .env("CHRONUS_OSC_PORT", port.to_string())
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -224,7 +224,7 @@ impl Drop for Load {
 }
 
 /// A private sound server and what it took to start it, stopped when dropped.
-struct Server {
+pub(crate) struct Server {
     host: Host,
     dir: PathBuf,
     children: Vec<Child>,
@@ -250,7 +250,7 @@ context.objects = [
 "#;
 
 impl Server {
-    fn start(host: Host, dir: &Path, buffer: u32) -> Result<Server> {
+    pub(crate) fn start(host: Host, dir: &Path, buffer: u32) -> Result<Server> {
         let log = |name: &str| -> Result<std::fs::File> {
             std::fs::File::create(dir.join(name)).with_context(|| format!("creating {name}"))
         };
@@ -413,7 +413,12 @@ impl Server {
         Ok(())
     }
 
-    fn daemon_env(&self) -> Vec<(&'static str, String)> {
+    /// The server process (for JACK, jackd; for PipeWire, the bus comes first).
+    pub(crate) fn first_pid(&self) -> Option<i32> {
+        self.children.first().map(|c| c.id() as i32)
+    }
+
+    pub(crate) fn daemon_env(&self) -> Vec<(&'static str, String)> {
         match self.host {
             Host::PulseAudio => vec![
                 ("CHRONUS_AUDIO_HOST", "pulseaudio".into()),

@@ -14,16 +14,20 @@
 //! with the journal and a recording: CPU and wake-ups of each process, per-thread CPU.
 //! `hosts` plays a tone through private PulseAudio, PipeWire and JACK servers at each
 //! device buffer size while every core is kept busy, and counts the breaks the server
-//! received.
+//! received. `latency` times a note sent without a timetag to its first sample at the
+//! device, per host and period. `peers` runs scsynth on jackd2's dummy driver and
+//! chronusd side by side on the same music and compares their CPU.
 //! Progress goes to stderr, the report to stdout.
 
 mod daemon;
 mod failover;
 mod hosts;
 mod idle;
+mod latency;
 mod lifecycle;
 mod machine;
 mod osc;
+mod peers;
 mod report;
 mod speech;
 mod steady;
@@ -95,6 +99,14 @@ struct Args {
     /// Hosts: device buffer sizes tried, in frames (JACK: the server's period).
     #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048")]
     buffers: Vec<u32>,
+    /// Latency: device periods tried, in frames (JACK: the server's period); `auto`
+    /// leaves `audio.buffer_size` at its default for the host (jackd then runs at its
+    /// own default period, 1024).
+    #[arg(long, value_delimiter = ',', default_value = "auto,64,256")]
+    periods: Vec<String>,
+    /// Latency: untimed notes timed per host and period.
+    #[arg(long, default_value_t = 20)]
+    notes: usize,
     /// Hosts: threads spinning meanwhile (default: one per CPU).
     #[arg(long)]
     load_threads: Option<usize>,
@@ -129,8 +141,12 @@ enum Area {
     Idle,
     /// A tone through each sound server at each buffer size under load: breaks heard.
     Hosts,
+    /// A note without a timetag, OSC → first sample at the device, per host and period.
+    Latency,
+    /// scsynth on jackd2's dummy driver and chronusd side by side: CPU, wake-ups, status.
+    Peers,
     /// Failover, then lifecycle, then the OSC flood, then speech, then synth, then idle
-    /// (not hosts, which needs the sound servers the tests install).
+    /// (not hosts, latency or peers, which need sound servers and scsynth).
     All,
 }
 
@@ -212,6 +228,19 @@ fn run(args: &Args) -> Result<String> {
     }
     if args.area == Area::Hosts {
         report += &run_hosts(args, &exe, &subdir, &ctx_command)?;
+    }
+    if args.area == Area::Latency {
+        report += &run_latency(args, &exe, &subdir, &ctx_command)?;
+    }
+    if args.area == Area::Peers {
+        let began = Began::now();
+        let bench = peers::run(
+            &exe,
+            &subdir("peers")?,
+            Duration::from_secs_f64(args.warmup_s),
+            Duration::from_secs_f64(args.cpu_s),
+        )?;
+        report += &report::render_peers(&began.context(args, &ctx_command), &bench);
     }
     if args.keep || args.dir.is_some() {
         eprintln!("chronus-bench: kept {}", dir.display());
@@ -391,6 +420,34 @@ fn run_hosts(
     )?;
     let ctx = began.context(args, ctx_command);
     Ok(report::render_hosts(&ctx, &bench))
+}
+
+fn run_latency(
+    args: &Args,
+    exe: &Path,
+    subdir: &dyn Fn(&str) -> Result<PathBuf>,
+    ctx_command: &str,
+) -> Result<String> {
+    let periods = args
+        .periods
+        .iter()
+        .map(|p| match p.as_str() {
+            "auto" => Ok(None),
+            n => n
+                .parse()
+                .ok()
+                .filter(|n| (16..=8192).contains(n))
+                .map(Some)
+                .with_context(|| format!("--periods: {n} is neither auto nor 16 to 8192 frames")),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if args.notes == 0 {
+        bail!("--notes must be at least 1");
+    }
+    let began = Began::now();
+    let bench = latency::run(exe, &subdir("latency")?, &periods, args.notes)?;
+    let ctx = began.context(args, ctx_command);
+    Ok(report::render_latency(&ctx, &bench))
 }
 
 fn run_idle(

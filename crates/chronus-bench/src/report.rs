@@ -9,9 +9,15 @@ use crate::steady::SteadyRun;
 use std::fmt::Write;
 use std::time::Duration;
 
-/// The device buffer chronusd uses by default (`audio.buffer_size`); the bench does
-/// not change it, and the status does not report it.
-pub const BUFFER_FRAMES: u32 = 256;
+/// The device buffer of the daemons the bench starts on the null clock: its default
+/// there, unless the bench's own environment sets `CHRONUS_BUFFER_SIZE`, which
+/// reaches every daemon.
+pub fn buffer_frames() -> u32 {
+    std::env::var("CHRONUS_BUFFER_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
 
 /// The messages a second chronusd admits from one sender address by default
 /// (`osc.rate_limit`); the status does not report it.
@@ -116,16 +122,25 @@ fn preamble(r: &mut String, title: &str, ctx: &Context) {
         "- Load average (1 min) at start / end: {} / {}",
         ctx.load_start, ctx.load_end
     );
+    let mut passed: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("CHRONUS_"))
+        .map(|(k, v)| format!("`{k}={v}`"))
+        .collect();
+    passed.sort();
+    if !passed.is_empty() {
+        let _ = writeln!(r, "- Set for every daemon: {}", passed.join(", "));
+    }
 }
 
 pub fn render(ctx: &Context, failover: Option<&FailoverRun>, steady: &[SteadyRun]) -> String {
     let mut r = String::new();
-    let period_us = |rate: i64| f64::from(BUFFER_FRAMES) * 1e6 / rate.max(1) as f64;
+    let buffer_frames = buffer_frames();
+    let period_us = |rate: i64| f64::from(buffer_frames) * 1e6 / rate.max(1) as f64;
     preamble(&mut r, "Foundation: failover", ctx);
     let _ = writeln!(
         r,
         "- Daemon: release `chronusd`, `CHRONUS_AUDIO_BACKEND=null` (timer-clocked), \
-         defaults otherwise (device buffer {BUFFER_FRAMES} frames), environment clean except `PATH`\n"
+         defaults otherwise (device buffer {buffer_frames} frames), environment clean except `PATH`\n"
     );
 
     if let Some(f) = failover {
@@ -251,7 +266,7 @@ pub fn render(ctx: &Context, failover: Option<&FailoverRun>, steady: &[SteadyRun
         "`callback_max_us` is the longest callback since the daemon started, read at the end; \
          \"before\" is its value just before the first kill or the CPU window (startup and \
          warm-up), so a larger final value was set during the measured part. With the null \
-         backend the device period is the null output thread's timer period, {BUFFER_FRAMES} \
+         backend the device period is the null output thread's timer period, {buffer_frames} \
          frames at the sample rate.\n"
     );
     let _ = writeln!(
@@ -350,13 +365,14 @@ pub fn render(ctx: &Context, failover: Option<&FailoverRun>, steady: &[SteadyRun
 }
 
 pub fn render_lifecycle(ctx: &Context, run: &LifecycleRun) -> String {
+    let buffer_frames = buffer_frames();
     let mut r = String::new();
     preamble(&mut r, "Lifecycle", ctx);
     let _ = writeln!(
         r,
         "- Daemon: release `chronusd`, `CHRONUS_AUDIO_BACKEND=null` (timer-clocked), a free \
          `CHRONUS_OSC_PORT`, `NOTIFY_SOCKET` set to a Unix datagram socket the bench bound, \
-         defaults otherwise (device buffer {BUFFER_FRAMES} frames), environment clean except `PATH`\n"
+         defaults otherwise (device buffer {buffer_frames} frames), environment clean except `PATH`\n"
     );
     let n = run.cycles.len();
     let c = &run.cycles;
@@ -490,12 +506,13 @@ pub fn render_lifecycle(ctx: &Context, run: &LifecycleRun) -> String {
 }
 
 pub fn render_osc(ctx: &Context, run: &OscRun) -> String {
+    let buffer_frames = buffer_frames();
     let mut r = String::new();
     preamble(&mut r, "OSC: flood", ctx);
     let _ = writeln!(
         r,
         "- Daemon: release `chronusd`, `CHRONUS_AUDIO_BACKEND=null` (timer-clocked), a free \
-         `CHRONUS_OSC_PORT`, defaults otherwise (device buffer {BUFFER_FRAMES} frames, at most \
+         `CHRONUS_OSC_PORT`, defaults otherwise (device buffer {buffer_frames} frames, at most \
          {DEFAULT_RATE_LIMIT} messages a second per sender address: `osc.rate_limit`), \
          environment clean except `PATH`; a fresh daemon for each run, playing a 1 kHz tone on voice 1"
     );
@@ -967,13 +984,14 @@ pub fn render_speech(ctx: &Context, run: &crate::speech::SpeechRun) -> String {
 }
 
 pub fn render_synth(ctx: &Context, run: &crate::synth::SynthRun) -> String {
+    let buffer_frames = buffer_frames();
     let mut r = String::new();
     preamble(&mut r, "Synth: live CPU of the full patch", ctx);
     let _ = writeln!(
         r,
         "- Daemon: release `chronusd`, `CHRONUS_AUDIO_BACKEND=null` (timer-clocked), \
          `CHRONUS_NUM_VOICES={}`, a free `CHRONUS_OSC_PORT`, defaults otherwise (device buffer \
-         {BUFFER_FRAMES} frames), environment clean except `PATH`",
+         {buffer_frames} frames), environment clean except `PATH`",
         crate::synth::VOICES
     );
     let _ = writeln!(
@@ -1024,12 +1042,13 @@ pub fn render_synth(ctx: &Context, run: &crate::synth::SynthRun) -> String {
 }
 
 pub fn render_idle(ctx: &Context, bench: &IdleBench) -> String {
+    let buffer_frames = buffer_frames();
     let mut r = String::new();
     preamble(&mut r, "Idle: what each feature costs", ctx);
     let _ = writeln!(
         r,
         "- Daemon: release `chronusd`, `CHRONUS_AUDIO_BACKEND=null` (timer-clocked), a free \
-         `CHRONUS_OSC_PORT`, defaults otherwise (device buffer {BUFFER_FRAMES} frames), \
+         `CHRONUS_OSC_PORT`, defaults otherwise (device buffer {buffer_frames} frames), \
          environment clean except `PATH`; a fresh daemon for each run, playing a 1 kHz tone \
          on voice 1"
     );
@@ -1227,6 +1246,124 @@ pub fn render_hosts(ctx: &Context, bench: &crate::hosts::HostsBench) -> String {
     }
     for (host, why) in &bench.skipped {
         let _ = writeln!(r, "\n{} was not measured: {why}", host.name());
+    }
+    r
+}
+
+pub fn render_latency(ctx: &Context, bench: &crate::latency::LatencyBench) -> String {
+    let mut r = String::new();
+    preamble(
+        &mut r,
+        "Latency: a note without a timetag, OSC to the device",
+        ctx,
+    );
+    let _ = writeln!(
+        r,
+        "- Servers: as in \"Sound systems\" (private PulseAudio, PipeWire with WirePlumber, \
+         jackd2 dummy at the period, ALSA's `pulse` PCM), and the null timer clock\n\
+         - Daemon: release `chronusd`, `CHRONUS_BUFFER_SIZE` as below (`auto`: unset, the \
+         host's default; jackd then runs at its own default period, 1024), block and \
+         lookahead at their defaults for it (as status reports them)\n\
+         - {} notes per row: `/gate/voice1 1` sent untimed over UDP from 127.0.0.1, then a \
+         reference note timetagged 200 ms ahead; the daemon's recording (what its callback \
+         handed the device) ties the untimed note's first frame to the clock\n",
+        bench.notes
+    );
+    let _ = writeln!(
+        r,
+        "Latency runs from the send to the audio callback handing the note's first sample \
+         to the sound system; the server's own buffering comes after it. Periods = latency / \
+         (device buffer / 48 kHz).\n"
+    );
+    let _ = writeln!(
+        r,
+        "| Host | `CHRONUS_BUFFER_SIZE` | Device buffer | Block | Lookahead | Median (ms) | Max (ms) | \
+         Median (periods) | Max (periods) | `underrun_frames` |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for run in &bench.runs {
+        let mut sorted = run.latencies_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        let max = sorted[sorted.len() - 1];
+        let period_ms = run.buffer_frames as f64 * 1000.0 / 48_000.0;
+        let _ = writeln!(
+            r,
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            run.target.name(),
+            run.asked.map_or("auto".to_string(), |p| p.to_string()),
+            run.buffer_frames,
+            run.block_frames,
+            run.lookahead_frames,
+            median,
+            max,
+            median / period_ms,
+            max / period_ms,
+            run.underrun_frames
+        );
+    }
+    for (target, why) in &bench.skipped {
+        let _ = writeln!(r, "\n{} was not measured: {why}", target.name());
+    }
+    r
+}
+
+pub fn render_peers(ctx: &Context, bench: &crate::peers::PeersBench) -> String {
+    use crate::peers::{PERIOD, RATE};
+    let mut r = String::new();
+    preamble(&mut r, "Side by side with scsynth", ctx);
+    let _ = writeln!(
+        r,
+        "- scsynth: {} on jackd2's dummy driver (realtime, {RATE} Hz, period {PERIOD}), one \
+         SynthDef per piece, generated by the bench: `SinOsc.ar(freq) * amp` for the tone, \
+         `RLPF.ar(Saw.ar(freq), 2000, 0.5) * amp` per voice\n\
+         - chronusd: release build on its null clock at {RATE} Hz and `CHRONUS_BUFFER_SIZE={PERIOD}`, \
+         16 voices configured, the same pitches gated (the voices' own oscillator, filter at \
+         2 kHz, envelope and sends)\n\
+         - Each piece plays {:.0} s before a {:.0} s window; CPU is utime + stime of every \
+         thread of each process over the window, in % of one core; wake-ups are context \
+         switches of every thread\n",
+        bench.scsynth_version,
+        bench.warmup.as_secs_f64(),
+        bench.window.as_secs_f64()
+    );
+    let _ = writeln!(
+        r,
+        "| Music | scsynth + jackd CPU | chronusd CPU | Ratio | scsynth + jackd wake-ups/s | \
+         chronusd wake-ups/s | Status round trip, scsynth (median / max ms) | chronusd |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for row in &bench.rows {
+        let (sc, ch) = (&row.scsynth, &row.chronus);
+        let _ = writeln!(
+            r,
+            "| {} | {:.2} % | {:.2} % | {:.2} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            row.music.name(),
+            sc.cpu_percent(),
+            ch.cpu_percent(),
+            ch.cpu_percent() / sc.cpu_percent().max(1e-9),
+            sc.wakeups_per_s(),
+            ch.wakeups_per_s(),
+            sc.status_rtt_ms.0,
+            sc.status_rtt_ms.1,
+            ch.status_rtt_ms.0,
+            ch.status_rtt_ms.1
+        );
+    }
+    let _ = writeln!(r, "\nPer process (CPU %, wake-ups/s):\n");
+    let _ = writeln!(r, "| Music | Process | CPU | Wake-ups/s |");
+    let _ = writeln!(r, "|---|---|---:|---:|");
+    for row in &bench.rows {
+        for p in row.scsynth.processes.iter().chain(&row.chronus.processes) {
+            let _ = writeln!(
+                r,
+                "| {} | {} | {:.2} % | {:.0} |",
+                row.music.name(),
+                p.name,
+                p.cpu_percent,
+                p.wakeups_per_s
+            );
+        }
     }
     r
 }

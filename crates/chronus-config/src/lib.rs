@@ -26,7 +26,8 @@ pub use settings::{
 };
 
 use settings::{
-    LEAD_TARGET_ENV, LEAD_TARGET_MAX, LEGACY_NO_EFFECT, LOOKAHEAD_MAX, LOOKAHEAD_MIN, index_of,
+    LEAD_TARGET_ENV, LEAD_TARGET_MAX, LEGACY_FRAMES, LEGACY_NO_EFFECT, LOOKAHEAD_MAX,
+    LOOKAHEAD_MIN, index_of,
 };
 
 /// Where the config file is looked for when neither `--config` nor `CHRONUS_CONFIG` names one.
@@ -134,9 +135,9 @@ impl Default for Config {
                 jack_client_name: "chronus".into(),
                 device: None,
                 sample_rate: 48_000,
-                buffer_size: 256,
-                block_frames: 256,
-                lookahead_blocks: 4,
+                buffer_size: None,
+                block_frames: None,
+                lookahead_blocks: None,
                 pulse_server: None,
                 limiter: true,
                 limiter_ceiling_db: -1.0,
@@ -245,12 +246,14 @@ pub struct AudioConfig {
     pub jack_client_name: String,
     pub device: Option<String>,
     pub sample_rate: u32,
-    /// Device buffer size requested, in frames.
-    pub buffer_size: u32,
-    /// Frames per rendered block.
-    pub block_frames: u32,
-    /// Blocks rendered ahead of the play position.
-    pub lookahead_blocks: u32,
+    /// Device buffer size requested, in frames; `None` (auto) picks one that plays
+    /// clean on the sound system in use.
+    pub buffer_size: Option<u32>,
+    /// Frames per rendered block; `None` (auto) follows the device buffer.
+    pub block_frames: Option<u32>,
+    /// Blocks rendered ahead of the play position; `None` (auto) is the least the
+    /// device buffer allows.
+    pub lookahead_blocks: Option<u32>,
     pub pulse_server: Option<String>,
     /// The master safety limiter runs.
     pub limiter: bool,
@@ -861,15 +864,20 @@ impl Builder {
             return;
         }
         let audio = &mut self.config.audio;
-        let frames = buffers.saturating_mul(audio.buffer_size);
-        let exact = frames.div_ceil(audio.block_frames);
+        // Music Chronus counted in buffers and blocks of 256 frames: under auto, so does
+        // the conversion.
+        let (buffer, block) = (
+            audio.buffer_size.unwrap_or(LEGACY_FRAMES),
+            audio.block_frames.unwrap_or(LEGACY_FRAMES),
+        );
+        let frames = buffers.saturating_mul(buffer);
+        let exact = frames.div_ceil(block);
         let blocks = exact.clamp(LOOKAHEAD_MIN, LOOKAHEAD_MAX);
-        audio.lookahead_blocks = blocks;
+        audio.lookahead_blocks = Some(blocks);
         let mut warning = format!(
             "{LEAD_TARGET_ENV}={buffers} is a legacy Music Chronus setting counted in device \
-             buffers: {buffers} x {} frames = {frames} frames, converted to {KEY} = {blocks} \
-             (blocks of {} frames",
-            audio.buffer_size, audio.block_frames
+             buffers: {buffers} x {buffer} frames = {frames} frames, converted to {KEY} = {blocks} \
+             (blocks of {block} frames"
         );
         if blocks != exact {
             let _ = write!(

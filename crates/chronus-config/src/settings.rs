@@ -57,6 +57,9 @@ impl SettingInfo {
             Kind::U8(r) => return r.accepted("an integer"),
             Kind::U16(r) => return r.accepted("an integer"),
             Kind::U32(r) => return r.accepted("an integer"),
+            Kind::AutoU32(r) => {
+                return format!("auto or an integer from {} to {}", r.min, r.max);
+            }
             Kind::F32(r) => return r.accepted("a number"),
             Kind::Ip(_) => "an IP address such as 127.0.0.1, 0.0.0.0 or ::1 (not a host name)",
             Kind::Cidrs(_) => {
@@ -139,6 +142,8 @@ pub(crate) const LEGACY_NO_EFFECT: [(&str, &str); 5] = [
 /// Legacy lookahead in device buffers, converted to `audio.lookahead_blocks`.
 pub(crate) const LEAD_TARGET_ENV: &str = "CHRONUS_LEAD_TARGET";
 pub(crate) const LEAD_TARGET_MAX: u32 = 1024;
+/// Music Chronus's buffer and block size, which the legacy lead target counted in.
+pub(crate) const LEGACY_FRAMES: u32 = 256;
 pub(crate) const LOOKAHEAD_MIN: u32 = 2;
 pub(crate) const LOOKAHEAD_MAX: u32 = 64;
 /// Sample rates the daemon runs at (`audio.sample_rate`), in Hz; also the rates a score
@@ -206,6 +211,28 @@ impl<T: Copy + PartialOrd + std::fmt::Debug> Num<T> {
     }
 }
 
+/// An integer field in an inclusive range that may also be `auto`.
+#[derive(Debug)]
+pub(crate) struct AutoNum {
+    min: u32,
+    max: u32,
+    field: Field<Option<u32>>,
+}
+
+impl AutoNum {
+    fn set_text(&self, config: &mut Config, s: &str) -> Result<(), Invalid> {
+        if s.eq_ignore_ascii_case("auto") {
+            return self.field.set(config, Some(None));
+        }
+        self.set(config, s.parse().ok())
+    }
+
+    fn set(&self, config: &mut Config, value: Option<u32>) -> Result<(), Invalid> {
+        let in_range = value.filter(|v| (self.min..=self.max).contains(v));
+        self.field.set(config, in_range.map(Some))
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum TextRule {
     NonEmpty,
@@ -223,6 +250,8 @@ pub(crate) enum Kind {
     U8(Num<u8>),
     U16(Num<u16>),
     U32(Num<u32>),
+    /// `auto` (stored as `None`) or an integer in range.
+    AutoU32(AutoNum),
     /// In TOML a float or an integer.
     F32(Num<f32>),
     Cidrs(Field<Vec<Cidr>>),
@@ -257,6 +286,7 @@ impl Kind {
             Kind::U8(r) => r.set(config, s.parse().ok()),
             Kind::U16(r) => r.set(config, s.parse().ok()),
             Kind::U32(r) => r.set(config, s.parse().ok()),
+            Kind::AutoU32(r) => r.set_text(config, s),
             Kind::F32(r) => r.set(config, s.parse().ok()),
             Kind::Cidrs(f) => f.set(
                 config,
@@ -290,6 +320,8 @@ impl Kind {
             (Kind::U8(r), Value::Integer(n)) => r.set(config, (*n).try_into().ok()),
             (Kind::U16(r), Value::Integer(n)) => r.set(config, (*n).try_into().ok()),
             (Kind::U32(r), Value::Integer(n)) => r.set(config, (*n).try_into().ok()),
+            (Kind::AutoU32(r), Value::Integer(n)) => r.set(config, (*n).try_into().ok()),
+            (Kind::AutoU32(r), Value::String(s)) => r.set_text(config, s),
             (Kind::F32(r), Value::Float(x)) => r.set(config, Some(*x as f32)),
             (Kind::F32(r), Value::Integer(n)) => r.set(config, Some(*n as f32)),
             (Kind::Bool(f), Value::Boolean(b)) => f.set(config, Some(*b)),
@@ -330,6 +362,10 @@ impl Kind {
             Kind::U8(r) => Some(Value::Integer((*r.field.read(config)).into())),
             Kind::U16(r) => Some(Value::Integer((*r.field.read(config)).into())),
             Kind::U32(r) => Some(Value::Integer((*r.field.read(config)).into())),
+            Kind::AutoU32(r) => Some(match r.field.read(config) {
+                Some(n) => Value::Integer((*n).into()),
+                None => Value::String("auto".into()),
+            }),
             // Through the shortest decimal that reads back as the f32: 0.3, not
             // 0.30000001192092896.
             Kind::F32(r) => Some(Value::Float(
@@ -414,6 +450,16 @@ fn valid_argv(argv: Vec<String>) -> Option<Vec<String>> {
     let valid = argv.first().is_some_and(|program| !program.is_empty())
         && !argv.iter().any(|a| a.contains('\0'));
     valid.then_some(argv)
+}
+
+macro_rules! auto_num {
+    ($min:expr, $max:expr, $($path:ident).+) => {
+        AutoNum {
+            min: $min,
+            max: $max,
+            field: field!($($path).+),
+        }
+    };
 }
 
 macro_rules! num {
@@ -539,24 +585,35 @@ static SETTINGS: [SettingInfo; 46] = [
         key: "audio.buffer_size",
         env: "CHRONUS_BUFFER_SIZE",
         env_alias: None,
-        description: "Device buffer size requested from the backend, in frames; the device may \
-                      still call back with other sizes.",
-        kind: Kind::U32(num!(16, 8192, audio.buffer_size)),
+        description: "Device buffer size requested from the sound system, in frames (the \
+                      device may still call back with other sizes). auto picks one that plays \
+                      clean on a busy box: 1024 on PulseAudio, 512 on ALSA's default or a sound \
+                      server's ALSA plugin, 256 on PipeWire, ALSA hw: devices and the null \
+                      clock; JACK always runs at its server's period. 64 to 128 is the \
+                      low-latency setting for boxes with headroom.",
+        kind: Kind::AutoU32(auto_num!(16, 8192, audio.buffer_size)),
     },
     SettingInfo {
         key: "audio.block_frames",
         env: "CHRONUS_BLOCK_FRAMES",
         env_alias: None,
-        description: "Frames per block that workers render and the rings hold.",
-        kind: Kind::U32(num!(16, 4096, audio.block_frames)),
+        description: "Frames per block that workers render and the rings hold; auto is half \
+                      the device buffer, from 32 to 256.",
+        kind: Kind::AutoU32(auto_num!(16, 4096, audio.block_frames)),
     },
     SettingInfo {
         key: "audio.lookahead_blocks",
         env: "CHRONUS_LOOKAHEAD_BLOCKS",
         env_alias: None,
         description: "Blocks workers render ahead of the play position: more rides out longer \
-                      stalls, fewer applies commands sooner.",
-        kind: Kind::U32(num!(LOOKAHEAD_MIN, LOOKAHEAD_MAX, audio.lookahead_blocks)),
+                      stalls, fewer applies commands sooner. auto (and the least any value is \
+                      raised to) is two device buffers: what ALSA takes when playback \
+                      starts, and a whole period for a worker held up by a failover.",
+        kind: Kind::AutoU32(auto_num!(
+            LOOKAHEAD_MIN,
+            LOOKAHEAD_MAX,
+            audio.lookahead_blocks
+        )),
     },
     SettingInfo {
         key: "audio.pulse_server",

@@ -80,6 +80,8 @@ impl StorageErrors {
 /// The daemon's owners, and the state only the loop holds.
 pub struct Daemon {
     pub config: Config,
+    /// The device buffer asked of the sound system (see `timing`).
+    pub buffer_frames: u32,
     pub options: RunOptions,
     pub region: Arc<Region>,
     pub region_fd: OwnedFd,
@@ -109,7 +111,10 @@ pub struct Daemon {
     status_sent: Instant,
     viz: viz::Viz,
     /// What subscribers were last told about each slot, and the underrun count.
-    announced: ([&'static str; SLOTS], u64),
+    /// Each slot's last announced state and pid (a restore can replace a worker
+    /// between two ticks: the new pid is announced even if the state name is the
+    /// same), and the underrun count.
+    announced: ([(&'static str, u32); SLOTS], u64),
     stream_errors: u64,
     /// When stream errors were last logged (at most once a second).
     stream_errors_logged: Option<Instant>,
@@ -136,6 +141,7 @@ macro_rules! host {
 /// The owners `run` builds before the loop starts.
 pub struct Parts {
     pub config: Config,
+    pub buffer_frames: u32,
     pub options: RunOptions,
     pub region: Arc<Region>,
     pub region_fd: OwnedFd,
@@ -151,7 +157,7 @@ pub struct Parts {
 }
 
 pub fn pool_config(config: &Config, region: &Region) -> PoolConfig {
-    let bf = u64::from(config.audio.block_frames);
+    let bf = u64::from(region.geometry().block_frames);
     let w = &config.workers;
     PoolConfig {
         block_frames: bf,
@@ -169,6 +175,7 @@ impl Daemon {
         Daemon {
             namespace: crate::control::namespace(parts.config.engine.num_voices),
             config: parts.config,
+            buffer_frames: parts.buffer_frames,
             options: parts.options,
             region: parts.region,
             region_fd: parts.region_fd,
@@ -192,7 +199,7 @@ impl Daemon {
             ready_sent: false,
             status_sent: now,
             viz: viz::Viz::new(now),
-            announced: (["starting"; SLOTS], 0),
+            announced: ([("starting", 0); SLOTS], 0),
             stream_errors: 0,
             stream_errors_logged: None,
             device_losses: 0,
@@ -618,9 +625,10 @@ impl Daemon {
     fn announce(&mut self) {
         for slot in 0..SLOTS {
             let state = self.pool.state(slot);
-            if self.announced.0[slot] != state.name() {
-                self.announced.0[slot] = state.name();
-                let pid = state.pid().unwrap_or(0) as i32;
+            let now = (state.name(), state.pid().unwrap_or(0));
+            if self.announced.0[slot] != now {
+                self.announced.0[slot] = now;
+                let pid = now.1 as i32;
                 self.clients.broadcast(chronus_osc::message(
                     "/chronus/worker",
                     vec![
@@ -673,7 +681,7 @@ impl Daemon {
         let until = play
             + header.lookahead_frames.load(Ordering::Relaxed)
             + (FADE_SECONDS as f64 * rate as f64) as u64
-            + u64::from(self.config.audio.block_frames);
+            + u64::from(self.region.geometry().block_frames);
         self.phase = Phase::Stopping {
             until,
             deadline: now + Duration::from_millis(500),

@@ -29,6 +29,7 @@ pub mod score;
 mod speech;
 mod status;
 mod storage;
+mod timing;
 mod viz;
 
 use chronus_audio::{Recorded, TakeEvent};
@@ -120,21 +121,15 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     event::spawn_signal_thread(events_tx.clone())?;
 
-    // JACK decides the period: the lookahead and the rings are sized for the one it runs.
-    let device_buffer = match config.audio.backend {
-        chronus_config::Backend::Null => config.audio.buffer_size,
-        _ => match chronus_audio::server_period(host_choice(&config)) {
-            Some(period) if period != config.audio.buffer_size => {
-                tracing::info!(
-                    period,
-                    "the JACK server's period replaces audio.buffer_size"
-                );
-                period
-            }
-            _ => config.audio.buffer_size,
-        },
-    };
-    let (region, region_fd) = Region::create(geometry(&config, device_buffer), std::process::id())?;
+    let timing = resolve_timing(&config);
+    if timing.raised_lookahead(&config.audio) {
+        tracing::warn!(
+            lookahead_frames = timing.lookahead_frames,
+            "audio.lookahead_blocks is too short for a {}-frame device buffer; raised",
+            timing.buffer_frames
+        );
+    }
+    let (region, region_fd) = Region::create(geometry(&config, &timing), std::process::id())?;
     let region = Arc::new(region);
 
     let osc_addr = SocketAddr::new(config.osc.host, config.osc.port);
@@ -205,7 +200,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
         Arc::clone(&region),
         ledger,
         audio.sample_rate,
-        audio.block_frames,
+        timing.block_frames,
     );
     let storage = storage::Storage::start(events_tx.clone()).map_err(SupervisorError::Thread)?;
     let mut desk = speech::Desk::start(&config.speech, audio.sample_rate);
@@ -215,6 +210,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let mut sources = Sources::new(events_rx, osc_rx, spawns, speech_events, TICK);
     let mut d = Daemon::new(Parts {
         config,
+        buffer_frames: timing.buffer_frames,
         options,
         region: Arc::clone(&region),
         region_fd,
@@ -231,7 +227,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     d.cold_start()?;
 
     chronus_audio::route_library_errors();
-    let output = match chronus_audio::open(&output_options(&d.config), region) {
+    let output = match chronus_audio::open(&output_options(&d.config, d.buffer_frames), region) {
         Ok(output) => output,
         Err(e) => {
             // The workers already run: reap them, as on every other exit.
@@ -274,30 +270,45 @@ fn port_holder(addr: SocketAddr) -> String {
     }
 }
 
-/// The shared region's geometry for `config` and a device taking `device_buffer`
-/// frames a period.
-fn geometry(config: &Config, device_buffer: u32) -> Geometry {
-    let audio = &config.audio;
-    let bf = u64::from(audio.block_frames);
-    // Workers keep between lookahead - 1 block and lookahead rendered; the device
-    // must always find what it takes in one go: when the timeline starts, ALSA
-    // fills its whole buffer (two periods of `buffer_size`) at once.
-    let wanted = u64::from(audio.lookahead_blocks) * bf;
-    let lookahead = wanted.max((2 * u64::from(device_buffer)).div_ceil(bf) * bf + 2 * bf);
-    if lookahead != wanted {
-        tracing::warn!(
-            lookahead_frames = lookahead,
-            "audio.lookahead_blocks is too short for a {device_buffer}-frame device buffer; raised"
-        );
+/// The device buffer, block and lookahead for this run. JACK decides the period;
+/// otherwise an unset buffer size is the sound system's default. The rings and the
+/// lookahead are sized before the device opens.
+fn resolve_timing(config: &Config) -> timing::Timing {
+    let (host_buffer, why, fixed) = match config.audio.backend {
+        chronus_config::Backend::Null => (256, "the null clock", false),
+        _ => {
+            let choice = host_choice(config);
+            let (frames, why) =
+                chronus_audio::default_buffer(choice, config.audio.device.as_deref());
+            (frames, why, chronus_audio::server_period(choice).is_some())
+        }
+    };
+    let timing = timing::Timing::resolve(&config.audio, host_buffer, fixed);
+    match config.audio.buffer_size {
+        Some(asked) if asked != timing.buffer_frames => {
+            tracing::info!(
+                period = timing.buffer_frames,
+                "the JACK server's period replaces audio.buffer_size"
+            )
+        }
+        Some(_) => {}
+        None => tracing::info!(
+            buffer_frames = timing.buffer_frames,
+            "audio.buffer_size = auto: {} frames for {why}",
+            timing.buffer_frames
+        ),
     }
-    // The ring holds the lookahead, the largest device callback and slack.
-    let ring_blocks = ((lookahead + u64::from(device_buffer) * 2) / bf + 8) as u32;
+    timing
+}
+
+/// The shared region's geometry for `config` and `timing`.
+fn geometry(config: &Config, timing: &timing::Timing) -> Geometry {
     Geometry {
-        sample_rate: audio.sample_rate,
-        block_frames: audio.block_frames,
-        ring_blocks: ring_blocks.max(16),
-        lookahead_frames: lookahead,
-        speech_samples: u64::from(audio.sample_rate) * speech::AREA_SECONDS,
+        sample_rate: config.audio.sample_rate,
+        block_frames: timing.block_frames,
+        ring_blocks: timing.ring_blocks(),
+        lookahead_frames: timing.lookahead_frames,
+        speech_samples: u64::from(config.audio.sample_rate) * speech::AREA_SECONDS,
     }
 }
 
@@ -311,7 +322,7 @@ fn host_choice(config: &Config) -> chronus_audio::HostChoice {
     }
 }
 
-fn output_options(config: &Config) -> chronus_audio::OutputOptions {
+fn output_options(config: &Config, buffer_frames: u32) -> chronus_audio::OutputOptions {
     let audio = &config.audio;
     chronus_audio::OutputOptions {
         backend: match audio.backend {
@@ -323,7 +334,7 @@ fn output_options(config: &Config) -> chronus_audio::OutputOptions {
         jack_client_name: audio.jack_client_name.clone(),
         device: audio.device.clone(),
         sample_rate: audio.sample_rate,
-        buffer_frames: audio.buffer_size,
+        buffer_frames,
         record: config.record.clone(),
     }
 }

@@ -7,10 +7,11 @@ use crate::clients::ClientKey;
 use crate::ledger::Ledger;
 use chronus_dsp::{Command, Params};
 use chronus_osc::{OscMessage, OscTime, OscType, Peer};
-use chronus_shm::{CMD_CAPACITY, Region};
+use chronus_shm::{CMD_CAPACITY, Region, SLOTS, futex_wake};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// Groups waiting for room in the log.
 const BACKLOG_LIMIT: usize = 8192;
@@ -118,6 +119,9 @@ pub struct Publisher {
     speech: Vec<SpeechPublished>,
     sample_rate: u32,
     block_frames: u64,
+    /// When workers were last woken for commands due now: at most once in half a
+    /// block, so that a flood does not turn into as many wake-ups.
+    woken: Option<Instant>,
     pub counters: PublisherCounters,
 }
 
@@ -137,6 +141,7 @@ impl Publisher {
             speech: Vec::new(),
             sample_rate,
             block_frames: u64::from(block_frames),
+            woken: None,
             counters: PublisherCounters::default(),
         }
     }
@@ -205,6 +210,7 @@ impl Publisher {
             .copied()
             .chain(self.ledger.oldest_unstamped())
             .min();
+        let mut due_now = false;
         while let Some(group) = self.backlog.front() {
             let seq = log.tail();
             let end = seq + group.commands.len() as u64;
@@ -226,6 +232,7 @@ impl Publisher {
             let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
             log.publish_group(seq, group.min_frame, &payloads);
             let scheduled = (group.min_frame > self.frontier()).then_some(group.client);
+            due_now |= scheduled.is_none();
             for (i, ((command, message), bytes)) in
                 group.commands.into_iter().zip(encoded).enumerate()
             {
@@ -237,6 +244,26 @@ impl Publisher {
                 }
                 self.ledger.record(seq, command, bytes, message, scheduled);
             }
+        }
+        if due_now {
+            self.wake_workers();
+        }
+    }
+
+    /// Wakes sleeping workers to stamp what was just published: a command due now
+    /// lands where they have rendered to, not a block later when they next wake.
+    fn wake_workers(&mut self) {
+        let now = Instant::now();
+        let gap =
+            Duration::from_nanos(self.block_frames * 500_000_000 / u64::from(self.sample_rate));
+        if self.woken.is_some_and(|at| now.duration_since(at) < gap) {
+            return;
+        }
+        self.woken = Some(now);
+        for slot in 0..SLOTS {
+            let wake = &self.region.slot(slot).wake;
+            wake.fetch_add(1, Ordering::Release);
+            futex_wake(wake);
         }
     }
 

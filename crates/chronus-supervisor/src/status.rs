@@ -88,9 +88,14 @@ pub fn figures(sup: &Daemon) -> Vec<(&'static str, Figure)> {
         ),
         ("backend", Figure::Text(sup.backend.into())),
         ("sample_rate", int(u64::from(sup.config.audio.sample_rate))),
+        ("buffer_frames", int(u64::from(sup.buffer_frames))),
         (
             "block_frames",
-            int(u64::from(sup.config.audio.block_frames)),
+            int(u64::from(sup.region.geometry().block_frames)),
+        ),
+        (
+            "lookahead_frames",
+            int(sup.region.geometry().lookahead_frames),
         ),
         (
             "host",

@@ -6,13 +6,21 @@
 //! so it is reaped there and can die with the supervisor like any worker.
 
 use chronus_shm::Region;
-use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, fork, getppid, setpgid};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, getppid, setpgid};
 use std::time::{Duration, Instant};
 
 /// Forks a copy of this worker into `target`. Returns `Some(target)` in the copy,
-/// `None` in the original (whether or not the fork succeeded).
-pub fn fork_into(region: &Region, target: usize, supervisor: u32) -> Option<usize> {
+/// `None` in the original (whether or not the fork succeeded). The original does
+/// not wait for the intermediate process, which would stop its rendering for as
+/// long as the second fork takes: it is added to `intermediates` for
+/// [`reap_intermediates`].
+pub fn fork_into(
+    region: &Region,
+    target: usize,
+    supervisor: u32,
+    intermediates: &mut Vec<Pid>,
+) -> Option<usize> {
     if target >= chronus_shm::SLOTS {
         tracing::warn!(
             target,
@@ -28,18 +36,38 @@ pub fn fork_into(region: &Region, target: usize, supervisor: u32) -> Option<usiz
             None
         }
         Ok(ForkResult::Parent { child }) => {
-            // The intermediate exits at once; reaping it keeps no zombie behind.
-            let _ = waitpid(child, None);
+            intermediates.push(child);
             None
         }
-        // SAFETY: as above; the intermediate only forks again and _exits.
-        Ok(ForkResult::Child) => match unsafe { fork() } {
-            Ok(ForkResult::Child) => become_copy(region, target, supervisor),
-            // SAFETY: _exit skips atexit handlers and buffered-IO flushes that
-            // belong to the original process.
-            _ => unsafe { libc::_exit(0) },
-        },
+        Ok(ForkResult::Child) => {
+            // The intermediate and the copy run at normal priority until the copy
+            // holds its slot: at the survivor's priority they would compete with it
+            // for the CPUs while it is the only worker rendering.
+            chronus_shm::realtime::demote_current_thread();
+            // SAFETY: as above; the intermediate only forks again and _exits.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    // The original's intermediates are not the copy's children.
+                    intermediates.clear();
+                    become_copy(region, target, supervisor)
+                }
+                // SAFETY: _exit skips atexit handlers and buffered-IO flushes that
+                // belong to the original process.
+                _ => unsafe { libc::_exit(0) },
+            }
+        }
     }
+}
+
+/// Reaps the intermediates of earlier forks that have exited (they exit at once),
+/// so that no zombie stays behind; never waits.
+pub fn reap_intermediates(intermediates: &mut Vec<Pid>) {
+    intermediates.retain(|&pid| {
+        matches!(
+            waitpid(pid, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        )
+    });
 }
 
 fn become_copy(region: &Region, target: usize, supervisor: u32) -> Option<usize> {
@@ -68,6 +96,9 @@ fn become_copy(region: &Region, target: usize, supervisor: u32) -> Option<usize>
         unsafe { libc::_exit(0) };
     }
     let _ = setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+    // The original ran at this priority, so it is allowed (and if it was refused
+    // there, it is refused here the same way, already reported).
+    let _ = chronus_shm::realtime::promote_current_thread(chronus_shm::realtime::WORKER_PRIORITY);
     region
         .slot(target)
         .heartbeat

@@ -39,7 +39,6 @@ pub enum Exit {
 /// Longest sleep between loop turns: bounds heartbeat gaps (hang detection
 /// allows 10 ms at the least) and how late a fork request is seen.
 const MAX_SLEEP: Duration = Duration::from_millis(5);
-const MIN_SLEEP: Duration = Duration::from_micros(500);
 
 /// The span every log line of this worker carries: slot, role and pid, renewed
 /// when the role changes or a fork copy takes another slot.
@@ -109,9 +108,8 @@ pub fn run(fd: OwnedFd, slot: usize, corrupt_frame: Option<u64>) -> Result<Exit,
     renderer.take_slot(&region, slot);
     tracing::debug!(slot, frame = renderer.frame(), "worker rendering");
 
-    let sample_rate = u64::from(region.geometry().sample_rate);
     let lookahead = region.geometry().lookahead_frames;
-    let block_frames = u64::from(region.geometry().block_frames);
+    let mut intermediates = Vec::new();
     loop {
         label.refresh(&region, slot);
         let me = region.slot(slot);
@@ -119,10 +117,13 @@ pub fn run(fd: OwnedFd, slot: usize, corrupt_frame: Option<u64>) -> Result<Exit,
         if nix::unistd::getppid().as_raw() as u32 != supervisor {
             return Ok(Exit::Orphaned);
         }
+        fork::reap_intermediates(&mut intermediates);
         let wake = me.wake.load(Ordering::Acquire);
         let request = me.fork_request.swap(0, Ordering::AcqRel);
         if request != 0 {
-            if let Some(new_slot) = fork::fork_into(&region, request as usize - 1, supervisor) {
+            let target = request as usize - 1;
+            if let Some(new_slot) = fork::fork_into(&region, target, supervisor, &mut intermediates)
+            {
                 slot = new_slot;
                 renderer.take_slot(&region, slot);
                 tracing::debug!(
@@ -139,13 +140,10 @@ pub fn run(fd: OwnedFd, slot: usize, corrupt_frame: Option<u64>) -> Result<Exit,
             renderer.render_block(&region, slot)?;
             continue;
         }
-        // Sleep until the device has consumed enough to need the next block,
-        // or until the supervisor wakes us.
-        // Wait for room for a whole block, not a frame: the device takes frames in
-        // buffers, so waking for less only burns CPU.
-        let frames_ahead = next + block_frames - (play + lookahead);
-        let sleep = Duration::from_micros(frames_ahead * 1_000_000 / sample_rate)
-            .clamp(MIN_SLEEP, MAX_SLEEP);
-        futex_wait(&me.wake, wake, sleep);
+        // Woken for a command due now: stamp it where rendering stands.
+        renderer.ingest_waiting(&region, slot)?;
+        // Sleep until the device takes frames (its callback wakes us), the
+        // supervisor wakes us, or the heartbeat is due.
+        futex_wait(&me.wake, wake, MAX_SLEEP);
     }
 }

@@ -100,6 +100,16 @@ impl Renderer {
         Ok(())
     }
 
+    /// Reads log records published since the last block, without starting one:
+    /// commands due now are stamped at the first frame not rendered yet (or later,
+    /// where another worker has claimed), not a block later.
+    pub fn ingest_waiting(&mut self, region: &Region, slot: usize) -> Result<(), WorkerError> {
+        if region.log().tail() == self.cursor {
+            return Ok(());
+        }
+        self.ingest(region, slot, self.frame())
+    }
+
     /// Renders the next block into `slot`'s ring, applying each command exactly
     /// at its stamped frame.
     pub fn render_block(&mut self, region: &Region, slot: usize) -> Result<(), WorkerError> {

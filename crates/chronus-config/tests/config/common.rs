@@ -173,3 +173,41 @@ pub fn non_utf8() -> OsString {
     use std::os::unix::ffi::OsStringExt as _;
     OsString::from_vec(vec![b'x', 0xff])
 }
+
+/// `auto` (any case) in a later layer undoes a number in an earlier one, and the file
+/// may say `"auto"` itself.
+pub fn check_auto_beats_a_number(key: &str, var: &str, get: impl Fn(&Config) -> Option<u32>) {
+    let path = write_config(&file_name(key, "auto"), &toml_setting(key, "64"));
+    let mut sources = Sources {
+        config_file: Some(path),
+        ..Sources::default()
+    };
+    assert_eq!(
+        get(&load_ok(&sources).config),
+        Some(64),
+        "{key} from the file"
+    );
+    sources.env = env(&[(var, "AUTO")]);
+    assert_eq!(
+        get(&load_ok(&sources).config),
+        None,
+        "{key} = auto from {var}"
+    );
+    sources.env = env(&[]);
+    sources.overrides = overrides(&[(key, "auto")]);
+    assert_eq!(
+        get(&load_ok(&sources).config),
+        None,
+        "{key} = auto from an override"
+    );
+    let path = write_config(&file_name(key, "auto-file"), &toml_setting(key, "\"auto\""));
+    let sources = Sources {
+        config_file: Some(path),
+        ..Sources::default()
+    };
+    assert_eq!(
+        get(&load_ok(&sources).config),
+        None,
+        "{key} = \"auto\" in the file"
+    );
+}

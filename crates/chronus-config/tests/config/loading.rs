@@ -440,7 +440,7 @@ fn legacy_variables_without_effect_warn_naming_the_replacement() {
 #[test]
 fn legacy_lead_target_converts_buffers_to_lookahead_blocks() {
     let loaded = load_ok(&env_sources(&[("CHRONUS_LEAD_TARGET", "3")]));
-    assert_eq!(loaded.config.audio.lookahead_blocks, 3);
+    assert_eq!(loaded.config.audio.lookahead_blocks, Some(3));
     assert_eq!(
         loaded.source_of("audio.lookahead_blocks"),
         Some(&Source::Env("CHRONUS_LEAD_TARGET".into()))
@@ -462,17 +462,17 @@ fn legacy_lead_target_uses_the_final_buffer_and_block_sizes() {
     let (_, mut sources) = file_sources("lead-sizes", "[audio]\nbuffer_size = 512\n");
     sources.env = env(&[("CHRONUS_LEAD_TARGET", "3")]);
     sources.overrides = overrides(&[("audio.block_frames", "128")]);
-    assert_eq!(load_ok(&sources).config.audio.lookahead_blocks, 12);
+    assert_eq!(load_ok(&sources).config.audio.lookahead_blocks, Some(12));
     // 1536 frames are 2.4 blocks of 640: rounded up, never short of the old lead.
     sources.overrides = overrides(&[("audio.block_frames", "640")]);
-    assert_eq!(load_ok(&sources).config.audio.lookahead_blocks, 3);
+    assert_eq!(load_ok(&sources).config.audio.lookahead_blocks, Some(3));
 }
 
 #[test]
 fn legacy_lead_target_is_clamped_to_the_lookahead_range() {
     for (buffers, blocks, exact) in [("1", 2, 1), ("100", 64, 100)] {
         let loaded = load_ok(&env_sources(&[("CHRONUS_LEAD_TARGET", buffers)]));
-        assert_eq!(loaded.config.audio.lookahead_blocks, blocks);
+        assert_eq!(loaded.config.audio.lookahead_blocks, Some(blocks));
         assert!(
             loaded.warnings[0].contains(&format!(
                 "audio.lookahead_blocks = {blocks} (blocks of 256 frames; \
@@ -488,14 +488,14 @@ fn legacy_lead_target_is_clamped_to_the_lookahead_range() {
 fn legacy_lead_target_beats_the_file_but_not_lookahead_blocks() {
     let (_, mut sources) = file_sources("lead-file", "[audio]\nlookahead_blocks = 8\n");
     sources.env = env(&[("CHRONUS_LEAD_TARGET", "5")]);
-    assert_eq!(load_ok(&sources).config.audio.lookahead_blocks, 5);
+    assert_eq!(load_ok(&sources).config.audio.lookahead_blocks, Some(5));
 
     sources.env = env(&[
         ("CHRONUS_LEAD_TARGET", "5"),
         ("CHRONUS_LOOKAHEAD_BLOCKS", "6"),
     ]);
     let loaded = load_ok(&sources);
-    assert_eq!(loaded.config.audio.lookahead_blocks, 6);
+    assert_eq!(loaded.config.audio.lookahead_blocks, Some(6));
     assert_eq!(
         loaded.warnings,
         [
@@ -507,7 +507,7 @@ fn legacy_lead_target_beats_the_file_but_not_lookahead_blocks() {
     sources.env = env(&[("CHRONUS_LEAD_TARGET", "5")]);
     sources.overrides = overrides(&[("audio.lookahead_blocks", "7")]);
     let loaded = load_ok(&sources);
-    assert_eq!(loaded.config.audio.lookahead_blocks, 7);
+    assert_eq!(loaded.config.audio.lookahead_blocks, Some(7));
     assert_eq!(
         loaded.warnings,
         [

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use chronus_config::{Backend, Cidr, LateBundles, TtsProtocol};
 
 use crate::common::{
-    check_invalid_env, check_invalid_file, check_invalid_override, check_layers, non_utf8, os,
+    check_auto_beats_a_number, check_invalid_env, check_invalid_file, check_invalid_override,
+    check_layers, non_utf8, os,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -253,33 +254,43 @@ fn audio_sample_rate() {
 
 #[test]
 fn audio_buffer_size() {
-    let accepted = "an integer from 16 to 8192";
+    let accepted = "auto or an integer from 16 to 8192";
     check_layers(
         "audio.buffer_size",
         "CHRONUS_BUFFER_SIZE",
         |c| c.audio.buffer_size,
-        256,
-        ("512", 512),
-        ("16", 16),
-        ("8192", 8192),
+        None,
+        ("512", Some(512)),
+        ("16", Some(16)),
+        ("8192", Some(8192)),
     );
-    check_invalid_env("CHRONUS_BUFFER_SIZE", accepted, &os(&["15", "8193"]));
-    check_invalid_file("audio.buffer_size", accepted, &["15", "8193"]);
+    check_auto_beats_a_number("audio.buffer_size", "CHRONUS_BUFFER_SIZE", |c| {
+        c.audio.buffer_size
+    });
+    check_invalid_env(
+        "CHRONUS_BUFFER_SIZE",
+        accepted,
+        &os(&["15", "8193", "automatic"]),
+    );
+    check_invalid_file("audio.buffer_size", accepted, &["15", "8193", "\"big\""]);
     check_invalid_override("audio.buffer_size", accepted, &["big"]);
 }
 
 #[test]
 fn audio_block_frames() {
-    let accepted = "an integer from 16 to 4096";
+    let accepted = "auto or an integer from 16 to 4096";
     check_layers(
         "audio.block_frames",
         "CHRONUS_BLOCK_FRAMES",
         |c| c.audio.block_frames,
-        256,
-        ("128", 128),
-        ("4096", 4096),
-        ("16", 16),
+        None,
+        ("128", Some(128)),
+        ("4096", Some(4096)),
+        ("16", Some(16)),
     );
+    check_auto_beats_a_number("audio.block_frames", "CHRONUS_BLOCK_FRAMES", |c| {
+        c.audio.block_frames
+    });
     check_invalid_env("CHRONUS_BLOCK_FRAMES", accepted, &os(&["7", "4097"]));
     check_invalid_file("audio.block_frames", accepted, &["7", "4097"]);
     check_invalid_override("audio.block_frames", accepted, &["0"]);
@@ -287,16 +298,19 @@ fn audio_block_frames() {
 
 #[test]
 fn audio_lookahead_blocks() {
-    let accepted = "an integer from 2 to 64";
+    let accepted = "auto or an integer from 2 to 64";
     check_layers(
         "audio.lookahead_blocks",
         "CHRONUS_LOOKAHEAD_BLOCKS",
         |c| c.audio.lookahead_blocks,
-        4,
-        ("8", 8),
-        ("64", 64),
-        ("2", 2),
+        None,
+        ("8", Some(8)),
+        ("64", Some(64)),
+        ("2", Some(2)),
     );
+    check_auto_beats_a_number("audio.lookahead_blocks", "CHRONUS_LOOKAHEAD_BLOCKS", |c| {
+        c.audio.lookahead_blocks
+    });
     check_invalid_env("CHRONUS_LOOKAHEAD_BLOCKS", accepted, &os(&["1", "65"]));
     check_invalid_file("audio.lookahead_blocks", accepted, &["1", "65"]);
     check_invalid_override("audio.lookahead_blocks", accepted, &["four"]);

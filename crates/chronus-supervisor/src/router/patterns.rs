@@ -89,7 +89,7 @@ fn publish(d: &mut Daemon, from: Peer, params: &Params, immediate: bool) -> Resu
         // worker stamps it at exactly the bar line.
         let play = header.clock.play_frame.load(Ordering::Acquire);
         let lookahead = header.lookahead_frames.load(Ordering::Relaxed);
-        let bf = u64::from(d.config.audio.block_frames);
+        let bf = u64::from(d.region.geometry().block_frames);
         let margin = 2 * bf + u64::from(d.config.audio.sample_rate) / 100;
         let earliest = frontier.max(play + lookahead) + margin;
         let bar = seq.next_bar_frame(earliest, d.config.audio.sample_rate);

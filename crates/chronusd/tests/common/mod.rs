@@ -25,9 +25,9 @@ pub struct Daemon {
 
 pub type Status = HashMap<String, OscType>;
 
-/// How far workers render ahead in end-to-end tests (16 blocks of 256 frames, 85 ms
-/// at 48 kHz), unless a test sets `CHRONUS_LOOKAHEAD_BLOCKS` itself.
-pub const TEST_LOOKAHEAD_BLOCKS: &str = "16";
+/// How far workers render ahead in end-to-end tests (32 of the null clock's blocks of
+/// 128 frames, 85 ms at 48 kHz), unless a test sets `CHRONUS_LOOKAHEAD_BLOCKS` itself.
+pub const TEST_LOOKAHEAD_BLOCKS: &str = "32";
 
 /// A fresh scratch directory for this test run, left in place for inspection.
 pub fn scratch(name: &str) -> PathBuf {
