@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// "CHRONUS\0": the first word of a region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\0");
 /// Bumped whenever the layout changes; a worker refuses a region of another version.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 /// Interleaved output channels in every ring block.
 pub const CHANNELS: usize = 2;
 /// Worker slots: slot 0 starts as primary, slot 1 as hot standby.
@@ -40,6 +40,9 @@ pub struct Header {
     /// Threads refused SCHED_FIFO, as [`REALTIME_DENIED_AUDIO`] and
     /// [`REALTIME_DENIED_WORKER`] bits; the supervisor warns once per run.
     pub realtime_denied: AtomicU32,
+    /// Longest a worker sleeps between heartbeats when nothing wakes it, in
+    /// microseconds (a fraction of the hang timeout; 0 until the supervisor sets it).
+    pub heartbeat_us: AtomicU32,
 }
 
 /// [`Header::realtime_denied`]: the audio thread runs at normal priority.

@@ -23,14 +23,6 @@ pub fn promote_current_thread(priority: i32) -> io::Result<()> {
     }
 }
 
-/// Moves the calling thread back to normal scheduling (always allowed).
-pub fn demote_current_thread() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: as in `promote_current_thread`; leaving SCHED_FIFO needs no privilege,
-    // so the result is not checked.
-    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_OTHER, &param) };
-}
-
 /// Locks current and future memory, so page faults never stall the audio path.
 /// Refused unless RLIMIT_MEMLOCK is unlimited or the process holds CAP_IPC_LOCK:
 /// with a finite limit, locking future memory would turn ordinary allocations

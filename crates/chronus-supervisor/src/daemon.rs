@@ -156,6 +156,13 @@ pub struct Parts {
     pub gate: Arc<limits::SenderGate>,
 }
 
+/// Tells the workers how long they may sleep without a heartbeat: a quarter of the
+/// hang timeout, from 2 to 50 ms (they are woken at once for anything else).
+pub fn publish_heartbeat(config: &Config, region: &Region) {
+    let us = (config.workers.hang_timeout_ms.saturating_mul(250)).clamp(2_000, 50_000);
+    region.header().heartbeat_us.store(us, Ordering::Relaxed);
+}
+
 pub fn pool_config(config: &Config, region: &Region) -> PoolConfig {
     let bf = u64::from(region.geometry().block_frames);
     let w = &config.workers;
@@ -172,6 +179,7 @@ impl Daemon {
     pub fn new(parts: Parts) -> Daemon {
         let now = Instant::now();
         let pool = Pool::new(pool_config(&parts.config, &parts.region), now);
+        publish_heartbeat(&parts.config, &parts.region);
         Daemon {
             namespace: crate::control::namespace(parts.config.engine.num_voices),
             config: parts.config,
@@ -223,7 +231,22 @@ impl Daemon {
             if let Some(result) = self.handle(sources.next()) {
                 return result;
             }
+            sources.set_tick(self.tick_interval());
         }
+    }
+
+    /// How often the loop needs its periodic work: often while something is under
+    /// way that the tick drives (a restore, a start or stop, syncs or a backlog
+    /// waiting, speech playing), seldom otherwise. Failover does not wait for a
+    /// tick: a worker's exit is an event of its own.
+    fn tick_interval(&self) -> Duration {
+        let busy = !matches!(self.phase, Phase::Running)
+            || self.pool.lockstep_count() < SLOTS
+            || self.publisher.has_backlog()
+            || self.publisher.has_syncs()
+            || self.desk.playing.is_some()
+            || !self.desk.queue.is_empty();
+        if busy { crate::TICK } else { crate::IDLE_TICK }
     }
 
     /// One event; `Some` when the daemon should exit.
@@ -837,6 +860,7 @@ impl Daemon {
         if key.starts_with("workers.") {
             self.pool
                 .set_config(pool_config(&self.config, &self.region));
+            publish_heartbeat(&self.config, &self.region);
         }
         true
     }

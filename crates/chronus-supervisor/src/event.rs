@@ -50,6 +50,9 @@ pub struct Sources {
     spawns: Receiver<SpawnJob>,
     speech: Receiver<SpeechEvent>,
     ticker: Receiver<Instant>,
+    /// The tick's period now, and when the armed tick is due.
+    interval: Duration,
+    due: Instant,
 }
 
 impl Sources {
@@ -67,8 +70,28 @@ impl Sources {
             osc,
             spawns: spawns.unwrap_or_else(never),
             speech: speech.unwrap_or_else(never),
-            ticker: crossbeam_channel::tick(tick),
+            ticker: crossbeam_channel::after(tick),
+            interval: tick,
+            due: Instant::now() + tick,
         }
+    }
+
+    /// Ticks every `interval` from now on; a shorter one than the armed tick's takes
+    /// effect at once.
+    pub fn set_tick(&mut self, interval: Duration) {
+        if interval == self.interval {
+            return;
+        }
+        self.interval = interval;
+        let now = Instant::now();
+        if now + interval < self.due {
+            self.arm(now);
+        }
+    }
+
+    fn arm(&mut self, now: Instant) {
+        self.due = now + self.interval;
+        self.ticker = crossbeam_channel::at(self.due);
     }
 
     /// Waits for the next event. A source whose senders are all gone is dropped from
@@ -95,7 +118,11 @@ impl Sources {
                 // The time it is handled, not the time the tick was due: after the
                 // loop was held up (a device opening), a due time long past would make
                 // every heartbeat look that old.
-                recv(self.ticker) -> _ => return Event::Tick(Instant::now()),
+                recv(self.ticker) -> _ => {
+                    let now = Instant::now();
+                    self.arm(now);
+                    return Event::Tick(now);
+                }
             }
         }
     }

@@ -103,8 +103,10 @@ pub struct RunOptions {
 pub type ReloadConfig = Box<dyn FnMut() -> Result<Config, String>>;
 pub type SetLogFilter = Box<dyn Fn(&str) -> Result<(), String>>;
 
-/// How often the loop does its periodic work.
+/// How often the loop does its periodic work while something is under way, and
+/// otherwise (hang detection, viz, the watchdog and device checks need no more).
 const TICK: Duration = Duration::from_millis(2);
+const IDLE_TICK: Duration = Duration::from_millis(10);
 /// OSC packets waiting for the loop, from every sender together (each sender's rate
 /// is limited before its packets take a place here).
 const OSC_QUEUE: usize = 4096;

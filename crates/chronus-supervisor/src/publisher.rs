@@ -272,6 +272,11 @@ impl Publisher {
         std::mem::take(&mut self.speech)
     }
 
+    /// Whether a `/chronus/sync` waits for its answer.
+    pub fn has_syncs(&self) -> bool {
+        !self.syncs.is_empty()
+    }
+
     /// Whether anything waits for room in the log.
     pub fn has_backlog(&self) -> bool {
         !self.backlog.is_empty()

@@ -40,10 +40,6 @@ pub fn fork_into(
             None
         }
         Ok(ForkResult::Child) => {
-            // The intermediate and the copy run at normal priority until the copy
-            // holds its slot: at the survivor's priority they would compete with it
-            // for the CPUs while it is the only worker rendering.
-            chronus_shm::realtime::demote_current_thread();
             // SAFETY: as above; the intermediate only forks again and _exits.
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
@@ -96,9 +92,6 @@ fn become_copy(region: &Region, target: usize, supervisor: u32) -> Option<usize>
         unsafe { libc::_exit(0) };
     }
     let _ = setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
-    // The original ran at this priority, so it is allowed (and if it was refused
-    // there, it is refused here the same way, already reported).
-    let _ = chronus_shm::realtime::promote_current_thread(chronus_shm::realtime::WORKER_PRIORITY);
     region
         .slot(target)
         .heartbeat

@@ -36,8 +36,9 @@ pub enum Exit {
     Orphaned,
 }
 
-/// Longest sleep between loop turns: bounds heartbeat gaps (hang detection
-/// allows 10 ms at the least) and how late a fork request is seen.
+/// Longest sleep between loop turns when nothing wakes the worker, unless the
+/// supervisor set another (`Header::heartbeat_us`): it bounds heartbeat gaps. The
+/// device's callbacks, fork requests and new commands wake it at once.
 const MAX_SLEEP: Duration = Duration::from_millis(5);
 
 /// The span every log line of this worker carries: slot, role and pid, renewed
@@ -144,6 +145,12 @@ pub fn run(fd: OwnedFd, slot: usize, corrupt_frame: Option<u64>) -> Result<Exit,
         renderer.ingest_waiting(&region, slot)?;
         // Sleep until the device takes frames (its callback wakes us), the
         // supervisor wakes us, or the heartbeat is due.
-        futex_wait(&me.wake, wake, MAX_SLEEP);
+        let heartbeat = region.header().heartbeat_us.load(Ordering::Relaxed);
+        let sleep = if heartbeat == 0 {
+            MAX_SLEEP
+        } else {
+            Duration::from_micros(u64::from(heartbeat))
+        };
+        futex_wait(&me.wake, wake, sleep);
     }
 }
