@@ -2,7 +2,8 @@
 //! audio callback handing its first sample to the sound system, per host and period.
 //!
 //! Each trial sends `/gate/voice1 1` untimed at a known instant, closes the gate,
-//! then opens it again in a bundle timetagged a known instant ahead. The daemon
+//! then opens it again in a bundle timetagged a known instant ahead (twice the
+//! lookahead and 10 ms). The daemon
 //! places a timetag on the frame being handed to the device at that instant, so
 //! the timed note's first frame in the daemon's own recording (`CHRONUS_RECORD`,
 //! exactly what the callback handed over) ties frames to the clock; the untimed
@@ -19,8 +20,10 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 const RATE: u32 = 48_000;
-/// How far ahead the timed reference note is scheduled: far beyond any lookahead.
-const REFERENCE_AHEAD: Duration = Duration::from_millis(200);
+/// How far beyond twice the lookahead the timed reference note is scheduled: safely
+/// past what is rendered, and close, because the daemon places a timetag by the
+/// nominal rate and a device clock a few percent off would otherwise skew the tie.
+const REFERENCE_MARGIN: Duration = Duration::from_millis(10);
 /// How long each note is held and how long the release then has to reach silence.
 const HOLD: Duration = Duration::from_millis(60);
 const QUIET: Duration = Duration::from_millis(120);
@@ -58,6 +61,10 @@ pub struct LatencyRun {
     pub block_frames: i64,
     pub lookahead_frames: i64,
     pub latencies_ms: Vec<f64>,
+    /// The same, to the start of the callback that handed the note's first frame over
+    /// (callbacks taken to start every device buffer from frame 0, as on the null
+    /// clock, ALSA and JACK; PulseAudio and PipeWire may call back with other sizes).
+    pub handover_ms: Vec<f64>,
     pub underrun_frames: i64,
 }
 
@@ -151,6 +158,8 @@ fn measure(
     }
     wait_for_real_time(&mut d)?;
     let before = d.status()?;
+    let lookahead = before.int("lookahead_frames")? as f64 / f64::from(RATE);
+    let reference_ahead = Duration::from_secs_f64(2.0 * lookahead) + REFERENCE_MARGIN;
     // (untimed send instant, timed reference instant) per trial.
     let mut sent = Vec::with_capacity(notes);
     for _ in 0..notes {
@@ -159,13 +168,13 @@ fn measure(
         std::thread::sleep(HOLD);
         send(&gate(0))?;
         std::thread::sleep(QUIET);
-        let reference = SystemTime::now() + REFERENCE_AHEAD;
+        let reference = SystemTime::now() + reference_ahead;
         send(&OscPacket::Bundle(OscBundle {
             timetag: chronus_osc::system_time_to_timetag(reference)
                 .context("the clock is before 1900")?,
             content: vec![gate(1)],
         }))?;
-        std::thread::sleep(REFERENCE_AHEAD + HOLD);
+        std::thread::sleep(reference_ahead + HOLD);
         send(&gate(0))?;
         std::thread::sleep(QUIET);
         sent.push((untimed, reference));
@@ -192,7 +201,8 @@ fn measure(
             2 * notes
         );
     }
-    let latencies_ms = sent
+    let buffer_frames = after.int("buffer_frames")?;
+    let latencies_ms: Vec<f64> = sent
         .iter()
         .zip(onsets.chunks(2))
         .map(|(&(untimed, reference), pair)| {
@@ -204,13 +214,22 @@ fn measure(
             (between - frames) * 1000.0
         })
         .collect();
+    let handover_ms = latencies_ms
+        .iter()
+        .zip(onsets.chunks(2))
+        .map(|(ms, pair)| {
+            let into_buffer = (pair[0] as i64 % buffer_frames.max(1)) as f64;
+            ms - into_buffer * 1000.0 / f64::from(RATE)
+        })
+        .collect();
     Ok(LatencyRun {
         target,
         asked,
-        buffer_frames: after.int("buffer_frames")?,
+        buffer_frames,
         block_frames: after.int("block_frames")?,
         lookahead_frames: after.int("lookahead_frames")?,
         latencies_ms,
+        handover_ms,
         underrun_frames: after.int("underrun_frames")? - before.int("underrun_frames")?,
     })
 }

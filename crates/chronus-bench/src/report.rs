@@ -1265,31 +1265,38 @@ pub fn render_latency(ctx: &Context, bench: &crate::latency::LatencyBench) -> St
          host's default; jackd then runs at its own default period, 1024), block and \
          lookahead at their defaults for it (as status reports them)\n\
          - {} notes per row: `/gate/voice1 1` sent untimed over UDP from 127.0.0.1, then a \
-         reference note timetagged 200 ms ahead; the daemon's recording (what its callback \
+         reference note timetagged twice the lookahead and 10 ms ahead; the daemon's recording (what its callback \
          handed the device) ties the untimed note's first frame to the clock\n",
         bench.notes
     );
     let _ = writeln!(
         r,
-        "Latency runs from the send to the audio callback handing the note's first sample \
-         to the sound system; the server's own buffering comes after it. Periods = latency / \
-         (device buffer / 48 kHz).\n"
+        "Two ends are given. *Place in the stream*: from the send to the instant the note's \
+         first frame is handed to the sound system if the callback's buffer is spread over its \
+         period (what a listener hears, less the server's own buffering). *Hand-over*: from \
+         the send to the start of the callback that hands that frame over (scsynth's \
+         \"one period\" is counted this way; callbacks are taken to start every device buffer \
+         from frame 0, which holds for the null clock, ALSA and JACK, not always for \
+         PulseAudio and PipeWire). Periods = latency / (device buffer / 48 kHz).\n"
     );
     let _ = writeln!(
         r,
-        "| Host | `CHRONUS_BUFFER_SIZE` | Device buffer | Block | Lookahead | Median (ms) | Max (ms) | \
-         Median (periods) | Max (periods) | `underrun_frames` |"
+        "| Host | `CHRONUS_BUFFER_SIZE` | Device buffer | Block | Lookahead | Stream: median / max (ms) | \
+         Stream: median / max (periods) | Hand-over: median / max (periods) | `underrun_frames` |"
     );
-    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for run in &bench.runs {
-        let mut sorted = run.latencies_ms.clone();
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let median_max = |v: &[f64]| {
+        let mut sorted = v.to_vec();
         sorted.sort_by(f64::total_cmp);
-        let median = sorted[sorted.len() / 2];
-        let max = sorted[sorted.len() - 1];
+        (sorted[sorted.len() / 2], sorted[sorted.len() - 1])
+    };
+    for run in &bench.runs {
+        let (median, max) = median_max(&run.latencies_ms);
+        let (h_median, h_max) = median_max(&run.handover_ms);
         let period_ms = run.buffer_frames as f64 * 1000.0 / 48_000.0;
         let _ = writeln!(
             r,
-            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} |",
             run.target.name(),
             run.asked.map_or("auto".to_string(), |p| p.to_string()),
             run.buffer_frames,
@@ -1299,6 +1306,8 @@ pub fn render_latency(ctx: &Context, bench: &crate::latency::LatencyBench) -> St
             max,
             median / period_ms,
             max / period_ms,
+            h_median / period_ms,
+            h_max / period_ms,
             run.underrun_frames
         );
     }
