@@ -220,7 +220,14 @@ struct Writer {
 impl Writer {
     fn run(mut self, requests: &Receiver<Request>) -> Option<TakeEvent> {
         loop {
-            match requests.recv_timeout(POLL) {
+            // Without a take nothing reaches the ring (a stop waits for the audio
+            // thread to acknowledge it): sleep until the next request.
+            let request = if self.take.is_some() {
+                requests.recv_timeout(POLL)
+            } else {
+                requests.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            };
+            match request {
                 Ok(Request::Start(path)) => {
                     let event = self.start(path);
                     let _ = self.events.send(event);
