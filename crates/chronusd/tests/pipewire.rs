@@ -5,6 +5,7 @@
 
 mod common;
 
+use chronus_osc::OscType;
 use common::drill::*;
 use common::pipewire::PipeWire;
 use common::*;
@@ -49,4 +50,68 @@ fn tone_through_pipewire_natively_survives_kills_and_hangs_without_a_glitch() {
     let right: Vec<f32> = samples.chunks_exact(2).map(|f| f[1]).collect();
     // PipeWire carries floats end to end here.
     assert_continuous_tone(&left, &right, 1e-6);
+}
+
+/// The server crashes while music plays and comes back: the daemon carries the
+/// timeline on its null clock, says so, reconnects, and the workers were never
+/// touched.
+#[test]
+fn killing_and_restarting_pipewire_keeps_the_timeline_and_plays_on() {
+    let dir = scratch("pipewire-restart");
+    let Some(mut pw) = PipeWire::start(&dir) else {
+        return;
+    };
+    let mut d = Daemon::start(
+        "pipewire-restart-daemon",
+        &[
+            pw.env(),
+            ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
+            ("CHRONUS_AUDIO_HOST", "pipewire".into()),
+            ("CHRONUS_AUDIO_DEVICE", "chronus".into()),
+        ],
+    );
+    let events = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    send_from(&events, d.osc, "/chronus/notify", vec![OscType::Int(1)]);
+    expect_at(&events, "/chronus/done", "the subscription");
+    play_tone(&d);
+    std::thread::sleep(Duration::from_millis(700));
+
+    pw.kill_server();
+    let lost = d.wait_until("the device lost", Duration::from_secs(10), |s| {
+        long(s, "device_lost") == 1
+    });
+    expect_at(&events, "/chronus/device/lost", "the loss event");
+    let frames = long(&lost, "frames");
+    d.wait_until(
+        "frames advancing on the null clock",
+        Duration::from_secs(5),
+        |s| long(s, "frames") > frames + 4800,
+    );
+
+    pw.restart_server();
+    let back = d.wait_until("the device back", Duration::from_secs(15), |s| {
+        long(s, "device_lost") == 0
+    });
+    expect_at(&events, "/chronus/device/back", "the return event");
+    assert_eq!(string(&back, "host"), "pipewire");
+    let wav = dir.join("after.wav");
+    let mut rec = pw.record(&wav);
+    std::thread::sleep(Duration::from_millis(3000));
+    signal(rec.id() as i32, libc::SIGINT);
+    let _ = rec.wait();
+
+    let s = d.status();
+    assert_eq!(long(&s, "device_losses"), 1, "log:\n{}", d.log());
+    assert_eq!(long(&s, "restores"), 0, "log:\n{}", d.log());
+    assert_eq!(long(&s, "failovers"), 0);
+    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let (rate, samples) = read_wav(&wav);
+    assert_eq!(rate, 48_000);
+    let left: Vec<f32> = samples.chunks_exact(2).map(|f| f[0]).collect();
+    assert!(
+        left.iter().filter(|x| x.abs() > 0.1).count() > 48_000,
+        "the tone plays on through the restarted server"
+    );
 }

@@ -70,29 +70,56 @@ impl PipeWire {
             bus: address,
             dir: dir.to_owned(),
         };
+        pw.start_server();
+        Some(pw)
+    }
+
+    /// Starts the server and the session manager and waits until both answer.
+    fn start_server(&mut self) {
+        let log = |name: &str| std::fs::File::create(self.dir.join(name)).unwrap();
         for (program, log_name) in [
             ("pipewire", "pipewire.log"),
             ("wireplumber", "wireplumber.log"),
         ] {
-            let child = pw
+            let child = self
                 .command(program)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log(log_name))
                 .spawn()
                 .unwrap_or_else(|e| panic!("{program} starts: {e}"));
-            pw.children.push(child);
+            self.children.push(child);
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !pw.ready(program) {
+            while !self.ready(program) {
                 assert!(
                     Instant::now() < deadline,
                     "{program} did not come up; see {}",
-                    dir.join(log_name).display()
+                    self.dir.join(log_name).display()
                 );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        Some(pw)
+    }
+
+    /// Kills the server and the session manager (the bus stays), as a crash would.
+    pub fn kill_server(&mut self) {
+        for mut child in self.children.drain(1..).rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server and the session manager again, on the same socket.
+    pub fn restart_server(&mut self) {
+        for stale in [
+            "pipewire-0",
+            "pipewire-0.lock",
+            "pipewire-0-manager",
+            "pipewire-0-manager.lock",
+        ] {
+            let _ = std::fs::remove_file(self.dir.join("runtime").join(stale));
+        }
+        self.start_server();
     }
 
     /// A command that reaches this PipeWire and this bus only.
