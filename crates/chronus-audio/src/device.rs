@@ -568,33 +568,41 @@ fn pipewire_running() -> bool {
     socket.is_some_and(|socket| std::os::unix::net::UnixStream::connect(socket).is_ok())
 }
 
-/// The device period a sound server imposes (JACK's), when `choice` resolves to one;
-/// the rings and the lookahead are sized for it before the device opens.
-pub fn server_period(choice: HostChoice) -> Option<u32> {
-    (resolve_host(choice) == HostChoice::Jack)
-        .then(crate::jack::server_period)
-        .flatten()
+/// The device buffer a run asks of its sound system, unless set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostBuffer {
+    pub frames: u32,
+    /// Why that many, for the log.
+    pub why: &'static str,
+    /// The server decides (JACK's period): a set `audio.buffer_size` does not apply.
+    pub fixed: bool,
 }
 
 /// The device buffer that plays clean on the sound system `choice` resolves to, on
-/// a busy two-core box (BENCHMARKS.md, "Sound systems"), with the reason: JACK's
-/// server period (it decides), 1024 frames on PulseAudio, 512 on ALSA unless the
-/// device is a hardware one (`hw:`, `plughw:`), 256 on PipeWire and hardware.
-pub fn default_buffer(choice: HostChoice, device: Option<&str>) -> (u32, &'static str) {
-    match resolve_host(choice) {
+/// a busy two-core box (BENCHMARKS.md, "Sound systems"): JACK's server period (it
+/// decides), 1024 frames on PulseAudio, 512 on ALSA unless the device is a hardware
+/// one (`hw:`, `plughw:`), 256 on PipeWire and hardware. Known before the device
+/// opens, so the rings and the lookahead are sized for it.
+pub fn host_buffer(choice: HostChoice, device: Option<&str>) -> HostBuffer {
+    let (frames, why, fixed) = match resolve_host(choice) {
         HostChoice::Jack => match crate::jack::server_period() {
-            Some(period) => (period, "the JACK server's period"),
-            None => (256, "the JACK server did not answer"),
+            Some(period) => (period, "the JACK server's period", true),
+            None => (256, "the JACK server did not answer", false),
         },
-        HostChoice::PulseAudio => (1024, "PulseAudio"),
-        HostChoice::PipeWire => (256, "PipeWire"),
+        HostChoice::PulseAudio => (1024, "PulseAudio", false),
+        HostChoice::PipeWire => (256, "PipeWire", false),
         HostChoice::Alsa | HostChoice::Auto => match device {
             Some(d) if d.starts_with("hw:") || d.starts_with("plughw:") => {
-                (256, "an ALSA hardware device")
+                (256, "an ALSA hardware device", false)
             }
-            _ => (512, "ALSA's default or plugin device, often a sound server"),
+            _ => (
+                512,
+                "ALSA's default or plugin device, often a sound server",
+                false,
+            ),
         },
-    }
+    };
+    HostBuffer { frames, why, fixed }
 }
 
 /// The cpal host for `choice` (resolved), and its name.

@@ -20,8 +20,8 @@ pub use alsa_log::route_library_errors;
 pub use callback::OutputReader;
 pub use capture::Capture;
 pub use device::{
-    BackendChoice, DeviceEvent, HostChoice, Output, OutputOptions, default_buffer, open,
-    resolve_host, server_period,
+    BackendChoice, DeviceEvent, HostBuffer, HostChoice, Output, OutputOptions, host_buffer, open,
+    resolve_host,
 };
 pub use record::{Recorded, Recorder, RecorderHandle};
 pub use take::{TakeEvent, TakeTap, Takes};

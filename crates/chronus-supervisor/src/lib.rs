@@ -276,16 +276,16 @@ fn port_holder(addr: SocketAddr) -> String {
 /// otherwise an unset buffer size is the sound system's default. The rings and the
 /// lookahead are sized before the device opens.
 fn resolve_timing(config: &Config) -> timing::Timing {
-    let (host_buffer, why, fixed) = match config.audio.backend {
-        chronus_config::Backend::Null => (256, "the null clock", false),
-        _ => {
-            let choice = host_choice(config);
-            let (frames, why) =
-                chronus_audio::default_buffer(choice, config.audio.device.as_deref());
-            (frames, why, chronus_audio::server_period(choice).is_some())
-        }
+    let host = match config.audio.backend {
+        chronus_config::Backend::Null => chronus_audio::HostBuffer {
+            frames: 256,
+            why: "the null clock",
+            fixed: false,
+        },
+        _ => chronus_audio::host_buffer(host_choice(config), config.audio.device.as_deref()),
     };
-    let timing = timing::Timing::resolve(&config.audio, host_buffer, fixed);
+    let why = host.why;
+    let timing = timing::Timing::resolve(&config.audio, host.frames, host.fixed);
     match config.audio.buffer_size {
         Some(asked) if asked != timing.buffer_frames => {
             tracing::info!(
