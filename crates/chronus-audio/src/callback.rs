@@ -4,7 +4,7 @@
 
 use crate::record::RecorderHandle;
 use crate::take::TakeTap;
-use chronus_shm::{CHANNELS, Region, SLOTS, futex_wake, monotonic_ns};
+use chronus_shm::{CHANNELS, Region, SLOTS, monotonic_ns};
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,9 +94,7 @@ impl OutputReader {
         // Workers render the room just made now, not when a timer next fires: the
         // lookahead only has to cover how long a woken worker takes.
         for slot in 0..SLOTS {
-            let wake = &self.region.slot(slot).wake;
-            wake.fetch_add(1, Ordering::Release);
-            futex_wake(wake);
+            self.region.slot(slot).wake_worker();
         }
         self.region.header().anchor.set(first_frame, started);
         clock.frames_out.fetch_add(frames, Ordering::Relaxed);

@@ -172,6 +172,13 @@ impl SlotHeader {
     pub fn set_phase(&self, phase: SlotPhase) {
         self.phase.store(phase as u32, Ordering::Release);
     }
+
+    /// Wakes the worker sleeping on [`SlotHeader::wake`] (or makes its next sleep
+    /// return at once). Never blocks; safe in the audio callback.
+    pub fn wake_worker(&self) {
+        self.wake.fetch_add(1, Ordering::Release);
+        crate::futex::futex_wake(&self.wake);
+    }
 }
 
 /// Header of one ring block; `CHANNELS * block_frames` sample words follow it.

@@ -16,7 +16,7 @@ mod region;
 mod ring;
 
 pub use checksum::block_checksum;
-pub use futex::{futex_wait, futex_wake};
+pub use futex::futex_wait;
 pub use layout::{
     Anchor, CHANNELS, Header, MAGIC, MAX_SNAPSHOT_BYTES, REALTIME_DENIED_AUDIO,
     REALTIME_DENIED_WORKER, SLOTS, SlotHeader, SlotPhase, VERSION, monotonic_ns,

@@ -7,7 +7,7 @@ use crate::clients::ClientKey;
 use crate::ledger::Ledger;
 use chronus_dsp::{Command, Params};
 use chronus_osc::{OscMessage, OscTime, OscType, Peer};
-use chronus_shm::{CMD_CAPACITY, Region, SLOTS, futex_wake};
+use chronus_shm::{CMD_CAPACITY, Region, SLOTS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -261,9 +261,7 @@ impl Publisher {
         }
         self.woken = Some(now);
         for slot in 0..SLOTS {
-            let wake = &self.region.slot(slot).wake;
-            wake.fetch_add(1, Ordering::Release);
-            futex_wake(wake);
+            self.region.slot(slot).wake_worker();
         }
     }
 

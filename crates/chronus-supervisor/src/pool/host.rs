@@ -4,7 +4,7 @@ use super::{Host, SlotView};
 use crate::event::Event;
 use crate::process::{self, ExitCause};
 use crate::publisher::Publisher;
-use chronus_shm::{Region, futex_wake};
+use chronus_shm::Region;
 use crossbeam_channel::Sender;
 use nix::sys::signal::Signal;
 use std::io;
@@ -57,8 +57,7 @@ impl Host for RegionHost<'_> {
     fn request_fork(&mut self, source: usize, target: usize) {
         let src = self.region.slot(source);
         src.fork_request.store(target as u32 + 1, Ordering::Release);
-        src.wake.fetch_add(1, Ordering::Release);
-        futex_wake(&src.wake);
+        src.wake_worker();
     }
 
     fn cancel_fork(&mut self, slot: usize) {
