@@ -35,11 +35,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# python-osc is not packaged for Debian 12: a project-local virtualenv holds it.
-if [ "$mode" != run ] && [ ! -x .test-venv/bin/python ]; then
-  echo "chronus: installing python-osc into .test-venv" >&2
-  /usr/bin/python3 -m venv .test-venv
-  .test-venv/bin/pip install -q python-osc
+# python-osc and the official wyoming package (the tests' Wyoming services are
+# built on it) are not packaged for Debian 12: a project-local virtualenv holds them.
+if [ "$mode" != run ]; then
+  [ -x .test-venv/bin/python ] || /usr/bin/python3 -m venv .test-venv
+  if ! .test-venv/bin/python -c 'import pythonosc, wyoming' 2>/dev/null; then
+    echo "chronus: installing python-osc and wyoming into .test-venv" >&2
+    .test-venv/bin/pip install -q python-osc 'wyoming==1.10.2'
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

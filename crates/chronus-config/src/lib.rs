@@ -165,6 +165,7 @@ impl Default for Config {
             speech: SpeechSettings {
                 tts: TtsSettings {
                     enabled: true,
+                    uri: ServiceUri::Stdio,
                     command: argv(&["espeak-ng", "--stdout", "-v", "{voice}", "{text}"]),
                     protocol: TtsProtocol::OneShot,
                     engines: 1,
@@ -177,6 +178,7 @@ impl Default for Config {
                 },
                 asr: AsrSettings {
                     enabled: true,
+                    uri: ServiceUri::Stdio,
                     command: argv(&[
                         "pocketsphinx_continuous",
                         "-infile",
@@ -186,8 +188,15 @@ impl Default for Config {
                     ]),
                     grammar: None,
                     rate: 16_000,
+                    silence_ms: 800,
                     input_device: None,
                     transcribe_dir: None,
+                },
+                wake: WakeSettings {
+                    enabled: false,
+                    uri: ServiceUri::Tcp("127.0.0.1:10400".into()),
+                    names: Vec::new(),
+                    then_listen: false,
                 },
             },
             record: None,
@@ -429,12 +438,70 @@ impl LogConfig {
 pub struct SpeechSettings {
     pub tts: TtsSettings,
     pub asr: AsrSettings,
+    pub wake: WakeSettings,
+}
+
+/// Where a speech engine is: a program the daemon spawns (`stdio`), or a Wyoming
+/// service that already runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceUri {
+    Stdio,
+    /// `host:port`, as written after `tcp://`.
+    Tcp(String),
+    /// An absolute socket path.
+    Unix(PathBuf),
+}
+
+impl ServiceUri {
+    /// `stdio`, `tcp://HOST:PORT` or `unix:///PATH`.
+    fn parse(s: &str) -> Option<Self> {
+        if s.eq_ignore_ascii_case("stdio") {
+            return Some(ServiceUri::Stdio);
+        }
+        if let Some(rest) = s.strip_prefix("tcp://") {
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            let (host, port) = rest.rsplit_once(':')?;
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+            let host_ok = !host.is_empty() && !host.chars().any(|c| c.is_whitespace() || c == '/');
+            return (port_ok && host_ok).then(|| ServiceUri::Tcp(rest.to_owned()));
+        }
+        let path = s.strip_prefix("unix://")?;
+        (path.len() > 1 && path.starts_with('/')).then(|| ServiceUri::Unix(path.into()))
+    }
+}
+
+impl fmt::Display for ServiceUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceUri::Stdio => f.write_str("stdio"),
+            ServiceUri::Tcp(addr) => write!(f, "tcp://{addr}"),
+            ServiceUri::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
+}
+
+/// Wake-word detection by a Wyoming service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WakeSettings {
+    pub enabled: bool,
+    /// Never [`ServiceUri::Stdio`].
+    pub uri: ServiceUri,
+    /// Wake words to listen for; empty is every one the service offers.
+    pub names: Vec<String>,
+    /// After a detection, recognise one utterance and send its transcript.
+    pub then_listen: bool,
 }
 
 /// Text to speech.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TtsSettings {
     pub enabled: bool,
+    /// `stdio` runs `command`; otherwise a Wyoming service to connect to.
+    pub uri: ServiceUri,
     /// Program and arguments, never run through a shell; a one-shot program's
     /// `{text}` and `{voice}` arguments are replaced by the request's.
     pub command: Vec<String>,
@@ -486,6 +553,8 @@ impl fmt::Display for TtsProtocol {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AsrSettings {
     pub enabled: bool,
+    /// `stdio` runs `command`; otherwise a Wyoming service to connect to.
+    pub uri: ServiceUri,
     /// A streaming recogniser: raw 16-bit mono PCM at `rate` on stdin, one line per
     /// utterance on stdout. Never run through a shell.
     pub command: Vec<String>,
@@ -493,6 +562,8 @@ pub struct AsrSettings {
     pub grammar: Option<PathBuf>,
     /// Sample rate of the audio fed to the recogniser, in Hz.
     pub rate: u32,
+    /// Quiet after speech that ends an utterance sent to a Wyoming recogniser.
+    pub silence_ms: u32,
     /// Capture device as cpal lists it; `None` is the default input device.
     pub input_device: Option<String>,
     /// The only directory `/chronus/asr/transcribe` reads from; unset means

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use toml::Value;
 
-use crate::{AudioHost, Backend, Cidr, Config, LateBundles, TtsProtocol};
+use crate::{AudioHost, Backend, Cidr, Config, LateBundles, ServiceUri, TtsProtocol};
 
 /// One setting, as documented to users.
 #[derive(Debug)]
@@ -69,6 +69,17 @@ impl SettingInfo {
             Kind::Backend(_) => "auto, cpal or null (case-insensitive)",
             Kind::AudioHost(_) => "auto, alsa, jack, pipewire or pulseaudio (case-insensitive)",
             Kind::TtsProtocol(_) => "oneshot or wyoming (case-insensitive)",
+            Kind::Uri { stdio: true, .. } => {
+                "stdio (run the command), tcp://HOST:PORT or unix:///PATH (a running Wyoming \
+                 service)"
+            }
+            Kind::Uri { stdio: false, .. } => {
+                "tcp://HOST:PORT or unix:///PATH (a running Wyoming service)"
+            }
+            Kind::Names(_) => {
+                "a list of names of printable characters (comma-separated in the \
+                 environment); empty for all"
+            }
             Kind::LateBundles(_) => "run or drop (case-insensitive)",
             Kind::Bool(_) => "true or false (in the environment also 1/0, yes/no, on/off)",
             Kind::Text {
@@ -258,6 +269,13 @@ pub(crate) enum Kind {
     Backend(Field<Backend>),
     AudioHost(Field<AudioHost>),
     TtsProtocol(Field<TtsProtocol>),
+    /// A speech service address; `stdio` only where the daemon can spawn it.
+    Uri {
+        stdio: bool,
+        field: Field<ServiceUri>,
+    },
+    /// A list of names, possibly empty (comma-separated in the environment).
+    Names(Field<Vec<String>>),
     LateBundles(Field<LateBundles>),
     Bool(Field<bool>),
     /// A program and its arguments (see [`split_args`]).
@@ -295,6 +313,18 @@ impl Kind {
             Kind::Backend(f) => f.set(config, Backend::parse(s)),
             Kind::AudioHost(f) => f.set(config, AudioHost::parse(s)),
             Kind::TtsProtocol(f) => f.set(config, TtsProtocol::parse(s)),
+            Kind::Uri { stdio, field } => field.set(
+                config,
+                ServiceUri::parse(s).filter(|u| *stdio || *u != ServiceUri::Stdio),
+            ),
+            Kind::Names(f) => f.set(
+                config,
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(valid_name)
+                    .collect(),
+            ),
             Kind::LateBundles(f) => f.set(config, LateBundles::parse(s)),
             Kind::Bool(f) => f.set(config, parse_bool(s)),
             Kind::Argv(f) => f.set(config, split_args(s).and_then(valid_argv)),
@@ -329,6 +359,13 @@ impl Kind {
                 config,
                 items.iter().map(|c| c.as_str()?.parse().ok()).collect(),
             ),
+            (Kind::Names(f), Value::Array(items)) => f.set(
+                config,
+                items
+                    .iter()
+                    .map(|n| n.as_str().and_then(valid_name))
+                    .collect(),
+            ),
             (Kind::Argv(f), Value::Array(items)) => f.set(
                 config,
                 items
@@ -342,6 +379,8 @@ impl Kind {
                 | Kind::Backend(_)
                 | Kind::AudioHost(_)
                 | Kind::TtsProtocol(_)
+                | Kind::Uri { .. }
+                | Kind::Names(_)
                 | Kind::LateBundles(_)
                 | Kind::Argv(_)
                 | Kind::Name(_)
@@ -384,6 +423,10 @@ impl Kind {
             Kind::Backend(f) => string(f.read(config).to_string()),
             Kind::AudioHost(f) => string(f.read(config).to_string()),
             Kind::TtsProtocol(f) => string(f.read(config).to_string()),
+            Kind::Uri { field, .. } => string(field.read(config).to_string()),
+            Kind::Names(f) => Some(Value::Array(
+                f.read(config).iter().cloned().map(Value::String).collect(),
+            )),
             Kind::LateBundles(f) => string(f.read(config).to_string()),
             Kind::Bool(f) => Some(Value::Boolean(*f.read(config))),
             Kind::Argv(f) => Some(Value::Array(
@@ -398,6 +441,11 @@ impl Kind {
                 .and_then(|p| string(p.to_string_lossy().into_owned())),
         }
     }
+}
+
+/// A non-empty name of printable characters, at most 64 bytes.
+fn valid_name(s: &str) -> Option<String> {
+    (!s.is_empty() && s.len() <= 64 && !s.chars().any(char::is_control)).then(|| s.to_owned())
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -472,7 +520,7 @@ macro_rules! num {
     };
 }
 
-static SETTINGS: [SettingInfo; 46] = [
+static SETTINGS: [SettingInfo; 53] = [
     SettingInfo {
         key: "record",
         env: "CHRONUS_RECORD",
@@ -762,6 +810,19 @@ static SETTINGS: [SettingInfo; 46] = [
         kind: Kind::Bool(field!(speech.tts.enabled)),
     },
     SettingInfo {
+        key: "speech.tts.uri",
+        env: "CHRONUS_TTS_URI",
+        env_alias: None,
+        description: "Where the text-to-speech engine is: stdio runs speech.tts.command; \
+                      tcp://HOST:PORT or unix:///PATH connects to a running Wyoming service \
+                      (wyoming-piper listens on tcp://127.0.0.1:10200), pooled \
+                      speech.tts.engines connections deep and reconnected with backoff.",
+        kind: Kind::Uri {
+            stdio: true,
+            field: field!(speech.tts.uri),
+        },
+    },
+    SettingInfo {
         key: "speech.tts.command",
         env: "CHRONUS_TTS_COMMAND",
         env_alias: None,
@@ -837,6 +898,20 @@ static SETTINGS: [SettingInfo; 46] = [
         kind: Kind::Bool(field!(speech.asr.enabled)),
     },
     SettingInfo {
+        key: "speech.asr.uri",
+        env: "CHRONUS_ASR_URI",
+        env_alias: None,
+        description: "Where the speech recogniser is: stdio runs speech.asr.command; \
+                      tcp://HOST:PORT or unix:///PATH connects to a running Wyoming service \
+                      (wyoming-faster-whisper listens on tcp://127.0.0.1:10300), streams \
+                      the input to it and ends each utterance after speech.asr.silence_ms of \
+                      quiet.",
+        kind: Kind::Uri {
+            stdio: true,
+            field: field!(speech.asr.uri),
+        },
+    },
+    SettingInfo {
         key: "speech.asr.command",
         env: "CHRONUS_ASR_COMMAND",
         env_alias: None,
@@ -864,6 +939,15 @@ static SETTINGS: [SettingInfo; 46] = [
         kind: Kind::U32(num!(8000, 48_000, speech.asr.rate)),
     },
     SettingInfo {
+        key: "speech.asr.silence_ms",
+        env: "CHRONUS_ASR_SILENCE_MS",
+        env_alias: None,
+        description: "With a Wyoming recogniser (speech.asr.uri not stdio): quiet after speech \
+                      that ends an utterance and asks for its transcript (an utterance is \
+                      also ended after 30 s).",
+        kind: Kind::U32(num!(100, 10_000, speech.asr.silence_ms)),
+    },
+    SettingInfo {
         key: "speech.asr.input_device",
         env: "CHRONUS_INPUT_DEVICE",
         env_alias: None,
@@ -888,5 +972,40 @@ static SETTINGS: [SettingInfo; 46] = [
             example: "/var/lib/chronus/transcribe",
             field: field!(speech.asr.transcribe_dir),
         },
+    },
+    SettingInfo {
+        key: "speech.wake.enabled",
+        env: "CHRONUS_WAKE_ENABLED",
+        env_alias: None,
+        description: "Stream the input device to a Wyoming wake-word service; each detection \
+                      is sent to subscribers as /chronus/wake NAME FRAME.",
+        kind: Kind::Bool(field!(speech.wake.enabled)),
+    },
+    SettingInfo {
+        key: "speech.wake.uri",
+        env: "CHRONUS_WAKE_URI",
+        env_alias: None,
+        description: "The wake-word service (wyoming-openwakeword listens on \
+                      tcp://127.0.0.1:10400).",
+        kind: Kind::Uri {
+            stdio: false,
+            field: field!(speech.wake.uri),
+        },
+    },
+    SettingInfo {
+        key: "speech.wake.names",
+        env: "CHRONUS_WAKE_NAMES",
+        env_alias: None,
+        description: "Wake words to listen for, as the service names them; empty listens for \
+                      every one it offers.",
+        kind: Kind::Names(field!(speech.wake.names)),
+    },
+    SettingInfo {
+        key: "speech.wake.then_listen",
+        env: "CHRONUS_WAKE_THEN_LISTEN",
+        env_alias: None,
+        description: "After a detection, recognise one utterance with the speech recogniser \
+                      and send its transcript (on the ASR stream named wake).",
+        kind: Kind::Bool(field!(speech.wake.then_listen)),
     },
 ];

@@ -15,8 +15,11 @@ use crate::engine::{
     SpeechEvent, Ticket, Timeouts, Verdict,
 };
 use crate::error::SpeechError;
+use crate::link::Endpoint;
+use crate::listen::{Listen, Role};
 use crate::oneshot::{Job, OneShotConfig, OneShotEngine};
 use crate::process::{Launch, Output, Proc};
+use crate::server::{Reply, Request, WyomingConfig, WyomingEngine};
 use crossbeam_channel::{Receiver, Sender, TrySendError, select};
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,6 +41,10 @@ pub struct AsrConfig {
     /// The program: reads raw s16le mono at `rate` on stdin, prints one line per
     /// utterance. Run directly, never through a shell.
     pub argv: Vec<String>,
+    /// A running Wyoming recogniser to stream to instead of running `argv`.
+    pub endpoint: Option<Endpoint>,
+    /// With `endpoint`: the quiet after speech that ends an utterance.
+    pub silence: Duration,
     pub rate: u32,
     pub restart: RestartPolicy,
     pub max_streams: usize,
@@ -71,6 +78,8 @@ impl AsrConfig {
         AsrConfig {
             name: "pocketsphinx".into(),
             argv,
+            endpoint: None,
+            silence: Duration::from_millis(800),
             rate: 16_000,
             restart: RestartPolicy::default(),
             max_streams: 4,
@@ -128,27 +137,37 @@ pub struct AsrStatus {
     pub files: EngineStatus,
 }
 
-struct Chunk {
-    samples: Vec<f32>,
-    rate: u32,
-    channels: u16,
+pub(crate) struct Chunk {
+    pub(crate) samples: Vec<f32>,
+    pub(crate) rate: u32,
+    pub(crate) channels: u16,
 }
 
-struct StreamShared {
-    name: String,
+pub(crate) struct StreamShared {
+    pub(crate) name: String,
     figures: Mutex<Figures>,
     frames_in: AtomicU64,
-    frames_dropped: AtomicU64,
-    transcripts: AtomicU64,
+    pub(crate) frames_dropped: AtomicU64,
+    pub(crate) transcripts: AtomicU64,
 }
 
 impl StreamShared {
-    fn figures(&self) -> MutexGuard<'_, Figures> {
+    pub(crate) fn new(name: String) -> Self {
+        StreamShared {
+            name,
+            figures: Mutex::new(Figures::new()),
+            frames_in: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            transcripts: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn figures(&self) -> MutexGuard<'_, Figures> {
         // Plain counters: valid whatever a panicking holder left.
         self.figures.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn status(&self, buffered: usize, capacity: usize) -> StreamStatus {
+    pub(crate) fn status(&self, buffered: usize, capacity: usize) -> StreamStatus {
         StreamStatus {
             stream: self.name.clone(),
             engine: self
@@ -167,6 +186,42 @@ struct Stream {
     thread: JoinHandle<()>,
 }
 
+/// Where single files are transcribed.
+enum Files {
+    OneShot(OneShotEngine),
+    Wyoming(WyomingEngine),
+}
+
+impl Files {
+    fn name(&self) -> &str {
+        match self {
+            Files::OneShot(e) => e.name(),
+            Files::Wyoming(e) => e.name(),
+        }
+    }
+
+    fn status(&self) -> EngineStatus {
+        match self {
+            Files::OneShot(e) => e.status(),
+            Files::Wyoming(e) => e.status(),
+        }
+    }
+
+    fn begin_shutdown(&self) {
+        match self {
+            Files::OneShot(e) => e.begin_shutdown(),
+            Files::Wyoming(e) => e.begin_shutdown(),
+        }
+    }
+
+    fn shutdown(&self) {
+        match self {
+            Files::OneShot(e) => e.shutdown(),
+            Files::Wyoming(e) => e.shutdown(),
+        }
+    }
+}
+
 /// Speech recognition: named streams and single files.
 pub struct Asr {
     config: AsrConfig,
@@ -174,17 +229,28 @@ pub struct Asr {
     streams: Mutex<HashMap<String, Stream>>,
     /// Sessions told to stop, still finishing their last utterance.
     stopping: Mutex<Vec<JoinHandle<()>>>,
-    files: OneShotEngine,
+    files: Files,
     shut: Arc<AtomicBool>,
 }
 
 impl Asr {
     pub fn start(config: AsrConfig, ctx: EngineContext) -> std::io::Result<Self> {
-        let mut files = OneShotConfig::new(&format!("{}-file", config.name), config.argv.clone());
-        files.timeouts = config.file_timeouts;
-        files.queue_capacity = config.file_queue;
-        files.workers = 1;
-        let files = OneShotEngine::start(files, ctx.clone())?;
+        let name = format!("{}-file", config.name);
+        let files = match &config.endpoint {
+            Some(endpoint) => {
+                let mut files = WyomingConfig::connect(&name, endpoint.clone());
+                files.timeouts = config.file_timeouts;
+                files.queue_capacity = config.file_queue;
+                Files::Wyoming(WyomingEngine::start(files, ctx.clone())?)
+            }
+            None => {
+                let mut files = OneShotConfig::new(&name, config.argv.clone());
+                files.timeouts = config.file_timeouts;
+                files.queue_capacity = config.file_queue;
+                files.workers = 1;
+                Files::OneShot(OneShotEngine::start(files, ctx.clone())?)
+            }
+        };
         Ok(Asr {
             config,
             ctx,
@@ -223,26 +289,41 @@ impl Asr {
             });
         }
         let (audio, audio_rx) = crossbeam_channel::bounded(self.config.stream_buffer);
-        let shared = Arc::new(StreamShared {
-            name: format!("{}/{stream}", self.config.name),
-            figures: Mutex::new(Figures::new()),
-            frames_in: AtomicU64::new(0),
-            frames_dropped: AtomicU64::new(0),
-            transcripts: AtomicU64::new(0),
-        });
-        let session = Session {
-            stream: stream.to_string(),
-            shared: shared.clone(),
-            config: self.config.clone(),
-            ctx: self.ctx.clone(),
-            audio: audio_rx,
-            crashes: CrashTracker::new(self.config.restart),
-            cancel: self.shut.clone(),
-            generation: 0,
+        let shared = Arc::new(StreamShared::new(format!("{}/{stream}", self.config.name)));
+        let run: Box<dyn FnOnce() + Send> = match &self.config.endpoint {
+            Some(endpoint) => {
+                shared.figures().endpoint = Some(endpoint.to_string());
+                let listen = Listen {
+                    stream: stream.to_string(),
+                    shared: shared.clone(),
+                    endpoint: endpoint.clone(),
+                    rate: self.config.rate,
+                    role: Role::Recognise {
+                        silence: self.config.silence,
+                    },
+                    ctx: self.ctx.clone(),
+                    audio: audio_rx,
+                    cancel: self.shut.clone(),
+                };
+                Box::new(move || listen.run())
+            }
+            None => {
+                let session = Session {
+                    stream: stream.to_string(),
+                    shared: shared.clone(),
+                    config: self.config.clone(),
+                    ctx: self.ctx.clone(),
+                    audio: audio_rx,
+                    crashes: CrashTracker::new(self.config.restart),
+                    cancel: self.shut.clone(),
+                    generation: 0,
+                };
+                Box::new(move || session.run())
+            }
         };
         let thread = std::thread::Builder::new()
             .name(format!("asr-{stream}"))
-            .spawn(move || session.run())
+            .spawn(run)
             .map_err(|e| SpeechError::Spawn {
                 engine: self.config.name.clone(),
                 program: "asr session thread".into(),
@@ -314,24 +395,47 @@ impl Asr {
                 error,
             },
         )?;
-        self.files.submit(
-            Job {
-                vars: Vec::new(),
-                stdin: to_s16le(&mono),
-            },
-            move |id, out| {
-                respond(
-                    id,
-                    out.map(|bytes| {
-                        String::from_utf8_lossy(&bytes)
-                            .lines()
-                            .filter_map(parse_transcript_line)
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    }),
-                )
-            },
-        )
+        match &self.files {
+            Files::OneShot(files) => files.submit(
+                Job {
+                    vars: Vec::new(),
+                    stdin: to_s16le(&mono),
+                },
+                move |id, out| {
+                    respond(
+                        id,
+                        out.map(|bytes| {
+                            String::from_utf8_lossy(&bytes)
+                                .lines()
+                                .filter_map(parse_transcript_line)
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        }),
+                    )
+                },
+            ),
+            Files::Wyoming(files) => files.submit(
+                Request::Transcribe {
+                    audio: Pcm {
+                        rate: self.config.rate,
+                        channels: 1,
+                        samples: mono,
+                    },
+                },
+                move |id, out| {
+                    respond(
+                        id,
+                        out.and_then(|reply| match reply {
+                            Reply::Transcript(text) => Ok(text.trim().to_string()),
+                            other => Err(SpeechError::Protocol {
+                                engine: "asr".into(),
+                                detail: format!("a transcription was answered with {other:?}"),
+                            }),
+                        }),
+                    )
+                },
+            ),
+        }
     }
 
     /// [`transcribe`](Self::transcribe) with a ticket.
@@ -402,15 +506,27 @@ impl Drop for Asr {
 }
 
 fn feed(s: &Stream, samples: &[f32], rate: u32, channels: u16) {
+    push_chunk(&s.audio, &s.shared, samples, rate, channels);
+}
+
+/// Queues audio for a stream's thread without blocking; drops and counts it when
+/// the stream's buffer is full.
+pub(crate) fn push_chunk(
+    to: &Sender<Chunk>,
+    shared: &StreamShared,
+    samples: &[f32],
+    rate: u32,
+    channels: u16,
+) {
     let frames = (samples.len() / usize::from(channels.max(1))) as u64;
-    s.shared.frames_in.fetch_add(frames, Ordering::Relaxed);
+    shared.frames_in.fetch_add(frames, Ordering::Relaxed);
     let chunk = Chunk {
         samples: samples.to_vec(),
         rate,
         channels,
     };
-    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = s.audio.try_send(chunk) {
-        s.shared.frames_dropped.fetch_add(frames, Ordering::Relaxed);
+    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = to.try_send(chunk) {
+        shared.frames_dropped.fetch_add(frames, Ordering::Relaxed);
     }
 }
 

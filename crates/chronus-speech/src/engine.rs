@@ -3,6 +3,7 @@
 
 use crate::error::SpeechError;
 use crate::process::{Spawner, StopTimings};
+use crate::wyoming::Offers;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -185,21 +186,39 @@ pub enum SpeechEvent {
         engine: String,
         crashes: u32,
     },
+    /// Connected to a running service (`tcp://…`, `unix://…`) and it answered
+    /// `describe`.
+    Connected {
+        engine: String,
+        endpoint: String,
+    },
+    /// The connection to a service ended; it is reconnected with backoff.
+    Disconnected {
+        engine: String,
+        endpoint: String,
+        reason: String,
+    },
     /// Broken framing or invalid JSON; `detail` quotes the offending bytes, escaped.
     ProtocolError {
         engine: String,
-        pid: u32,
+        /// `None` for a service it connects to.
+        pid: Option<u32>,
         detail: String,
     },
     /// A request hung past its timeout; the engine is restarted.
     Unresponsive {
         engine: String,
-        pid: u32,
+        /// `None` for a service it connects to.
+        pid: Option<u32>,
         request: RequestId,
     },
     HealthCheckFailed {
         engine: String,
         detail: String,
+    },
+    /// A wake-word service detected `name` in the input.
+    Wake {
+        name: String,
     },
     /// Recognised speech on an ASR stream.
     Transcript {
@@ -554,6 +573,11 @@ pub struct EngineStatus {
     pub timeouts: u64,
     pub last_error: Option<String>,
     pub health: Option<HealthStatus>,
+    /// The running service it connects to (`tcp://…`, `unix://…`); `None` for a
+    /// program it spawns.
+    pub endpoint: Option<String>,
+    /// What the engine offered in its latest `info`.
+    pub offers: Option<Offers>,
 }
 
 /// The latest health check.
@@ -579,6 +603,8 @@ pub(crate) struct Figures {
     pub(crate) last_error: Option<String>,
     /// (ok, latency, finished at)
     pub(crate) health: Option<(bool, Duration, Instant)>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) offers: Option<Offers>,
 }
 
 impl Figures {
@@ -593,6 +619,8 @@ impl Figures {
             timeouts: 0,
             last_error: None,
             health: None,
+            endpoint: None,
+            offers: None,
         }
     }
 
@@ -639,6 +667,8 @@ impl Figures {
                 latency,
                 age: at.elapsed(),
             }),
+            endpoint: self.endpoint.clone(),
+            offers: self.offers.clone(),
         }
     }
 }

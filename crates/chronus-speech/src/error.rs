@@ -45,6 +45,13 @@ pub enum SpeechError {
         program: String,
         error: String,
     },
+    /// The running service could not be reached.
+    #[error("{engine}: cannot connect to {endpoint}: {error}")]
+    Connect {
+        engine: String,
+        endpoint: String,
+        error: String,
+    },
     /// The engine's audio could not be decoded.
     #[error("{engine}: {error}")]
     Audio { engine: String, error: AudioError },

@@ -32,12 +32,15 @@ pub mod audio;
 pub mod cache;
 pub mod engine;
 pub mod error;
+pub mod link;
+mod listen;
 pub mod oneshot;
 pub mod pool;
 pub mod process;
 pub mod server;
 pub mod speech;
 pub mod tts;
+pub mod wake;
 pub mod wyoming;
 
 pub use asr::{Asr, AsrConfig, AsrStatus, StreamStart, StreamStatus};
@@ -48,9 +51,12 @@ pub use engine::{
     SpeechEvent, Ticket, Timeouts,
 };
 pub use error::{AudioError, SpeechError};
+pub use link::Endpoint;
 pub use oneshot::{Job, OneShotConfig, OneShotEngine};
 pub use pool::{Lease, Pool, PoolError, PoolStats};
 pub use process::{ExitCause, SpawnJob, Spawner, StopTimings, is_engine_process};
 pub use server::{Reply, Request, WyomingConfig, WyomingEngine};
 pub use speech::{Speech, SpeechConfig, SpeechStatus};
 pub use tts::{SpeechResult, Tts, TtsBackend, TtsConfig, TtsStatus};
+pub use wake::{Wake, WakeConfig};
+pub use wyoming::Offers;

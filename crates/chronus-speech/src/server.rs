@@ -1,12 +1,16 @@
 //! A long-lived Wyoming engine: one process speaking the protocol over stdin/stdout,
+//! or one connection to a service that already runs (`tcp://`, `unix://`),
 //! supervised by its own thread, one request in flight at a time.
 //!
 //! The Wyoming protocol carries no request ids, so a late reply cannot be told apart
 //! from the next request's reply. The engine therefore never sends a new request to a
-//! process whose previous request ended without its complete reply (timeout, broken
-//! framing, unsupported audio): that process is killed and a fresh one started, and
-//! every message carries the generation of the process it came from, so nothing a
-//! dead process wrote can reach a later request.
+//! process (or over a connection) whose previous request ended without its complete
+//! reply (timeout, broken framing, unsupported audio): that process is killed, or that
+//! connection closed, and a fresh one started, and every message carries the
+//! generation of the process or connection it came from, so nothing a dead one wrote
+//! can reach a later request. A service that cannot be reached is retried with
+//! backoff for as long as the engine runs: it is never marked failed, since a
+//! restart of the service is the expected way for it to come back.
 
 use crate::audio::{MAX_RATE, Pcm, from_s16le, to_s16le};
 use crate::engine::{
@@ -14,8 +18,9 @@ use crate::engine::{
     RequestQueue, RestartPolicy, SpeechEvent, Ticket, Timeouts, Verdict,
 };
 use crate::error::SpeechError;
+use crate::link::{Conn, Endpoint};
 use crate::process::{ExitCause, Launch, Output, Proc};
-use crate::wyoming::{Decoder, Event, FrameError, FrameLimits};
+use crate::wyoming::{Decoder, Event, FrameError, FrameLimits, Offers};
 use crossbeam_channel::{Receiver, Sender, select};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +38,8 @@ pub struct WyomingConfig {
     pub name: String,
     /// The program and its arguments; run directly, never through a shell.
     pub argv: Vec<String>,
+    /// A running service to connect to instead of spawning `argv`.
+    pub endpoint: Option<Endpoint>,
     pub timeouts: Timeouts,
     /// Until a new process answers `describe`.
     pub startup_timeout: Duration,
@@ -51,6 +58,7 @@ impl WyomingConfig {
         WyomingConfig {
             name: name.to_string(),
             argv,
+            endpoint: None,
             timeouts: Timeouts::default(),
             startup_timeout: Duration::from_secs(10),
             restart: RestartPolicy::default(),
@@ -62,6 +70,23 @@ impl WyomingConfig {
         }
     }
 }
+
+impl WyomingConfig {
+    /// An engine that connects to the service at `endpoint`.
+    pub fn connect(name: &str, endpoint: Endpoint) -> Self {
+        WyomingConfig {
+            endpoint: Some(endpoint),
+            ..WyomingConfig::new(name, Vec::new())
+        }
+    }
+}
+
+/// Why a process or connection ended that gave no other reason.
+const EXITED: &str = "exited unexpectedly";
+
+/// First and longest wait before reconnecting to a service.
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 /// What a Wyoming engine is asked.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,10 +155,12 @@ impl WyomingEngine {
         let name: Arc<str> = config.name.as_str().into();
         let (queue, bell) = RequestQueue::new(name.clone(), config.queue_capacity);
         let (ctrl_tx, ctrl) = crossbeam_channel::unbounded();
+        let mut figures = Figures::new();
+        figures.endpoint = config.endpoint.as_ref().map(Endpoint::to_string);
         let shared = Arc::new(Shared {
             name,
             queue,
-            figures: Mutex::new(Figures::new()),
+            figures: Mutex::new(figures),
             stopping: AtomicBool::new(false),
             ctrl: ctrl_tx,
         });
@@ -149,6 +176,7 @@ impl WyomingEngine {
             ctrl,
             generation: 0,
             error_reported: None,
+            reconnect: RECONNECT_FIRST,
         };
         let thread = std::thread::Builder::new()
             .name(format!("speech-{}", shared.name))
@@ -266,6 +294,30 @@ struct Runner {
     generation: u64,
     /// The generation that answered a request with `error` (its exit is no crash).
     error_reported: Option<u64>,
+    /// The next wait before reconnecting to a service.
+    reconnect: Duration,
+}
+
+/// The process or connection an engine talks to.
+enum Link {
+    Proc(Proc),
+    Conn(Conn),
+}
+
+impl Link {
+    fn write(&self, bytes: Vec<u8>) -> bool {
+        match self {
+            Link::Proc(p) => p.write(bytes),
+            Link::Conn(c) => c.write(bytes),
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Link::Proc(p) => Some(p.pid()),
+            Link::Conn(_) => None,
+        }
+    }
 }
 
 impl Runner {
@@ -291,10 +343,12 @@ impl Runner {
             let carry_on = match next {
                 Next::Stop => false,
                 Next::Restart(delay) => {
-                    self.ctx.events.emit(SpeechEvent::EngineRestarting {
-                        engine: self.name(),
-                        delay,
-                    });
+                    if self.config.endpoint.is_none() {
+                        self.ctx.events.emit(SpeechEvent::EngineRestarting {
+                            engine: self.name(),
+                            delay,
+                        });
+                    }
                     self.backoff(delay)
                 }
                 Next::Failed(crashes) => self.failed(crashes),
@@ -311,43 +365,53 @@ impl Runner {
         f.pid = None;
     }
 
-    /// One process, from spawn to its end.
+    /// One process or connection, from its start to its end.
     fn life(&mut self) -> Next {
         self.generation += 1;
         let generation = self.generation;
         self.set_state(EngineState::Starting);
-        let proc = match self.spawn(generation) {
-            Ok(proc) => proc,
-            Err(e) => {
-                let error = SpeechError::Spawn {
-                    engine: self.name(),
-                    program: self.config.argv.first().cloned().unwrap_or_default(),
-                    error: e.to_string(),
-                };
-                tracing::error!(engine = %self.shared.name, %error, "engine did not start");
+        let link = match self.open(generation) {
+            Ok(link) => link,
+            Err(error) => {
+                if self.config.endpoint.is_some() {
+                    tracing::debug!(engine = %self.shared.name, %error, "service not reachable");
+                } else {
+                    tracing::error!(engine = %self.shared.name, %error, "engine did not start");
+                }
                 self.shared.figures().last_error = Some(error.to_string());
                 return self.crashed(None);
             }
         };
-        {
-            let mut f = self.shared.figures();
-            f.pid = Some(proc.pid());
+        if let Some(pid) = link.pid() {
+            self.shared.figures().pid = Some(pid);
+            self.ctx.events.emit(SpeechEvent::EngineStarted {
+                engine: self.name(),
+                pid,
+            });
         }
-        self.ctx.events.emit(SpeechEvent::EngineStarted {
-            engine: self.name(),
-            pid: proc.pid(),
-        });
         let handshake = self.exchange(
-            &proc,
+            &link,
             Event::new("describe", json!({})).encode(),
             Expect::Info,
             None,
             Instant::now() + self.config.startup_timeout,
             None,
         );
-        if let Err(failure) = handshake {
-            let end = failure.end.unwrap_or(End::Crash(failure.error.to_string()));
-            return self.ended(proc, end);
+        match handshake {
+            Ok(Reply::Info(info)) => self.shared.figures().offers = Some(Offers::from_info(&info)),
+            Ok(_) => {}
+            Err(failure) => {
+                let end = failure.end.unwrap_or(End::Crash(failure.error.to_string()));
+                return self.ended(link, end);
+            }
+        }
+        if let Some(endpoint) = &self.config.endpoint {
+            self.reconnect = RECONNECT_FIRST;
+            tracing::info!(engine = %self.shared.name, %endpoint, "connected to speech service");
+            self.ctx.events.emit(SpeechEvent::Connected {
+                engine: self.name(),
+                endpoint: endpoint.to_string(),
+            });
         }
         self.set_state(EngineState::Ready);
         let mut next_health = self.config.health_interval.map(|d| Instant::now() + d);
@@ -356,8 +420,8 @@ impl Runner {
             let next_expiry = self.expire_queue(now);
             if let Some(pending) = self.shared.queue.pop() {
                 self.set_state(EngineState::Busy);
-                if let Some(end) = self.serve(&proc, pending) {
-                    return self.ended(proc, end);
+                if let Some(end) = self.serve(&link, pending) {
+                    return self.ended(link, end);
                 }
                 next_health = self.config.health_interval.map(|d| Instant::now() + d);
                 continue;
@@ -365,8 +429,8 @@ impl Runner {
             if let Some(due) = next_health
                 && due <= now
             {
-                if let Some(end) = self.health_check(&proc) {
-                    return self.ended(proc, end);
+                if let Some(end) = self.health_check(&link) {
+                    return self.ended(link, end);
                 }
                 next_health = self.config.health_interval.map(|d| Instant::now() + d);
                 continue;
@@ -375,14 +439,14 @@ impl Runner {
             let timeout = wake.map_or(Duration::from_secs(3600), |w| w - now);
             select! {
                 recv(self.ctrl) -> ctrl => match ctrl {
-                    Ok(Ctrl::Stop) | Err(_) => return self.ended(proc, End::Stop),
+                    Ok(Ctrl::Stop) | Err(_) => return self.ended(link, End::Stop),
                     Ok(Ctrl::Reset) => {}
                 },
                 recv(self.bell) -> _ => {},
                 recv(self.msgs) -> msg => {
                     let msg = msg.expect("the runner holds a sender");
                     if let Some(end) = self.idle_message(msg) {
-                        return self.ended(proc, end);
+                        return self.ended(link, end);
                     }
                 },
                 default(timeout) => {},
@@ -390,11 +454,43 @@ impl Runner {
         }
     }
 
-    fn spawn(&mut self, generation: u64) -> std::io::Result<Proc> {
+    /// Spawns the program, or connects to the service.
+    fn open(&mut self, generation: u64) -> Result<Link, SpeechError> {
         let tx = self.msgs_tx.clone();
-        let exit_tx = self.msgs_tx.clone();
         let mut decoder = Decoder::new(self.config.limits);
         let mut broken = false;
+        let on_output = move |out: Output<'_>| match out {
+            Output::Data(bytes) if !broken => {
+                let mut events = Vec::new();
+                let result = decoder.push(bytes, &mut events);
+                if !events.is_empty() {
+                    let _ = tx.send(Msg::Events(generation, events));
+                }
+                if let Err(e) = result {
+                    broken = true;
+                    let _ = tx.send(Msg::Broken(generation, e));
+                }
+            }
+            // After broken framing the rest is drained unread until the end.
+            Output::Data(_) => {}
+            Output::End => {
+                if !broken && let Err(e) = decoder.finish() {
+                    let _ = tx.send(Msg::Broken(generation, e));
+                }
+                let _ = tx.send(Msg::End(generation));
+            }
+        };
+        if let Some(endpoint) = &self.config.endpoint {
+            let timeout = self.config.startup_timeout.min(Duration::from_secs(2));
+            return Conn::connect(endpoint, timeout, on_output)
+                .map(Link::Conn)
+                .map_err(|e| SpeechError::Connect {
+                    engine: self.name(),
+                    endpoint: endpoint.to_string(),
+                    error: e.to_string(),
+                });
+        }
+        let exit_tx = self.msgs_tx.clone();
         Proc::spawn(
             Launch {
                 name: &self.shared.name,
@@ -402,31 +498,17 @@ impl Runner {
                 spawner: &self.ctx.spawner,
                 cancel: &self.shared.stopping,
             },
-            move |out| match out {
-                Output::Data(bytes) if !broken => {
-                    let mut events = Vec::new();
-                    let result = decoder.push(bytes, &mut events);
-                    if !events.is_empty() {
-                        let _ = tx.send(Msg::Events(generation, events));
-                    }
-                    if let Err(e) = result {
-                        broken = true;
-                        let _ = tx.send(Msg::Broken(generation, e));
-                    }
-                }
-                // After broken framing the rest is drained unread until the kill.
-                Output::Data(_) => {}
-                Output::End => {
-                    if !broken && let Err(e) = decoder.finish() {
-                        let _ = tx.send(Msg::Broken(generation, e));
-                    }
-                    let _ = tx.send(Msg::End(generation));
-                }
-            },
+            on_output,
             move || {
                 let _ = exit_tx.send(Msg::Exited(generation));
             },
         )
+        .map(Link::Proc)
+        .map_err(|e| SpeechError::Spawn {
+            engine: self.name(),
+            program: self.config.argv.first().cloned().unwrap_or_default(),
+            error: e.to_string(),
+        })
     }
 
     /// A message while no request is in flight.
@@ -451,7 +533,7 @@ impl Runner {
         if self.error_reported == Some(self.generation) {
             End::ErrorExit
         } else {
-            End::Crash("exited unexpectedly".into())
+            End::Crash(EXITED.into())
         }
     }
 
@@ -459,7 +541,7 @@ impl Runner {
         tracing::warn!(engine = %self.shared.name, error = %e, "engine broke the protocol; restarting it");
         self.ctx.events.emit(SpeechEvent::ProtocolError {
             engine: self.name(),
-            pid: self.shared.figures().pid.unwrap_or(0),
+            pid: self.shared.figures().pid,
             detail: e.to_string(),
         });
         End::Crash(format!("protocol error: {e}"))
@@ -489,7 +571,7 @@ impl Runner {
     }
 
     /// Runs one request; `Some` if the process must go.
-    fn serve(&mut self, proc: &Proc, pending: Pending<Request, Reply>) -> Option<End> {
+    fn serve(&mut self, link: &Link, pending: Pending<Request, Reply>) -> Option<End> {
         let t = self.config.timeouts;
         let (bytes, expect, first_audio) = match &pending.request {
             Request::Synthesize { text, voice } => {
@@ -511,7 +593,7 @@ impl Runner {
             ),
         };
         let result = self.exchange(
-            proc,
+            link,
             bytes,
             expect,
             first_audio,
@@ -538,10 +620,10 @@ impl Runner {
     }
 
     /// `describe`, expecting `info` within the health timeout.
-    fn health_check(&mut self, proc: &Proc) -> Option<End> {
+    fn health_check(&mut self, link: &Link) -> Option<End> {
         let started = Instant::now();
         let result = self.exchange(
-            proc,
+            link,
             Event::new("describe", json!({})).encode(),
             Expect::Info,
             None,
@@ -551,6 +633,10 @@ impl Runner {
         let ok = result.is_ok();
         self.shared.figures().health = Some((ok, started.elapsed(), Instant::now()));
         match result {
+            Ok(Reply::Info(info)) => {
+                self.shared.figures().offers = Some(Offers::from_info(&info));
+                None
+            }
             Ok(_) => None,
             Err(Failure { error, end }) => {
                 tracing::warn!(engine = %self.shared.name, %error, "health check failed");
@@ -566,14 +652,14 @@ impl Runner {
     /// Writes `bytes` and collects the reply `expect`ed, honouring both deadlines.
     fn exchange(
         &mut self,
-        proc: &Proc,
+        link: &Link,
         bytes: Vec<u8>,
         expect: Expect,
         mut first_audio: Option<Instant>,
         deadline: Instant,
         request: Option<RequestId>,
     ) -> Result<Reply, Failure> {
-        if !proc.write(bytes) {
+        if !link.write(bytes) {
             return Err(self.failure_exited("its input is closed"));
         }
         let mut audio = AudioCollector::new(self.config.max_audio_bytes);
@@ -584,7 +670,7 @@ impl Runner {
                 _ => (deadline, false),
             };
             if now >= limit {
-                return Err(self.unresponsive(proc, request, first));
+                return Err(self.unresponsive(link, request, first));
             }
             select! {
                 recv(self.ctrl) -> ctrl => match ctrl {
@@ -680,7 +766,7 @@ impl Runner {
         }
     }
 
-    fn unresponsive(&self, proc: &Proc, request: Option<RequestId>, first: bool) -> Failure {
+    fn unresponsive(&self, link: &Link, request: Option<RequestId>, first: bool) -> Failure {
         let t = self.config.timeouts;
         let error = match (request, first) {
             (Some(_), true) => SpeechError::FirstAudioTimeout {
@@ -704,7 +790,7 @@ impl Runner {
             tracing::warn!(engine = %self.shared.name, %request, %error, "engine unresponsive; restarting it");
             self.ctx.events.emit(SpeechEvent::Unresponsive {
                 engine: self.name(),
-                pid: proc.pid(),
+                pid: link.pid(),
                 request,
             });
         }
@@ -714,8 +800,15 @@ impl Runner {
         }
     }
 
-    /// Ends the process and decides what comes next.
-    fn ended(&mut self, proc: Proc, end: End) -> Next {
+    /// Ends the process or connection and decides what comes next.
+    fn ended(&mut self, link: Link, end: End) -> Next {
+        let proc = match link {
+            Link::Proc(proc) => proc,
+            Link::Conn(conn) => {
+                conn.close();
+                return self.disconnected(end);
+            }
+        };
         let pid = proc.pid();
         let (cause, crash) = match &end {
             End::Stop => (proc.stop(self.ctx.stop), false),
@@ -742,8 +835,45 @@ impl Runner {
         }
     }
 
+    /// A connection closed: reconnect unless stopping. Only a connection that
+    /// was up (it answered `describe`) is announced, so a service that stays down
+    /// is one event, not one per attempt.
+    fn disconnected(&mut self, end: End) -> Next {
+        let reason = match end {
+            End::Stop => return Next::Stop,
+            End::ErrorExit => "the service closed the connection after an error".to_string(),
+            End::Crash(reason) if reason == EXITED => "the service closed the connection".into(),
+            End::Crash(reason) => reason,
+        };
+        let endpoint = self.endpoint_words();
+        if self.shared.figures().state != EngineState::Starting {
+            tracing::warn!(engine = %self.shared.name, %endpoint, %reason, "speech service connection lost; reconnecting");
+            self.ctx.events.emit(SpeechEvent::Disconnected {
+                engine: self.name(),
+                endpoint,
+                reason: reason.clone(),
+            });
+        } else {
+            tracing::debug!(engine = %self.shared.name, %endpoint, %reason, "speech service not ready");
+        }
+        self.shared.figures().last_error = Some(reason);
+        self.crashed(None)
+    }
+
+    fn endpoint_words(&self) -> String {
+        self.config
+            .endpoint
+            .as_ref()
+            .map_or_else(String::new, Endpoint::to_string)
+    }
+
     fn crashed(&mut self, cause: Option<ExitCause>) -> Next {
         self.shared.figures().crashes += 1;
+        if self.config.endpoint.is_some() {
+            let delay = self.reconnect;
+            self.reconnect = (delay * 2).min(RECONNECT_MAX);
+            return Next::Restart(delay);
+        }
         match self.crashes.crash(Instant::now()) {
             Verdict::RestartAfter(delay) => Next::Restart(delay),
             Verdict::Fail { crashes } => {

@@ -1,9 +1,11 @@
-//! Everything speech in one handle for the daemon: TTS and ASR started together,
-//! one status, one shutdown.
+//! Everything speech in one handle for the daemon: TTS, ASR and wake-word
+//! detection started together, one status, one shutdown.
 
+use crate::asr::StreamStatus;
 use crate::asr::{Asr, AsrConfig, AsrStatus};
 use crate::engine::{EngineContext, EngineStatus};
 use crate::tts::{Tts, TtsConfig, TtsStatus};
+use crate::wake::{Wake, WakeConfig};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use std::sync::Arc;
 pub struct SpeechConfig {
     pub tts: Option<TtsConfig>,
     pub asr: Option<AsrConfig>,
+    pub wake: Option<WakeConfig>,
 }
 
 /// Speech figures for the daemon's status.
@@ -19,6 +22,8 @@ pub struct SpeechConfig {
 pub struct SpeechStatus {
     pub tts: Option<TtsStatus>,
     pub asr: Option<AsrStatus>,
+    /// `transcripts` counts detections.
+    pub wake: Option<StreamStatus>,
     /// Events dropped because the daemon's channel was full.
     pub events_dropped: u64,
 }
@@ -55,7 +60,15 @@ impl SpeechStatus {
                 "files": engine_json(&a.files),
             })
         });
-        json!({ "tts": tts, "asr": asr, "events_dropped": self.events_dropped })
+        let wake = self.wake.as_ref().map(|w| {
+            json!({
+                "engine": engine_json(&w.engine),
+                "frames_in": w.frames_in,
+                "frames_dropped": w.frames_dropped,
+                "detections": w.transcripts,
+            })
+        });
+        json!({ "tts": tts, "asr": asr, "wake": wake, "events_dropped": self.events_dropped })
     }
 }
 
@@ -79,6 +92,14 @@ fn engine_json(e: &EngineStatus) -> Value {
             "latency_ms": h.latency.as_secs_f64() * 1e3,
             "age_ms": h.age.as_secs_f64() * 1e3,
         })),
+        "endpoint": e.endpoint,
+        "offers": e.offers.as_ref().map(|o| json!({
+            "programs": o.programs,
+            "voices": o.voices,
+            "models": o.models,
+            "wake_words": o.wake_words,
+            "languages": o.languages,
+        })),
     })
 }
 
@@ -87,6 +108,8 @@ pub struct Speech {
     tts: Option<Tts>,
     /// Shared: the capture thread feeds streams while the event loop starts them.
     asr: Option<Arc<Asr>>,
+    /// Shared like `asr`.
+    wake: Option<Arc<Wake>>,
     ctx: EngineContext,
 }
 
@@ -99,7 +122,16 @@ impl Speech {
             .asr
             .map(|c| Asr::start(c, ctx.clone()).map(Arc::new))
             .transpose()?;
-        Ok(Speech { tts, asr, ctx })
+        let wake = config
+            .wake
+            .map(|c| Wake::start(c, ctx.clone()).map(Arc::new))
+            .transpose()?;
+        Ok(Speech {
+            tts,
+            asr,
+            wake,
+            ctx,
+        })
     }
 
     pub fn tts(&self) -> Option<&Tts> {
@@ -111,10 +143,16 @@ impl Speech {
         self.asr.as_ref()
     }
 
+    /// Clone the `Arc` for the thread that captures the input device.
+    pub fn wake(&self) -> Option<&Arc<Wake>> {
+        self.wake.as_ref()
+    }
+
     pub fn status(&self) -> SpeechStatus {
         SpeechStatus {
             tts: self.tts.as_ref().map(Tts::status),
             asr: self.asr.as_deref().map(Asr::status),
+            wake: self.wake.as_deref().map(Wake::status),
             events_dropped: self.ctx.events.dropped(),
         }
     }
@@ -128,6 +166,9 @@ impl Speech {
         }
         if let Some(asr) = &self.asr {
             asr.shutdown();
+        }
+        if let Some(wake) = &self.wake {
+            wake.shutdown();
         }
         if let Some(tts) = &mut self.tts {
             tts.shutdown();

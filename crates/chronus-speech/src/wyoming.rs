@@ -92,6 +92,58 @@ impl Event {
     }
 }
 
+/// What a Wyoming service offers, from its `info` event: the programs and, in
+/// them, the voices (TTS), models (ASR) and wake words, with their languages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Offers {
+    pub programs: Vec<String>,
+    pub voices: Vec<String>,
+    pub models: Vec<String>,
+    pub wake_words: Vec<String>,
+    pub languages: Vec<String>,
+}
+
+/// Most names kept per list: an `info` from a service with thousands of voices
+/// must not bloat every status reply.
+const MAX_OFFERED: usize = 64;
+
+impl Offers {
+    /// Reads `tts[].voices[]`, `asr[].models[]` and `wake[].models[]`; anything
+    /// missing or of the wrong type is skipped.
+    pub fn from_info(info: &Map<String, Value>) -> Offers {
+        let mut offers = Offers::default();
+        let add = |list: &mut Vec<String>, name: &str| {
+            if list.len() < MAX_OFFERED && !list.iter().any(|n| n == name) {
+                list.push(name.to_string());
+            }
+        };
+        for (kind, items) in [("tts", "voices"), ("asr", "models"), ("wake", "models")] {
+            let programs = info.get(kind).and_then(Value::as_array);
+            for program in programs.into_iter().flatten() {
+                if let Some(name) = program.get("name").and_then(Value::as_str) {
+                    add(&mut offers.programs, name);
+                }
+                let artifacts = program.get(items).and_then(Value::as_array);
+                for artifact in artifacts.into_iter().flatten() {
+                    if let Some(name) = artifact.get("name").and_then(Value::as_str) {
+                        let list = match kind {
+                            "tts" => &mut offers.voices,
+                            "asr" => &mut offers.models,
+                            _ => &mut offers.wake_words,
+                        };
+                        add(list, name);
+                    }
+                    let languages = artifact.get("languages").and_then(Value::as_array);
+                    for language in languages.into_iter().flatten().filter_map(Value::as_str) {
+                        add(&mut offers.languages, language);
+                    }
+                }
+            }
+        }
+        offers
+    }
+}
+
 /// Broken framing: what was wrong, with the offending bytes escaped and truncated.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{what}: {bytes}")]
@@ -403,6 +455,30 @@ mod tests {
         let mut bytes = b"{\"type\":\"x\",\"data_length\":3}\n".to_vec();
         bytes.extend_from_slice(b"[1]");
         assert!(decode_all(&bytes, 4).is_err());
+    }
+
+    #[test]
+    fn offers_are_read_from_an_info_event_and_bad_parts_skipped() {
+        let info = json!({
+            "tts": [{"name": "piper", "voices": [
+                {"name": "en_US-lessac-medium", "languages": ["en_US"]},
+                {"name": "de_DE-thorsten-low", "languages": ["de_DE"]},
+                {"languages": "not a list"}
+            ]}],
+            "asr": [{"name": "faster-whisper", "models": [{"name": "tiny-int8", "languages": ["en", "de"]}]}],
+            "wake": [{"name": "openwakeword", "models": [{"name": "ok_nabu", "languages": ["en"]}]}],
+            "handle": 3
+        });
+        let Value::Object(map) = info else {
+            unreachable!()
+        };
+        let offers = Offers::from_info(&map);
+        assert_eq!(offers.programs, ["piper", "faster-whisper", "openwakeword"]);
+        assert_eq!(offers.voices, ["en_US-lessac-medium", "de_DE-thorsten-low"]);
+        assert_eq!(offers.models, ["tiny-int8"]);
+        assert_eq!(offers.wake_words, ["ok_nabu"]);
+        assert_eq!(offers.languages, ["en_US", "de_DE", "en", "de"]);
+        assert_eq!(Offers::from_info(&Map::new()), Offers::default());
     }
 
     #[test]

@@ -274,6 +274,7 @@ fn speech_status_shows_engines_cache_and_streams_and_shutdown_is_prompt() {
     let config = chronus_speech::SpeechConfig {
         tts: Some(TtsConfig::espeak_ng()),
         asr: Some(chronus_speech::AsrConfig::pocketsphinx(None)),
+        wake: None,
     };
     let mut speech = chronus_speech::Speech::start(config, ctx).unwrap();
     let ticket = speech.tts().unwrap().say_ticket("status", None).unwrap();

@@ -1,11 +1,12 @@
-//! The speech-recognition input, opened and closed on a thread of its own: opening a
-//! device (or connecting to a sound server) can wait, and the loop must not. The loop
-//! asks; the answer comes back as [`Event::Capture`].
+//! The speech input, opened and closed on a thread of its own: opening a device (or
+//! connecting to a sound server) can wait, and the loop must not. The loop asks; the
+//! answer comes back as [`Event::Capture`]. It feeds the running ASR streams and,
+//! while wake-word detection is on, the wake-word stream, which holds it open.
 
 use crate::event::Event;
 use chronus_audio::{Capture, HostChoice};
 use chronus_osc::Peer;
-use chronus_speech::Asr;
+use chronus_speech::{Asr, Wake};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +21,27 @@ const CLOSE_GRACE: Duration = Duration::from_millis(500);
 enum Msg {
     Open {
         device: Option<String>,
-        feed: Arc<Asr>,
+        feed: Listeners,
     },
     Close,
+}
+
+/// Who hears the input.
+#[derive(Clone, Default)]
+pub struct Listeners {
+    pub asr: Option<Arc<Asr>>,
+    pub wake: Option<Arc<Wake>>,
+}
+
+impl Listeners {
+    fn push(&self, samples: &[f32], rate: u32, channels: u16) {
+        if let Some(asr) = &self.asr {
+            asr.push_all(samples, rate, channels);
+        }
+        if let Some(wake) = &self.wake {
+            wake.push(samples, rate, channels);
+        }
+    }
 }
 
 /// Where the input stands, as the loop knows it.
@@ -38,6 +57,8 @@ pub struct Input {
     thread: Option<JoinHandle<()>>,
     dropped: Arc<AtomicU64>,
     state: State,
+    /// Wake-word detection keeps the input open whatever the ASR streams do.
+    held: bool,
 }
 
 impl Input {
@@ -56,7 +77,7 @@ impl Input {
                             capture = None;
                             let opened =
                                 Capture::start(host, device.as_deref(), move |s, rate, ch| {
-                                    feed.push_all(s, rate, ch)
+                                    feed.push(s, rate, ch)
                                 });
                             let answer = match opened {
                                 Ok(c) => {
@@ -89,6 +110,7 @@ impl Input {
             thread: Some(thread),
             dropped,
             state: State::Closed,
+            held: false,
         })
     }
 
@@ -104,7 +126,7 @@ impl Input {
         from: Peer,
         stream: String,
         device: Option<&str>,
-        feed: &Arc<Asr>,
+        feed: &Listeners,
     ) -> bool {
         match &mut self.state {
             State::Open => return true,
@@ -112,12 +134,24 @@ impl Input {
             State::Closed => {
                 self.send(Msg::Open {
                     device: device.map(str::to_owned),
-                    feed: Arc::clone(feed),
+                    feed: feed.clone(),
                 });
                 self.state = State::Opening(vec![(from, stream)]);
             }
         }
         false
+    }
+
+    /// Opens the input for as long as the daemon runs (wake-word detection).
+    pub fn hold(&mut self, device: Option<&str>, feed: &Listeners) {
+        self.held = true;
+        if matches!(self.state, State::Closed) {
+            self.send(Msg::Open {
+                device: device.map(str::to_owned),
+                feed: feed.clone(),
+            });
+            self.state = State::Opening(Vec::new());
+        }
     }
 
     /// The thread answered an open: the requests that waited for it.
@@ -132,9 +166,9 @@ impl Input {
         waiting
     }
 
-    /// No stream needs the input any more.
+    /// No ASR stream needs the input any more: closed unless held.
     pub fn close(&mut self) {
-        if matches!(self.state, State::Open) {
+        if !self.held && matches!(self.state, State::Open) {
             self.send(Msg::Close);
             self.state = State::Closed;
         }

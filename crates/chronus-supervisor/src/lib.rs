@@ -207,8 +207,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), SupervisorError> {
     let storage = storage::Storage::start(events_tx.clone()).map_err(SupervisorError::Thread)?;
     let mut desk = speech::Desk::start(&config.speech, audio.sample_rate);
     let (spawns, speech_events) = desk.take_receivers().unzip();
-    let input = capture::Input::start(events_tx.clone(), host_choice(&config))
+    let mut input = capture::Input::start(events_tx.clone(), host_choice(&config))
         .map_err(SupervisorError::Thread)?;
+    let listeners = desk.listeners();
+    if listeners.wake.is_some() {
+        input.hold(config.speech.asr.input_device.as_deref(), &listeners);
+    }
     let mut sources = Sources::new(events_rx, osc_rx, spawns, speech_events, TICK);
     let mut d = Daemon::new(Parts {
         config,

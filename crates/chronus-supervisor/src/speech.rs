@@ -4,13 +4,14 @@
 //! One utterance plays at a time; the others wait their turn. Speech recognition
 //! streams the input device to the recogniser; transcripts go to subscribers.
 
+use crate::capture::Listeners;
 use crate::status::Figure;
-use chronus_config::{AsrSettings, SpeechSettings, TtsProtocol, TtsSettings};
+use chronus_config::{AsrSettings, ServiceUri, SpeechSettings, TtsProtocol, TtsSettings};
 use chronus_osc::{OscType, Peer};
 use chronus_speech::{
-    AsrConfig, EngineContext, EngineStatus, EventSink, OneShotConfig, RequestId, SpawnJob, Spawner,
-    Speech, SpeechConfig, SpeechError, SpeechEvent, SpeechResult, Timeouts, TtsBackend, TtsConfig,
-    WyomingConfig,
+    AsrConfig, Endpoint, EngineContext, EngineStatus, EventSink, OneShotConfig, RequestId,
+    SpawnJob, Spawner, Speech, SpeechConfig, SpeechError, SpeechEvent, SpeechResult, Timeouts,
+    TtsBackend, TtsConfig, WakeConfig, WyomingConfig,
 };
 use crossbeam_channel::Receiver;
 use std::collections::{HashMap, VecDeque};
@@ -27,6 +28,7 @@ pub const ASR_STOP_ADDR: &str = "/chronus/asr/stop";
 pub const TRANSCRIBE_ADDR: &str = "/chronus/asr/transcribe";
 pub const TRANSCRIPT_ADDR: &str = "/chronus/asr/transcript";
 pub const STATUS_REPLY_ADDR: &str = "/chronus/speech/status.reply";
+pub const WAKE_ADDR: &str = "/chronus/wake";
 
 /// Seconds of speech the region's area holds: the longest utterance.
 pub const AREA_SECONDS: u64 = 60;
@@ -97,6 +99,8 @@ pub struct Desk {
     pub queue: VecDeque<Utterance>,
     pub playing: Option<Playing>,
     pub counters: SpeechCounters,
+    /// Listening for the utterance after a wake word, until then.
+    pub wake_listen_until: Option<Instant>,
     /// Spawns the engines ask the main thread to run, and their events; `None`
     /// once handed to the loop, and when speech is off.
     receivers: Option<(Receiver<SpawnJob>, Receiver<SpeechEvent>)>,
@@ -118,8 +122,14 @@ impl Desk {
                 .enabled
                 .then(|| tts_config(&settings.tts, sample_rate)),
             asr: settings.asr.enabled.then(|| asr_config(&settings.asr)),
+            wake: settings
+                .wake
+                .enabled
+                .then(|| endpoint(&settings.wake.uri))
+                .flatten()
+                .map(|e| WakeConfig::new(e, settings.wake.names.clone())),
         };
-        let speech = if config.tts.is_none() && config.asr.is_none() {
+        let speech = if config.tts.is_none() && config.asr.is_none() && config.wake.is_none() {
             None
         } else {
             match Speech::start(config, ctx) {
@@ -140,6 +150,7 @@ impl Desk {
             queue: VecDeque::new(),
             playing: None,
             counters: SpeechCounters::default(),
+            wake_listen_until: None,
             receivers: speech_on.then_some((jobs, events)),
         }
     }
@@ -148,6 +159,14 @@ impl Desk {
     /// so the loop does not wait on channels nobody sends to.
     pub fn take_receivers(&mut self) -> Option<(Receiver<SpawnJob>, Receiver<SpeechEvent>)> {
         self.receivers.take()
+    }
+
+    /// Who the input device feeds.
+    pub fn listeners(&self) -> Listeners {
+        Listeners {
+            asr: self.speech.as_ref().and_then(Speech::asr).cloned(),
+            wake: self.speech.as_ref().and_then(Speech::wake).cloned(),
+        }
     }
 
     /// Sets the speech level and the music's level under it, for utterances queued
@@ -258,20 +277,27 @@ fn engine_name(argv: &[String]) -> String {
 }
 
 fn tts_config(s: &TtsSettings, sample_rate: u32) -> TtsConfig {
-    let name = engine_name(&s.command);
     let timeout = std::time::Duration::from_millis(u64::from(s.timeout_ms));
     let timeouts = Timeouts {
         first_audio: timeout,
         complete: timeout,
     };
-    let backend = match s.protocol {
-        TtsProtocol::OneShot => {
-            let mut c = OneShotConfig::new(&name, s.command.clone());
+    let backend = match (endpoint(&s.uri), s.protocol) {
+        (Some(endpoint), _) => {
+            let mut c = WyomingConfig::connect("tts", endpoint);
+            c.timeouts = timeouts;
+            TtsBackend::Wyoming {
+                config: c,
+                engines: s.engines as usize,
+            }
+        }
+        (None, TtsProtocol::OneShot) => {
+            let mut c = OneShotConfig::new(&engine_name(&s.command), s.command.clone());
             c.timeouts = timeouts;
             TtsBackend::OneShot(c)
         }
-        TtsProtocol::Wyoming => {
-            let mut c = WyomingConfig::new(&name, s.command.clone());
+        (None, TtsProtocol::Wyoming) => {
+            let mut c = WyomingConfig::new(&engine_name(&s.command), s.command.clone());
             c.timeouts = timeouts;
             TtsBackend::Wyoming {
                 config: c,
@@ -298,7 +324,18 @@ fn asr_config(s: &AsrSettings) -> AsrConfig {
         config.argv.push(grammar.to_string_lossy().into_owned());
     }
     config.rate = s.rate;
+    config.endpoint = endpoint(&s.uri);
+    config.silence = std::time::Duration::from_millis(u64::from(s.silence_ms));
     config
+}
+
+/// The running service a setting names; `None` for a program to spawn.
+pub fn endpoint(uri: &ServiceUri) -> Option<Endpoint> {
+    match uri {
+        ServiceUri::Stdio => None,
+        ServiceUri::Tcp(addr) => Some(Endpoint::Tcp(addr.clone())),
+        ServiceUri::Unix(path) => Some(Endpoint::Unix(path.clone())),
+    }
 }
 
 /// An id as it reads in a message.

@@ -191,6 +191,41 @@ const INVALID: &[(&str, &str, EnvCase)] = &[
     ),
     ("speech.asr.input_device", "\"\"", None),
     ("speech.asr.transcribe_dir", "\"\"", None),
+    (
+        "speech.tts.uri",
+        "\"tcp://127.0.0.1\"",
+        Some(("CHRONUS_TTS_URI", "http://127.0.0.1:10200")),
+    ),
+    (
+        "speech.asr.uri",
+        "\"unix://relative.sock\"",
+        Some(("CHRONUS_ASR_URI", "tcp://host:0")),
+    ),
+    (
+        "speech.asr.silence_ms",
+        "50",
+        Some(("CHRONUS_ASR_SILENCE_MS", "1s")),
+    ),
+    (
+        "speech.wake.enabled",
+        "1",
+        Some(("CHRONUS_WAKE_ENABLED", "maybe")),
+    ),
+    (
+        "speech.wake.uri",
+        "\"stdio\"",
+        Some(("CHRONUS_WAKE_URI", "stdio")),
+    ),
+    (
+        "speech.wake.names",
+        "[\"\"]",
+        Some(("CHRONUS_WAKE_NAMES", "a\tb")),
+    ),
+    (
+        "speech.wake.then_listen",
+        "\"yes\"",
+        Some(("CHRONUS_WAKE_THEN_LISTEN", "2")),
+    ),
 ];
 
 fn toml_for(key: &str, value: &str) -> String {

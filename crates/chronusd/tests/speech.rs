@@ -5,9 +5,9 @@
 
 mod common;
 
-use chronus_osc::{OscMessage, OscPacket, OscType};
+use chronus_osc::OscType;
+use common::client::{Client, is};
 use common::*;
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -38,74 +38,6 @@ fn grammar(dir: &Path) -> PathBuf {
     let path = dir.join("phrases.jsgf");
     std::fs::write(&path, GRAMMAR).unwrap();
     path
-}
-
-/// One client socket: what it sends is answered to it.
-struct Client {
-    socket: UdpSocket,
-    to: std::net::SocketAddr,
-}
-
-impl Client {
-    fn new(d: &Daemon) -> Client {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        Client { socket, to: d.osc }
-    }
-
-    fn send(&self, addr: &str, args: Vec<OscType>) {
-        let packet = OscPacket::Message(OscMessage {
-            addr: addr.into(),
-            args,
-        });
-        self.socket
-            .send_to(&chronus_osc::encode(&packet), self.to)
-            .unwrap();
-    }
-
-    /// The next message for which `wanted` holds, within `timeout`; others are skipped.
-    fn expect(
-        &self,
-        what: &str,
-        timeout: Duration,
-        wanted: impl Fn(&OscMessage) -> bool,
-    ) -> OscMessage {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        let mut buf = vec![0u8; 65536];
-        while Instant::now() < deadline {
-            let Ok(n) = self.socket.recv(&mut buf) else {
-                continue;
-            };
-            let Ok(packet) = chronus_osc::decode(&buf[..n], &chronus_osc::Limits::default()) else {
-                continue;
-            };
-            for m in chronus_osc::messages(packet) {
-                if wanted(&m) {
-                    return m;
-                }
-                seen.push(format!("{} {:?}", m.addr, m.args));
-            }
-        }
-        panic!("no {what} within {timeout:?}; received instead: {seen:#?}");
-    }
-
-    fn say(&self, text: &str, id: &str) {
-        self.send(
-            "/chronus/tts/say",
-            vec![
-                OscType::String(text.into()),
-                OscType::String(String::new()),
-                OscType::String(id.into()),
-            ],
-        );
-    }
-}
-
-fn is(addr: &'static str, first: &'static str) -> impl Fn(&OscMessage) -> bool {
-    move |m| m.addr == addr && m.args.first() == Some(&OscType::String(first.into()))
 }
 
 fn tone(d: &Daemon) {

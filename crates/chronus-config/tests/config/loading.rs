@@ -77,7 +77,7 @@ fn unknown_top_level_key_is_an_error() {
         err.to_string(),
         format!(
             "unknown key `colour` in {} (known top-level keys: record, journal, [osc], \
-             [audio], [engine], [viz], [metrics], [workers], [log], [speech.tts], [speech.asr])",
+             [audio], [engine], [viz], [metrics], [workers], [log], [speech.tts], [speech.asr], [speech.wake])",
             path.display()
         )
     );
@@ -104,7 +104,7 @@ fn unknown_key_in_a_nested_section_is_an_error() {
         load_err(&sources).to_string(),
         format!(
             "unknown key `speech.tts.volume` in {} (known keys in [speech.tts]: enabled, \
-             command, protocol, engines, voice, cache_entries, cache_mb, timeout_ms, gain, \
+             uri, command, protocol, engines, voice, cache_entries, cache_mb, timeout_ms, gain, \
              duck)",
             path.display()
         )
@@ -115,7 +115,7 @@ fn unknown_key_in_a_nested_section_is_an_error() {
         load_err(&sources).to_string(),
         format!(
             "unknown key `speech.command` in {} (known keys in [speech]: [speech.tts], \
-             [speech.asr]; did you mean `speech.tts.command` or `speech.asr.command`?)",
+             [speech.asr], [speech.wake]; did you mean `speech.tts.command` or `speech.asr.command`?)",
             path.display()
         )
     );
@@ -134,7 +134,7 @@ fn misplaced_section_error_suggests_the_nested_one() {
         load_err(&sources).to_string(),
         format!(
             "unknown key `tts` in {} (known top-level keys: record, journal, [osc], [audio], \
-             [engine], [viz], [metrics], [workers], [log], [speech.tts], [speech.asr]; did you mean \
+             [engine], [viz], [metrics], [workers], [log], [speech.tts], [speech.asr], [speech.wake]; did you mean \
              `[speech.tts]`?)",
             path.display()
         )
@@ -195,7 +195,7 @@ fn table_holding_sections_that_is_not_a_table_is_an_error() {
             "speech-not-table",
             "speech = true\n",
             "speech = true",
-            "[speech.tts], [speech.asr]",
+            "[speech.tts], [speech.asr], [speech.wake]",
         ),
         (
             "speech-tts-not-table",

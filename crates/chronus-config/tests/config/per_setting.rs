@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use chronus_config::{Backend, Cidr, LateBundles, TtsProtocol};
+use chronus_config::{Backend, Cidr, LateBundles, ServiceUri, TtsProtocol};
 
 use crate::common::{
     check_auto_beats_a_number, check_invalid_env, check_invalid_file, check_invalid_override,
@@ -961,4 +961,155 @@ fn speech_asr_transcribe_dir() {
     check_invalid_env("CHRONUS_ASR_TRANSCRIBE_DIR", accepted, &[non_utf8()]);
     check_invalid_file("speech.asr.transcribe_dir", accepted, &["\"\"", "[\"a\"]"]);
     check_invalid_override("speech.asr.transcribe_dir", accepted, &[""]);
+}
+
+const URI_STDIO: &str =
+    "stdio (run the command), tcp://HOST:PORT or unix:///PATH (a running Wyoming service)";
+
+fn tcp(addr: &str) -> ServiceUri {
+    ServiceUri::Tcp(addr.into())
+}
+
+#[test]
+fn speech_tts_uri() {
+    check_layers(
+        "speech.tts.uri",
+        "CHRONUS_TTS_URI",
+        |c| c.speech.tts.uri.clone(),
+        ServiceUri::Stdio,
+        ("\"tcp://127.0.0.1:10200\"", tcp("127.0.0.1:10200")),
+        (
+            "unix:///run/piper.sock",
+            ServiceUri::Unix("/run/piper.sock".into()),
+        ),
+        ("tcp://[::1]:10200/", tcp("[::1]:10200")),
+    );
+    check_invalid_env(
+        "CHRONUS_TTS_URI",
+        URI_STDIO,
+        &os(&[
+            "tcp://127.0.0.1",
+            "tcp://:10200",
+            "tcp://host:0",
+            "tcp://host:65536",
+            "http://host:1",
+        ]),
+    );
+    check_invalid_file(
+        "speech.tts.uri",
+        URI_STDIO,
+        &["\"unix://relative.sock\"", "\"tcp://a b:1\"", "10200"],
+    );
+    check_invalid_override("speech.tts.uri", URI_STDIO, &["", "stdin"]);
+}
+
+#[test]
+fn speech_asr_uri() {
+    check_layers(
+        "speech.asr.uri",
+        "CHRONUS_ASR_URI",
+        |c| c.speech.asr.uri.clone(),
+        ServiceUri::Stdio,
+        ("\"tcp://whisper.local:10300\"", tcp("whisper.local:10300")),
+        ("STDIO", ServiceUri::Stdio),
+        ("tcp://127.0.0.1:10300", tcp("127.0.0.1:10300")),
+    );
+    check_invalid_env("CHRONUS_ASR_URI", URI_STDIO, &os(&["unix://", "tcp://h:x"]));
+    check_invalid_file("speech.asr.uri", URI_STDIO, &["[\"stdio\"]"]);
+    check_invalid_override("speech.asr.uri", URI_STDIO, &["udp://h:1"]);
+}
+
+#[test]
+fn speech_asr_silence_ms() {
+    let accepted = "an integer from 100 to 10000";
+    check_layers(
+        "speech.asr.silence_ms",
+        "CHRONUS_ASR_SILENCE_MS",
+        |c| c.speech.asr.silence_ms,
+        800,
+        ("100", 100),
+        ("10000", 10_000),
+        ("1500", 1500),
+    );
+    check_invalid_env(
+        "CHRONUS_ASR_SILENCE_MS",
+        accepted,
+        &os(&["99", "10001", "1s"]),
+    );
+    check_invalid_file("speech.asr.silence_ms", accepted, &["800.0", "\"800\""]);
+    check_invalid_override("speech.asr.silence_ms", accepted, &["0"]);
+}
+
+#[test]
+fn speech_wake_enabled() {
+    let accepted = "true or false (in the environment also 1/0, yes/no, on/off)";
+    check_layers(
+        "speech.wake.enabled",
+        "CHRONUS_WAKE_ENABLED",
+        |c| c.speech.wake.enabled,
+        false,
+        ("true", true),
+        ("on", true),
+        ("yes", true),
+    );
+    check_invalid_env("CHRONUS_WAKE_ENABLED", accepted, &os(&["maybe"]));
+    check_invalid_file("speech.wake.enabled", accepted, &["1", "\"true\""]);
+    check_invalid_override("speech.wake.enabled", accepted, &[""]);
+}
+
+#[test]
+fn speech_wake_uri_is_a_running_service_never_stdio() {
+    let accepted = "tcp://HOST:PORT or unix:///PATH (a running Wyoming service)";
+    check_layers(
+        "speech.wake.uri",
+        "CHRONUS_WAKE_URI",
+        |c| c.speech.wake.uri.clone(),
+        tcp("127.0.0.1:10400"),
+        ("\"tcp://10.0.0.5:10400\"", tcp("10.0.0.5:10400")),
+        (
+            "unix:///run/oww.sock",
+            ServiceUri::Unix("/run/oww.sock".into()),
+        ),
+        ("tcp://localhost:1", tcp("localhost:1")),
+    );
+    check_invalid_env("CHRONUS_WAKE_URI", accepted, &os(&["stdio", "tcp://h"]));
+    check_invalid_file("speech.wake.uri", accepted, &["\"stdio\""]);
+    check_invalid_override("speech.wake.uri", accepted, &["Stdio"]);
+}
+
+#[test]
+fn speech_wake_names() {
+    let accepted = "a list of names of printable characters (comma-separated in the \
+                    environment); empty for all";
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    check_layers(
+        "speech.wake.names",
+        "CHRONUS_WAKE_NAMES",
+        |c| c.speech.wake.names.clone(),
+        Vec::new(),
+        (
+            "[\"ok_nabu\", \"hey_jarvis\"]",
+            names(&["ok_nabu", "hey_jarvis"]),
+        ),
+        ("ok_nabu, hey_mycroft", names(&["ok_nabu", "hey_mycroft"])),
+        ("", Vec::new()),
+    );
+    check_invalid_env("CHRONUS_WAKE_NAMES", accepted, &[non_utf8(), "a\tb".into()]);
+    check_invalid_file("speech.wake.names", accepted, &["[1]", "[\"\"]", "true"]);
+}
+
+#[test]
+fn speech_wake_then_listen() {
+    let accepted = "true or false (in the environment also 1/0, yes/no, on/off)";
+    check_layers(
+        "speech.wake.then_listen",
+        "CHRONUS_WAKE_THEN_LISTEN",
+        |c| c.speech.wake.then_listen,
+        false,
+        ("true", true),
+        ("1", true),
+        ("true", true),
+    );
+    check_invalid_env("CHRONUS_WAKE_THEN_LISTEN", accepted, &os(&["2"]));
+    check_invalid_file("speech.wake.then_listen", accepted, &["\"yes\""]);
 }

@@ -199,6 +199,13 @@ fn stop_speaking(d: &mut Daemon, from: Peer) {
 /// Follows the playing utterance through the device clock: `/chronus/tts/start`
 /// when its first sample is handed to the device, `/chronus/tts/done` after its last.
 pub fn tick(d: &mut Daemon, play: u64) {
+    if d.desk
+        .wake_listen_until
+        .is_some_and(|until| Instant::now() >= until)
+    {
+        tracing::info!("no utterance after the wake word");
+        end_wake_listen(d);
+    }
     speak_next(d);
     let log = d.region.log();
     let rate = f64::from(d.config.audio.sample_rate);
@@ -256,7 +263,10 @@ fn start_stream(d: &mut Daemon, from: Peer, stream: String) {
         );
     };
     let device = d.desk.settings.asr.input_device.clone();
-    if d.input.want(from, stream.clone(), device.as_deref(), &asr) {
+    let listeners = d.desk.listeners();
+    if d.input
+        .want(from, stream.clone(), device.as_deref(), &listeners)
+    {
         start(d, &asr, from, stream);
     }
 }
@@ -266,6 +276,17 @@ fn start_stream(d: &mut Daemon, from: Peer, stream: String) {
 pub fn input_opened(d: &mut Daemon, result: Result<String, String>) {
     let waiting = d.input.opened(result.is_ok());
     let asr = d.desk.speech.as_ref().and_then(Speech::asr).cloned();
+    if waiting.is_empty() {
+        // Held open for wake-word detection.
+        match &result {
+            Ok(device) => tracing::info!(device, "capturing the input device for wake words"),
+            Err(error) => tracing::error!(
+                error,
+                "cannot capture the input device: wake words are not heard"
+            ),
+        }
+        return;
+    }
     match (result, asr) {
         (Ok(device), Some(asr)) => {
             tracing::info!(device, "capturing the input device for speech recognition");
@@ -314,6 +335,46 @@ fn stop_stream(d: &mut Daemon, from: Peer, stream: String) {
         &from,
         chronus_osc::done(ASR_STOP_ADDR, vec![OscType::String(stream)]),
     );
+}
+
+/// The stream a detection starts with `speech.wake.then_listen`.
+pub const WAKE_STREAM: &str = "wake";
+/// How long it listens for the utterance after the wake word.
+pub const WAKE_LISTEN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A wake word was heard: tell subscribers, and with `then_listen` recognise one
+/// utterance on the `wake` stream (the input is open: detection holds it).
+fn woke(d: &mut Daemon, name: String) -> chronus_osc::OscPacket {
+    let frame = d
+        .region
+        .header()
+        .clock
+        .play_frame
+        .load(std::sync::atomic::Ordering::Acquire);
+    tracing::info!(id = "chronus.wake", name, frame, "wake word heard");
+    if d.desk.settings.wake.then_listen
+        && let Some(asr) = d.desk.speech.as_ref().and_then(Speech::asr).cloned()
+    {
+        match asr.start_stream(WAKE_STREAM) {
+            Ok(_) => d.desk.wake_listen_until = Some(Instant::now() + WAKE_LISTEN),
+            Err(error) => tracing::warn!(%error, "cannot listen after the wake word"),
+        }
+    }
+    chronus_osc::message(
+        WAKE_ADDR,
+        vec![OscType::String(name), OscType::Long(frame as i64)],
+    )
+}
+
+/// The utterance after a wake word was heard, or waited for long enough.
+pub fn end_wake_listen(d: &mut Daemon) {
+    d.desk.wake_listen_until = None;
+    if let Some(asr) = d.desk.speech.as_ref().and_then(Speech::asr).cloned()
+        && asr.stop_stream(WAKE_STREAM)
+        && asr.active_streams().is_empty()
+    {
+        d.input.close();
+    }
 }
 
 fn transcribe(d: &mut Daemon, from: Peer, name: String) {
@@ -385,6 +446,9 @@ pub fn engine_event(d: &mut Daemon, event: SpeechEvent) {
         } => {
             d.desk.counters.transcripts += 1;
             tracing::info!(stream, text, "transcript");
+            if stream == WAKE_STREAM && d.desk.wake_listen_until.is_some() {
+                end_wake_listen(d);
+            }
             Some(chronus_osc::message(
                 TRANSCRIPT_ADDR,
                 vec![
@@ -423,6 +487,27 @@ pub fn engine_event(d: &mut Daemon, event: SpeechEvent) {
                 ],
             ))
         }
+        SpeechEvent::Wake { name } => Some(woke(d, name)),
+        SpeechEvent::Connected { engine, endpoint } => {
+            d.speech_faults.remove(&engine);
+            Some(chronus_osc::message(
+                "/chronus/speech/connection",
+                vec![string(&engine), string(&endpoint), string("connected")],
+            ))
+        }
+        SpeechEvent::Disconnected {
+            engine,
+            endpoint,
+            reason,
+        } => Some(chronus_osc::message(
+            "/chronus/speech/connection",
+            vec![
+                string(&engine),
+                string(&endpoint),
+                string("disconnected"),
+                string(&reason),
+            ],
+        )),
         SpeechEvent::EngineRestarting { engine, delay } => {
             let reason = d
                 .speech_faults

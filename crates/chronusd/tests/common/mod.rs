@@ -5,10 +5,12 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+pub mod client;
 pub mod drill;
 pub mod jack;
 pub mod pipewire;
 pub mod pulse;
+pub mod wyoming;
 
 use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 use std::collections::HashMap;

@@ -1,0 +1,282 @@
+//! Speech through Wyoming services that already run, the Home Assistant way: TTS,
+//! ASR and wake-word servers built on the official `wyoming` package
+//! (`tests/wyoming/services.py`, wrapping espeak-ng and pocketsphinx) on loopback
+//! TCP, found by `speech.*.uri`. Each is killed mid-request and started again:
+//! every request gets one definite answer, the daemon reconnects, and the music
+//! plays on bit for bit. Run serially with the other end-to-end tests.
+
+mod common;
+
+use chronus_osc::{OscMessage, OscType};
+use common::client::{Client, is};
+use common::wyoming::Service;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const GRAMMAR: &str = "#JSGF V1.0;\ngrammar chronus;\n\
+    public <phrase> = hello world | good morning | hello computer | stop the music;\n";
+
+fn grammar(dir: &Path) -> String {
+    let path = dir.join("phrases.jsgf");
+    std::fs::write(&path, GRAMMAR).unwrap();
+    path.display().to_string()
+}
+
+fn tone(d: &Daemon) {
+    d.send("/mod/voice1/freq", vec![OscType::Float(440.0)]);
+    d.send("/mod/voice1/amp", vec![OscType::Float(0.2)]);
+    d.send("/gate/voice1", vec![OscType::Int(1)]);
+}
+
+fn speech_status(c: &Client) -> serde_json::Value {
+    c.send("/chronus/speech/status", vec![]);
+    let m = c.expect(
+        "/chronus/speech/status.reply",
+        Duration::from_secs(5),
+        |m| m.addr == "/chronus/speech/status.reply",
+    );
+    let Some(OscType::String(json)) = m.args.first() else {
+        panic!("status reply without JSON: {m:?}");
+    };
+    serde_json::from_str(json).unwrap()
+}
+
+fn connection(state: &'static str) -> impl Fn(&OscMessage) -> bool {
+    move |m| {
+        m.addr == "/chronus/speech/connection"
+            && m.args.get(2) == Some(&OscType::String(state.into()))
+    }
+}
+
+/// Waits until the engine at JSON `pointer` in the speech status is connected.
+fn wait_ready(c: &Client, pointer: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = speech_status(c);
+        if status
+            .pointer(pointer)
+            .is_some_and(|e| e["state"] == "ready")
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pointer} not ready: {status:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The answers (`/chronus/tts/done` or `/chronus/fail`) to request `id` among `got`.
+fn answers_for(got: &[OscMessage], id: &str) -> Vec<String> {
+    got.iter()
+        .filter(|m| m.addr == "/chronus/tts/done" || m.addr == "/chronus/fail")
+        .filter(|m| {
+            m.args.iter().any(|a| match a {
+                OscType::String(s) => s == id || s.contains(&format!("request {id}:")),
+                _ => false,
+            })
+        })
+        .map(|m| format!("{} {:?}", m.addr, m.args))
+        .collect()
+}
+
+#[test]
+fn a_wyoming_tts_service_speaks_hello_world_and_a_wyoming_recogniser_hears_it() {
+    let dir = scratch("wyoming-hello");
+    let Some(tts) = Service::start(&dir, "tts", &[]) else {
+        return;
+    };
+    let record = dir.join("out.wav");
+    let d = Daemon::start(
+        "wyoming-hello-daemon",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_TTS_URI", tts.uri()),
+            ("CHRONUS_RECORD", record.display().to_string()),
+        ],
+    );
+    let c = Client::new(&d);
+    c.send("/chronus/notify", vec![OscType::Int(1)]);
+    c.say("hello world", "greeting");
+    c.expect(
+        "/chronus/tts/done",
+        Duration::from_secs(15),
+        is("/chronus/tts/done", "greeting"),
+    );
+    let status = speech_status(&c);
+    let engine = &status["tts"]["engines"][0];
+    assert_eq!(engine["endpoint"], tts.uri(), "{status:#}");
+    assert_eq!(engine["pid"], serde_json::Value::Null, "{status:#}");
+    let voices = engine["offers"]["voices"].as_array().unwrap();
+    assert!(voices.contains(&"en".into()), "{status:#}");
+    assert_eq!(engine["offers"]["programs"][0], "espeak-ng", "{status:#}");
+    let s = d.status();
+    assert_eq!(long(&s, "tts_spoken"), 1);
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let (_, samples) = read_wav(&record);
+    let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.1, "the recording holds no speech (peak {peak})");
+
+    let asr = Service::start(&dir, "asr", &["--grammar", &grammar(&dir)]).unwrap();
+    let d = Daemon::start(
+        "wyoming-hello-listen",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_ASR_URI", asr.uri()),
+            ("CHRONUS_ASR_TRANSCRIBE_DIR", dir.display().to_string()),
+        ],
+    );
+    let c = Client::new(&d);
+    c.send(
+        "/chronus/asr/transcribe",
+        vec![OscType::String("out.wav".into())],
+    );
+    let reply = c.expect("a transcript", Duration::from_secs(30), |m| {
+        m.addr == "/chronus/asr/transcript" || m.addr == "/chronus/fail"
+    });
+    assert_eq!(
+        reply.args,
+        vec![
+            OscType::String("out.wav".into()),
+            OscType::String("hello world".into()),
+            OscType::Int(1)
+        ],
+        "service log:\n{}",
+        asr.log()
+    );
+    let status = speech_status(&c);
+    assert_eq!(
+        status["asr"]["files"]["offers"]["models"][0], "pocketsphinx-en-us",
+        "{status:#}"
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
+
+#[test]
+fn a_tts_service_killed_mid_request_gives_one_answer_reconnects_and_the_music_plays_on() {
+    let dir = scratch("wyoming-tts-kill");
+    let Some(mut tts) = Service::start(&dir, "tts", &[]) else {
+        return;
+    };
+    let (record, journal) = (dir.join("out.wav"), dir.join("journal.osc"));
+    let d = Daemon::start(
+        "wyoming-tts-kill-daemon",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_TTS_URI", tts.uri()),
+            ("CHRONUS_RECORD", record.display().to_string()),
+            ("CHRONUS_JOURNAL", journal.display().to_string()),
+        ],
+    );
+    tone(&d);
+    let c = Client::new(&d);
+    c.send("/chronus/notify", vec![OscType::Int(1)]);
+    wait_ready(&c, "/tts/engines/0");
+    c.say("[hang] this is never answered", "hung");
+    std::thread::sleep(Duration::from_millis(300));
+    tts.kill();
+    let got = c.collect(Duration::from_secs(3));
+    assert!(got.iter().any(connection("disconnected")), "{got:#?}");
+    let answers = answers_for(&got, "hung");
+    assert_eq!(answers.len(), 1, "{answers:#?}");
+    assert!(answers[0].starts_with("/chronus/fail"), "{answers:#?}");
+    // Down: a request waits for the service within its timeout.
+    c.say("hello world", "while down");
+    std::thread::sleep(Duration::from_millis(500));
+    tts.restart();
+    let got = c.collect(Duration::from_secs(10));
+    assert!(got.iter().any(connection("connected")), "{got:#?}");
+    let answers = answers_for(&got, "while down");
+    assert_eq!(answers.len(), 1, "{answers:#?}");
+    assert!(answers[0].starts_with("/chronus/tts/done"), "{answers:#?}");
+    let s = d.status();
+    assert_eq!(long(&s, "tts_spoken"), 1);
+    assert_eq!(long(&s, "tts_failed"), 1);
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    assert_eq!(long(&s, "divergences"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let (_, live) = read_wav(&record);
+    let reference = render_journal(&dir, &journal, &live);
+    assert_eq!(
+        altered_samples(&live, &reference),
+        0,
+        "samples differ from the journal's render"
+    );
+}
+
+#[test]
+fn an_asr_service_killed_mid_request_gives_one_answer_and_the_restarted_one_transcribes() {
+    let dir = scratch("wyoming-asr-kill");
+    let grammar = grammar(&dir);
+    let Some(mut asr) = Service::start(&dir, "asr", &["--grammar", &grammar, "--delay-s", "3"])
+    else {
+        return;
+    };
+    let wav = dir.join("hello.wav");
+    let made = Command::new("espeak-ng")
+        .args(["-w", &wav.display().to_string(), "hello world"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let d = Daemon::start(
+        "wyoming-asr-kill-daemon",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_ASR_URI", asr.uri()),
+            ("CHRONUS_ASR_TRANSCRIBE_DIR", dir.display().to_string()),
+        ],
+    );
+    tone(&d);
+    let c = Client::new(&d);
+    c.send("/chronus/notify", vec![OscType::Int(1)]);
+    wait_ready(&c, "/asr/files");
+    let transcribe = || {
+        c.send(
+            "/chronus/asr/transcribe",
+            vec![OscType::String("hello.wav".into())],
+        )
+    };
+    transcribe();
+    std::thread::sleep(Duration::from_millis(800));
+    asr.kill();
+    let first = c.expect("one answer", Duration::from_secs(5), |m| {
+        m.addr == "/chronus/asr/transcript" || m.addr == "/chronus/fail"
+    });
+    assert_eq!(first.addr, "/chronus/fail", "{first:?}");
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.expect("a second answer", Duration::from_secs(2), |m| {
+            m.addr == "/chronus/asr/transcript" || m.addr == "/chronus/fail"
+        })
+    }));
+    assert!(again.is_err(), "two answers to one request: {again:?}");
+    // Started again on the same port, without the delay: the daemon reconnects and
+    // the same request now succeeds.
+    asr.restart_with(&["--grammar", &grammar]);
+    c.expect(
+        "the reconnection",
+        Duration::from_secs(10),
+        connection("connected"),
+    );
+    transcribe();
+    let reply = c.expect("a transcript", Duration::from_secs(30), |m| {
+        m.addr == "/chronus/asr/transcript" || m.addr == "/chronus/fail"
+    });
+    assert_eq!(
+        reply.args,
+        vec![
+            OscType::String("hello.wav".into()),
+            OscType::String("hello world".into()),
+            OscType::Int(1)
+        ],
+        "service log:\n{}",
+        asr.log()
+    );
+    let s = d.status();
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
