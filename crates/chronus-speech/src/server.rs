@@ -97,10 +97,33 @@ pub enum Request {
         text: String,
         voice: Option<String>,
     },
+    /// [`Synthesize`](Request::Synthesize), handing `sink` each `audio-chunk` as it
+    /// arrives, before the whole reply is in.
+    SynthesizeStreaming {
+        text: String,
+        voice: Option<String>,
+        sink: AudioSink,
+    },
     /// Any rate; sent as mono 16-bit PCM.
     Transcribe {
         audio: Pcm,
     },
+}
+
+/// Receives synthesized audio chunk by chunk, on the engine's thread; must not block.
+#[derive(Clone)]
+pub struct AudioSink(pub Arc<dyn Fn(&Pcm) + Send + Sync>);
+
+impl std::fmt::Debug for AudioSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AudioSink")
+    }
+}
+
+impl PartialEq for AudioSink {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// What it answers.
@@ -177,6 +200,7 @@ impl WyomingEngine {
             generation: 0,
             error_reported: None,
             reconnect: RECONNECT_FIRST,
+            sink: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("speech-{}", shared.name))
@@ -296,6 +320,8 @@ struct Runner {
     error_reported: Option<u64>,
     /// The next wait before reconnecting to a service.
     reconnect: Duration,
+    /// Where the audio of the request in flight goes as it arrives.
+    sink: Option<AudioSink>,
 }
 
 /// The process or connection an engine talks to.
@@ -554,14 +580,18 @@ impl Runner {
         self.shared.queue.expire(
             now,
             |p| match p.request {
-                Request::Synthesize { .. } => p.first_audio_deadline(&t),
+                Request::Synthesize { .. } | Request::SynthesizeStreaming { .. } => {
+                    p.first_audio_deadline(&t)
+                }
                 Request::Transcribe { .. } | Request::Describe => p.deadline(&t),
             },
             |p| match p.request {
-                Request::Synthesize { .. } => SpeechError::FirstAudioTimeout {
-                    engine: name.to_string(),
-                    limit: t.first_audio,
-                },
+                Request::Synthesize { .. } | Request::SynthesizeStreaming { .. } => {
+                    SpeechError::FirstAudioTimeout {
+                        engine: name.to_string(),
+                        limit: t.first_audio,
+                    }
+                }
                 Request::Transcribe { .. } | Request::Describe => SpeechError::Timeout {
                     engine: name.to_string(),
                     limit: t.complete,
@@ -574,7 +604,8 @@ impl Runner {
     fn serve(&mut self, link: &Link, pending: Pending<Request, Reply>) -> Option<End> {
         let t = self.config.timeouts;
         let (bytes, expect, first_audio) = match &pending.request {
-            Request::Synthesize { text, voice } => {
+            Request::Synthesize { text, voice }
+            | Request::SynthesizeStreaming { text, voice, .. } => {
                 let mut data = json!({ "text": text });
                 if let Some(voice) = voice {
                     data["voice"] = json!({ "name": voice });
@@ -592,6 +623,9 @@ impl Runner {
                 None,
             ),
         };
+        if let Request::SynthesizeStreaming { sink, .. } = &pending.request {
+            self.sink = Some(sink.clone());
+        }
         let result = self.exchange(
             link,
             bytes,
@@ -600,6 +634,7 @@ impl Runner {
             pending.deadline(&t),
             Some(pending.id),
         );
+        self.sink = None;
         let (answer, end) = match result {
             Ok(reply) => {
                 self.crashes.healthy();
@@ -697,7 +732,14 @@ impl Runner {
                                 (Expect::Audio, "audio-start" | "audio-chunk" | "audio-stop") => {
                                     match audio.add(&event) {
                                         Ok(Some(pcm)) => return Ok(Reply::Audio(pcm)),
-                                        Ok(None) => first_audio = None,
+                                        Ok(None) => {
+                                            first_audio = None;
+                                            if let (Some(sink), Some((rate, channels))) = (&self.sink, audio.format)
+                                                && !event.payload.is_empty()
+                                            {
+                                                (sink.0)(&Pcm { rate, channels, samples: from_s16le(&event.payload) });
+                                            }
+                                        }
                                         Err(detail) => {
                                             return Err(self.bad_audio(detail));
                                         }

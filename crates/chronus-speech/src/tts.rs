@@ -2,7 +2,7 @@
 //! one-shot program or a pool of Wyoming engines; answers are converted to the output
 //! format (f32 at the output rate, stereo by default) before they are cached.
 
-use crate::audio::{SpeechAudio, parse_wav};
+use crate::audio::{Pcm, Resampler, SpeechAudio, mono_to_stereo, parse_wav};
 use crate::cache::{CacheKey, CacheStats, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, SpeechCache};
 use crate::engine::{
     EngineContext, EngineStatus, Pending, RequestId, RequestQueue, Ticket, Timeouts,
@@ -10,7 +10,7 @@ use crate::engine::{
 use crate::error::SpeechError;
 use crate::oneshot::{Job, OneShotConfig, OneShotEngine};
 use crate::pool::{Pool, PoolError, PoolStats};
-use crate::server::{Reply, Request, WyomingConfig, WyomingEngine};
+use crate::server::{AudioSink, Reply, Request, WyomingConfig, WyomingEngine};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -97,7 +97,12 @@ struct SayJob {
     text: String,
     voice: Option<String>,
     key: CacheKey,
+    stream: Option<OnSamples>,
 }
+
+/// Receives speech in the output format (rate and channels) as it is synthesized;
+/// called on an engine thread, must not block.
+pub type OnSamples = Arc<dyn Fn(&[f32]) + Send + Sync>;
 
 /// The Wyoming side: a queue, a dispatcher thread and the pool it leases from.
 struct Dispatch {
@@ -126,6 +131,36 @@ impl Convert {
             error,
         })?;
         self.pcm(key, &pcm)
+    }
+
+    /// A sink converting engine chunks to the output format as they come: the same
+    /// samples [`pcm`](Self::pcm) makes of the whole reply, less its resampler tail.
+    fn streaming(&self, on_samples: OnSamples) -> AudioSink {
+        let (rate, channels) = (self.rate, self.channels);
+        let resampler: Mutex<Option<(u32, Resampler)>> = Mutex::new(None);
+        AudioSink(Arc::new(move |pcm: &Pcm| {
+            let mut slot = resampler.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_none_or(|(r, _)| *r != pcm.rate) {
+                // A format change mid-reply fails the whole reply; stop streaming.
+                if slot.is_some() {
+                    return;
+                }
+                match Resampler::new(pcm.rate, rate) {
+                    Ok(r) => *slot = Some((pcm.rate, r)),
+                    Err(_) => return,
+                }
+            }
+            let (_, r) = slot.as_mut().expect("set above");
+            let mut mono = Vec::new();
+            r.process(&pcm.to_mono(), &mut mono);
+            if mono.is_empty() {
+                return;
+            }
+            match channels {
+                1 => on_samples(&mono),
+                _ => on_samples(&mono_to_stereo(&mono)),
+            }
+        }))
     }
 
     fn pcm(&self, key: CacheKey, pcm: &crate::audio::Pcm) -> SpeechResult {
@@ -210,6 +245,21 @@ impl Tts {
         voice: Option<&str>,
         respond: impl FnOnce(RequestId, SpeechResult) + Send + 'static,
     ) -> Result<RequestId, SpeechError> {
+        self.say_streaming(text, voice, None, respond)
+    }
+
+    /// [`say`](Self::say), with the speech also handed to `stream` as a Wyoming
+    /// engine returns it, chunk by chunk, already in the output format. The chunks
+    /// are a prefix of the audio `respond` gets, sample for sample (the resampler
+    /// streams). A cache hit or a one-shot engine streams nothing: `respond` then
+    /// carries all of it.
+    pub fn say_streaming(
+        &self,
+        text: &str,
+        voice: Option<&str>,
+        stream: Option<OnSamples>,
+        respond: impl FnOnce(RequestId, SpeechResult) + Send + 'static,
+    ) -> Result<RequestId, SpeechError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(SpeechError::ShuttingDown {
                 engine: self.convert.engine.to_string(),
@@ -245,7 +295,15 @@ impl Tts {
                     move |id, wav| respond(id, wav.and_then(|w| convert.wav(key, &w))),
                 )
             }
-            Backend::Wyoming(d) => d.queue.push(SayJob { text, voice, key }, respond),
+            Backend::Wyoming(d) => d.queue.push(
+                SayJob {
+                    text,
+                    voice,
+                    key,
+                    stream,
+                },
+                respond,
+            ),
         }
     }
 
@@ -393,13 +451,26 @@ impl Dispatcher {
             }
         };
         drop(skipped);
-        let SayJob { text, voice, key } = pending.request;
+        let SayJob {
+            text,
+            voice,
+            key,
+            stream,
+        } = pending.request;
+        let request = match stream {
+            Some(on_samples) => Request::SynthesizeStreaming {
+                text,
+                voice,
+                sink: self.convert.streaming(on_samples),
+            },
+            None => Request::Synthesize { text, voice },
+        };
         // Shared by the callback and the refusal path below: answered exactly once.
         let respond = Arc::new(Mutex::new(Some(pending.respond)));
         let answer = respond.clone();
         let convert = self.convert.clone();
         let engine = Arc::clone(&lease);
-        let submitted = engine.submit(Request::Synthesize { text, voice }, move |_, reply| {
+        let submitted = engine.submit(request, move |_, reply| {
             // The engine is free again as soon as it has answered.
             drop(lease);
             let result = match reply {

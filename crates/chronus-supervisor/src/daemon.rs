@@ -319,6 +319,19 @@ impl Daemon {
     }
 
     /// Hands a group to the publisher.
+    /// The earliest frame a command published now is sure to take effect at
+    /// exactly: past any frame a worker can reach before it is in the log (workers
+    /// stay within the lookahead of the play position).
+    pub fn earliest_exact_frame(&self) -> u64 {
+        let header = self.region.header();
+        let frontier = header.frontier.frame.load(Ordering::Acquire);
+        let play = header.clock.play_frame.load(Ordering::Acquire);
+        let lookahead = header.lookahead_frames.load(Ordering::Relaxed);
+        let bf = u64::from(self.region.geometry().block_frames);
+        let margin = 2 * bf + u64::from(self.config.audio.sample_rate) / 100;
+        frontier.max(play + lookahead) + margin
+    }
+
     pub fn submit(&mut self, group: Group) -> Result<(), Refusal> {
         let cursors = self.cursors();
         let submitted = self.publisher.submit(group, &cursors);

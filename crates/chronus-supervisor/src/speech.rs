@@ -41,6 +41,8 @@ pub const STOP_FADE_SECONDS: f64 = 0.011;
 
 /// An answer from a speech engine, delivered to the event loop.
 pub enum Answer {
+    /// Speech a Wyoming engine returned so far for the request with `token`.
+    Streamed { token: u64, samples: Vec<f32> },
     Said {
         request: RequestId,
         result: SpeechResult,
@@ -53,12 +55,17 @@ pub enum Answer {
 }
 
 /// Who asked for an utterance, and when.
+#[derive(Clone)]
 pub struct Asked {
+    /// Names its streamed chunks before the engine's request id is known.
+    pub token: u64,
     pub peer: Peer,
     pub id: OscType,
     pub at: Instant,
     /// `/chronus/tts/stop` came while it was being synthesized.
     pub cancelled: bool,
+    /// Some of its speech has streamed in.
+    pub streamed: bool,
 }
 
 pub struct Utterance {
@@ -68,13 +75,37 @@ pub struct Utterance {
 
 pub struct Playing {
     pub asked: Asked,
+    /// Frames the published `Speak` commands cover.
     pub frames: u64,
+    /// Frames the speech was pushed back by chunks that came after the published
+    /// ones had played: it ends at `stamp + delay + frames`.
+    pub delay: u64,
+    /// Ends with `/chronus/fail` rather than `/chronus/tts/done`.
+    pub failed: Option<String>,
+    /// The engine is still sending it.
+    pub stream: Option<Stream>,
     /// Log sequence of its `Speak`, once published.
     pub seq: Option<u64>,
     pub stamp: Option<u64>,
     /// Log sequence of a `SpeakStop` that cuts it short.
     pub stop_seq: Option<u64>,
     pub started: bool,
+}
+
+/// An utterance that plays while its engine still sends it: each chunk is written
+/// after the last in the speech area (where no published command reads yet) and
+/// played by a `Speak` that takes over from the previous one at an exact frame, at
+/// the sample that one has reached, so the chain plays as one `Speak` would.
+pub struct Stream {
+    pub request: u64,
+    /// Samples in the speech area.
+    pub written: u64,
+    /// The whole answer has come.
+    pub complete: bool,
+    pub gain: f32,
+    pub duck: f32,
+    /// Every sample, for the journal's records of the continuations.
+    pub journal: Option<Vec<f32>>,
 }
 
 #[derive(Default)]
@@ -86,6 +117,9 @@ pub struct SpeechCounters {
     pub transcripts: u64,
     /// Request to its first sample handed to the device, for the latest utterance.
     pub first_sample_ms: f64,
+    /// Streamed utterances that paused because a chunk came after the speech before
+    /// it had played.
+    pub stream_gaps: u64,
 }
 
 /// The daemon's speech: engines and the utterance queue.
@@ -99,6 +133,8 @@ pub struct Desk {
     pub queue: VecDeque<Utterance>,
     pub playing: Option<Playing>,
     pub counters: SpeechCounters,
+    /// The next [`Asked::token`].
+    pub next_token: u64,
     /// Listening for the utterance after a wake word, until then.
     pub wake_listen_until: Option<Instant>,
     /// Spawns the engines ask the main thread to run, and their events; `None`
@@ -150,6 +186,7 @@ impl Desk {
             queue: VecDeque::new(),
             playing: None,
             counters: SpeechCounters::default(),
+            next_token: 0,
             wake_listen_until: None,
             receivers: speech_on.then_some((jobs, events)),
         }
@@ -226,6 +263,7 @@ impl Desk {
                 "tts_first_sample_ms",
                 Figure::Float(c.first_sample_ms as f32),
             ),
+            ("tts_stream_gaps", long(c.stream_gaps)),
             ("tts_cache_entries", int(cache.entries)),
             ("tts_cache_bytes", long(cache.bytes as u64)),
             ("tts_cache_hits", long(cache.hits)),

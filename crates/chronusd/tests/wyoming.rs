@@ -280,3 +280,87 @@ fn an_asr_service_killed_mid_request_gives_one_answer_and_the_restarted_one_tran
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 }
+
+/// Speech a Wyoming TTS returns in chunks plays from the first chunk: the service
+/// holds its last chunk back until the test has heard `/chronus/tts/start`, so the
+/// start cannot have waited for the whole utterance. The held chunk comes after the
+/// speech before it has played (a pause, counted); the output is still the
+/// journal's render bit for bit, continuations included.
+#[test]
+fn chunked_speech_starts_playing_on_its_first_chunk_and_plays_bit_exactly() {
+    let dir = scratch("wyoming-chunks");
+    let gate = dir.join("release");
+    let gate_arg = gate.display().to_string();
+    let Some(tts) = Service::start(&dir, "tts", &["--hold-until", &gate_arg]) else {
+        return;
+    };
+    let (record, journal) = (dir.join("out.wav"), dir.join("journal.osc"));
+    let d = Daemon::start(
+        "wyoming-chunks-daemon",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "null".into()),
+            ("CHRONUS_TTS_URI", tts.uri()),
+            ("CHRONUS_RECORD", record.display().to_string()),
+            ("CHRONUS_JOURNAL", journal.display().to_string()),
+        ],
+    );
+    tone(&d);
+    let c = Client::new(&d);
+    wait_ready(&c, "/tts/engines/0");
+    c.say(
+        "the music keeps playing while this sentence arrives in pieces",
+        "chunked",
+    );
+    c.expect(
+        "/chronus/tts/start before the last chunk",
+        Duration::from_secs(10),
+        is("/chronus/tts/start", "chunked"),
+    );
+    assert!(
+        !tts.log().contains("audio-stop sent"),
+        "the service already finished: {}",
+        tts.log()
+    );
+    // Longer than the sentence takes to say: everything before the held chunk has
+    // played when it comes.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(d.status().get("tts_playing"), Some(&OscType::Int(1)));
+    std::fs::write(&gate, b"").unwrap();
+    c.expect(
+        "/chronus/tts/done",
+        Duration::from_secs(20),
+        is("/chronus/tts/done", "chunked"),
+    );
+    let s = d.status();
+    assert_eq!(long(&s, "tts_spoken"), 1);
+    assert_eq!(long(&s, "tts_stream_gaps"), 1, "the held chunk came late");
+    assert_eq!(long(&s, "underrun_frames"), 0);
+    assert_eq!(long(&s, "divergences"), 0);
+
+    // Unheld, a long sentence streams faster than it plays: no pause.
+    std::fs::write(&gate, b"").unwrap();
+    c.say(
+        "and this longer sentence, spoken while the music plays on, streams in \
+         faster than it is played, so it never has to wait for its next piece",
+        "fast",
+    );
+    c.expect(
+        "/chronus/tts/done",
+        Duration::from_secs(30),
+        is("/chronus/tts/done", "fast"),
+    );
+    let s = d.status();
+    assert_eq!(long(&s, "tts_spoken"), 2);
+    assert_eq!(long(&s, "tts_stream_gaps"), 1, "a pause in a fast stream");
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+    let (_, live) = read_wav(&record);
+    let reference = render_journal(&dir, &journal, &live);
+    assert_eq!(
+        altered_samples(&live, &reference),
+        0,
+        "samples differ from the journal's render"
+    );
+    let peak = live.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.3, "no speech above the tone (peak {peak})");
+}

@@ -84,15 +84,7 @@ fn publish(d: &mut Daemon, from: Peer, params: &Params, immediate: bool) -> Resu
     let (min_frame, frame) = if immediate || !seq.running {
         (0, frontier)
     } else {
-        // Past any frame a worker can reach before this group is in the log
-        // (workers stay within the lookahead of the play position), so every
-        // worker stamps it at exactly the bar line.
-        let play = header.clock.play_frame.load(Ordering::Acquire);
-        let lookahead = header.lookahead_frames.load(Ordering::Relaxed);
-        let bf = u64::from(d.region.geometry().block_frames);
-        let margin = 2 * bf + u64::from(d.config.audio.sample_rate) / 100;
-        let earliest = frontier.max(play + lookahead) + margin;
-        let bar = seq.next_bar_frame(earliest, d.config.audio.sample_rate);
+        let bar = seq.next_bar_frame(d.earliest_exact_frame(), d.config.audio.sample_rate);
         (bar, bar)
     };
     let commands = load_commands(params)

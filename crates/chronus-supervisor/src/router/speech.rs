@@ -5,6 +5,7 @@ use crate::control::Speech as Request;
 use crate::daemon::Daemon;
 use crate::event::Event;
 use crate::publisher::{Group, SpeechPublished};
+use crate::router::ClientKey;
 use crate::score;
 use crate::speech::*;
 use crate::storage::{Job, Outcome};
@@ -12,8 +13,9 @@ use chronus_config::TRANSCRIBE_MAX_BYTES;
 use chronus_dsp::Command;
 use chronus_osc::{OscType, Peer};
 use chronus_shm::UNSTAMPED;
-use chronus_speech::{Speech, SpeechEvent};
+use chronus_speech::{OnSamples, Speech, SpeechEvent, SpeechResult};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub fn handle(d: &mut Daemon, from: Peer, request: Request) {
@@ -51,17 +53,28 @@ fn say(d: &mut Daemon, from: Peer, text: &str, voice: Option<&str>, id: Option<O
         return d.clients.fail(&from, SAY_ADDR, &reason);
     }
     let events = d.events.clone();
-    let said = tts.say(text, voice, move |request, result| {
+    let token = d.desk.next_token;
+    d.desk.next_token += 1;
+    let chunks = d.events.clone();
+    let stream: OnSamples = Arc::new(move |samples: &[f32]| {
+        let _ = chunks.send(Event::Speech(Answer::Streamed {
+            token,
+            samples: samples.to_vec(),
+        }));
+    });
+    let said = tts.say_streaming(text, voice, Some(stream), move |request, result| {
         let _ = events.send(Event::Speech(Answer::Said { request, result }));
     });
     match said {
         Ok(request) => {
             d.desk.counters.requests += 1;
             let asked = Asked {
+                token,
                 peer: from,
                 id: id.unwrap_or_else(|| chronus_osc::count(request.0)),
                 at: Instant::now(),
                 cancelled: false,
+                streamed: false,
             };
             d.desk.asked.insert(request.0, asked);
         }
@@ -75,10 +88,14 @@ fn say(d: &mut Daemon, from: Peer, text: &str, voice: Option<&str>, id: Option<O
 /// A speech engine answered.
 pub fn answered(d: &mut Daemon, answer: Answer) {
     match answer {
+        Answer::Streamed { token, samples } => streamed(d, token, &samples),
         Answer::Said { request, result } => {
             let Some(asked) = d.desk.asked.remove(&request.0) else {
                 return;
             };
+            if streaming(d, request.0) {
+                return stream_answered(d, asked, result);
+            }
             match result {
                 _ if asked.cancelled => fail_utterance(d, &asked, "stopped by /chronus/tts/stop"),
                 Err(e) => fail_utterance(d, &asked, &e.to_string()),
@@ -111,6 +128,177 @@ pub fn answered(d: &mut Daemon, answer: Answer) {
                 .fail(&peer, TRANSCRIBE_ADDR, &format!("{path}: {e}")),
         },
     }
+}
+
+/// Whether `request` is the utterance playing while it streams.
+fn streaming(d: &Daemon, request: u64) -> bool {
+    d.desk
+        .playing
+        .as_ref()
+        .and_then(|p| p.stream.as_ref())
+        .is_some_and(|s| s.request == request)
+}
+
+/// Speech a Wyoming engine sent so far. The oldest request plays as it comes when
+/// nothing else plays or waits; any other's chunks are left, and it plays whole
+/// when its answer is complete.
+fn streamed(d: &mut Daemon, token: u64, samples: &[f32]) {
+    let Some((&request, asked)) = d.desk.asked.iter_mut().find(|(_, a)| a.token == token) else {
+        return;
+    };
+    // Only its first chunk can start an utterance.
+    let first = !std::mem::replace(&mut asked.streamed, true);
+    if asked.cancelled {
+        return;
+    }
+    if streaming(d, request) {
+        append(d, samples);
+        return extend(d);
+    }
+    let oldest = d.desk.asked.keys().all(|&r| r >= request);
+    if !first
+        || d.desk.playing.is_some()
+        || !d.desk.queue.is_empty()
+        || !oldest
+        || d.publisher.has_backlog()
+        || samples.is_empty()
+    {
+        return;
+    }
+    let asked = d.desk.asked[&request].clone();
+    let (gain, duck) = (d.desk.gain, d.desk.duck);
+    let area = d.region.speech();
+    let frames = (samples.len() as u64).min(area.len());
+    let samples = &samples[..frames as usize];
+    area.write(0, samples);
+    let journal = d.config.journal.is_some().then(|| samples.to_vec());
+    let journaled = journal
+        .as_ref()
+        .map(|s| score::speech_message(0, gain, duck, s));
+    d.desk.playing = Some(Playing {
+        asked,
+        frames,
+        delay: 0,
+        failed: None,
+        stream: Some(Stream {
+            request,
+            written: frames,
+            complete: false,
+            gain,
+            duck,
+            journal,
+        }),
+        seq: None,
+        stamp: None,
+        stop_seq: None,
+        started: false,
+    });
+    let speak = Command::Speak {
+        offset: 0,
+        frames: frames as u32,
+        gain,
+        duck,
+    };
+    if let Err(reason) = d.submit(Group::now(vec![(speak, journaled)])) {
+        if let Some(playing) = d.desk.playing.take() {
+            fail_utterance(d, &playing.asked, &reason.reason());
+        }
+    }
+}
+
+/// Writes streamed samples after the last ones; what does not fit in the speech
+/// area is cut (the area holds the longest utterance).
+fn append(d: &mut Daemon, samples: &[f32]) {
+    let area = d.region.speech();
+    let Some(stream) = d.desk.playing.as_mut().and_then(|p| p.stream.as_mut()) else {
+        return;
+    };
+    let room = area.len().saturating_sub(stream.written);
+    let n = (samples.len() as u64).min(room) as usize;
+    if n < samples.len() {
+        tracing::warn!("streamed speech longer than {AREA_SECONDS} s; the rest is cut");
+    }
+    area.write(stream.written, &samples[..n]);
+    stream.written += n as u64;
+    if let Some(copy) = &mut stream.journal {
+        copy.extend_from_slice(&samples[..n]);
+    }
+}
+
+/// Publishes a `Speak` for the streamed samples not yet published, taking over at
+/// the first frame a command is sure to be applied at exactly, from the sample the
+/// chain has reached there (or after a pause, if the speech before it has played).
+fn extend(d: &mut Daemon) {
+    let earliest = d.earliest_exact_frame();
+    let Some(playing) = &mut d.desk.playing else {
+        return;
+    };
+    let (Some(stream), Some(stamp)) = (&playing.stream, playing.stamp) else {
+        return;
+    };
+    if stream.written == playing.frames || playing.stop_seq.is_some() || playing.failed.is_some() {
+        return;
+    }
+    if earliest > stamp + playing.delay + playing.frames {
+        playing.delay = earliest - stamp - playing.frames;
+        d.desk.counters.stream_gaps += 1;
+    }
+    let offset = earliest - stamp - playing.delay;
+    let speak = Command::Speak {
+        offset: offset as u32,
+        frames: (stream.written - offset) as u32,
+        gain: stream.gain,
+        duck: stream.duck,
+    };
+    let journaled = stream.journal.as_ref().map(|all| {
+        score::speech_message(
+            offset as u32,
+            stream.gain,
+            stream.duck,
+            &all[offset as usize..],
+        )
+    });
+    playing.frames = stream.written;
+    let group = Group {
+        min_frame: earliest,
+        commands: vec![(speak, journaled)],
+        client: ClientKey::DAEMON,
+    };
+    if let Err(reason) = d.submit(group) {
+        tracing::warn!(reason = %reason.reason(), "streamed speech could not be continued");
+        if let Some(playing) = &mut d.desk.playing {
+            playing.failed = Some(reason.reason());
+        }
+    }
+}
+
+/// The whole answer for the utterance playing as it streams: the resampler's tail
+/// is appended, or a failure stops it (its requester then hears `/chronus/fail`).
+fn stream_answered(d: &mut Daemon, asked: Asked, result: SpeechResult) {
+    match result {
+        _ if asked.cancelled => {}
+        Ok(audio) => {
+            let written = d
+                .desk
+                .playing
+                .as_ref()
+                .and_then(|p| p.stream.as_ref())
+                .map_or(0, |s| s.written as usize);
+            if audio.samples.len() > written {
+                append(d, &audio.samples[written..]);
+            }
+        }
+        Err(e) => {
+            if let Some(playing) = &mut d.desk.playing {
+                playing.failed = Some(e.to_string());
+            }
+            let _ = d.submit(Group::now(vec![(Command::SpeakStop, None)]));
+        }
+    }
+    if let Some(stream) = d.desk.playing.as_mut().and_then(|p| p.stream.as_mut()) {
+        stream.complete = true;
+    }
+    extend(d);
 }
 
 fn fail_utterance(d: &mut Daemon, asked: &Asked, reason: &str) {
@@ -155,6 +343,9 @@ fn speak_next(d: &mut Daemon) {
     d.desk.playing = Some(Playing {
         asked: utterance.asked,
         frames,
+        delay: 0,
+        failed: None,
+        stream: None,
         seq: None,
         stamp: None,
         stop_seq: None,
@@ -173,7 +364,8 @@ pub fn published(d: &mut Daemon, published: &[SpeechPublished]) {
         for p in published {
             if p.stop {
                 playing.stop_seq = Some(p.seq);
-            } else {
+            } else if playing.seq.is_none() {
+                // A streamed utterance's continuations are timed from its first.
                 playing.seq = Some(p.seq);
             }
         }
@@ -207,6 +399,7 @@ pub fn tick(d: &mut Daemon, play: u64) {
         end_wake_listen(d);
     }
     speak_next(d);
+    extend(d);
     let log = d.region.log();
     let rate = f64::from(d.config.audio.sample_rate);
     let Some(playing) = &mut d.desk.playing else {
@@ -222,10 +415,15 @@ pub fn tick(d: &mut Daemon, play: u64) {
     let Some(stamp) = playing.stamp else {
         return;
     };
-    let mut end = stamp + playing.frames;
+    let mut end = stamp + playing.delay + playing.frames;
     if let Some(stop) = stamp_of(playing.stop_seq) {
         end = end.min(stop.max(stamp) + (STOP_FADE_SECONDS * rate).ceil() as u64);
     }
+    let streamed = playing
+        .stream
+        .as_ref()
+        .is_none_or(|s| s.complete && s.written == playing.frames)
+        || playing.stop_seq.is_some();
     let mut replies = Vec::new();
     if play > stamp && !playing.started {
         playing.started = true;
@@ -236,15 +434,23 @@ pub fn tick(d: &mut Daemon, play: u64) {
         ));
     }
     let peer = playing.asked.peer;
-    if play >= end {
+    if play >= end && streamed {
         let playing = d.desk.playing.take().expect("checked above");
-        if playing.stop_seq.is_none() {
-            d.desk.counters.spoken += 1;
+        if let Some(stream) = &playing.stream {
+            // Stopped before its engine finished: this was its one answer.
+            d.desk.asked.remove(&stream.request);
         }
-        replies.push(chronus_osc::message(
-            DONE_REPLY_ADDR,
-            vec![playing.asked.id],
-        ));
+        if let Some(reason) = &playing.failed {
+            fail_utterance(d, &playing.asked, reason);
+        } else {
+            if playing.stop_seq.is_none() {
+                d.desk.counters.spoken += 1;
+            }
+            replies.push(chronus_osc::message(
+                DONE_REPLY_ADDR,
+                vec![playing.asked.id],
+            ));
+        }
     }
     for reply in replies {
         d.clients.reply(&peer, reply);

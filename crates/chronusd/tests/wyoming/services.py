@@ -10,7 +10,8 @@ event handler per connection.
 
 tts streams espeak-ng's output as it is synthesised: one audio-chunk per read of
 its stdout, so the first chunk leaves before the utterance is done. A text that
-contains "[hang]" is never answered (for tests that kill a service mid-request).
+contains "[hang]" is never answered (for tests that kill a service mid-request);
+with --hold-until FILE the last chunk and audio-stop wait until FILE exists.
 asr collects each utterance (transcribe, audio-start, audio-chunk..., audio-stop)
 and runs pocketsphinx_continuous over it; --delay-s holds every answer back.
 wake feeds the audio after detect/audio-start to one pocketsphinx_continuous per
@@ -21,6 +22,7 @@ wake word's phrase.
 import argparse
 import asyncio
 import logging
+import os
 import time
 from functools import partial
 
@@ -122,6 +124,7 @@ class Handler(AsyncEventHandler):
         rate = int.from_bytes(header[24:28], "little")
         await self.write_event(AudioStart(rate=rate, width=2, channels=1).event())
         odd = b""
+        held = None
         while True:
             data = await proc.stdout.read(4096)
             if not data:
@@ -129,9 +132,18 @@ class Handler(AsyncEventHandler):
             data = odd + data
             cut = len(data) - len(data) % 2
             data, odd = data[:cut], data[cut:]
-            await self.write_event(AudioChunk(rate=rate, width=2, channels=1, audio=data).event())
+            if held is not None:
+                await self.write_event(AudioChunk(rate=rate, width=2, channels=1, audio=held).event())
+            held = data
         await proc.wait()
+        if self.args.hold_until:
+            LOG.info("holding the last chunk until %s exists", self.args.hold_until)
+            while not os.path.exists(self.args.hold_until):
+                await asyncio.sleep(0.02)
+        if held:
+            await self.write_event(AudioChunk(rate=rate, width=2, channels=1, audio=held).event())
         await self.write_event(AudioStop().event())
+        LOG.info("audio-stop sent")
 
     async def transcribe(self, pcm):
         if self.args.delay_s:
@@ -192,6 +204,7 @@ async def main():
     parser.add_argument("--uri", required=True)
     parser.add_argument("--grammar")
     parser.add_argument("--delay-s", type=float, default=0.0)
+    parser.add_argument("--hold-until")
     parser.add_argument("--wake-word", dest="wake_words", type=wake_word, action="append", default=[])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
