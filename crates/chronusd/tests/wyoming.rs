@@ -9,6 +9,7 @@ mod common;
 
 use chronus_osc::{OscMessage, OscType};
 use common::client::{Client, is};
+use common::pulse::Pulse;
 use common::wyoming::Service;
 use common::*;
 use std::path::Path;
@@ -363,4 +364,142 @@ fn chunked_speech_starts_playing_on_its_first_chunk_and_plays_bit_exactly() {
     );
     let peak = live.iter().fold(0.0f32, |m, s| m.max(s.abs()));
     assert!(peak > 0.3, "no speech above the tone (peak {peak})");
+}
+
+/// The daemon hears its own output: PulseAudio's null sink monitor is the default
+/// input. A Wyoming wake-word service (pocketsphinx listening for "hello computer")
+/// fires; with `then_listen` the next utterance goes to a Wyoming recogniser and its
+/// transcript follows on the `wake` stream; `/chronus/asr/start` streams to the same
+/// recogniser. The wake-word service killed and started again: the daemon
+/// reconnects and hears the wake word again.
+#[test]
+fn a_wake_word_over_wyoming_fires_then_the_next_utterance_is_transcribed() {
+    let dir = scratch("wyoming-wake");
+    let Some(pulse) = Pulse::start(&dir) else {
+        return;
+    };
+    let grammar = grammar(&dir);
+    let Some(mut wake) = Service::start(
+        &dir,
+        "wake",
+        &[
+            "--grammar",
+            &grammar,
+            "--wake-word",
+            "hey_computer=hello computer",
+        ],
+    ) else {
+        return;
+    };
+    let asr = Service::start(&dir, "asr", &["--grammar", &grammar]).unwrap();
+    let pactl = Command::new("pactl")
+        .args([
+            "--server",
+            &pulse.server,
+            "set-default-source",
+            "chronus.monitor",
+        ])
+        .env("HOME", &dir)
+        .status()
+        .unwrap();
+    assert!(pactl.success(), "pactl set-default-source failed");
+    let d = Daemon::start(
+        "wyoming-wake-daemon",
+        &[
+            ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
+            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("CHRONUS_BUFFER_SIZE", "2048".into()),
+            ("CHRONUS_INPUT_DEVICE", "pulse".into()),
+            ("CHRONUS_ASR_URI", asr.uri()),
+            ("CHRONUS_WAKE_ENABLED", "true".into()),
+            ("CHRONUS_WAKE_URI", wake.uri()),
+            ("CHRONUS_WAKE_NAMES", "hey_computer".into()),
+            ("CHRONUS_WAKE_THEN_LISTEN", "true".into()),
+            ("HOME", dir.display().to_string()),
+        ],
+    );
+    let c = Client::new(&d);
+    c.send("/chronus/notify", vec![OscType::Int(1)]);
+    wait_ready(&c, "/wake/engine");
+    let status = speech_status(&c);
+    assert_eq!(
+        status["wake"]["engine"]["offers"]["wake_words"][0], "hey_computer",
+        "{status:#}"
+    );
+    let heard = |what: &str, timeout: Duration| {
+        c.expect(what, timeout, |m| {
+            m.addr == "/chronus/wake"
+                && m.args.first() == Some(&OscType::String("hey_computer".into()))
+        })
+    };
+    // The recogniser and the detector hear a moment of silence first.
+    std::thread::sleep(Duration::from_millis(500));
+    c.say("hello computer", "wake");
+    let woke = heard("/chronus/wake hey_computer", Duration::from_secs(30));
+    assert!(
+        matches!(woke.args.get(1), Some(OscType::Long(frame)) if *frame > 0),
+        "{woke:?}"
+    );
+    c.say("good morning", "command");
+    let transcript = c.expect(
+        "the transcript after the wake word",
+        Duration::from_secs(30),
+        |m| m.addr == "/chronus/asr/transcript",
+    );
+    assert_eq!(
+        transcript.args,
+        vec![
+            OscType::String("wake".into()),
+            OscType::String("good morning".into()),
+            OscType::Int(1)
+        ],
+        "asr log:\n{}",
+        asr.log()
+    );
+    // One utterance: the stream ended with its transcript.
+    let status = speech_status(&c);
+    assert_eq!(status["asr"]["active_streams"], 0, "{status:#}");
+
+    // A stream started by a client goes to the same recogniser, utterance by utterance.
+    c.send("/chronus/asr/start", vec![]);
+    c.expect(
+        "/chronus/done /chronus/asr/start",
+        Duration::from_secs(10),
+        |m| {
+            m.addr == "/chronus/done"
+                && m.args.first() == Some(&OscType::String("/chronus/asr/start".into()))
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    c.say("hello world", "stream");
+    c.expect("the stream's transcript", Duration::from_secs(30), |m| {
+        m.addr == "/chronus/asr/transcript"
+            && m.args
+                == vec![
+                    OscType::String("default".into()),
+                    OscType::String("hello world".into()),
+                    OscType::Int(1),
+                ]
+    });
+    c.send("/chronus/asr/stop", vec![]);
+
+    wake.kill();
+    c.expect(
+        "the lost wake-word service",
+        Duration::from_secs(5),
+        connection("disconnected"),
+    );
+    wake.restart();
+    c.expect(
+        "the wake-word service again",
+        Duration::from_secs(10),
+        connection("connected"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    c.say("hello computer", "again");
+    heard("/chronus/wake after the restart", Duration::from_secs(30));
+    let s = d.status();
+    assert_eq!(long(&s, "underrun_frames"), 0, "log:\n{}", d.log());
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
 }

@@ -20,7 +20,9 @@ wake word's phrase.
 """
 
 import argparse
+import array
 import asyncio
+import random
 import logging
 import os
 import time
@@ -54,6 +56,18 @@ def pocketsphinx(grammar):
     if grammar:
         argv += ["-jsgf", grammar]
     return argv
+
+
+DITHER = random.Random(0)
+
+
+def dithered(pcm):
+    """A noise floor of a few LSB: pocketsphinx's voice detector stalls on the exact
+    digital silence a null sink's monitor carries (a microphone never sends it)."""
+    samples = array.array("h", pcm)
+    for i, x in enumerate(samples):
+        samples[i] = max(-32768, min(32767, x + DITHER.randint(-8, 8)))
+    return samples.tobytes()
 
 
 def info(args):
@@ -99,7 +113,7 @@ class Handler(AsyncEventHandler):
         elif AudioStart.is_type(event.type):
             pass
         elif AudioChunk.is_type(event.type):
-            pcm = self.converter.convert(AudioChunk.from_event(event)).audio
+            pcm = dithered(self.converter.convert(AudioChunk.from_event(event)).audio)
             if self.audio is not None:
                 self.audio.extend(pcm)
             if self.wake is not None and self.wake.returncode is None:
