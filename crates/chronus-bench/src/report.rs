@@ -912,12 +912,43 @@ pub fn render_speech(ctx: &Context, run: &crate::speech::SpeechRun) -> String {
         &cached,
         None,
     );
+    row(
+        &mut r,
+        "Request → first speech sample, new long sentence (about 6 s of speech), espeak-ng run once",
+        &sorted_ms(&run.long_ms),
+        None,
+    );
+    if let Some(w) = &run.wyoming {
+        row(
+            &mut r,
+            "Request → first speech sample, new phrase, Wyoming TTS over TCP (streamed)",
+            &sorted_ms(&w.uncached_ms),
+            Some(150.0),
+        );
+        row(
+            &mut r,
+            "Request → first speech sample, new long sentence, Wyoming TTS over TCP (streamed)",
+            &sorted_ms(&w.long_ms),
+            None,
+        );
+    }
     let _ = writeln!(
         r,
         "\nThe daemon's own figure for the last new phrase (`tts_first_sample_ms`: request \
          received → first frame played): {:.1} ms.\n",
         run.daemon_first_sample_ms
     );
+    if let Some(w) = &run.wyoming {
+        let _ = writeln!(
+            r,
+            "Wyoming rows: a second daemon with `CHRONUS_TTS_URI=tcp://127.0.0.1:PORT`, the \
+             tests' Wyoming TTS service (`crates/chronusd/tests/wyoming/services.py`, on the \
+             official `wyoming` package, wrapping the same espeak-ng and sending each read \
+             of its output as an `audio-chunk`); the daemon plays from the first chunk. \
+             Pauses while streaming (`tts_stream_gaps`): {}; `underrun_frames`: {}.\n",
+            w.stream_gaps, w.underrun_frames
+        );
+    }
     let _ = writeln!(r, "### Memory across {} requests\n", run.requests);
     let _ = writeln!(
         r,

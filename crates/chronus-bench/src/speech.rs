@@ -1,6 +1,9 @@
-//! Speech through the daemon with its default engine (espeak-ng): request to the first
-//! speech sample handed to the device, uncached and cached, and the daemon's memory
-//! across 10,000 requests.
+//! Speech through the daemon with its default engine (espeak-ng run once per
+//! request): request to the first speech sample handed to the device, uncached and
+//! cached, and the daemon's memory across 10,000 requests; then the same first-sample
+//! figure through a Wyoming TTS service on loopback TCP (the tests' service on the
+//! official `wyoming` package, wrapping the same espeak-ng and sending its audio in
+//! chunks as it is synthesised), which the daemon plays from the first chunk.
 //!
 //! "First sample at the output" is the daemon's `/chronus/tts/start`, sent on the tick
 //! after the device's play position passed the utterance's first frame; the client
@@ -25,6 +28,10 @@ pub struct SpeechRun {
     pub cached_ms: Vec<f64>,
     /// The daemon's own figure for the last uncached request (`tts_first_sample_ms`).
     pub daemon_first_sample_ms: f64,
+    /// Say → start for a new long sentence (about 6 s of speech), one-shot espeak-ng.
+    pub long_ms: Vec<f64>,
+    /// The same two measures through the Wyoming TCP service.
+    pub wyoming: Option<WyomingRun>,
     pub requests: usize,
     /// (requests answered, VmRSS of the supervisor, its threads) about every
     /// `rss_every` requests.
@@ -35,6 +42,21 @@ pub struct SpeechRun {
     pub cache: (i64, i64, i64, i64),
     pub underrun_frames: i64,
     pub engine_restarts: i64,
+}
+
+pub struct WyomingRun {
+    pub uncached_ms: Vec<f64>,
+    pub long_ms: Vec<f64>,
+    pub stream_gaps: i64,
+    pub underrun_frames: i64,
+}
+
+/// A long sentence, new each time.
+fn long_sentence(i: usize) -> String {
+    format!(
+        "announcement number {i}: the next set begins in a few minutes, so please take \
+         your seats, keep the aisles clear, and enjoy the music while we get ready"
+    )
 }
 
 struct Client {
@@ -140,6 +162,10 @@ pub fn run(exe: &Path, dir: &Path, samples: usize, requests: usize) -> Result<Sp
         )?);
     }
     let daemon_first_sample_ms = d.status()?.float("tts_first_sample_ms")?;
+    let mut long_ms = Vec::with_capacity(samples);
+    for i in 0..samples {
+        long_ms.push(first_sample(&c, &long_sentence(i), 2000 + i as i32)?);
+    }
     let mut cached_ms = Vec::with_capacity(samples);
     for i in 0..samples {
         cached_ms.push(first_sample(&c, "announcement number 7", 5000 + i as i32)?);
@@ -198,6 +224,8 @@ pub fn run(exe: &Path, dir: &Path, samples: usize, requests: usize) -> Result<Sp
         uncached_ms,
         cached_ms,
         daemon_first_sample_ms,
+        long_ms,
+        wyoming: None,
         requests,
         rss_kb,
         rss_every,
@@ -214,6 +242,85 @@ pub fn run(exe: &Path, dir: &Path, samples: usize, requests: usize) -> Result<Sp
     let exit = d.stop()?;
     if !exit.success() {
         bail!("chronusd exited with {exit} after the speech run");
+    }
+    let wyoming = run_wyoming(exe, dir, samples)?;
+    Ok(SpeechRun {
+        wyoming: Some(wyoming),
+        ..run
+    })
+}
+
+/// The tests' Wyoming services, run by the tests' venv (`scripts/deps.sh bench`
+/// makes it).
+const SERVICES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../chronusd/tests/wyoming/services.py"
+);
+const VENV_PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.test-venv/bin/python");
+
+/// A Wyoming TTS service on loopback TCP, killed when dropped.
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_wyoming(exe: &Path, dir: &Path, samples: usize) -> Result<WyomingRun> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let uri = format!("tcp://127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join("wyoming-tts.log"))?;
+    let _service = Service(
+        std::process::Command::new(VENV_PYTHON)
+            .args([SERVICES, "tts", "--uri", &uri])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {SERVICES} with {VENV_PYTHON} (scripts/deps.sh bench makes the venv)"
+                )
+            })?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("the Wyoming TTS service did not listen on {uri}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wyoming_dir = dir.join("wyoming");
+    std::fs::create_dir_all(&wyoming_dir)?;
+    let mut d = Daemon::start_with_env(exe, &wyoming_dir, &[("CHRONUS_TTS_URI", uri)])?;
+    d.play_tone()?;
+    let c = Client::new(d.osc_addr())?;
+    first_sample(&c, "warm up", 0)?;
+    let mut uncached_ms = Vec::with_capacity(samples);
+    for i in 0..samples {
+        uncached_ms.push(first_sample(
+            &c,
+            &format!("announcement number {i}"),
+            1000 + i as i32,
+        )?);
+    }
+    let mut long_ms = Vec::with_capacity(samples);
+    for i in 0..samples {
+        long_ms.push(first_sample(&c, &long_sentence(i), 2000 + i as i32)?);
+    }
+    let s = d.status()?;
+    let run = WyomingRun {
+        uncached_ms,
+        long_ms,
+        stream_gaps: s.int("tts_stream_gaps")?,
+        underrun_frames: s.int("underrun_frames")?,
+    };
+    let exit = d.stop()?;
+    if !exit.success() {
+        bail!("chronusd exited with {exit} after the Wyoming speech run");
     }
     Ok(run)
 }
