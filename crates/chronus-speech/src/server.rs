@@ -759,7 +759,12 @@ impl Runner {
                         });
                     }
                     Msg::End(g) | Msg::Exited(g) if g == self.generation => {
-                        return Err(self.failure_exited("it exited"));
+                        let how = if self.config.endpoint.is_some() {
+                            "the service closed the connection"
+                        } else {
+                            "it exited"
+                        };
+                        return Err(self.failure_exited(how));
                     }
                     _ => {}
                 },

@@ -223,12 +223,15 @@ fn an_asr_service_killed_mid_request_gives_one_answer_and_the_restarted_one_tran
         .status()
         .unwrap();
     assert!(made.success());
+    let (record, journal) = (dir.join("out.wav"), dir.join("journal.osc"));
     let d = Daemon::start(
         "wyoming-asr-kill-daemon",
         &[
             ("CHRONUS_AUDIO_BACKEND", "null".into()),
             ("CHRONUS_ASR_URI", asr.uri()),
             ("CHRONUS_ASR_TRANSCRIBE_DIR", dir.display().to_string()),
+            ("CHRONUS_RECORD", record.display().to_string()),
+            ("CHRONUS_JOURNAL", journal.display().to_string()),
         ],
     );
     tone(&d);
@@ -280,6 +283,13 @@ fn an_asr_service_killed_mid_request_gives_one_answer_and_the_restarted_one_tran
     assert_eq!(long(&s, "underrun_frames"), 0);
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
+    let (_, live) = read_wav(&record);
+    let reference = render_journal(&dir, &journal, &live);
+    assert_eq!(
+        altered_samples(&live, &reference),
+        0,
+        "the music was touched: samples differ from the journal's render"
+    );
 }
 
 /// Speech a Wyoming TTS returns in chunks plays from the first chunk: the service
