@@ -126,3 +126,23 @@ fn viz_enabled_false_sends_nothing() {
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
 }
+
+/// With nothing listening the analysis pauses (loopback refuses the messages), and
+/// a visualiser that starts later gets levels and spectra again within the pause.
+#[test]
+fn a_visualiser_started_after_the_daemon_is_served_after_the_quiet_pause() {
+    let (d, socket) = viz_daemon("viz-late", &[]);
+    let port = socket.local_addr().unwrap().port();
+    drop(socket);
+    d.send("/gate/voice1", vec![OscType::Int(1)]);
+    // Several 10 Hz periods refused: the daemon is in its pause.
+    std::thread::sleep(Duration::from_millis(1500));
+    let socket = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let received = receive(&socket, Duration::from_secs(3));
+    assert!(
+        !of(&received, "/viz/levels").is_empty() && !of(&received, "/viz/spectrum").is_empty(),
+        "{received:?}"
+    );
+    let (status, _, log) = d.stop();
+    assert!(status.success(), "log:\n{log}");
+}
