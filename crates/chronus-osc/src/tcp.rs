@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rosc::OscPacket;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::decode::{DecodeError, Limits, decode};
 use crate::encode;
@@ -40,8 +40,11 @@ pub const DEFAULT_CONNECTIONS_PER_ADDRESS: usize = 8;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Replies queued per connection before further ones are dropped.
 pub const REPLY_QUEUE_FRAMES: usize = 256;
-/// How long threads block before looking at the shutdown flag.
+/// How long connection threads block before looking at the shutdown flag and their
+/// idle time.
 const WAKE_INTERVAL: Duration = Duration::from_millis(100);
+/// How long the acceptor blocks; [`TcpEndpoint::shutdown`] wakes it at once.
+const ACCEPT_WAKE_INTERVAL: Duration = Duration::from_secs(1);
 /// A connection whose writes stall this long is closed: its client stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the client's end of the stream (or a broken frame), replies to what it sent
@@ -147,8 +150,8 @@ impl TcpEndpoint {
         socket.set_reuse_address(true)?;
         socket.bind(&addr.into())?;
         socket.listen(128)?;
-        // On Linux, accept() honours SO_RCVTIMEO: the acceptor wakes to see the stop flag.
-        socket.set_read_timeout(Some(WAKE_INTERVAL))?;
+        // On Linux, accept() honours SO_RCVTIMEO: a backstop to the wake at shutdown.
+        socket.set_read_timeout(Some(ACCEPT_WAKE_INTERVAL))?;
         let listener = TcpListener::from(socket);
         let local = listener.local_addr()?;
         Ok(TcpEndpoint {
@@ -263,6 +266,8 @@ impl TcpEndpoint {
     /// within about 100 ms.
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        // Linux ends a blocked accept() when its listening socket is shut down.
+        let _ = SockRef::from(&self.listener).shutdown(Shutdown::Read);
         for conn in self.shared.lock().values() {
             // Wakes the reader (end of stream) and the writer (broken pipe) at once.
             let _ = conn.stream.shutdown(Shutdown::Both);

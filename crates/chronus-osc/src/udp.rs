@@ -17,8 +17,12 @@ use crate::decode::{Limits, decode};
 use crate::encode;
 use crate::incoming::{Gate, Incoming, Peer, deliver};
 
-/// How long the receiver thread blocks before looking at the shutdown flag.
-const WAKE_INTERVAL: Duration = Duration::from_millis(100);
+/// How long the receiver thread blocks before looking at the shutdown flag: a
+/// backstop, since [`UdpEndpoint::shutdown`] wakes it at once; an idle daemon's
+/// receiver wakes once a second.
+const WAKE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a receiver held up by a full channel looks at the shutdown flag.
+const DELIVER_WAKE_INTERVAL: Duration = Duration::from_millis(100);
 /// Larger than any UDP payload, so a received length is always the datagram's real length.
 const MAX_DATAGRAM: usize = 65536;
 /// The longest a reply may wait for room in the socket's send buffer.
@@ -74,7 +78,7 @@ impl UdpEndpoint {
     /// Spawns the receiver thread: it decodes each datagram with `limits` and sends an
     /// [`Incoming`] on `tx`.
     ///
-    /// It returns within about 100 ms of [`UdpEndpoint::shutdown`], and when it finds
+    /// It returns at once after [`UdpEndpoint::shutdown`], and when it finds
     /// `tx` disconnected (noticed at the next datagram). A full bounded channel blocks
     /// it, so an overloaded daemon sheds load in the kernel, where
     /// [`UdpEndpoint::kernel_drops`] counts it.
@@ -109,9 +113,13 @@ impl UdpEndpoint {
         Arc::clone(&self.socket)
     }
 
-    /// Makes receiver threads return within about 100 ms.
+    /// Makes receiver threads return at once.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Linux wakes a blocked receive when even an unconnected UDP socket is shut
+        // down for reading (it answers ENOTCONN, and the receive returns 0); sending
+        // is not affected.
+        let _ = SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Read);
     }
 
     /// Datagrams the kernel dropped for this socket, mostly because its receive buffer
@@ -165,11 +173,14 @@ fn receive_loop(
                 continue;
             }
         };
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         if !gate(from) {
             continue;
         }
         let incoming = Incoming::new(Peer::Udp(from), decode(&buf[..len], limits), &buf[..len]);
-        if !deliver(tx, incoming, stop, WAKE_INTERVAL) {
+        if !deliver(tx, incoming, stop, DELIVER_WAKE_INTERVAL) {
             return;
         }
     }

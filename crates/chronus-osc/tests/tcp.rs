@@ -536,8 +536,9 @@ fn shutdown_closes_connections_and_stops_threads_promptly() {
     server.endpoint.shutdown();
     server.acceptor.join().unwrap();
     assert!(closed_by_server(&mut client));
+    // Woken by the shutdown itself: the blocking backstop is a second.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_millis(500),
         "{:?}",
         started.elapsed()
     );

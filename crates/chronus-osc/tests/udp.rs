@@ -91,8 +91,9 @@ fn shutdown_stops_the_receiver_promptly() {
     let started = Instant::now();
     endpoint.shutdown();
     handle.join().unwrap();
+    // Woken by the shutdown itself: the blocking backstop is a second.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_millis(500),
         "{:?}",
         started.elapsed()
     );

@@ -72,7 +72,12 @@ impl Input {
             .spawn(move || {
                 let mut capture: Option<Capture> = None;
                 loop {
-                    match rx.recv_timeout(REFRESH) {
+                    // The drop counter needs refreshing only while the input is open.
+                    let msg = match &capture {
+                        Some(_) => rx.recv_timeout(REFRESH),
+                        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    };
+                    match msg {
                         Ok(Msg::Open { device, feed }) => {
                             capture = None;
                             let opened =

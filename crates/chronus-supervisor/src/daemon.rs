@@ -246,7 +246,13 @@ impl Daemon {
             || self.publisher.has_syncs()
             || self.desk.playing.is_some()
             || !self.desk.queue.is_empty();
-        if busy { crate::TICK } else { crate::IDLE_TICK }
+        if busy {
+            crate::TICK
+        } else {
+            crate::idle_tick(Duration::from_millis(u64::from(
+                self.config.workers.hang_timeout_ms,
+            )))
+        }
     }
 
     /// One event; `Some` when the daemon should exit.

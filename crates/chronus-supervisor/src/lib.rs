@@ -103,10 +103,17 @@ pub struct RunOptions {
 pub type ReloadConfig = Box<dyn FnMut() -> Result<Config, String>>;
 pub type SetLogFilter = Box<dyn Fn(&str) -> Result<(), String>>;
 
-/// How often the loop does its periodic work while something is under way, and
-/// otherwise (hang detection, viz, the watchdog and device checks need no more).
+/// How often the loop does its periodic work while something is under way.
 const TICK: Duration = Duration::from_millis(2);
-const IDLE_TICK: Duration = Duration::from_millis(10);
+/// And otherwise, at most: hang detection (a tenth of the hang timeout, see
+/// [`idle_tick`]), viz at 10 Hz, the watchdog and device checks need no more.
+const IDLE_TICK: Duration = Duration::from_millis(25);
+
+/// The idle tick for a hang timeout: a hang is noticed within a tenth of the timeout
+/// after it, and no tick comes more often than [`TICK`] or less than [`IDLE_TICK`].
+fn idle_tick(hang_timeout: Duration) -> Duration {
+    (hang_timeout / 10).clamp(TICK, IDLE_TICK)
+}
 /// OSC packets waiting for the loop, from every sender together (each sender's rate
 /// is limited before its packets take a place here).
 const OSC_QUEUE: usize = 4096;
@@ -388,4 +395,18 @@ fn shutdown(d: &mut Daemon) {
         Err(e) => tracing::error!(error = %e, "cannot stop the speech engines on a thread"),
     }
     d.publisher.finish();
+}
+
+#[cfg(test)]
+mod tick_tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_tick_notices_a_hang_within_a_tenth_of_its_timeout() {
+        let ms = Duration::from_millis;
+        assert_eq!(idle_tick(ms(250)), ms(25));
+        assert_eq!(idle_tick(ms(100)), ms(10));
+        assert_eq!(idle_tick(ms(10)), TICK);
+        assert_eq!(idle_tick(ms(60_000)), IDLE_TICK);
+    }
 }
