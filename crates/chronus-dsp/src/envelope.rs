@@ -50,6 +50,11 @@ impl Envelope {
     /// Fills `out` with the levels of the next `out.len()` calls to
     /// [`Envelope::next`], bit for bit: ramps are filled in runs, and every
     /// frame at which the stage may change goes through next() itself.
+    /// Closed and finished: every frame it fills is 0 until the gate opens.
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self.stage, Stage::Idle) && self.level.settled() == Some(0.0)
+    }
+
     pub(crate) fn fill(&mut self, out: &mut [f64], p: &VoiceParams, sample_rate: u32) {
         let mut t = 0;
         while t < out.len() {

@@ -160,6 +160,17 @@ impl Voice {
         s: &mut VoiceScratch,
     ) -> bool {
         let n = n.min(BLOCK);
+        if let Some((sends, freq)) = self.idle(modulation) {
+            // What the stages below do for such a voice, without the frames of zeros.
+            s.frames = n;
+            s.sends = Some(sends);
+            let dt = freq * self.frame_seconds;
+            for _ in 0..n {
+                self.phase = advance_phase(self.phase, dt);
+            }
+            self.filter.reset();
+            return false;
+        }
         s.frames = n;
         s.sends = match (self.send_reverb.settled(), self.send_delay.settled()) {
             (Some(reverb), Some(delay)) => Some([reverb, delay]),
@@ -241,6 +252,34 @@ impl Voice {
             }
         }
         true
+    }
+
+    /// The settled send levels and frequency of a voice that is silent throughout
+    /// the block with nothing of its state moving but the phase: its envelope has
+    /// finished and none of its parameters is ramping. `None` when the full stages
+    /// must run.
+    fn idle(&self, modulation: Modulation<'_>) -> Option<([f64; 2], f64)> {
+        let still = self.env.is_idle()
+            && !matches!(modulation, Modulation::Gain(_))
+            && [
+                &self.amp,
+                &self.velocity,
+                &self.freq,
+                &self.cutoff,
+                &self.q,
+                &self.crossfade,
+            ]
+            .iter()
+            .all(|r| r.is_settled());
+        match (
+            still,
+            self.send_reverb.settled(),
+            self.send_delay.settled(),
+            self.freq.settled(),
+        ) {
+            (true, Some(reverb), Some(delay), Some(freq)) => Some(([reverb, delay], freq)),
+            _ => None,
+        }
     }
 
     /// This voice's part of a [`filter_voices`] pass over what
@@ -387,5 +426,54 @@ impl VoiceScratch {
             to_reverb: [0.0; BLOCK],
             to_delay: [0.0; BLOCK],
         }
+    }
+}
+
+#[cfg(test)]
+mod idle_tests {
+    use super::*;
+
+    /// Gain modulation by exactly 1.0 keeps a voice on the full stages (and changes
+    /// no sample), so it is the reference for the idle shortcut.
+    #[test]
+    fn an_idle_voice_skips_its_stages_bit_exactly() {
+        const RATE: u32 = 48_000;
+        let mut p = VoiceParams {
+            release: 0.01,
+            ..VoiceParams::default()
+        };
+        let ones = [1.0; BLOCK];
+        let mut fast = Voice::settled(&p, 0, RATE);
+        let mut full = Voice::settled(&p, 0, RATE);
+        let (mut a, mut b) = (VoiceScratch::new(), VoiceScratch::new());
+        let mut shortcut_blocks = 0;
+        // Sound, close (release), stay silent, retune while silent, sound again.
+        for block in 0..60 {
+            match block {
+                0 => [&mut fast, &mut full].map(|v| v.gate(true, &p, RATE)),
+                10 => [&mut fast, &mut full].map(|v| v.gate(false, &p, RATE)),
+                30 => {
+                    p.freq = 523.25;
+                    [&mut fast, &mut full].map(|v| v.retarget(VoiceParam::Freq, &p, RATE))
+                }
+                45 => [&mut fast, &mut full].map(|v| v.gate(true, &p, RATE)),
+                _ => [(), ()],
+            };
+            let n = if block % 7 == 3 { BLOCK / 3 } else { BLOCK };
+            shortcut_blocks += usize::from(fast.idle(Modulation::None).is_some());
+            let sounding = fast.oscillate(&p, RATE, Modulation::None, n, &mut a);
+            let reference = full.oscillate(&p, RATE, Modulation::Gain(&ones[..n]), n, &mut b);
+            assert_eq!(sounding, reference, "block {block}");
+            assert_eq!(fast.phase.to_bits(), full.phase.to_bits(), "block {block}");
+            if sounding {
+                let bits =
+                    |s: &VoiceScratch| s.x[..n].iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "block {block}");
+            }
+        }
+        assert!(
+            shortcut_blocks >= 10,
+            "the shortcut ran in {shortcut_blocks} blocks"
+        );
     }
 }
