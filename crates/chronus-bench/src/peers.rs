@@ -9,7 +9,7 @@
 
 use crate::daemon::Daemon;
 use crate::hosts::{Host, Server};
-use crate::steady::{clock_ticks_per_s, context_switches, cpu_ticks};
+use crate::steady::{clock_ticks_per_s, context_switches, cpu_ticks, runtime_ns};
 use anyhow::{Context, Result, bail};
 use chronus_osc::{OscMessage, OscPacket, OscType};
 use std::net::{SocketAddr, UdpSocket};
@@ -44,7 +44,10 @@ impl Music {
 /// One process's share of a window.
 pub struct ProcessCpu {
     pub name: String,
+    /// From the scheduler's run time of every thread (exact).
     pub cpu_percent: f64,
+    /// From utime + stime (sampled at the timer tick).
+    pub tick_percent: f64,
     pub wakeups_per_s: f64,
 }
 
@@ -58,6 +61,10 @@ pub struct PeerRun {
 impl PeerRun {
     pub fn cpu_percent(&self) -> f64 {
         self.processes.iter().map(|p| p.cpu_percent).sum()
+    }
+
+    pub fn tick_percent(&self) -> f64 {
+        self.processes.iter().map(|p| p.tick_percent).sum()
     }
 
     pub fn wakeups_per_s(&self) -> f64 {
@@ -295,9 +302,9 @@ fn amp(music: Music) -> f32 {
 /// Each process's CPU (all its threads) and context switches over `window`.
 fn window_of(pids: &[(&str, i32)], window: Duration) -> Result<Vec<ProcessCpu>> {
     let hz = clock_ticks_per_s()?;
-    let sample = || -> Result<Vec<(u64, u64)>> {
+    let sample = || -> Result<Vec<(u64, u64, u64)>> {
         pids.iter()
-            .map(|&(_, pid)| Ok((cpu_ticks(pid)?, context_switches(pid)?)))
+            .map(|&(_, pid)| Ok((runtime_ns(pid)?, cpu_ticks(pid)?, context_switches(pid)?)))
             .collect()
     };
     let (a, started) = (sample()?, Instant::now());
@@ -308,8 +315,9 @@ fn window_of(pids: &[(&str, i32)], window: Duration) -> Result<Vec<ProcessCpu>> 
         .zip(a.iter().zip(&b))
         .map(|(&(name, _), (a, b))| ProcessCpu {
             name: name.to_owned(),
-            cpu_percent: (b.0 - a.0) as f64 / hz as f64 / secs * 100.0,
-            wakeups_per_s: (b.1 - a.1) as f64 / secs,
+            cpu_percent: (b.0 - a.0) as f64 / 1e9 / secs * 100.0,
+            tick_percent: (b.1 - a.1) as f64 / hz as f64 / secs * 100.0,
+            wakeups_per_s: (b.2 - a.2) as f64 / secs,
         })
         .collect())
 }

@@ -1360,28 +1360,32 @@ pub fn render_peers(ctx: &Context, bench: &crate::peers::PeersBench) -> String {
          - chronusd: release build on its null clock at {RATE} Hz and `CHRONUS_BUFFER_SIZE={PERIOD}`, \
          16 voices configured, the same pitches gated (the voices' own oscillator, filter at \
          2 kHz, envelope and sends)\n\
-         - Each piece plays {:.0} s before a {:.0} s window; CPU is utime + stime of every \
-         thread of each process over the window, in % of one core; wake-ups are context \
-         switches of every thread\n",
+         - Each piece plays {:.0} s before a {:.0} s window; CPU is the scheduler's run time of \
+         every thread of each process over the window (`/proc/<pid>/task/*/schedstat`), in % \
+         of one core; utime + stime (`/proc/<pid>/stat`, sampled at the timer tick, which \
+         periodic realtime threads can fall between) is shown beside it; wake-ups are \
+         context switches of every thread\n",
         bench.scsynth_version,
         bench.warmup.as_secs_f64(),
         bench.window.as_secs_f64()
     );
     let _ = writeln!(
         r,
-        "| Music | scsynth + jackd CPU | chronusd CPU | Ratio | scsynth + jackd wake-ups/s | \
-         chronusd wake-ups/s | Status round trip, scsynth (median / max ms) | chronusd |"
+        "| Music | scsynth + jackd CPU | chronusd CPU | Ratio | Ratio by utime + stime | \
+         scsynth + jackd wake-ups/s | chronusd wake-ups/s | Status round trip, scsynth \
+         (median / max ms) | chronusd |"
     );
-    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &bench.rows {
         let (sc, ch) = (&row.scsynth, &row.chronus);
         let _ = writeln!(
             r,
-            "| {} | {:.2} % | {:.2} % | {:.2} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            "| {} | {:.2} % | {:.2} % | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} |",
             row.music.name(),
             sc.cpu_percent(),
             ch.cpu_percent(),
             ch.cpu_percent() / sc.cpu_percent().max(1e-9),
+            ch.tick_percent() / sc.tick_percent().max(1e-9),
             sc.wakeups_per_s(),
             ch.wakeups_per_s(),
             sc.status_rtt_ms.0,
@@ -1390,17 +1394,18 @@ pub fn render_peers(ctx: &Context, bench: &crate::peers::PeersBench) -> String {
             ch.status_rtt_ms.1
         );
     }
-    let _ = writeln!(r, "\nPer process (CPU %, wake-ups/s):\n");
-    let _ = writeln!(r, "| Music | Process | CPU | Wake-ups/s |");
-    let _ = writeln!(r, "|---|---|---:|---:|");
+    let _ = writeln!(r, "\nPer process:\n");
+    let _ = writeln!(r, "| Music | Process | CPU | utime + stime | Wake-ups/s |");
+    let _ = writeln!(r, "|---|---|---:|---:|---:|");
     for row in &bench.rows {
         for p in row.scsynth.processes.iter().chain(&row.chronus.processes) {
             let _ = writeln!(
                 r,
-                "| {} | {} | {:.2} % | {:.0} |",
+                "| {} | {} | {:.2} % | {:.2} % | {:.0} |",
                 row.music.name(),
                 p.name,
                 p.cpu_percent,
+                p.tick_percent,
                 p.wakeups_per_s
             );
         }

@@ -52,6 +52,28 @@ pub fn cpu_ticks(pid: i32) -> Result<u64> {
     Ok(stat_ticks(&format!("/proc/{pid}/stat"))?.1)
 }
 
+/// Nanoseconds the scheduler ran the live threads of a process: the first field of
+/// each `/proc/<pid>/task/<tid>/schedstat`, summed. Exact, where utime + stime is
+/// sampled at the timer tick and can miss or overcount threads that wake in step
+/// with it.
+pub fn runtime_ns(pid: i32) -> Result<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0;
+    for task in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between the listing and the read.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .with_context(|| format!("{}: no run time", path.display()))?;
+    }
+    Ok(total)
+}
+
 /// The command name and utime + stime in clock ticks of a `/proc/<pid>/stat` or
 /// `/proc/<pid>/task/<tid>/stat` file.
 pub fn stat_ticks(path: &str) -> Result<(String, u64)> {
