@@ -530,6 +530,60 @@ pub(crate) fn push_chunk(
     }
 }
 
+/// Input chunks as mono at one rate, whatever rate each arrives at: the resampler
+/// keeps its state from chunk to chunk (nothing is lost at their boundaries) and
+/// starts afresh when the input's rate changes.
+pub(crate) struct ChunkResampler {
+    to: u32,
+    current: Option<(u32, Resampler)>,
+}
+
+impl ChunkResampler {
+    pub(crate) fn new(to: u32) -> Self {
+        ChunkResampler { to, current: None }
+    }
+
+    /// `None` when the chunk's rate cannot be resampled: it is dropped and counted.
+    pub(crate) fn mono(&mut self, c: Chunk, shared: &StreamShared) -> Option<Vec<f32>> {
+        let frames = c.samples.len() / usize::from(c.channels.max(1));
+        let mono = Pcm {
+            rate: c.rate,
+            channels: c.channels,
+            samples: c.samples,
+        }
+        .to_mono();
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(rate, _)| *rate != c.rate)
+        {
+            match Resampler::new(c.rate, self.to) {
+                Ok(r) => self.current = Some((c.rate, r)),
+                Err(e) => {
+                    tracing::warn!(stream = %shared.name, error = %e, "audio dropped");
+                    shared
+                        .frames_dropped
+                        .fetch_add(frames as u64, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        let (_, r) = self.current.as_mut().expect("set above");
+        let mut out = Vec::with_capacity(frames * self.to as usize / c.rate as usize + 1);
+        r.process(&mono, &mut out);
+        Some(out)
+    }
+
+    /// The output the last input still owes (the resampler's tail).
+    pub(crate) fn finish(&mut self) -> Vec<f32> {
+        let mut tail = Vec::new();
+        if let Some((_, mut r)) = self.current.take() {
+            r.finish(&mut tail);
+        }
+        tail
+    }
+}
+
 /// The WAV file at `path`, if it is a regular file (or a link to one) of at most
 /// `max` bytes. Anything else is refused without blocking: a FIFO or a terminal is
 /// never waited on, a device never read.
@@ -723,7 +777,7 @@ impl Session {
             engine: self.shared.name.clone(),
             pid,
         });
-        let mut resampler: Option<(u32, Resampler)> = None;
+        let mut resampler = ChunkResampler::new(self.config.rate);
         loop {
             select! {
                 recv(self.audio) -> chunk => match chunk {
@@ -731,9 +785,8 @@ impl Session {
                     Err(_) => {
                         // Stopped: flush the resampler's tail, then let the engine
                         // finish its last utterance.
-                        if let Some((_, mut r)) = resampler.take() {
-                            let mut tail = Vec::new();
-                            r.finish(&mut tail);
+                        let tail = resampler.finish();
+                        if !tail.is_empty() {
                             proc.write(to_s16le(&tail));
                         }
                         proc.close_stdin();
@@ -771,29 +824,11 @@ impl Session {
     }
 
     /// Resamples one chunk to the engine rate and queues it for the engine's stdin.
-    fn forward(&self, proc: &Proc, resampler: &mut Option<(u32, Resampler)>, c: Chunk) {
+    fn forward(&self, proc: &Proc, resampler: &mut ChunkResampler, c: Chunk) {
         let frames = c.samples.len() / usize::from(c.channels.max(1));
-        let mono = Pcm {
-            rate: c.rate,
-            channels: c.channels,
-            samples: c.samples,
-        }
-        .to_mono();
-        if resampler.as_ref().is_none_or(|(rate, _)| *rate != c.rate) {
-            match Resampler::new(c.rate, self.config.rate) {
-                Ok(r) => *resampler = Some((c.rate, r)),
-                Err(e) => {
-                    tracing::warn!(stream = %self.stream, error = %e, "audio dropped");
-                    self.shared
-                        .frames_dropped
-                        .fetch_add(frames as u64, Ordering::Relaxed);
-                    return;
-                }
-            }
-        }
-        let (_, r) = resampler.as_mut().expect("set above");
-        let mut out = Vec::with_capacity(frames * self.config.rate as usize / c.rate as usize + 1);
-        r.process(&mono, &mut out);
+        let Some(out) = resampler.mono(c, &self.shared) else {
+            return;
+        };
         if !proc.write(to_s16le(&out)) {
             self.shared
                 .frames_dropped

@@ -10,8 +10,8 @@
 //! it after the configured quiet, or after 30 s. The frame after the one that closed
 //! an utterance is already judged for the next: nothing is lost between them.
 
-use crate::asr::{Chunk, StreamShared};
-use crate::audio::{Pcm, Resampler, to_s16le};
+use crate::asr::{Chunk, ChunkResampler, StreamShared};
+use crate::audio::to_s16le;
 use crate::engine::{EngineContext, EngineState, SpeechEvent};
 use crate::link::{Conn, Endpoint};
 use crate::process::Output;
@@ -183,12 +183,12 @@ impl Listen {
         if let Role::Wake { names } = &self.role {
             arm(&conn, names, self.rate);
         }
-        let mut resampler: Option<(u32, Resampler)> = None;
+        let mut resampler = ChunkResampler::new(self.rate);
         loop {
             select! {
                 recv(self.audio) -> chunk => match chunk {
                     Ok(c) => {
-                        let Some(mono) = self.resample(&mut resampler, c) else { continue };
+                        let Some(mono) = resampler.mono(c, &self.shared) else { continue };
                         let bytes = cutter.feed(&mono);
                         if !bytes.is_empty() && !conn.write(bytes) {
                             return Outcome::Lost {
@@ -258,33 +258,6 @@ impl Listen {
                 default(left) => return Err(format!("no info within {HANDSHAKE:?} of describe")),
             }
         }
-    }
-
-    /// One chunk as mono at the service's rate.
-    fn resample(&self, resampler: &mut Option<(u32, Resampler)>, c: Chunk) -> Option<Vec<f32>> {
-        let frames = c.samples.len() / usize::from(c.channels.max(1));
-        let mono = Pcm {
-            rate: c.rate,
-            channels: c.channels,
-            samples: c.samples,
-        }
-        .to_mono();
-        if resampler.as_ref().is_none_or(|(rate, _)| *rate != c.rate) {
-            match Resampler::new(c.rate, self.rate) {
-                Ok(r) => *resampler = Some((c.rate, r)),
-                Err(e) => {
-                    tracing::warn!(stream = %self.stream, error = %e, "audio dropped");
-                    self.shared
-                        .frames_dropped
-                        .fetch_add(frames as u64, Ordering::Relaxed);
-                    return None;
-                }
-            }
-        }
-        let (_, r) = resampler.as_mut().expect("set above");
-        let mut out = Vec::with_capacity(frames * self.rate as usize / c.rate as usize + 1);
-        r.process(&mono, &mut out);
-        Some(out)
     }
 
     fn answer(&self, conn: &Conn, e: &Event, cutter: &mut Cutter) {
