@@ -2,9 +2,7 @@
 //! null with one warning, an explicit `cpal` device that does not exist stops
 //! startup. No sound server is reachable here by construction. Run serially.
 
-mod common;
-
-use common::*;
+use chronus_e2e::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -76,7 +74,7 @@ fn a_missing_device_is_a_configuration_error(backend: &str) {
     // SAFETY: prctl with integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
     assert_eq!(rc, 0, "cannot become a subreaper");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chronusd"))
+    let mut child = Command::new(chronusd_exe())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(no_sound_server(&dir))

@@ -1,10 +1,8 @@
 //! Timetagged bundles become sample-accurate command frames through the device
 //! clock, and a bundle's messages take effect together. Run serially.
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::{OscBundle, OscMessage, OscPacket, OscType};
-use common::*;
 use std::net::UdpSocket;
 use std::time::{Duration, SystemTime};
 

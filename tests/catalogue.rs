@@ -2,15 +2,13 @@
 //! settings: nothing refused (neither to the sender nor to a `/chronus/notify`
 //! subscriber), then every voice of the original's eight heard on its own.
 
-#[path = "../../chronus-dsp/tests/fixtures/catalogue.rs"]
+#[path = "../crates/chronus-dsp/tests/fixtures/catalogue.rs"]
 mod catalogue;
-mod common;
-
 use catalogue::{ORIGINAL_VOICES, Value, entries};
-use chronus_osc::{OscMessage, OscPacket, OscType};
-use common::{
+use chronus_e2e::{
     Daemon, altered_samples, expect_at, long, read_wav, render_journal, scratch, send_from,
 };
+use chronus_osc::{OscMessage, OscPacket, OscType};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,19 +2,18 @@
 //! the source of each value, and exit 78 (EX_CONFIG) naming the setting, the value
 //! and what is accepted, for an invalid value of every setting.
 
-mod common;
-
+use chronus_e2e::chronusd_exe;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn check_config(env: &[(&str, &str)], config: Option<&str>) -> Output {
     // Tests in this file run in parallel: one directory per call.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let dir = common::scratch(&format!(
+    let dir = chronus_e2e::scratch(&format!(
         "check-config-{}",
         CALLS.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronusd"));
+    let mut cmd = Command::new(chronusd_exe());
     cmd.env_clear().arg("check-config");
     if let Some(toml) = config {
         let file = dir.join("chronus.toml");
@@ -326,7 +325,7 @@ fn check_config_prints_each_value_with_its_source() {
 #[test]
 fn readme_documents_every_setting() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     for s in chronus_config::settings() {
         let row = readme
             .lines()

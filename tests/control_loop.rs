@@ -2,10 +2,8 @@
 //! sockets or links to them are refused promptly, and the daemon keeps answering,
 //! replacing workers and stopping on signals. Run serially (--test-threads=1).
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::OscType;
-use common::*;
 use std::net::UdpSocket;
 use std::os::unix::fs::symlink;
 use std::path::Path;

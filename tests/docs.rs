@@ -2,17 +2,12 @@
 //! themselves: every setting is in chronus.toml(5), every page renders with
 //! `man -l`, and the bash completions load.
 
-mod common;
-
-use common::*;
+use chronus_e2e::*;
 use std::process::Command;
 
 fn generate() -> std::path::PathBuf {
     let dir = scratch("docs");
-    for exe in [
-        env!("CARGO_BIN_EXE_chronusd").to_owned(),
-        env!("CARGO_BIN_EXE_chronusd").replace("chronusd", "chronusctl"),
-    ] {
+    for exe in [chronusd_exe(), chronusctl_exe()] {
         let out = Command::new(&exe).arg("docs").arg(&dir).output().unwrap();
         assert!(out.status.success(), "{exe} docs: {out:?}");
     }

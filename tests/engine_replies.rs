@@ -1,10 +1,8 @@
 //! The Music Chronus reply addresses, over UDP to the real daemon:
 //! `/engine/status|list|schema`, `/seq/status` and `/engine/record/*`.
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::{Client, OscMessage, OscPacket, OscType, RequestError, Transport};
-use common::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,10 +2,8 @@
 //! backend, checked sample by sample against an offline render of the journal.
 //! Tests here share the machine's timing: run them serially (--test-threads=1).
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::{OscMessage, OscPacket, OscType};
-use common::*;
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::Command;
@@ -589,7 +587,7 @@ fn an_invalid_variable_stops_startup_naming_it() {
         ("CHRONUS_OSC_PORT", "70000"),
         ("CHRONUS_AUDIO_BACKEND", "jack"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_chronusd"))
+        let out = Command::new(chronusd_exe())
             .env_clear()
             .env(var, value)
             .output()

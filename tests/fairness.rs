@@ -3,13 +3,11 @@
 //! per client. The hostile client speaks from 127.0.0.2 (any of 127.0.0.0/8 binds on
 //! Linux loopback), the polite one from 127.0.0.1. Run serially.
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::{
     CONNECTION_ADDR, Client, FAIL_ADDR, Framing, NOTIFY_ADDR, OscMessage, OscPacket, OscTime,
     OscType, STATUS_ADDR, STATUS_REPLY_ADDR, StreamDecoder, Transport, message,
 };
-use common::*;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;

@@ -4,10 +4,8 @@
 //! (scripts/deps.sh test). Each sends a note the daemon must play and reads a status
 //! reply. Run serially (--test-threads=1).
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::{OscMessage, OscPacket, OscType};
-use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

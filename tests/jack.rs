@@ -3,11 +3,9 @@
 //! `audio.host = auto`), and `jack_rec` recording its ports while workers are
 //! killed and hung. Run serially with the other end-to-end tests.
 
-mod common;
-
-use common::drill::*;
-use common::jack::{Jack, read_jack_rec};
-use common::*;
+use chronus_e2e::drill::*;
+use chronus_e2e::jack::{Jack, read_jack_rec};
+use chronus_e2e::*;
 use std::time::Duration;
 
 /// jackd runs here without realtime scheduling, and the test machine is busy: at a
@@ -90,7 +88,7 @@ fn a_jack_server_at_another_rate_is_refused_naming_the_setting() {
     // Bounded: a daemon that kept running (on the null clock, say) fails the test.
     let out = std::process::Command::new("timeout")
         .arg("20")
-        .arg(env!("CARGO_BIN_EXE_chronusd"))
+        .arg(chronusd_exe())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env(jack.env().0, jack.env().1)

@@ -1,9 +1,7 @@
 //! Lifecycle promises with the real binary and real signals: sd_notify messages
 //! and their order, reload, and what children inherit. Run serially.
 
-mod common;
-
-use common::*;
+use chronus_e2e::*;
 use std::net::IpAddr;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
@@ -717,7 +715,7 @@ fn fifty_start_stop_cycles_leave_nothing_behind() {
 fn start_on_taken_port(name: &str, port: u16) -> (std::process::ExitStatus, String) {
     let dir = scratch(name);
     let log = dir.join("chronusd.log");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_chronusd"))
+    let status = std::process::Command::new(chronusd_exe())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CHRONUS_AUDIO_BACKEND", "null")

@@ -2,11 +2,9 @@
 //! pass the ceiling, through a fork and a cold start, and the live recording is bit
 //! for bit the render of the journal. Run serially (--test-threads=1).
 
-mod common;
-
 use chronus_dsp::LimiterParams;
+use chronus_e2e::*;
 use chronus_osc::OscType;
-use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -2,10 +2,8 @@
 //! over and is flooded, checked by the real `promtool`, and shared fairly between
 //! scrapers. Run serially.
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::OscType;
-use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Stdio};

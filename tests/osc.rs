@@ -1,10 +1,8 @@
 //! The control surface with clients written elsewhere (liblo's oscsend, python-osc,
 //! chronusctl) and with hostile input. Run serially.
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
-use common::*;
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -38,7 +36,7 @@ fn journaled(path: &Path, addr: &str) -> Vec<f32> {
 fn python() -> Option<PathBuf> {
     let venv = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../.test-venv/bin/python"
+        "/../.test-venv/bin/python"
     ));
     if venv.exists() {
         return Some(venv);
@@ -107,10 +105,7 @@ fn liblo_and_python_osc_drive_the_daemon_over_udp_and_tcp_in_both_framings() {
         }
     }
     if let Some(python) = python() {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/python_osc_client.py"
-        );
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/python_osc_client.py");
         for (transport, value) in [("udp", "401"), ("tcp1.0", "402"), ("tcp1.1", "403")] {
             let out = Command::new(&python)
                 .args([script, transport, &port, value])
@@ -162,7 +157,7 @@ fn liblo_and_python_osc_drive_the_daemon_over_udp_and_tcp_in_both_framings() {
 }
 
 fn chronusctl(port: u16, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_chronusd").replace("chronusd", "chronusctl"))
+    Command::new(chronusctl_exe())
         .arg("--port")
         .arg(port.to_string())
         .args(args)
@@ -274,7 +269,7 @@ fn chronusctl_sets_syncs_watches_and_drills() {
         );
     }
     // watch prints events: a drill kill shows the failover and the worker states.
-    let ctl = env!("CARGO_BIN_EXE_chronusd").replace("chronusd", "chronusctl");
+    let ctl = chronusctl_exe();
     let watch = Command::new(ctl)
         .args(["--port", &port.to_string(), "watch"])
         .stdout(std::process::Stdio::piped())

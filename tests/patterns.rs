@@ -4,12 +4,10 @@
 //! requests refused without touching what plays.
 //! Tests here share the machine's timing: run them serially (--test-threads=1).
 
-mod common;
-
 use chronus_dsp::Command as Cmd;
+use chronus_e2e::*;
 use chronus_osc::{OscMessage, OscPacket, OscType, RequestError};
 use chronus_supervisor::score;
-use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

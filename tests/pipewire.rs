@@ -3,12 +3,10 @@
 //! `audio.host = auto`), and `pw-record` recording the sink's monitor while workers
 //! are killed and hung. Run serially with the other end-to-end tests.
 
-mod common;
-
+use chronus_e2e::drill::*;
+use chronus_e2e::pipewire::PipeWire;
+use chronus_e2e::*;
 use chronus_osc::OscType;
-use common::drill::*;
-use common::pipewire::PipeWire;
-use common::*;
 use std::time::Duration;
 
 #[test]

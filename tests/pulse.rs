@@ -3,12 +3,10 @@
 //! and `parec` recording the sink's monitor while workers are killed and hung.
 //! Run serially with the other end-to-end tests.
 
-mod common;
-
+use chronus_e2e::drill::*;
+use chronus_e2e::pulse::Pulse;
+use chronus_e2e::*;
 use chronus_osc::OscType;
-use common::drill::*;
-use common::pulse::Pulse;
-use common::*;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;

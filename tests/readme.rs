@@ -4,16 +4,14 @@
 //! sink's monitor is the input the speech recognition examples need);
 //! `chronusctl set --help`'s example address exists. Run serially.
 
-mod common;
-
+use chronus_e2e::pulse::Pulse;
+use chronus_e2e::*;
 use chronus_osc::{OscMessage, OscType};
-use common::pulse::Pulse;
-use common::*;
 use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const README: &str = include_str!("../../../README.md");
+const README: &str = include_str!("../README.md");
 
 /// The `oscsend` lines of the README's code blocks, as written.
 fn oscsend_lines() -> Vec<&'static str> {
@@ -168,7 +166,7 @@ fn every_oscsend_example_in_the_readme_is_accepted() {
 
 #[test]
 fn chronusctl_set_help_names_an_address_that_exists() {
-    let ctl = env!("CARGO_BIN_EXE_chronusd").replace("chronusd", "chronusctl");
+    let ctl = chronusctl_exe();
     let help = Command::new(&ctl).args(["set", "--help"]).output().unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
     let example = help

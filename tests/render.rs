@@ -1,5 +1,6 @@
 //! `chronusd render` on scores written by hand: timing, duration and refusals.
 
+use chronus_e2e::chronusd_exe;
 use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -41,7 +42,7 @@ fn prefixed(packet: &OscPacket) -> Vec<u8> {
 }
 
 fn render(score: &Path, out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chronusd"))
+    Command::new(chronusd_exe())
         .arg("render")
         .arg(score)
         .arg("--out")
@@ -164,7 +165,7 @@ fn note() -> Vec<u8> {
 /// `chronusd render` with its address space limited to `bytes` (setrlimit in the child).
 fn render_within(score: &Path, out: &Path, extra: &[&str], bytes: u64) -> Output {
     use std::os::unix::process::CommandExt;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chronusd"));
+    let mut command = Command::new(chronusd_exe());
     command
         .arg("render")
         .arg(score)

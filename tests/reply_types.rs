@@ -2,10 +2,8 @@
 //! Data's `[oscparse]`, sclang, TouchOSC): decoded here with a decoder that knows only
 //! the core types i, f, s and b. Refusals and clamps reach subscribers. Run serially.
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
-use common::*;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
@@ -214,7 +212,7 @@ impl Drop for Watch {
 
 fn chronusctl(port: u16) -> Command {
     // Built alongside chronusd (the workspace builds every binary for its tests).
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronusd").replace("chronusd", "chronusctl"));
+    let mut cmd = Command::new(chronusctl_exe());
     cmd.args(["--port", &port.to_string()]);
     cmd
 }

@@ -3,11 +3,9 @@
 //! scripted fake engines that crash, hang or talk garbage. Run serially with the
 //! other end-to-end tests.
 
-mod common;
-
+use chronus_e2e::client::{Client, is};
+use chronus_e2e::*;
 use chronus_osc::OscType;
-use common::client::{Client, is};
-use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -394,7 +392,7 @@ fn misbehaving_tts_engines_get_definite_answers_and_the_audio_carries_on() {
 
 fn chronusctl(d: &Daemon, args: &[&str]) -> std::process::Output {
     // Built alongside chronusd (the workspace builds every binary for its tests).
-    Command::new(env!("CARGO_BIN_EXE_chronusd").replace("chronusd", "chronusctl"))
+    Command::new(chronusctl_exe())
         .args(["--port", &d.osc.port().to_string()])
         .args(args)
         .output()

@@ -10,14 +10,13 @@
 //! - `scripts/install.sh --root DIR` and `scripts/uninstall.sh --root DIR` really install
 //!   into and remove from a staging root (no service user, no systemctl).
 
+use chronus_e2e::chronusd_exe;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const CHRONUSD: &str = env!("CARGO_BIN_EXE_chronusd");
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+        .join("..")
         .canonicalize()
         .expect("the repository root exists")
 }
@@ -368,7 +367,10 @@ fn verify_clean(unit: &str, name: &str, user: bool) {
     let dir = scratch(&format!("verify-{name}"));
 
     // The check can see a problem: an unknown key is reported against the file.
-    let broken = format!("{}\n[Service]\nNoSuchDirective=1\n", render(unit, CHRONUSD));
+    let broken = format!(
+        "{}\n[Service]\nNoSuchDirective=1\n",
+        render(unit, &chronusd_exe())
+    );
     let (_, all, ours) = verify(&analyze, &dir, name, &broken, user);
     assert!(
         ours.iter().any(|l| l.contains("NoSuchDirective")),
@@ -376,7 +378,7 @@ fn verify_clean(unit: &str, name: &str, user: bool) {
          would prove nothing; its output:\n{all}"
     );
 
-    let (ok, all, ours) = verify(&analyze, &dir, name, &render(unit, CHRONUSD), user);
+    let (ok, all, ours) = verify(&analyze, &dir, name, &render(unit, &chronusd_exe()), user);
     eprintln!("systemd-analyze verify {name}:\n{all}");
     assert!(
         ours.is_empty(),
@@ -404,7 +406,7 @@ fn systemd_analyze_verifies_the_user_unit() {
 fn binaries(dir: &Path) -> PathBuf {
     let bin = dir.join("binaries");
     std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(CHRONUSD, bin.join("chronusd")).unwrap();
+    std::fs::copy(chronusd_exe(), bin.join("chronusd")).unwrap();
     let ctl = bin.join("chronusctl");
     std::fs::write(&ctl, "#!/bin/sh\necho chronusctl stand-in\n").unwrap();
     std::fs::set_permissions(&ctl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -500,7 +502,7 @@ fn install_and_uninstall_the_system_service_into_a_staging_root() {
     assert_executable(&chronusctl);
     assert_eq!(
         std::fs::read(&chronusd).unwrap(),
-        std::fs::read(CHRONUSD).unwrap()
+        std::fs::read(chronusd_exe()).unwrap()
     );
     // The unit as shipped, with ExecStart in the prefix.
     assert_eq!(

@@ -2,10 +2,8 @@
 //! socket: about ten of each a second, reflecting what plays.
 //! Tests here share the machine's timing: run them serially (--test-threads=1).
 
-mod common;
-
+use chronus_e2e::*;
 use chronus_osc::{OscPacket, OscType};
-use common::*;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 

@@ -5,13 +5,11 @@
 //! every request gets one definite answer, the daemon reconnects, and the music
 //! plays on bit for bit. Run serially with the other end-to-end tests.
 
-mod common;
-
+use chronus_e2e::client::{Client, is};
+use chronus_e2e::pulse::Pulse;
+use chronus_e2e::wyoming::Service;
+use chronus_e2e::*;
 use chronus_osc::{OscMessage, OscType};
-use common::client::{Client, is};
-use common::pulse::Pulse;
-use common::wyoming::Service;
-use common::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

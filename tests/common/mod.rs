@@ -1,9 +1,5 @@
-//! Drives the real chronusd binary: start, query, signal, stop.
-
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different subset of these helpers"
-)]
+//! Drives the real chronusd binary: start, query, signal, stop. The library of the
+//! end-to-end tests beside it; each test uses its own subset.
 
 pub mod client;
 pub mod drill;
@@ -18,6 +14,33 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A binary of the workspace, built beside the test binaries (`target/<profile>/`).
+fn workspace_binary(name: &str) -> String {
+    let test = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test>-<hash>
+    let dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build -p chronusd -p chronusctl` first (scripts/test does)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// The daemon under test.
+pub fn chronusd_exe() -> String {
+    workspace_binary("chronusd")
+}
+
+/// Its control client.
+pub fn chronusctl_exe() -> String {
+    workspace_binary("chronusctl")
+}
 
 pub struct Daemon {
     pub child: Child,
@@ -62,7 +85,7 @@ impl Daemon {
     ) -> Daemon {
         let dir = scratch(name);
         let port = free_udp_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronusd"));
+        let mut cmd = Command::new(chronusd_exe());
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CHRONUS_OSC_PORT", port.to_string())
@@ -326,7 +349,7 @@ pub fn expect_at(socket: &UdpSocket, addr: &str, what: &str) -> OscMessage {
 /// interleaved stereo `live` recording holds; returns the reference samples.
 pub fn render_journal(dir: &Path, journal: &Path, live: &[f32]) -> Vec<f32> {
     let out = dir.join("reference.wav");
-    let rendered = Command::new(env!("CARGO_BIN_EXE_chronusd"))
+    let rendered = Command::new(chronusd_exe())
         .arg("render")
         .arg(journal)
         .arg("--out")

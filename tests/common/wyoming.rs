@@ -17,7 +17,7 @@ pub struct Service {
 /// The test venv's Python, if `scripts/deps.sh test` made it with the `wyoming`
 /// package; outside CI a missing one skips the test.
 pub fn python() -> Option<PathBuf> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.test-venv/bin/python");
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.test-venv/bin/python");
     let found = Command::new(&python)
         .args(["-c", "import wyoming"])
         .stderr(Stdio::null())
@@ -34,7 +34,7 @@ pub fn python() -> Option<PathBuf> {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wyoming/services.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("wyoming/services.py")
 }
 
 impl Service {

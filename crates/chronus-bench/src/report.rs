@@ -942,7 +942,7 @@ pub fn render_speech(ctx: &Context, run: &crate::speech::SpeechRun) -> String {
         let _ = writeln!(
             r,
             "Wyoming rows: a second daemon with `CHRONUS_TTS_URI=tcp://127.0.0.1:PORT`, the \
-             tests' Wyoming TTS service (`crates/chronusd/tests/wyoming/services.py`, on the \
+             tests' Wyoming TTS service (`tests/wyoming/services.py`, on the \
              official `wyoming` package, wrapping the same espeak-ng and sending each read \
              of its output as an `audio-chunk`); the daemon plays from the first chunk. \
              Pauses while streaming (`tts_stream_gaps`): {}; `underrun_frames`: {}.\n",

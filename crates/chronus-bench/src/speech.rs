@@ -51,6 +51,11 @@ pub struct WyomingRun {
     pub underrun_frames: i64,
 }
 
+/// A short phrase, new each time.
+fn short_phrase(i: usize) -> String {
+    format!("announcement number {i}")
+}
+
 /// A long sentence, new each time.
 fn long_sentence(i: usize) -> String {
     format!(
@@ -132,6 +137,18 @@ fn first_sample(c: &Client, text: &str, id: i32) -> Result<f64> {
     Ok(ms)
 }
 
+/// [`first_sample`] of `n` new texts, with ids from `first_id` on.
+fn first_samples(
+    c: &Client,
+    n: usize,
+    text: fn(usize) -> String,
+    first_id: i32,
+) -> Result<Vec<f64>> {
+    (0..n)
+        .map(|i| first_sample(c, &text(i), first_id + i as i32))
+        .collect()
+}
+
 /// VmRSS in KiB and the thread count, from `/proc/<pid>/status`.
 fn memory(pid: i32) -> Result<(u64, u64)> {
     let path = format!("/proc/{pid}/status");
@@ -153,19 +170,9 @@ pub fn run(exe: &Path, dir: &Path, samples: usize, requests: usize) -> Result<Sp
     // Warm the page cache and espeak-ng's data files.
     first_sample(&c, "warm up", 0)?;
 
-    let mut uncached_ms = Vec::with_capacity(samples);
-    for i in 0..samples {
-        uncached_ms.push(first_sample(
-            &c,
-            &format!("announcement number {i}"),
-            1000 + i as i32,
-        )?);
-    }
+    let uncached_ms = first_samples(&c, samples, short_phrase, 1000)?;
     let daemon_first_sample_ms = d.status()?.float("tts_first_sample_ms")?;
-    let mut long_ms = Vec::with_capacity(samples);
-    for i in 0..samples {
-        long_ms.push(first_sample(&c, &long_sentence(i), 2000 + i as i32)?);
-    }
+    let long_ms = first_samples(&c, samples, long_sentence, 2000)?;
     let mut cached_ms = Vec::with_capacity(samples);
     for i in 0..samples {
         cached_ms.push(first_sample(&c, "announcement number 7", 5000 + i as i32)?);
@@ -254,7 +261,7 @@ pub fn run(exe: &Path, dir: &Path, samples: usize, requests: usize) -> Result<Sp
 /// makes it).
 const SERVICES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../chronusd/tests/wyoming/services.py"
+    "/../../tests/wyoming/services.py"
 );
 const VENV_PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.test-venv/bin/python");
 
@@ -299,18 +306,8 @@ fn run_wyoming(exe: &Path, dir: &Path, samples: usize) -> Result<WyomingRun> {
     d.play_tone()?;
     let c = Client::new(d.osc_addr())?;
     first_sample(&c, "warm up", 0)?;
-    let mut uncached_ms = Vec::with_capacity(samples);
-    for i in 0..samples {
-        uncached_ms.push(first_sample(
-            &c,
-            &format!("announcement number {i}"),
-            1000 + i as i32,
-        )?);
-    }
-    let mut long_ms = Vec::with_capacity(samples);
-    for i in 0..samples {
-        long_ms.push(first_sample(&c, &long_sentence(i), 2000 + i as i32)?);
-    }
+    let uncached_ms = first_samples(&c, samples, short_phrase, 1000)?;
+    let long_ms = first_samples(&c, samples, long_sentence, 2000)?;
     let s = d.status()?;
     let run = WyomingRun {
         uncached_ms,
