@@ -28,8 +28,10 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// For the connection and the `info` answer to `describe`.
 const HANDSHAKE: Duration = Duration::from_secs(5);
-/// How long a stopped recogniser waits for the transcript of its last utterance.
+/// How long a stopped recogniser waits for the transcript of its last utterance,
+/// and at shutdown, which must stay prompt.
 const FINAL_TRANSCRIPT_WAIT: Duration = Duration::from_secs(10);
+const SHUTDOWN_TRANSCRIPT_WAIT: Duration = Duration::from_millis(500);
 
 /// Endpointer frame length, in milliseconds.
 const FRAME_MS: u32 = 20;
@@ -300,7 +302,12 @@ impl Listen {
 
     /// After the stream stopped: the transcripts of utterances already sent.
     fn final_answers(&self, msgs: &Receiver<Msg>, mut waiting: usize) {
-        let deadline = Instant::now() + FINAL_TRANSCRIPT_WAIT;
+        let wait = if self.cancel.load(Ordering::Acquire) {
+            SHUTDOWN_TRANSCRIPT_WAIT
+        } else {
+            FINAL_TRANSCRIPT_WAIT
+        };
+        let deadline = Instant::now() + wait;
         while waiting > 0 {
             let Ok(Msg::Events(events)) = msgs.recv_deadline(deadline) else {
                 return;
