@@ -95,6 +95,9 @@ impl Listen {
                             endpoint,
                             reason: reason.clone(),
                         });
+                    } else if delay == RECONNECT_FIRST {
+                        // Once per outage: the retries that follow are at debug.
+                        tracing::warn!(stream = %self.stream, %endpoint, %reason, "speech service not reachable; retrying with backoff");
                     } else {
                         tracing::debug!(stream = %self.stream, %endpoint, %reason, "speech service not reachable");
                     }

@@ -400,7 +400,12 @@ impl Runner {
             Ok(link) => link,
             Err(error) => {
                 if self.config.endpoint.is_some() {
-                    tracing::debug!(engine = %self.shared.name, %error, "service not reachable");
+                    // Once per outage: the retries that follow are at debug.
+                    if self.reconnect == RECONNECT_FIRST {
+                        tracing::warn!(engine = %self.shared.name, %error, "speech service not reachable; retrying with backoff");
+                    } else {
+                        tracing::debug!(engine = %self.shared.name, %error, "speech service not reachable");
+                    }
                 } else {
                     tracing::error!(engine = %self.shared.name, %error, "engine did not start");
                 }

@@ -363,6 +363,10 @@ fn asr_config(s: &AsrSettings) -> AsrConfig {
     }
     config.rate = s.rate;
     config.endpoint = endpoint(&s.uri);
+    if config.endpoint.is_some() {
+        // The command is not run: the engine is the service.
+        config.name = "asr".into();
+    }
     config.silence = std::time::Duration::from_millis(u64::from(s.silence_ms));
     config
 }
