@@ -41,6 +41,9 @@ const SPEECH_RMS: f32 = 0.01;
 const PRE_ROLL_MS: u32 = 300;
 /// Longest utterance; a longer one is cut and transcribed in parts.
 const MAX_UTTERANCE_MS: u32 = 30_000;
+/// Detections closer than this to the last one are not passed on: one wake word
+/// reported twice, or a service flooding detections, is one `/chronus/wake`.
+const WAKE_REFRACTORY: Duration = Duration::from_secs(1);
 
 /// What the service does with the audio.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -282,10 +285,19 @@ impl Listen {
             }
             ("detection", Role::Wake { names }) => {
                 let name = e.data_str("name").unwrap_or_default().to_string();
-                self.shared.transcripts.fetch_add(1, Ordering::Relaxed);
-                self.shared.figures().completed += 1;
-                tracing::info!(stream = %self.stream, name, "wake word detected");
-                self.ctx.events.emit(SpeechEvent::Wake { name });
+                let now = Instant::now();
+                if cutter
+                    .last_detection
+                    .is_some_and(|at| now.duration_since(at) < WAKE_REFRACTORY)
+                {
+                    tracing::debug!(stream = %self.stream, name, "repeated detection ignored");
+                } else {
+                    cutter.last_detection = Some(now);
+                    self.shared.transcripts.fetch_add(1, Ordering::Relaxed);
+                    self.shared.figures().completed += 1;
+                    tracing::info!(stream = %self.stream, name, "wake word detected");
+                    self.ctx.events.emit(SpeechEvent::Wake { name });
+                }
                 // Detectors report once per `detect`: ask again for the next one.
                 conn.write(Event::new("audio-stop", json!({})).encode());
                 arm(conn, names, self.rate);
@@ -356,6 +368,8 @@ fn arm(conn: &Conn, names: &[String], rate: u32) {
 struct Cutter {
     rate: u32,
     endpointed: Option<Endpointer>,
+    /// When the last detection was passed on (wake-word detectors).
+    last_detection: Option<Instant>,
 }
 
 struct Endpointer {
@@ -376,6 +390,7 @@ impl Cutter {
         let frame = (rate * FRAME_MS / 1000) as usize;
         Cutter {
             rate,
+            last_detection: None,
             endpointed: match role {
                 Role::Wake { .. } => None,
                 Role::Recognise { silence } => Some(Endpointer {

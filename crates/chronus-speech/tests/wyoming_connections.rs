@@ -241,3 +241,55 @@ fn streamed_audio_reaches_the_sink_chunk_by_chunk_over_a_unix_socket() {
     assert_eq!(*chunks.lock().unwrap(), [100, 100]);
     e.shutdown();
 }
+
+#[test]
+fn a_wake_word_service_flooding_detections_is_one_wake_event() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = Endpoint::Tcp(listener.local_addr().unwrap().to_string());
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        while let Some((kind, _)) = read_event(&mut r) {
+            let reply = match kind.as_str() {
+                "describe" => event(
+                    "info",
+                    serde_json::json!({"wake": [{"name": "flood", "models": [{"name": "ok_nabu"}]}]}),
+                    &[],
+                ),
+                // Answers the first detect with a flood; the re-arming detects get nothing.
+                "detect" => (0..50)
+                    .flat_map(|_| event("detection", serde_json::json!({"name": "ok_nabu"}), &[]))
+                    .collect(),
+                _ => continue,
+            };
+            if w.write_all(&reply).is_err() {
+                return;
+            }
+            if kind == "detect" {
+                // Only the first detect floods.
+                while read_event(&mut r).is_some() {}
+                return;
+            }
+        }
+    });
+    let (tx, events) = crossbeam_channel::unbounded();
+    let ctx = EngineContext {
+        events: EventSink::new(tx),
+        ..EngineContext::default()
+    };
+    let wake = chronus_speech::Wake::start(chronus_speech::WakeConfig::new(endpoint, vec![]), ctx)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut wakes = 0;
+    while let Ok(ev) = events.recv_deadline(deadline) {
+        if matches!(ev, SpeechEvent::Wake { .. }) {
+            wakes += 1;
+        }
+    }
+    assert_eq!(wakes, 1);
+    assert_eq!(wake.status().transcripts, 1);
+    wake.shutdown();
+}
