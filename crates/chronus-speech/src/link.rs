@@ -20,6 +20,35 @@ const MAX_PENDING: usize = 1 << 20;
 /// A write that makes no progress for this long ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The wait before reconnecting to a service: 0.1 s, doubling to 5 s, and back to
+/// the first once a connection came up.
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff(Backoff::FIRST)
+    }
+
+    /// No attempt has failed since the last connection (or the start).
+    pub(crate) fn is_first(&self) -> bool {
+        self.0 == Backoff::FIRST
+    }
+
+    /// This wait; the next one is twice as long, up to the longest.
+    pub(crate) fn next(&mut self) -> Duration {
+        let wait = self.0;
+        self.0 = (wait * 2).min(Backoff::MAX);
+        wait
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.0 = Backoff::FIRST;
+    }
+}
+
 /// Where a running Wyoming service listens (the daemon's configuration parses and
 /// checks the address).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,6 +230,18 @@ impl Drop for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnection_waits_double_to_five_seconds_and_start_again_after_a_connection() {
+        let mut b = Backoff::new();
+        assert!(b.is_first());
+        let waits: Vec<u64> = (0..8).map(|_| b.next().as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert!(!b.is_first());
+        b.reset();
+        assert!(b.is_first());
+        assert_eq!(b.next(), Duration::from_millis(100));
+    }
 
     #[test]
     fn a_connection_delivers_bytes_both_ways_and_notices_the_end() {

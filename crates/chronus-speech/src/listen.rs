@@ -13,9 +13,8 @@
 use crate::asr::{Chunk, ChunkResampler, StreamShared};
 use crate::audio::to_s16le;
 use crate::engine::{EngineContext, EngineState, SpeechEvent};
-use crate::link::{Conn, Endpoint};
-use crate::process::Output;
-use crate::wyoming::{Decoder, Event, FrameLimits, Offers};
+use crate::link::{Backoff, Conn, Endpoint};
+use crate::wyoming::{Decoded, Event, FrameLimits, Offers, stream_reader};
 use crossbeam_channel::{Receiver, select};
 use serde_json::json;
 use std::collections::VecDeque;
@@ -23,9 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// First and longest wait before reconnecting.
-const RECONNECT_FIRST: Duration = Duration::from_millis(100);
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// For the connection and the `info` answer to `describe`.
 const HANDSHAKE: Duration = Duration::from_secs(5);
 /// How long a stopped recogniser waits for the transcript of its last utterance,
@@ -84,21 +80,21 @@ enum Outcome {
 
 impl Listen {
     pub(crate) fn run(mut self) {
-        let mut delay = RECONNECT_FIRST;
+        let mut backoff = Backoff::new();
         loop {
             match self.connection() {
                 Outcome::Stopped => break,
                 Outcome::Lost { reason, up } => {
                     let endpoint = self.endpoint.to_string();
                     if up {
-                        delay = RECONNECT_FIRST;
+                        backoff.reset();
                         tracing::warn!(stream = %self.stream, %endpoint, %reason, "speech service connection lost; reconnecting");
                         self.ctx.events.emit(SpeechEvent::Disconnected {
                             engine: self.shared.name.clone(),
                             endpoint,
                             reason: reason.clone(),
                         });
-                    } else if delay == RECONNECT_FIRST {
+                    } else if backoff.is_first() {
                         // Once per outage: the retries that follow are at debug.
                         tracing::warn!(stream = %self.stream, %endpoint, %reason, "speech service not reachable; retrying with backoff");
                     } else {
@@ -111,10 +107,9 @@ impl Listen {
                         f.restarts += 1;
                         f.state = EngineState::Restarting;
                     }
-                    if self.cancel.load(Ordering::Acquire) || !self.drop_audio_for(delay) {
+                    if self.cancel.load(Ordering::Acquire) || !self.drop_audio_for(backoff.next()) {
                         break;
                     }
-                    delay = (delay * 2).min(RECONNECT_MAX);
                 }
             }
         }
@@ -149,25 +144,13 @@ impl Listen {
     fn connection(&mut self) -> Outcome {
         self.shared.figures().state = EngineState::Starting;
         let (tx, msgs) = crossbeam_channel::unbounded();
-        let mut decoder = Decoder::new(FrameLimits::default());
-        let mut broken = false;
-        let on_data = move |out: Output<'_>| match out {
-            Output::Data(bytes) if !broken => {
-                let mut events = Vec::new();
-                let result = decoder.push(bytes, &mut events);
-                if !events.is_empty() {
-                    let _ = tx.send(Msg::Events(events));
-                }
-                if let Err(e) = result {
-                    broken = true;
-                    let _ = tx.send(Msg::Broken(e.to_string()));
-                }
-            }
-            Output::Data(_) => {}
-            Output::End => {
-                let _ = tx.send(Msg::End);
-            }
-        };
+        let on_data = stream_reader(FrameLimits::default(), move |decoded| {
+            let _ = tx.send(match decoded {
+                Decoded::Events(events) => Msg::Events(events),
+                Decoded::Broken(e) => Msg::Broken(e.to_string()),
+                Decoded::End(_) => Msg::End,
+            });
+        });
         let conn = match Conn::connect(&self.endpoint, Duration::from_secs(2), on_data) {
             Ok(conn) => conn,
             Err(e) => {
@@ -272,16 +255,7 @@ impl Listen {
         match (e.kind.as_str(), &self.role) {
             ("transcript", Role::Recognise { .. }) => {
                 cutter.answered();
-                let text = e.data_str("text").unwrap_or_default().trim().to_string();
-                if !text.is_empty() {
-                    self.shared.transcripts.fetch_add(1, Ordering::Relaxed);
-                    self.shared.figures().completed += 1;
-                    self.ctx.events.emit(SpeechEvent::Transcript {
-                        stream: self.stream.clone(),
-                        text,
-                        is_final: true,
-                    });
-                }
+                self.transcript(e);
             }
             ("detection", Role::Wake { names }) => {
                 let name = e.data_str("name").unwrap_or_default().to_string();
@@ -315,6 +289,21 @@ impl Listen {
         }
     }
 
+    /// A `transcript` event's text to subscribers, unless it is empty.
+    fn transcript(&self, e: &Event) {
+        let text = e.data_str("text").unwrap_or_default().trim();
+        if text.is_empty() {
+            return;
+        }
+        self.shared.transcripts.fetch_add(1, Ordering::Relaxed);
+        self.shared.figures().completed += 1;
+        self.ctx.events.emit(SpeechEvent::Transcript {
+            stream: self.stream.clone(),
+            text: text.to_string(),
+            is_final: true,
+        });
+    }
+
     /// After the stream stopped: the transcripts of utterances already sent.
     fn final_answers(&self, msgs: &Receiver<Msg>, mut waiting: usize) {
         let wait = if self.cancel.load(Ordering::Acquire) {
@@ -330,17 +319,9 @@ impl Listen {
             for e in events {
                 if e.kind == "transcript" || e.kind == "error" {
                     waiting -= 1;
-                    if let Some(text) = e.data_str("text").filter(|_| e.kind == "transcript") {
-                        let text = text.trim();
-                        if !text.is_empty() {
-                            self.shared.transcripts.fetch_add(1, Ordering::Relaxed);
-                            self.ctx.events.emit(SpeechEvent::Transcript {
-                                stream: self.stream.clone(),
-                                text: text.to_string(),
-                                is_final: true,
-                            });
-                        }
-                    }
+                }
+                if e.kind == "transcript" {
+                    self.transcript(&e);
                 }
             }
         }
@@ -494,6 +475,7 @@ fn rms(frame: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wyoming::Decoder;
 
     fn events(bytes: &[u8]) -> Vec<Event> {
         let mut d = Decoder::new(FrameLimits::default());

@@ -18,9 +18,9 @@ use crate::engine::{
     RequestQueue, RestartPolicy, SpeechEvent, Ticket, Timeouts, Verdict,
 };
 use crate::error::SpeechError;
-use crate::link::{Conn, Endpoint};
-use crate::process::{ExitCause, Launch, Output, Proc};
-use crate::wyoming::{Decoder, Event, FrameError, FrameLimits, Offers};
+use crate::link::{Backoff, Conn, Endpoint};
+use crate::process::{ExitCause, Launch, Proc};
+use crate::wyoming::{Decoded, Event, FrameError, FrameLimits, Offers, stream_reader};
 use crossbeam_channel::{Receiver, Sender, select};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,10 +83,6 @@ impl WyomingConfig {
 
 /// Why a process or connection ended that gave no other reason.
 const EXITED: &str = "exited unexpectedly";
-
-/// First and longest wait before reconnecting to a service.
-const RECONNECT_FIRST: Duration = Duration::from_millis(100);
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 /// What a Wyoming engine is asked.
 #[derive(Clone, Debug, PartialEq)]
@@ -199,7 +195,7 @@ impl WyomingEngine {
             ctrl,
             generation: 0,
             error_reported: None,
-            reconnect: RECONNECT_FIRST,
+            reconnect: Backoff::new(),
             sink: None,
         };
         let thread = std::thread::Builder::new()
@@ -318,8 +314,8 @@ struct Runner {
     generation: u64,
     /// The generation that answered a request with `error` (its exit is no crash).
     error_reported: Option<u64>,
-    /// The next wait before reconnecting to a service.
-    reconnect: Duration,
+    /// The waits before reconnecting to a service.
+    reconnect: Backoff,
     /// Where the audio of the request in flight goes as it arrives.
     sink: Option<AudioSink>,
 }
@@ -401,7 +397,7 @@ impl Runner {
             Err(error) => {
                 if self.config.endpoint.is_some() {
                     // Once per outage: the retries that follow are at debug.
-                    if self.reconnect == RECONNECT_FIRST {
+                    if self.reconnect.is_first() {
                         tracing::warn!(engine = %self.shared.name, %error, "speech service not reachable; retrying with backoff");
                     } else {
                         tracing::debug!(engine = %self.shared.name, %error, "speech service not reachable");
@@ -437,7 +433,7 @@ impl Runner {
             }
         }
         if let Some(endpoint) = &self.config.endpoint {
-            self.reconnect = RECONNECT_FIRST;
+            self.reconnect.reset();
             tracing::info!(engine = %self.shared.name, %endpoint, "connected to speech service");
             self.ctx.events.emit(SpeechEvent::Connected {
                 engine: self.name(),
@@ -488,29 +484,18 @@ impl Runner {
     /// Spawns the program, or connects to the service.
     fn open(&mut self, generation: u64) -> Result<Link, SpeechError> {
         let tx = self.msgs_tx.clone();
-        let mut decoder = Decoder::new(self.config.limits);
-        let mut broken = false;
-        let on_output = move |out: Output<'_>| match out {
-            Output::Data(bytes) if !broken => {
-                let mut events = Vec::new();
-                let result = decoder.push(bytes, &mut events);
-                if !events.is_empty() {
-                    let _ = tx.send(Msg::Events(generation, events));
+        let on_output = stream_reader(self.config.limits, move |decoded| {
+            let _ = match decoded {
+                Decoded::Events(events) => tx.send(Msg::Events(generation, events)),
+                Decoded::Broken(e) => tx.send(Msg::Broken(generation, e)),
+                Decoded::End(truncated) => {
+                    if let Some(e) = truncated {
+                        let _ = tx.send(Msg::Broken(generation, e));
+                    }
+                    tx.send(Msg::End(generation))
                 }
-                if let Err(e) = result {
-                    broken = true;
-                    let _ = tx.send(Msg::Broken(generation, e));
-                }
-            }
-            // After broken framing the rest is drained unread until the end.
-            Output::Data(_) => {}
-            Output::End => {
-                if !broken && let Err(e) = decoder.finish() {
-                    let _ = tx.send(Msg::Broken(generation, e));
-                }
-                let _ = tx.send(Msg::End(generation));
-            }
-        };
+            };
+        });
         if let Some(endpoint) = &self.config.endpoint {
             let timeout = self.config.startup_timeout.min(Duration::from_secs(2));
             return Conn::connect(endpoint, timeout, on_output)
@@ -922,9 +907,7 @@ impl Runner {
     fn crashed(&mut self, cause: Option<ExitCause>) -> Next {
         self.shared.figures().crashes += 1;
         if self.config.endpoint.is_some() {
-            let delay = self.reconnect;
-            self.reconnect = (delay * 2).min(RECONNECT_MAX);
-            return Next::Restart(delay);
+            return Next::Restart(self.reconnect.next());
         }
         match self.crashes.crash(Instant::now()) {
             Verdict::RestartAfter(delay) => Next::Restart(delay),

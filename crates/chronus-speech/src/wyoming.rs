@@ -6,6 +6,7 @@
 //! arbitrary read chunks and enforces caps on the header line and both lengths, so a
 //! broken or hostile engine can cost at most the caps in memory and never a panic.
 
+use crate::process::Output;
 use serde_json::{Map, Value};
 
 /// Caps on what an engine may send in one event.
@@ -164,6 +165,44 @@ pub fn escape_bytes(bytes: &[u8], limit: usize) -> String {
         out.push_str(&format!("... ({} more bytes)", bytes.len() - limit));
     }
     out
+}
+
+/// What [`stream_reader`] hands on.
+pub(crate) enum Decoded {
+    Events(Vec<Event>),
+    /// Broken framing; the rest of the stream is drained unread.
+    Broken(FrameError),
+    /// The stream ended; with the incomplete event it ended inside, if any.
+    End(Option<FrameError>),
+}
+
+/// The callback for a process's stdout or a connection's reader: decodes what
+/// arrives with `limits` and hands `deliver` the events, the first framing error,
+/// and the end.
+pub(crate) fn stream_reader(
+    limits: FrameLimits,
+    mut deliver: impl FnMut(Decoded) + Send + 'static,
+) -> impl FnMut(Output<'_>) + Send + 'static {
+    let mut decoder = Decoder::new(limits);
+    let mut broken = false;
+    move |out| match out {
+        Output::Data(bytes) if !broken => {
+            let mut events = Vec::new();
+            let result = decoder.push(bytes, &mut events);
+            if !events.is_empty() {
+                deliver(Decoded::Events(events));
+            }
+            if let Err(e) = result {
+                broken = true;
+                deliver(Decoded::Broken(e));
+            }
+        }
+        Output::Data(_) => {}
+        Output::End => {
+            let truncated = if broken { None } else { decoder.finish().err() };
+            deliver(Decoded::End(truncated));
+        }
+    }
 }
 
 enum State {
