@@ -139,6 +139,7 @@ class Handler(AsyncEventHandler):
         await self.write_event(AudioStart(rate=rate, width=2, channels=1).event())
         odd = b""
         held = None
+        early = []
         while True:
             data = await proc.stdout.read(4096)
             if not data:
@@ -147,9 +148,16 @@ class Handler(AsyncEventHandler):
             cut = len(data) - len(data) % 2
             data, odd = data[:cut], data[cut:]
             if held is not None:
-                await self.write_event(AudioChunk(rate=rate, width=2, channels=1, audio=held).event())
+                if self.args.hold_until:
+                    # Synthesised whole first, so that only the held chunk can come
+                    # late, however slowly espeak-ng runs on a busy machine.
+                    early.append(held)
+                else:
+                    await self.write_event(AudioChunk(rate=rate, width=2, channels=1, audio=held).event())
             held = data
         await proc.wait()
+        for chunk in early:
+            await self.write_event(AudioChunk(rate=rate, width=2, channels=1, audio=chunk).event())
         if self.args.hold_until:
             LOG.info("holding the last chunk until %s exists", self.args.hold_until)
             while not os.path.exists(self.args.hold_until):
