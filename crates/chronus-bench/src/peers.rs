@@ -10,7 +10,9 @@
 use crate::daemon::Daemon;
 use crate::hosts::{Host, Server};
 use crate::steady::{clock_ticks_per_s, context_switches, cpu_ticks, runtime_ns};
+use crate::synth::osc_arg;
 use anyhow::{Context, Result, bail};
+use chronus_dsp::demo::{Message, Value, held_pitch, held_voices};
 use chronus_osc::{OscMessage, OscPacket, OscType};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -242,23 +244,17 @@ fn measure_chronusd(
         ("CHRONUS_NUM_VOICES", "16".to_string()),
     ];
     let mut d = Daemon::start_with_env(exe, dir, &env)?;
-    for (i, freq) in voices(music).into_iter().enumerate() {
-        let voice = i + 1;
-        d.send(
-            &format!("/mod/voice{voice}/freq"),
-            vec![OscType::Float(freq)],
-        )?;
-        d.send(
-            &format!("/mod/voice{voice}/amp"),
-            vec![OscType::Float(amp(music))],
-        )?;
-        if music == Music::Voices16 {
-            d.send(
-                &format!("/mod/voice{voice}/filter/freq"),
-                vec![OscType::Float(2000.0)],
-            )?;
-        }
-        d.send(&format!("/gate/voice{voice}"), vec![OscType::Int(1)])?;
+    let piece = match music {
+        Music::Tone => vec![
+            message("/mod/voice1/freq", Value::Float(440.0)),
+            message("/mod/voice1/amp", Value::Float(amp(music).into())),
+            message("/gate/voice1", Value::Int(1)),
+        ],
+        Music::Voices16 => held_voices(16, amp(music)),
+    };
+    for m in piece {
+        let args = m.args.iter().map(osc_arg).collect::<Result<_>>()?;
+        d.send(&m.address, args)?;
     }
     std::thread::sleep(warmup);
     let s = d.status()?;
@@ -285,10 +281,18 @@ fn measure_chronusd(
     })
 }
 
+/// The pitches scsynth plays: those of chronusd's piece.
 fn voices(music: Music) -> Vec<f32> {
     match music {
         Music::Tone => vec![440.0],
-        Music::Voices16 => (0..16).map(|i| 110.0 * 2f32.powf(i as f32 / 5.0)).collect(),
+        Music::Voices16 => (0..16).map(held_pitch).collect(),
+    }
+}
+
+fn message(address: &str, value: Value) -> Message {
+    Message {
+        address: address.to_owned(),
+        args: vec![value],
     }
 }
 

@@ -33,7 +33,7 @@ impl SynthRun {
     }
 }
 
-fn osc_arg(v: &Value) -> Result<OscType> {
+pub(crate) fn osc_arg(v: &Value) -> Result<OscType> {
     Ok(match v {
         Value::Int(i) => OscType::Int(i32::try_from(*i).context("int argument")?),
         // The daemon reads OSC floats as f32, as the offline example's f64s become.

@@ -3,14 +3,17 @@
 //! LFOs, the limiter and a 16-track polymetric sequence with swing, all driven
 //! through the dialect.
 //!
-//! `cargo run --release -p chronus-dsp --example render_speed [seconds] [voices]`
+//! `cargo run --release -p chronus-dsp --example render_speed [seconds] [voices] [patch]`
+//!
+//! `patch` is `full` (the default) or `held`: [`chronus_dsp::demo::held_voices`],
+//! the piece `scripts/bench peers` plays beside scsynth.
 //!
 //! Prints the wall-clock multiple and, where Linux reports it, the time on a
 //! CPU and the time spent waiting for one (other load on the machine).
 
 use std::time::Instant;
 
-use chronus_dsp::demo::{Value, full_patch};
+use chronus_dsp::demo::{Value, full_patch, held_voices};
 use chronus_dsp::dialect::{Arg, parse};
 use chronus_dsp::{CHANNELS, Engine};
 
@@ -25,8 +28,13 @@ fn main() {
     let voices: u8 = std::env::args().nth(2).map_or(DEFAULT_VOICES, |s| {
         s.parse().expect("voices must be 1..=255")
     });
+    let (patch, what) = match std::env::args().nth(3).as_deref() {
+        None | Some("full") => (full_patch(voices), "with every effect and the sequencer"),
+        Some("held") => (held_voices(voices, 0.05), "held through their filters"),
+        Some(other) => panic!("patch must be full or held, not {other:?}"),
+    };
     let mut engine = Engine::new(SAMPLE_RATE, voices);
-    for m in full_patch(voices) {
+    for m in patch {
         let args: Vec<Arg<'_>> = m.args.iter().map(Value::arg).collect();
         let cmd = parse(&m.address, &args, voices).unwrap_or_else(|e| panic!("{e}"));
         engine.apply(&cmd);
@@ -45,7 +53,7 @@ fn main() {
     let rendered =
         (frames / BLOCK_FRAMES as u64 * BLOCK_FRAMES as u64) as f64 / f64::from(SAMPLE_RATE);
     println!(
-        "rendered {rendered:.1} s of {voices} voices with every effect and the sequencer \
+        "rendered {rendered:.1} s of {voices} voices {what} \
          at {SAMPLE_RATE} Hz in {elapsed:.3} s on one core: {:.1}x real time (peak {peak:.3})",
         rendered / elapsed
     );

@@ -1,6 +1,6 @@
-//! The full patch the benchmarks play, as the OSC messages that set it up, so
+//! The patches the benchmarks play, as the OSC messages that set them up, so
 //! that the offline render speed (`examples/render_speed.rs`) and the live CPU
-//! cost (`scripts/bench synth`) measure the same music.
+//! costs (`scripts/bench synth`, `scripts/bench peers`) measure the same music.
 
 use crate::dialect::Arg;
 
@@ -96,6 +96,37 @@ pub fn full_patch(voices: u8) -> Vec<Message> {
     patch
 }
 
+/// The pitch of voice `index` (from 0) in [`held_voices`]: a fifth of an octave
+/// apart from 110 Hz.
+pub fn held_pitch(index: u8) -> f32 {
+    110.0 * 2f32.powf(f32::from(index) / 5.0)
+}
+
+/// The 16-voice piece `scripts/bench peers` plays beside scsynth: every voice of
+/// `voices` held at its own pitch ([`held_pitch`]), its oscillator (the default
+/// sine) through its low-pass at 2 kHz, at `amp`, gates open; no sends, no effects.
+pub fn held_voices(voices: u8, amp: f32) -> Vec<Message> {
+    let mut patch = Vec::new();
+    for i in 0..voices {
+        let voice = format!("voice{}", u16::from(i) + 1);
+        for (address, args) in [
+            (
+                format!("/mod/{voice}/freq"),
+                vec![Value::Float(held_pitch(i).into())],
+            ),
+            (format!("/mod/{voice}/amp"), vec![Value::Float(amp.into())]),
+            (
+                format!("/mod/{voice}/filter/freq"),
+                vec![Value::Float(2000.0)],
+            ),
+            (format!("/gate/{voice}"), vec![Value::Int(1)]),
+        ] {
+            patch.push(Message { address, args });
+        }
+    }
+    patch
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +135,16 @@ mod tests {
     #[test]
     fn every_message_of_the_full_patch_parses() {
         for m in full_patch(16) {
+            let args: Vec<Arg<'_>> = m.args.iter().map(Value::arg).collect();
+            parse(&m.address, &args, 16).unwrap_or_else(|e| panic!("{}: {e}", m.address));
+        }
+    }
+
+    #[test]
+    fn every_message_of_the_held_voices_parses() {
+        let patch = held_voices(16, 0.05);
+        assert_eq!(patch.len(), 64);
+        for m in patch {
             let args: Vec<Arg<'_>> = m.args.iter().map(Value::arg).collect();
             parse(&m.address, &args, 16).unwrap_or_else(|e| panic!("{}: {e}", m.address));
         }

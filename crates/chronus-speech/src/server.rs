@@ -107,6 +107,8 @@ pub enum Request {
 }
 
 /// Receives synthesized audio chunk by chunk, on the engine's thread; must not block.
+/// An empty chunk ends the reply (before its whole audio is answered), so that a
+/// sink holding samples back (a resampler's tail) hands them on at once.
 #[derive(Clone)]
 pub struct AudioSink(pub Arc<dyn Fn(&Pcm) + Send + Sync>);
 
@@ -721,7 +723,12 @@ impl Runner {
                                 }
                                 (Expect::Audio, "audio-start" | "audio-chunk" | "audio-stop") => {
                                     match audio.add(&event) {
-                                        Ok(Some(pcm)) => return Ok(Reply::Audio(pcm)),
+                                        Ok(Some(pcm)) => {
+                                            if let Some(sink) = &self.sink {
+                                                (sink.0)(&Pcm { rate: pcm.rate, channels: pcm.channels, samples: Vec::new() });
+                                            }
+                                            return Ok(Reply::Audio(pcm));
+                                        }
                                         Ok(None) => {
                                             first_audio = None;
                                             if let (Some(sink), Some((rate, channels))) = (&self.sink, audio.format)

@@ -134,25 +134,34 @@ impl Convert {
     }
 
     /// A sink converting engine chunks to the output format as they come: the same
-    /// samples [`pcm`](Self::pcm) makes of the whole reply, less its resampler tail.
+    /// samples [`pcm`](Self::pcm) makes of the whole reply, the resampler's tail
+    /// handed on when the reply ends (an empty chunk).
     fn streaming(&self, on_samples: OnSamples) -> AudioSink {
         let (rate, channels) = (self.rate, self.channels);
         let resampler: Mutex<Option<(u32, Resampler)>> = Mutex::new(None);
         AudioSink(Arc::new(move |pcm: &Pcm| {
             let mut slot = resampler.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.as_ref().is_none_or(|(r, _)| *r != pcm.rate) {
-                // A format change mid-reply fails the whole reply; stop streaming.
-                if slot.is_some() {
-                    return;
-                }
-                match Resampler::new(pcm.rate, rate) {
-                    Ok(r) => *slot = Some((pcm.rate, r)),
-                    Err(_) => return,
-                }
-            }
-            let (_, r) = slot.as_mut().expect("set above");
             let mut mono = Vec::new();
-            r.process(&pcm.to_mono(), &mut mono);
+            if pcm.samples.is_empty() {
+                // The reply is complete: its tail now, not after the whole reply
+                // is converted again (which takes a while for a long one).
+                if let Some((_, r)) = slot.as_mut() {
+                    r.finish(&mut mono);
+                }
+            } else {
+                if slot.as_ref().is_none_or(|(r, _)| *r != pcm.rate) {
+                    // A format change mid-reply fails the whole reply; stop streaming.
+                    if slot.is_some() {
+                        return;
+                    }
+                    match Resampler::new(pcm.rate, rate) {
+                        Ok(r) => *slot = Some((pcm.rate, r)),
+                        Err(_) => return,
+                    }
+                }
+                let (_, r) = slot.as_mut().expect("set above");
+                r.process(&pcm.to_mono(), &mut mono);
+            }
             if mono.is_empty() {
                 return;
             }

@@ -12,7 +12,7 @@ use crate::storage::{Job, Outcome};
 use chronus_config::TRANSCRIBE_MAX_BYTES;
 use chronus_dsp::Command;
 use chronus_osc::{OscType, Peer};
-use chronus_shm::UNSTAMPED;
+use chronus_shm::{CmdLog, UNSTAMPED};
 use chronus_speech::{OnSamples, Speech, SpeechEvent, SpeechResult};
 use std::path::Path;
 use std::sync::Arc;
@@ -230,9 +230,13 @@ fn append(d: &mut Daemon, samples: &[f32]) {
 /// chain has reached there (or after a pause, if the speech before it has played).
 fn extend(d: &mut Daemon) {
     let earliest = d.earliest_exact_frame();
+    let log = d.region.log();
     let Some(playing) = &mut d.desk.playing else {
         return;
     };
+    // Learnt here too, not only at the next tick: chunks that follow the first
+    // closely continue it while it plays instead of after a pause.
+    learn_stamp(playing, &log);
     let (Some(stream), Some(stamp)) = (&playing.stream, playing.stamp) else {
         return;
     };
@@ -240,7 +244,13 @@ fn extend(d: &mut Daemon) {
         return;
     }
     if earliest > stamp + playing.delay + playing.frames {
-        playing.delay = earliest - stamp - playing.frames;
+        let pause = earliest - stamp - playing.delay - playing.frames;
+        tracing::info!(
+            pause_frames = pause,
+            played_frames = playing.frames,
+            "streamed speech paused: its next chunk came after the speech before it had played"
+        );
+        playing.delay += pause;
         d.desk.counters.stream_gaps += 1;
     }
     let offset = earliest - stamp - playing.delay;
@@ -388,6 +398,19 @@ fn stop_speaking(d: &mut Daemon, from: Peer) {
     d.clients.reply(&from, chronus_osc::done(STOP_ADDR, vec![]));
 }
 
+/// The frame a published command was stamped at, once a worker has stamped it.
+fn stamp_of(log: &CmdLog<'_>, seq: Option<u64>) -> Option<u64> {
+    seq.and_then(|s| log.stamp_of(s))
+        .filter(|&s| s != UNSTAMPED)
+}
+
+/// Takes the frame the playing utterance's `Speak` was stamped at from the log.
+fn learn_stamp(playing: &mut Playing, log: &CmdLog<'_>) {
+    if playing.stamp.is_none() {
+        playing.stamp = stamp_of(log, playing.seq);
+    }
+}
+
 /// Follows the playing utterance through the device clock: `/chronus/tts/start`
 /// when its first sample is handed to the device, `/chronus/tts/done` after its last.
 pub fn tick(d: &mut Daemon, play: u64) {
@@ -405,18 +428,12 @@ pub fn tick(d: &mut Daemon, play: u64) {
     let Some(playing) = &mut d.desk.playing else {
         return;
     };
-    let stamp_of = |seq: Option<u64>| {
-        seq.and_then(|s| log.stamp_of(s))
-            .filter(|&s| s != UNSTAMPED)
-    };
-    if playing.stamp.is_none() {
-        playing.stamp = stamp_of(playing.seq);
-    }
+    learn_stamp(playing, &log);
     let Some(stamp) = playing.stamp else {
         return;
     };
     let mut end = stamp + playing.delay + playing.frames;
-    if let Some(stop) = stamp_of(playing.stop_seq) {
+    if let Some(stop) = stamp_of(&log, playing.stop_seq) {
         end = end.min(stop.max(stamp) + (STOP_FADE_SECONDS * rate).ceil() as u64);
     }
     let streamed = playing
