@@ -102,11 +102,16 @@ pub fn held_pitch(index: u8) -> f32 {
     110.0 * 2f32.powf(f32::from(index) / 5.0)
 }
 
-/// The 16-voice piece `scripts/bench peers` plays beside scsynth: every voice of
-/// `voices` held at its own pitch ([`held_pitch`]), its oscillator (the default
-/// sine) through its low-pass at 2 kHz, at `amp`, gates open; no sends, no effects.
+/// The 16-voice piece `scripts/bench peers` plays beside scsynth's
+/// `RLPF.ar(Saw.ar(freq), 2000) * amp`: every voice of `voices` held at its own
+/// pitch ([`held_pitch`]), a saw through its low-pass at 2 kHz, at `amp`, gates
+/// open; voice2's acid path mixed out (`acid1/mix` 0), so that every voice is the
+/// same instrument, as scsynth's are; no sends, no effects.
 pub fn held_voices(voices: u8, amp: f32) -> Vec<Message> {
-    let mut patch = Vec::new();
+    let mut patch = vec![Message {
+        address: "/mod/acid1/mix".to_owned(),
+        args: vec![Value::Float(0.0)],
+    }];
     for i in 0..voices {
         let voice = format!("voice{}", u16::from(i) + 1);
         for (address, args) in [
@@ -114,6 +119,7 @@ pub fn held_voices(voices: u8, amp: f32) -> Vec<Message> {
                 format!("/mod/{voice}/freq"),
                 vec![Value::Float(held_pitch(i).into())],
             ),
+            (format!("/mod/{voice}/osc/type"), vec![Value::Int(1)]),
             (format!("/mod/{voice}/amp"), vec![Value::Float(amp.into())]),
             (
                 format!("/mod/{voice}/filter/freq"),
@@ -143,7 +149,7 @@ mod tests {
     #[test]
     fn every_message_of_the_held_voices_parses() {
         let patch = held_voices(16, 0.05);
-        assert_eq!(patch.len(), 64);
+        assert_eq!(patch.len(), 1 + 16 * 5);
         for m in patch {
             let args: Vec<Arg<'_>> = m.args.iter().map(Value::arg).collect();
             parse(&m.address, &args, 16).unwrap_or_else(|e| panic!("{}: {e}", m.address));
