@@ -192,55 +192,26 @@ fn run(args: &Args) -> Result<String> {
         .invoked_as
         .clone()
         .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
+    // In the order `all` runs them; hosts, latency and peers only when asked for.
+    let areas: [(Area, bool, AreaRun); 9] = [
+        (Area::Failover, true, run_failover),
+        (Area::Lifecycle, true, run_lifecycle),
+        (Area::Osc, true, run_osc),
+        (Area::Speech, true, run_speech),
+        (Area::Synth, true, run_synth),
+        (Area::Idle, true, run_idle),
+        (Area::Hosts, false, run_hosts),
+        (Area::Latency, false, run_latency),
+        (Area::Peers, false, run_peers),
+    ];
     let mut report = String::new();
-    if matches!(args.area, Area::Failover | Area::All) {
-        report += &run_failover(args, &exe, &subdir, &ctx_command)?;
-    }
-    if matches!(args.area, Area::Lifecycle | Area::All) {
-        if !report.is_empty() {
-            report.push('\n');
+    for (area, in_all, run_area) in areas {
+        if args.area == area || (in_all && args.area == Area::All) {
+            if !report.is_empty() {
+                report.push('\n');
+            }
+            report += &run_area(args, &exe, &subdir, &ctx_command)?;
         }
-        report += &run_lifecycle(args, &exe, &subdir, &ctx_command)?;
-    }
-    if matches!(args.area, Area::Osc | Area::All) {
-        if !report.is_empty() {
-            report.push('\n');
-        }
-        report += &run_osc(args, &exe, &subdir, &ctx_command)?;
-    }
-    if matches!(args.area, Area::Speech | Area::All) {
-        if !report.is_empty() {
-            report.push('\n');
-        }
-        report += &run_speech(args, &exe, &subdir, &ctx_command)?;
-    }
-    if matches!(args.area, Area::Synth | Area::All) {
-        if !report.is_empty() {
-            report.push('\n');
-        }
-        report += &run_synth(args, &exe, &subdir, &ctx_command)?;
-    }
-    if matches!(args.area, Area::Idle | Area::All) {
-        if !report.is_empty() {
-            report.push('\n');
-        }
-        report += &run_idle(args, &exe, &subdir, &ctx_command)?;
-    }
-    if args.area == Area::Hosts {
-        report += &run_hosts(args, &exe, &subdir, &ctx_command)?;
-    }
-    if args.area == Area::Latency {
-        report += &run_latency(args, &exe, &subdir, &ctx_command)?;
-    }
-    if args.area == Area::Peers {
-        let began = Began::now();
-        let bench = peers::run(
-            &exe,
-            &subdir("peers")?,
-            Duration::from_secs_f64(args.warmup_s),
-            Duration::from_secs_f64(args.cpu_s),
-        )?;
-        report += &report::render_peers(&began.context(args, &ctx_command), &bench);
     }
     if args.keep || args.dir.is_some() {
         eprintln!("chronus-bench: kept {}", dir.display());
@@ -276,6 +247,28 @@ impl Began {
             revision: args.revision.clone(),
         }
     }
+}
+
+/// One benchmark area: its report section.
+type AreaRun = fn(&Args, &Path, &dyn Fn(&str) -> Result<PathBuf>, &str) -> Result<String>;
+
+fn run_peers(
+    args: &Args,
+    exe: &Path,
+    subdir: &dyn Fn(&str) -> Result<PathBuf>,
+    ctx_command: &str,
+) -> Result<String> {
+    let began = Began::now();
+    let bench = peers::run(
+        exe,
+        &subdir("peers")?,
+        Duration::from_secs_f64(args.warmup_s),
+        Duration::from_secs_f64(args.cpu_s),
+    )?;
+    Ok(report::render_peers(
+        &began.context(args, ctx_command),
+        &bench,
+    ))
 }
 
 fn run_failover(
