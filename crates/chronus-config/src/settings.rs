@@ -635,8 +635,8 @@ static SETTINGS: [SettingInfo; 53] = [
         env_alias: None,
         description: "Device buffer size requested from the sound system, in frames (the \
                       device may still call back with other sizes). auto picks one that plays \
-                      clean on a busy box: 1024 on PulseAudio, 512 on ALSA's default or a sound \
-                      server's ALSA plugin, 256 on PipeWire, ALSA hw: devices and the null \
+                      clean on a busy box: 1024 on PulseAudio and PipeWire, 512 on ALSA's default \
+                      or a sound server's ALSA plugin, 256 on ALSA hw: devices and the null \
                       clock; JACK always runs at its server's period. 64 to 128 is the \
                       low-latency setting for boxes with headroom.",
         kind: Kind::AutoU32(auto_num!(16, 8192, audio.buffer_size)),
