@@ -363,7 +363,12 @@ impl Buses<'_> {
             .zip(self.reverb.iter_mut())
             .zip(self.delay.iter_mut());
         let voice = s.out[..n].iter();
-        if let Some([to_reverb, to_delay]) = s.sends {
+        if s.sends == Some([0.0, 0.0]) {
+            // y * 0 is ±0, and adding ±0 to a sum that starts at +0 changes nothing.
+            for (dry, &y) in self.dry.iter_mut().zip(voice) {
+                *dry += y;
+            }
+        } else if let Some([to_reverb, to_delay]) = s.sends {
             for (((dry, reverb), delay), &y) in buses.zip(voice) {
                 *dry += y;
                 *reverb += y * to_reverb;
