@@ -351,12 +351,22 @@ impl Device {
         // The last refusal of a device that came back, not to be repeated every retry.
         let mut refused: Option<String> = None;
         let mut seen = self.errors.count.load(Ordering::Relaxed);
-        // More errors in one poll than device periods: the stream spins on errors
-        // (ALSA's pulse plugin does this when the server dies).
+        // More errors in one poll than device periods while the device takes less
+        // than half the frames its clock should: the stream spins on errors (ALSA's
+        // pulse plugin does this when the server dies). A stream that plays on through
+        // a flood of errors (the same plugin while it starts, now and then) is kept.
         let burst = (DEVICE_POLL.as_secs_f64() * f64::from(self.options.sample_rate)
             / f64::from(self.options.buffer_frames.max(1))) as u64
             * 2
             + 16;
+        let played = || {
+            self.region
+                .header()
+                .clock
+                .play_frame
+                .load(Ordering::Acquire)
+        };
+        let mut progress = (played(), Instant::now());
         loop {
             match stop.recv_timeout(DEVICE_POLL) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -365,8 +375,18 @@ impl Device {
             match reopen {
                 None => {
                     let count = self.errors.count.load(Ordering::Relaxed);
-                    let spinning = count - seen > burst;
-                    seen = count;
+                    let (frame, at) = (played(), Instant::now());
+                    let due = at.duration_since(progress.1).as_secs_f64()
+                        * f64::from(self.options.sample_rate);
+                    let running = self.region.header().clock.running.load(Ordering::Acquire) != 0;
+                    let spinning = spins_on_errors(
+                        count - seen,
+                        burst,
+                        running,
+                        frame.saturating_sub(progress.0),
+                        due,
+                    );
+                    (seen, progress) = (count, (frame, at));
                     if self.errors.gone.swap(false, Ordering::Relaxed) || spinning {
                         let reason = self.errors.kind_name().to_owned();
                         drop(current);
@@ -385,6 +405,7 @@ impl Device {
                         Ok(device) => {
                             current = device.backend;
                             seen = self.errors.count.load(Ordering::Relaxed);
+                            progress = (played(), Instant::now());
                             self.errors.gone.store(false, Ordering::Relaxed);
                             let _ = events.send(DeviceEvent::Back {
                                 host: device.host,
@@ -605,6 +626,14 @@ pub fn host_buffer(choice: HostChoice, device: Option<&str>) -> HostBuffer {
     HostBuffer { frames, why, fixed }
 }
 
+/// Whether a device stream is spinning on errors: more than `burst` errors in one
+/// poll while the timeline runs and the device took less than half of the `due`
+/// frames (`advanced`). Before the timeline starts no frame advances, whatever the
+/// device does.
+fn spins_on_errors(errors: u64, burst: u64, running: bool, advanced: u64, due: f64) -> bool {
+    errors > burst && running && (advanced as f64) < due / 2.0
+}
+
 /// The cpal host for `choice` (resolved), and its name.
 fn cpal_host(choice: HostChoice) -> Result<(cpal::Host, &'static str), AudioError> {
     let (id, name) = match choice {
@@ -770,4 +799,29 @@ fn build<T: SizedSample + FromSample<f32>>(
         },
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spins_on_errors;
+
+    /// 100 ms at 48 kHz: 4,800 frames due.
+    const DUE: f64 = 4_800.0;
+
+    #[test]
+    fn a_stream_playing_on_through_a_flood_of_errors_is_not_lost() {
+        // ALSA's pulse plugin while it starts: errors by the hundred, frames taken.
+        assert!(!spins_on_errors(500, 20, true, 4_096, DUE));
+        // Before the timeline runs nothing advances: not a sign of a lost device.
+        assert!(!spins_on_errors(500, 20, false, 0, DUE));
+    }
+
+    #[test]
+    fn a_stream_spinning_on_errors_without_taking_frames_is_lost() {
+        // The same plugin once its server died: errors, and no frame taken.
+        assert!(spins_on_errors(500, 20, true, 0, DUE));
+        assert!(spins_on_errors(21, 20, true, 2_000, DUE));
+        // A few errors are not a spin.
+        assert!(!spins_on_errors(20, 20, true, 0, DUE));
+    }
 }
