@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 pub const RATE: u32 = 48_000;
 pub const PERIOD: u32 = 256;
+/// The one tone's pitch, on both sides.
+const TONE_HZ: f32 = 440.0;
 /// Round trips of the status request timed for each peer.
 const ROUND_TRIPS: usize = 50;
 
@@ -246,7 +248,7 @@ fn measure_chronusd(
     let mut d = Daemon::start_with_env(exe, dir, &env)?;
     let piece = match music {
         Music::Tone => vec![
-            message("/mod/voice1/freq", Value::Float(440.0)),
+            message("/mod/voice1/freq", Value::Float(TONE_HZ.into())),
             message("/mod/voice1/amp", Value::Float(amp(music).into())),
             message("/gate/voice1", Value::Int(1)),
         ],
@@ -284,7 +286,7 @@ fn measure_chronusd(
 /// The pitches scsynth plays: those of chronusd's piece.
 fn voices(music: Music) -> Vec<f32> {
     match music {
-        Music::Tone => vec![440.0],
+        Music::Tone => vec![TONE_HZ],
         Music::Voices16 => (0..16).map(held_pitch).collect(),
     }
 }
