@@ -438,7 +438,7 @@ fn under_journald_on_stderr_each_line_carries_its_priority_and_root_gets_no_meml
             ),
         ],
         |cmd| {
-            cmd.stderr(file);
+            cmd.stderr(file.try_clone().unwrap());
         },
     );
     let pid = d.pid();
@@ -495,7 +495,7 @@ fn under_systemd_entries_reach_the_journal_with_searchable_fields() {
             ),
         ],
         |cmd| {
-            cmd.stderr(file);
+            cmd.stderr(file.try_clone().unwrap());
         },
     );
     let s = d.status();

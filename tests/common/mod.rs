@@ -62,13 +62,22 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A loopback port free for both UDP and TCP at the moment of asking (chronusd binds
+/// OSC on both). Another process can still take it before the caller binds it.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
+
+/// Spawns with a port from [`free_udp_port`] taken again when the daemon says it is
+/// held: the port is free when picked, but any process on the machine may bind it
+/// before chronusd does.
+const OSC_PORT_ATTEMPTS: usize = 5;
 
 impl Daemon {
     /// Starts chronusd with `env` on top of a hermetic environment, and waits
@@ -81,37 +90,58 @@ impl Daemon {
     pub fn start_with(
         name: &str,
         env: &[(&str, String)],
-        configure: impl FnOnce(&mut Command),
+        configure: impl Fn(&mut Command),
     ) -> Daemon {
         let dir = scratch(name);
-        let port = free_udp_port();
-        let mut cmd = Command::new(chronusd_exe());
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CHRONUS_OSC_PORT", port.to_string())
-            .env("CHRONUS_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("chronusd.log")).unwrap());
-        // Headroom: tests assert bit-equality and zero underruns, and must not depend on
-        // the scheduler's mood on a busy machine. The tight figures are the benchmarks'.
-        cmd.env("CHRONUS_LOOKAHEAD_BLOCKS", TEST_LOOKAHEAD_BLOCKS);
-        for (k, v) in env {
-            cmd.env(k, v);
+        for attempt in 1..=OSC_PORT_ATTEMPTS {
+            let port = free_udp_port();
+            let mut cmd = Command::new(chronusd_exe());
+            cmd.env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("CHRONUS_OSC_PORT", port.to_string())
+                .env("CHRONUS_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("chronusd.log")).unwrap());
+            // Headroom: tests assert bit-equality and zero underruns, and must not depend on
+            // the scheduler's mood on a busy machine. The tight figures are the benchmarks'.
+            cmd.env("CHRONUS_LOOKAHEAD_BLOCKS", TEST_LOOKAHEAD_BLOCKS);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            configure(&mut cmd);
+            let mut daemon = Daemon {
+                child: cmd.spawn().expect("chronusd starts"),
+                osc: SocketAddr::from(([127, 0, 0, 1], port)),
+                dir: dir.clone(),
+            };
+            if attempt < OSC_PORT_ATTEMPTS && daemon.lost_its_port() {
+                continue;
+            }
+            daemon.wait_until(
+                "audio running with both slots in lockstep",
+                Duration::from_secs(20),
+                |s| both_lockstep(s) && long(s, "frames") > 0,
+            );
+            return daemon;
         }
-        configure(&mut cmd);
-        let child = cmd.spawn().expect("chronusd starts");
-        let mut daemon = Daemon {
-            child,
-            osc: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        };
-        daemon.wait_until(
-            "audio running with both slots in lockstep",
-            Duration::from_secs(20),
-            |s| both_lockstep(s) && long(s, "frames") > 0,
-        );
-        daemon
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Whether the daemon exited at startup because its OSC port was taken, rather
+    /// than answering on it.
+    fn lost_its_port(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return self.log().contains("cannot bind OSC");
+            }
+            if self.try_status().is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        false
     }
 
     pub fn log(&self) -> String {
