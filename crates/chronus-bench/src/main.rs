@@ -107,6 +107,11 @@ struct Args {
     /// Latency: untimed notes timed per host and period.
     #[arg(long, default_value_t = 20)]
     notes: usize,
+    /// Peers: rounds of the comparison, each piece measured on both sides per round,
+    /// who goes first alternating: on a machine whose host takes CPU time in bursts
+    /// one round's ratio says little.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Hosts: threads spinning meanwhile (default: one per CPU).
     #[arg(long)]
     load_threads: Option<usize>,
@@ -264,6 +269,7 @@ fn run_peers(
         &subdir("peers")?,
         Duration::from_secs_f64(args.warmup_s),
         Duration::from_secs_f64(args.cpu_s),
+        args.rounds,
     )?;
     Ok(report::render_peers(
         &began.context(args, ctx_command),

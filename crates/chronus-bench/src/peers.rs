@@ -9,7 +9,7 @@
 
 use crate::daemon::Daemon;
 use crate::hosts::{Host, Server};
-use crate::steady::{clock_ticks_per_s, context_switches, cpu_ticks, runtime_ns};
+use crate::steady::{clock_ticks_per_s, context_switches, cpu_ticks, runtime_ns, steal_ticks};
 use crate::synth::osc_arg;
 use anyhow::{Context, Result, bail};
 use chronus_dsp::demo::{Message, Value, held_pitch, held_voices};
@@ -58,6 +58,9 @@ pub struct ProcessCpu {
 /// One peer playing one piece of music.
 pub struct PeerRun {
     pub processes: Vec<ProcessCpu>,
+    /// CPU time the machine's host took from it over the window (`steal` of
+    /// `/proc/stat`, all CPUs), in % of one core.
+    pub steal_percent: f64,
     /// Median and largest status round trip, in milliseconds.
     pub status_rtt_ms: (f64, f64),
 }
@@ -77,6 +80,8 @@ impl PeerRun {
 }
 
 pub struct PeersRow {
+    /// From 1.
+    pub round: u32,
     pub music: Music,
     pub scsynth: PeerRun,
     pub chronus: PeerRun,
@@ -89,24 +94,49 @@ pub struct PeersBench {
     pub scsynth_version: String,
 }
 
-pub fn run(exe: &Path, dir: &Path, warmup: Duration, window: Duration) -> Result<PeersBench> {
+pub fn run(
+    exe: &Path,
+    dir: &Path,
+    warmup: Duration,
+    window: Duration,
+    rounds: u32,
+) -> Result<PeersBench> {
     let scsynth_version = scsynth_version()?;
     let mut rows = Vec::new();
-    for music in Music::ALL {
-        let name = music.name().replace(' ', "-");
-        eprintln!("chronus-bench: scsynth on jackd, {}", music.name());
-        let sc_dir = dir.join(format!("scsynth-{name}"));
-        std::fs::create_dir_all(&sc_dir)?;
-        let scsynth = measure_scsynth(&sc_dir, music, warmup, window)?;
-        eprintln!("chronus-bench: chronusd, {}", music.name());
-        let ch_dir = dir.join(format!("chronusd-{name}"));
-        std::fs::create_dir_all(&ch_dir)?;
-        let chronus = measure_chronusd(exe, &ch_dir, music, warmup, window)?;
-        rows.push(PeersRow {
-            music,
-            scsynth,
-            chronus,
-        });
+    for round in 1..=rounds {
+        for music in Music::ALL {
+            let name = format!("{}-{round}", music.name().replace(' ', "-"));
+            let sc_dir = dir.join(format!("scsynth-{name}"));
+            let ch_dir = dir.join(format!("chronusd-{name}"));
+            std::fs::create_dir_all(&sc_dir)?;
+            std::fs::create_dir_all(&ch_dir)?;
+            let scsynth = || {
+                eprintln!(
+                    "chronus-bench: round {round}, scsynth on jackd, {}",
+                    music.name()
+                );
+                measure_scsynth(&sc_dir, music, warmup, window)
+            };
+            let chronus = || {
+                eprintln!("chronus-bench: round {round}, chronusd, {}", music.name());
+                measure_chronusd(exe, &ch_dir, music, warmup, window)
+            };
+            // Who goes first alternates, so that a drift of the machine over a round
+            // does not always favour the same side.
+            let (scsynth, chronus) = if round % 2 == 1 {
+                let sc = scsynth()?;
+                (sc, chronus()?)
+            } else {
+                let ch = chronus()?;
+                (scsynth()?, ch)
+            };
+            rows.push(PeersRow {
+                round,
+                music,
+                scsynth,
+                chronus,
+            });
+        }
     }
     Ok(PeersBench {
         rows,
@@ -114,6 +144,36 @@ pub fn run(exe: &Path, dir: &Path, warmup: Duration, window: Duration) -> Result
         window,
         scsynth_version,
     })
+}
+
+impl PeersBench {
+    /// Per piece: the median of the rounds' CPU ratios (chronusd / scsynth + jackd),
+    /// the lowest and the highest.
+    pub fn ratios(&self, music: Music) -> Option<(f64, f64, f64)> {
+        let mut r: Vec<f64> = self
+            .rows
+            .iter()
+            .filter(|row| row.music == music)
+            .map(PeersRow::ratio)
+            .collect();
+        r.sort_by(f64::total_cmp);
+        Some((median(&r)?, *r.first()?, *r.last()?))
+    }
+}
+
+impl PeersRow {
+    pub fn ratio(&self) -> f64 {
+        self.chronus.cpu_percent() / self.scsynth.cpu_percent().max(1e-9)
+    }
+}
+
+/// The middle of sorted `v` (the mean of the two middle values for an even count).
+fn median(v: &[f64]) -> Option<f64> {
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 fn scsynth_version() -> Result<String> {
@@ -221,7 +281,7 @@ fn measure_scsynth(
     std::thread::sleep(warmup);
     let jackd = jack.first_pid().context("jackd has no pid")?;
     let pids = [("jackd", jackd), ("scsynth", sc.child.id() as i32)];
-    let processes = window_of(&pids, window)?;
+    let (processes, steal_percent) = window_of(&pids, window)?;
     let status_rtt_ms =
         round_trips(|| sc_request(&socket, sc.addr, "/status", vec![], "/status.reply").map(drop))?;
     if let Some(status) = sc.child.try_wait()? {
@@ -229,6 +289,7 @@ fn measure_scsynth(
     }
     Ok(PeerRun {
         processes,
+        steal_percent,
         status_rtt_ms,
     })
 }
@@ -265,7 +326,7 @@ fn measure_chronusd(
         ("worker", s.slot_pid(0)?),
         ("worker", s.slot_pid(1)?),
     ];
-    let processes = window_of(&pids, window)?;
+    let (processes, steal_percent) = window_of(&pids, window)?;
     let osc = d.osc_addr();
     let status_rtt_ms = round_trips(|| {
         crate::daemon::query_status(osc)
@@ -279,6 +340,7 @@ fn measure_chronusd(
     d.stop()?;
     Ok(PeerRun {
         processes,
+        steal_percent,
         status_rtt_ms,
     })
 }
@@ -305,18 +367,19 @@ fn amp(music: Music) -> f32 {
     }
 }
 
-/// Each process's CPU (all its threads) and context switches over `window`.
-fn window_of(pids: &[(&str, i32)], window: Duration) -> Result<Vec<ProcessCpu>> {
+/// Each process's CPU (all its threads) and context switches over `window`, and the
+/// CPU time the host took from the machine meanwhile (% of one core).
+fn window_of(pids: &[(&str, i32)], window: Duration) -> Result<(Vec<ProcessCpu>, f64)> {
     let hz = clock_ticks_per_s()?;
     let sample = || -> Result<Vec<(u64, u64, u64)>> {
         pids.iter()
             .map(|&(_, pid)| Ok((runtime_ns(pid)?, cpu_ticks(pid)?, context_switches(pid)?)))
             .collect()
     };
-    let (a, started) = (sample()?, Instant::now());
+    let (a, steal_a, started) = (sample()?, steal_ticks()?, Instant::now());
     std::thread::sleep(window);
-    let (b, secs) = (sample()?, started.elapsed().as_secs_f64());
-    Ok(pids
+    let (b, steal_b, secs) = (sample()?, steal_ticks()?, started.elapsed().as_secs_f64());
+    let processes = pids
         .iter()
         .zip(a.iter().zip(&b))
         .map(|(&(name, _), (a, b))| ProcessCpu {
@@ -325,7 +388,9 @@ fn window_of(pids: &[(&str, i32)], window: Duration) -> Result<Vec<ProcessCpu>> 
             tick_percent: (b.1 - a.1) as f64 / hz as f64 / secs * 100.0,
             wakeups_per_s: (b.2 - a.2) as f64 / secs,
         })
-        .collect())
+        .collect();
+    let steal = steal_b.saturating_sub(steal_a) as f64 / hz as f64 / secs * 100.0;
+    Ok((processes, steal))
 }
 
 /// (median, max) of `ROUND_TRIPS` timed calls, in milliseconds.
@@ -543,6 +608,13 @@ fn voice_def(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_of_an_odd_and_an_even_count() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[1.0, 2.0, 9.0]), Some(2.0));
+        assert_eq!(median(&[1.0, 2.0, 3.0, 9.0]), Some(2.5));
+    }
 
     #[test]
     fn the_synthdef_file_starts_with_its_header_and_names_both_defs() {

@@ -1371,23 +1371,49 @@ pub fn render_peers(ctx: &Context, bench: &crate::peers::PeersBench) -> String {
         bench.warmup.as_secs_f64(),
         bench.window.as_secs_f64()
     );
+    let rounds = bench.rows.iter().map(|row| row.round).max().unwrap_or(0);
     let _ = writeln!(
         r,
-        "| Music | scsynth + jackd CPU | chronusd CPU | Ratio | Ratio by utime + stime | \
-         scsynth + jackd wake-ups/s | chronusd wake-ups/s | Status round trip, scsynth \
-         (median / max ms) | chronusd |"
+        "{rounds} rounds; in each, both peers play each piece, scsynth first in odd rounds \
+         and chronusd first in even ones. Ratio = chronusd's CPU / scsynth + jackd's. Steal is \
+         the CPU time the machine's host took from it over each window (`/proc/stat`, all \
+         CPUs, % of one core).\n"
     );
-    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        r,
+        "| Music | Ratio: median of the rounds | lowest | highest |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|");
+    for music in crate::peers::Music::ALL {
+        if let Some((median, low, high)) = bench.ratios(music) {
+            let _ = writeln!(
+                r,
+                "| {} | {median:.2} | {low:.2} | {high:.2} |",
+                music.name()
+            );
+        }
+    }
+    let _ = writeln!(r, "\nEach round:\n");
+    let _ = writeln!(
+        r,
+        "| Round | Music | scsynth + jackd CPU | chronusd CPU | Ratio | Ratio by utime + stime | \
+         Steal (scsynth's window / chronusd's) | scsynth + jackd wake-ups/s | chronusd \
+         wake-ups/s | Status round trip, scsynth (median / max ms) | chronusd |"
+    );
+    let _ = writeln!(r, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &bench.rows {
         let (sc, ch) = (&row.scsynth, &row.chronus);
         let _ = writeln!(
             r,
-            "| {} | {:.2} % | {:.2} % | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            "| {} | {} | {:.2} % | {:.2} % | {:.2} | {:.2} | {:.1} / {:.1} % | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            row.round,
             row.music.name(),
             sc.cpu_percent(),
             ch.cpu_percent(),
-            ch.cpu_percent() / sc.cpu_percent().max(1e-9),
+            row.ratio(),
             ch.tick_percent() / sc.tick_percent().max(1e-9),
+            sc.steal_percent,
+            ch.steal_percent,
             sc.wakeups_per_s(),
             ch.wakeups_per_s(),
             sc.status_rtt_ms.0,
@@ -1397,13 +1423,17 @@ pub fn render_peers(ctx: &Context, bench: &crate::peers::PeersBench) -> String {
         );
     }
     let _ = writeln!(r, "\nPer process:\n");
-    let _ = writeln!(r, "| Music | Process | CPU | utime + stime | Wake-ups/s |");
-    let _ = writeln!(r, "|---|---|---:|---:|---:|");
+    let _ = writeln!(
+        r,
+        "| Round | Music | Process | CPU | utime + stime | Wake-ups/s |"
+    );
+    let _ = writeln!(r, "|---:|---|---|---:|---:|---:|");
     for row in &bench.rows {
         for p in row.scsynth.processes.iter().chain(&row.chronus.processes) {
             let _ = writeln!(
                 r,
-                "| {} | {} | {:.2} % | {:.2} % | {:.0} |",
+                "| {} | {} | {} | {:.2} % | {:.2} % | {:.0} |",
+                row.round,
                 row.music.name(),
                 p.name,
                 p.cpu_percent,
