@@ -57,6 +57,8 @@ pub struct HostRun {
     pub glitches: usize,
     pub underrun_frames: i64,
     pub xruns: i64,
+    /// CPU seconds the machine's host took from it while the tone was judged.
+    pub steal_s: Option<f64>,
 }
 
 pub struct HostsBench {
@@ -126,9 +128,13 @@ fn play_once(
     let mut recorder = server.record(&recording)?;
     wait_for_tone(server, &recording)?;
     let before = d.status()?;
+    let steal_before = crate::machine::steal_s();
     let load = Load::start(load_threads);
     std::thread::sleep(play);
     drop(load);
+    let steal_s = crate::machine::steal_s()
+        .zip(steal_before)
+        .map(|(after, before)| after - before);
     let after = d.status()?;
     // The recorders hand on what they hold in whole fragments: stop well after.
     std::thread::sleep(Duration::from_millis(1500));
@@ -144,6 +150,7 @@ fn play_once(
         glitches,
         underrun_frames: after.int("underrun_frames")? - before.int("underrun_frames")?,
         xruns: after.int("xruns")? - before.int("xruns")?,
+        steal_s,
     })
 }
 

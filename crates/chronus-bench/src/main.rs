@@ -230,6 +230,8 @@ fn run(args: &Args) -> Result<String> {
 struct Began {
     date: String,
     load_start: String,
+    steal_start: Option<f64>,
+    started: std::time::Instant,
 }
 
 impl Began {
@@ -237,6 +239,8 @@ impl Began {
         Began {
             date: machine::utc_now(),
             load_start: machine::loadavg(),
+            steal_start: machine::steal_s(),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -248,6 +252,9 @@ impl Began {
             date: self.date,
             load_start: self.load_start,
             load_end: machine::loadavg(),
+            steal: machine::steal_s()
+                .zip(self.steal_start)
+                .map(|(end, start)| (end - start, self.started.elapsed().as_secs_f64())),
             poll_ms: args.poll_ms,
             revision: args.revision.clone(),
         }

@@ -9,7 +9,7 @@
 
 use crate::daemon::Daemon;
 use crate::hosts::{Host, Server};
-use crate::steady::{clock_ticks_per_s, context_switches, cpu_ticks, runtime_ns, steal_ticks};
+use crate::steady::{clock_ticks_per_s, context_switches, cpu_ticks, runtime_ns};
 use crate::synth::osc_arg;
 use anyhow::{Context, Result, bail};
 use chronus_dsp::demo::{Message, Value, held_pitch, held_voices};
@@ -376,9 +376,13 @@ fn window_of(pids: &[(&str, i32)], window: Duration) -> Result<(Vec<ProcessCpu>,
             .map(|&(_, pid)| Ok((runtime_ns(pid)?, cpu_ticks(pid)?, context_switches(pid)?)))
             .collect()
     };
-    let (a, steal_a, started) = (sample()?, steal_ticks()?, Instant::now());
+    let (a, steal_a, started) = (sample()?, crate::machine::steal_s(), Instant::now());
     std::thread::sleep(window);
-    let (b, steal_b, secs) = (sample()?, steal_ticks()?, started.elapsed().as_secs_f64());
+    let (b, steal_b, secs) = (
+        sample()?,
+        crate::machine::steal_s(),
+        started.elapsed().as_secs_f64(),
+    );
     let processes = pids
         .iter()
         .zip(a.iter().zip(&b))
@@ -389,7 +393,9 @@ fn window_of(pids: &[(&str, i32)], window: Duration) -> Result<(Vec<ProcessCpu>,
             wakeups_per_s: (b.2 - a.2) as f64 / secs,
         })
         .collect();
-    let steal = steal_b.saturating_sub(steal_a) as f64 / hz as f64 / secs * 100.0;
+    let steal = steal_b
+        .zip(steal_a)
+        .map_or(0.0, |(b, a)| (b - a) / secs * 100.0);
     Ok((processes, steal))
 }
 

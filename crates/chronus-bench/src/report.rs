@@ -29,6 +29,8 @@ pub struct Context {
     pub date: String,
     pub load_start: String,
     pub load_end: String,
+    /// CPU seconds the machine's host took over the run, and the run's length in seconds.
+    pub steal: Option<(f64, f64)>,
     pub poll_ms: u64,
     pub revision: Option<String>,
 }
@@ -122,6 +124,13 @@ fn preamble(r: &mut String, title: &str, ctx: &Context) {
         "- Load average (1 min) at start / end: {} / {}",
         ctx.load_start, ctx.load_end
     );
+    if let Some((steal, secs)) = ctx.steal {
+        let _ = writeln!(
+            r,
+            "- CPU time the machine's host took from it (steal, `/proc/stat`): {steal:.1} s over \
+             the {secs:.0} s run, all CPUs"
+        );
+    }
     let mut passed: Vec<String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("CHRONUS_"))
         .map(|(k, v)| format!("`{k}={v}`"))
@@ -1251,17 +1260,18 @@ pub fn render_hosts(ctx: &Context, bench: &crate::hosts::HostsBench) -> String {
         "What the server received (`parec`, `pw-record`, `jack_rec`), from half a second \
          after the tone reached it: a break is any sample more than 0.001 away from the one \
          a tone period earlier (samples within one period count once). `underrun_frames` \
-         and `xruns` are the daemon's own counters over the same window.\n"
+         and `xruns` are the daemon's own counters over the same window; steal is the CPU \
+         time the machine's host took from it meanwhile (`/proc/stat`, all CPUs).\n"
     );
     let _ = writeln!(
         r,
-        "| Host | Buffer (frames) | Buffer (ms) | Judged (s) | Breaks | `underrun_frames` | `xruns` |"
+        "| Host | Buffer (frames) | Buffer (ms) | Judged (s) | Breaks | `underrun_frames` | `xruns` | Steal (s) |"
     );
-    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for run in &bench.runs {
         let _ = writeln!(
             r,
-            "| {} | {} | {:.1} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {:.1} | {} | {} | {} | {} |",
             run.host.name(),
             run.buffer,
             f64::from(run.buffer) * 1000.0 / 48_000.0,
@@ -1272,7 +1282,8 @@ pub fn render_hosts(ctx: &Context, bench: &crate::hosts::HostsBench) -> String {
                 format!("**{}**", run.glitches)
             },
             run.underrun_frames,
-            run.xruns
+            run.xruns,
+            run.steal_s.map_or("?".into(), |s| format!("{s:.2}"))
         );
     }
     for (host, why) in &bench.skipped {
@@ -1515,6 +1526,7 @@ mod tests {
             date: "2026-12-01 10:00 UTC".into(),
             load_start: "1.00".into(),
             load_end: "1.00".into(),
+            steal: None,
             poll_ms: 2,
             revision: None,
         };

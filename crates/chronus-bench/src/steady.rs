@@ -47,20 +47,6 @@ pub fn clock_ticks_per_s() -> Result<u64> {
     Ok(ticks as u64)
 }
 
-/// CPU time the machine's host took from it (the `steal` field of `/proc/stat`'s
-/// `cpu` line, all CPUs), in clock ticks.
-pub fn steal_ticks() -> Result<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    let line = stat
-        .lines()
-        .find(|l| l.starts_with("cpu "))
-        .context("/proc/stat has no cpu line")?;
-    line.split_whitespace()
-        .nth(8)
-        .and_then(|v| v.parse().ok())
-        .context("/proc/stat's cpu line has no steal field")
-}
-
 /// utime + stime of the whole process (all its threads, live and exited), in clock ticks.
 pub fn cpu_ticks(pid: i32) -> Result<u64> {
     Ok(stat_ticks(&format!("/proc/{pid}/stat"))?.1)
