@@ -601,7 +601,7 @@ pub struct HostBuffer {
 
 /// The device buffer that plays clean on the sound system `choice` resolves to, on
 /// a busy two-core box (BENCHMARKS.md, "Sound systems"): JACK's server period (it
-/// decides), 1024 frames on PulseAudio and PipeWire, 512 on ALSA unless the device
+/// decides), 2048 frames on PulseAudio, 1024 on PipeWire, 512 on ALSA unless the device
 /// is a hardware one (`hw:`, `plughw:`), 256 on hardware. Known before the device
 /// opens, so the rings and the lookahead are sized for it.
 pub fn host_buffer(choice: HostChoice, device: Option<&str>) -> HostBuffer {
@@ -610,7 +610,7 @@ pub fn host_buffer(choice: HostChoice, device: Option<&str>) -> HostBuffer {
             Some(period) => (period, "the JACK server's period", true),
             None => (256, "the JACK server did not answer", false),
         },
-        HostChoice::PulseAudio => (1024, "PulseAudio", false),
+        HostChoice::PulseAudio => (2048, "PulseAudio", false),
         HostChoice::PipeWire => (1024, "PipeWire", false),
         HostChoice::Alsa | HostChoice::Auto => match device {
             Some(d) if d.starts_with("hw:") || d.starts_with("plughw:") => {

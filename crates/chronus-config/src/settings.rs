@@ -635,7 +635,7 @@ static SETTINGS: [SettingInfo; 53] = [
         env_alias: None,
         description: "Device buffer size requested from the sound system, in frames (the \
                       device may still call back with other sizes). auto picks one that plays \
-                      clean on a busy box: 1024 on PulseAudio and PipeWire, 512 on ALSA's default \
+                      clean on a busy box: 2048 on PulseAudio, 1024 on PipeWire, 512 on ALSA's default \
                       or a sound server's ALSA plugin, 256 on ALSA hw: devices and the null \
                       clock; JACK always runs at its server's period. 64 to 128 is the \
                       low-latency setting for boxes with headroom.",
