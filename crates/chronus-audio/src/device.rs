@@ -352,9 +352,8 @@ impl Device {
         let mut refused: Option<String> = None;
         let mut seen = self.errors.count.load(Ordering::Relaxed);
         // More errors in one poll than device periods while the device takes less
-        // than half the frames its clock should: the stream spins on errors (ALSA's
-        // pulse plugin does this when the server dies). A stream that plays on through
-        // a flood of errors (the same plugin while it starts, now and then) is kept.
+        // than half the frames its clock should: the stream spins on errors (see
+        // `SpinCheck`).
         let burst = (DEVICE_POLL.as_secs_f64() * f64::from(self.options.sample_rate)
             / f64::from(self.options.buffer_frames.max(1))) as u64
             * 2
@@ -367,6 +366,7 @@ impl Device {
                 .load(Ordering::Acquire)
         };
         let mut progress = (played(), Instant::now());
+        let mut check = SpinCheck::new(progress.1);
         loop {
             match stop.recv_timeout(DEVICE_POLL) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -379,7 +379,8 @@ impl Device {
                     let due = at.duration_since(progress.1).as_secs_f64()
                         * f64::from(self.options.sample_rate);
                     let running = self.region.header().clock.running.load(Ordering::Acquire) != 0;
-                    let spinning = spins_on_errors(
+                    let spinning = check.spinning(
+                        at,
                         count - seen,
                         burst,
                         running,
@@ -406,6 +407,7 @@ impl Device {
                             current = device.backend;
                             seen = self.errors.count.load(Ordering::Relaxed);
                             progress = (played(), Instant::now());
+                            check = SpinCheck::new(progress.1);
                             self.errors.gone.store(false, Ordering::Relaxed);
                             let _ = events.send(DeviceEvent::Back {
                                 host: device.host,
@@ -626,12 +628,47 @@ pub fn host_buffer(choice: HostChoice, device: Option<&str>) -> HostBuffer {
     HostBuffer { frames, why, fixed }
 }
 
-/// Whether a device stream is spinning on errors: more than `burst` errors in one
-/// poll while the timeline runs and the device took less than half of the `due`
-/// frames (`advanced`). Before the timeline starts no frame advances, whatever the
-/// device does.
-fn spins_on_errors(errors: u64, burst: u64, running: bool, advanced: u64, due: f64) -> bool {
-    errors > burst && running && (advanced as f64) < due / 2.0
+/// How long a freshly opened stream may flood errors without taking frames before it
+/// counts as lost: ALSA's pulse plugin does so for a second or two after it opens, now
+/// and then, and then plays (checked by hand: it played at the sample rate in every run
+/// once left alone, and each reopen started the same flood again).
+const START_GRACE: Duration = Duration::from_secs(5);
+
+/// Tells a stream that spins on errors (ALSA's pulse plugin once its server died:
+/// errors by the hundred a poll, no frame taken) from one that plays on through a flood
+/// of errors, and from one still starting.
+struct SpinCheck {
+    opened: Instant,
+    /// Whether the stream has taken frames at its rate in a poll since it opened.
+    playing: bool,
+}
+
+impl SpinCheck {
+    fn new(opened: Instant) -> SpinCheck {
+        SpinCheck {
+            opened,
+            playing: false,
+        }
+    }
+
+    /// One poll at `now`: more than `burst` errors while the timeline runs and the
+    /// device took less than half of the `due` frames (`advanced`), once the stream has
+    /// played or its start-up grace is over. Before the timeline starts no frame
+    /// advances, whatever the device does.
+    fn spinning(
+        &mut self,
+        now: Instant,
+        errors: u64,
+        burst: u64,
+        running: bool,
+        advanced: u64,
+        due: f64,
+    ) -> bool {
+        let at_rate = (advanced as f64) >= due / 2.0;
+        self.playing |= running && at_rate;
+        let starting = !self.playing && now.duration_since(self.opened) < START_GRACE;
+        errors > burst && running && !at_rate && !starting
+    }
 }
 
 /// The cpal host for `choice` (resolved), and its name.
@@ -803,25 +840,43 @@ fn build<T: SizedSample + FromSample<f32>>(
 
 #[cfg(test)]
 mod tests {
-    use super::spins_on_errors;
+    use super::{START_GRACE, SpinCheck};
+    use std::time::{Duration, Instant};
 
     /// 100 ms at 48 kHz: 4,800 frames due.
     const DUE: f64 = 4_800.0;
+    const POLL: Duration = Duration::from_millis(100);
 
     #[test]
     fn a_stream_playing_on_through_a_flood_of_errors_is_not_lost() {
-        // ALSA's pulse plugin while it starts: errors by the hundred, frames taken.
-        assert!(!spins_on_errors(500, 20, true, 4_096, DUE));
+        let t0 = Instant::now();
+        let mut check = SpinCheck::new(t0);
+        // ALSA's pulse plugin now and then: errors by the hundred, frames taken.
+        assert!(!check.spinning(t0 + POLL, 500, 20, true, 4_096, DUE));
         // Before the timeline runs nothing advances: not a sign of a lost device.
-        assert!(!spins_on_errors(500, 20, false, 0, DUE));
+        assert!(!check.spinning(t0 + POLL * 2, 500, 20, false, 0, DUE));
+    }
+
+    #[test]
+    fn a_stream_still_starting_is_given_its_grace_then_judged() {
+        let t0 = Instant::now();
+        let mut check = SpinCheck::new(t0);
+        // The same plugin just opened: a flood of errors and no frame, for a while.
+        assert!(!check.spinning(t0 + POLL, 500, 20, true, 0, DUE));
+        assert!(!check.spinning(t0 + START_GRACE - POLL, 500, 20, true, 0, DUE));
+        // A stream that never starts is lost once the grace is over.
+        assert!(check.spinning(t0 + START_GRACE, 500, 20, true, 0, DUE));
     }
 
     #[test]
     fn a_stream_spinning_on_errors_without_taking_frames_is_lost() {
-        // The same plugin once its server died: errors, and no frame taken.
-        assert!(spins_on_errors(500, 20, true, 0, DUE));
-        assert!(spins_on_errors(21, 20, true, 2_000, DUE));
+        let t0 = Instant::now();
+        let mut check = SpinCheck::new(t0);
+        // Playing, then its server dies: errors, and no frame taken.
+        assert!(!check.spinning(t0 + POLL, 0, 20, true, 4_800, DUE));
+        assert!(check.spinning(t0 + POLL * 2, 500, 20, true, 0, DUE));
+        assert!(check.spinning(t0 + POLL * 3, 21, 20, true, 2_000, DUE));
         // A few errors are not a spin.
-        assert!(!spins_on_errors(20, 20, true, 0, DUE));
+        assert!(!check.spinning(t0 + POLL * 4, 20, 20, true, 0, DUE));
     }
 }
