@@ -42,9 +42,8 @@ pub fn steal_s() -> Option<f64> {
         .nth(8)?
         .parse()
         .ok()?;
-    // SAFETY: sysconf takes an integer name and touches no memory of ours.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then(|| ticks as f64 / hz as f64)
+    let hz = crate::steady::clock_ticks_per_s().ok()?;
+    Some(ticks as f64 / hz as f64)
 }
 
 pub fn loadavg() -> String {
