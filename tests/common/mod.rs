@@ -74,9 +74,9 @@ pub fn free_udp_port() -> u16 {
     }
 }
 
-/// Spawns with a port from [`free_udp_port`] taken again when the daemon says it is
-/// held: the port is free when picked, but any process on the machine may bind it
-/// before chronusd does.
+/// Ports [`Daemon::start_with`] tries: one from [`free_udp_port`] is free when picked,
+/// but any process on the machine may bind it before chronusd does, which then exits
+/// saying so.
 const OSC_PORT_ATTEMPTS: usize = 5;
 
 impl Daemon {

@@ -128,13 +128,11 @@ fn play_once(
     let mut recorder = server.record(&recording)?;
     wait_for_tone(server, &recording)?;
     let before = d.status()?;
-    let steal_before = crate::machine::steal_s();
+    let steal = crate::machine::Steal::now();
     let load = Load::start(load_threads);
     std::thread::sleep(play);
     drop(load);
-    let steal_s = crate::machine::steal_s()
-        .zip(steal_before)
-        .map(|(after, before)| after - before);
+    let steal_s = steal.since();
     let after = d.status()?;
     // The recorders hand on what they hold in whole fragments: stop well after.
     std::thread::sleep(Duration::from_millis(1500));

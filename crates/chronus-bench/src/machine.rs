@@ -29,11 +29,24 @@ impl Machine {
     }
 }
 
-/// The 1-minute load average, a hint of what else was running.
-/// CPU time the machine's host has taken from it since boot (the `steal` field of
-/// `/proc/stat`'s `cpu` line, all CPUs), in seconds; `None` where it is not reported.
-/// On a virtual machine it tells a noisy run from a quiet one.
-pub fn steal_s() -> Option<f64> {
+/// The CPU time the machine's host had taken from it at one instant, to tell how much
+/// it took since: on a virtual machine it tells a noisy run from a quiet one.
+pub struct Steal(Option<f64>);
+
+impl Steal {
+    pub fn now() -> Steal {
+        Steal(steal_s())
+    }
+
+    /// Seconds of CPU the host took since `self` (all CPUs); `None` where the kernel
+    /// does not report it.
+    pub fn since(&self) -> Option<f64> {
+        steal_s().zip(self.0).map(|(now, then)| now - then)
+    }
+}
+
+/// The `steal` field of `/proc/stat`'s `cpu` line (since boot, all CPUs), in seconds.
+fn steal_s() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let ticks: u64 = stat
         .lines()
@@ -46,6 +59,7 @@ pub fn steal_s() -> Option<f64> {
     Some(ticks as f64 / hz as f64)
 }
 
+/// The 1-minute load average, a hint of what else was running.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()

@@ -230,7 +230,7 @@ fn run(args: &Args) -> Result<String> {
 struct Began {
     date: String,
     load_start: String,
-    steal_start: Option<f64>,
+    steal: machine::Steal,
     started: std::time::Instant,
 }
 
@@ -239,7 +239,7 @@ impl Began {
         Began {
             date: machine::utc_now(),
             load_start: machine::loadavg(),
-            steal_start: machine::steal_s(),
+            steal: machine::Steal::now(),
             started: std::time::Instant::now(),
         }
     }
@@ -252,9 +252,10 @@ impl Began {
             date: self.date,
             load_start: self.load_start,
             load_end: machine::loadavg(),
-            steal: machine::steal_s()
-                .zip(self.steal_start)
-                .map(|(end, start)| (end - start, self.started.elapsed().as_secs_f64())),
+            steal: self
+                .steal
+                .since()
+                .map(|steal| (steal, self.started.elapsed().as_secs_f64())),
             poll_ms: args.poll_ms,
             revision: args.revision.clone(),
         }

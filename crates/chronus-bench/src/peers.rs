@@ -376,13 +376,9 @@ fn window_of(pids: &[(&str, i32)], window: Duration) -> Result<(Vec<ProcessCpu>,
             .map(|&(_, pid)| Ok((runtime_ns(pid)?, cpu_ticks(pid)?, context_switches(pid)?)))
             .collect()
     };
-    let (a, steal_a, started) = (sample()?, crate::machine::steal_s(), Instant::now());
+    let (a, steal, started) = (sample()?, crate::machine::Steal::now(), Instant::now());
     std::thread::sleep(window);
-    let (b, steal_b, secs) = (
-        sample()?,
-        crate::machine::steal_s(),
-        started.elapsed().as_secs_f64(),
-    );
+    let (b, secs) = (sample()?, started.elapsed().as_secs_f64());
     let processes = pids
         .iter()
         .zip(a.iter().zip(&b))
@@ -393,10 +389,8 @@ fn window_of(pids: &[(&str, i32)], window: Duration) -> Result<(Vec<ProcessCpu>,
             wakeups_per_s: (b.2 - a.2) as f64 / secs,
         })
         .collect();
-    let steal = steal_b
-        .zip(steal_a)
-        .map_or(0.0, |(b, a)| (b - a) / secs * 100.0);
-    Ok((processes, steal))
+    let steal_percent = steal.since().map_or(0.0, |s| s / secs * 100.0);
+    Ok((processes, steal_percent))
 }
 
 /// (median, max) of `ROUND_TRIPS` timed calls, in milliseconds.
