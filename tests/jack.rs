@@ -4,7 +4,7 @@
 //! killed and hung. Run serially with the other end-to-end tests.
 
 use chronus_e2e::drill::*;
-use chronus_e2e::jack::{Jack, read_jack_rec};
+use chronus_e2e::jack::{self, Jack, read_jack_rec};
 use chronus_e2e::*;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ fn daemon_on(jack: &Jack, name: &str, extra: &[(&str, String)]) -> Daemon {
 #[test]
 fn auto_finds_a_running_jack_server_and_plays_as_a_client_connected_to_the_playback_ports() {
     let dir = scratch("jack-auto");
-    let Some(jack) = Jack::start(&dir, 256) else {
+    let Some(jack) = jack::start(&dir, 256) else {
         return;
     };
     let d = daemon_on(&jack, "jack-auto-daemon", &[]);
@@ -52,7 +52,7 @@ fn auto_finds_a_running_jack_server_and_plays_as_a_client_connected_to_the_playb
 #[test]
 fn tone_through_jack_survives_kills_and_hangs_without_a_glitch() {
     let dir = scratch("jack-drill");
-    let Some(jack) = Jack::start(&dir, DRILL_PERIOD) else {
+    let Some(jack) = jack::start(&dir, DRILL_PERIOD) else {
         return;
     };
     let mut d = daemon_on(
@@ -67,7 +67,9 @@ fn tone_through_jack_survives_kills_and_hangs_without_a_glitch() {
     assert_eq!(string(&d.status(), "host"), "jack", "log:\n{}", d.log());
     play_tone(&d);
     let wav = dir.join("rec.wav");
-    let mut rec = jack.record(&wav, &["chronus-drill:out_1", "chronus-drill:out_2"]);
+    let mut rec = jack
+        .record(&wav, &["chronus-drill:out_1", "chronus-drill:out_2"])
+        .unwrap();
     // Let the attack, decay and pitch smoothing settle before the drill starts.
     std::thread::sleep(Duration::from_millis(700));
     drill_while_recording(&mut d, &mut rec, libc::SIGTERM, Duration::from_millis(300));
@@ -81,7 +83,7 @@ fn tone_through_jack_survives_kills_and_hangs_without_a_glitch() {
 #[test]
 fn a_jack_server_at_another_rate_is_refused_naming_the_setting() {
     let dir = scratch("jack-rate");
-    let Some(jack) = Jack::start(&dir, 256) else {
+    let Some(jack) = jack::start(&dir, 256) else {
         return;
     };
     let port = free_udp_port().to_string();
@@ -114,7 +116,7 @@ fn a_jack_server_at_another_rate_is_refused_naming_the_setting() {
 #[test]
 fn a_jack_server_restart_is_survived_and_the_timeline_plays_on() {
     let dir = scratch("jack-restart");
-    let Some(mut jack) = Jack::start(&dir, DRILL_PERIOD) else {
+    let Some(mut jack) = jack::start(&dir, DRILL_PERIOD) else {
         return;
     };
     let record = dir.join("daemon.wav");
@@ -140,12 +142,14 @@ fn a_jack_server_restart_is_survived_and_the_timeline_plays_on() {
         |s| long(s, "frames") > frames + 4800,
     );
     drop(jack);
-    let jack = Jack::start(&dir, DRILL_PERIOD).expect("jackd starts again");
+    let jack = jack::start(&dir, DRILL_PERIOD).expect("jackd starts again");
     d.wait_until("the device back", Duration::from_secs(15), |s| {
         long(s, "device_lost") == 0
     });
     let wav = dir.join("after.wav");
-    let mut rec = jack.record(&wav, &["chronus:out_1", "chronus:out_2"]);
+    let mut rec = jack
+        .record(&wav, &["chronus:out_1", "chronus:out_2"])
+        .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
     signal(rec.id() as i32, libc::SIGTERM);
     let _ = rec.wait();
@@ -168,7 +172,7 @@ fn a_jack_server_restart_is_survived_and_the_timeline_plays_on() {
 #[test]
 fn a_jack_server_back_at_another_rate_is_refused_once_with_the_setting_to_change() {
     let dir = scratch("jack-rerate");
-    let Some(mut jack) = Jack::start(&dir, DRILL_PERIOD) else {
+    let Some(mut jack) = jack::start(&dir, DRILL_PERIOD) else {
         return;
     };
     let mut d = daemon_on(
@@ -181,7 +185,7 @@ fn a_jack_server_back_at_another_rate_is_refused_once_with_the_setting_to_change
         long(s, "device_lost") == 1
     });
     drop(jack);
-    let _jack = Jack::start_at(&dir, 44_100, DRILL_PERIOD).expect("jackd starts again");
+    let _jack = jack::start_at(&dir, 44_100, DRILL_PERIOD).expect("jackd starts again");
     // Several retries (1 s, then 2 s, ...) while the server runs at the wrong rate.
     std::thread::sleep(Duration::from_millis(4500));
     let s = d.status();

@@ -4,7 +4,7 @@
 //! are killed and hung. Run serially with the other end-to-end tests.
 
 use chronus_e2e::drill::*;
-use chronus_e2e::pipewire::PipeWire;
+use chronus_e2e::pipewire;
 use chronus_e2e::*;
 use chronus_osc::OscType;
 use std::time::Duration;
@@ -12,13 +12,13 @@ use std::time::Duration;
 #[test]
 fn tone_through_pipewire_natively_survives_kills_and_hangs_without_a_glitch() {
     let dir = scratch("pipewire-drill");
-    let Some(pw) = PipeWire::start(&dir) else {
+    let Some(pw) = pipewire::start(&dir) else {
         return;
     };
     // Recording from before the daemon joins: a node joining later makes the graph
     // settle anew, and the monitor can skip while it does.
     let wav = dir.join("monitor.wav");
-    let mut rec = pw.record(&wav);
+    let mut rec = pw.record(&wav).unwrap();
     let mut d = Daemon::start(
         "pipewire-drill-daemon",
         &[
@@ -39,7 +39,7 @@ fn tone_through_pipewire_natively_survives_kills_and_hangs_without_a_glitch() {
     let (status, _, log) = d.stop();
     assert!(status.success(), "log:\n{log}");
     assert!(
-        log.contains("host=\"pipewire\"") && log.contains("device=\"Chronus test sink\""),
+        log.contains("host=\"pipewire\"") && log.contains("device=\"Chronus sink\""),
         "the start line names the host and the node; log:\n{log}"
     );
     let (rate, samples) = read_wav(&wav);
@@ -56,7 +56,7 @@ fn tone_through_pipewire_natively_survives_kills_and_hangs_without_a_glitch() {
 #[test]
 fn killing_and_restarting_pipewire_keeps_the_timeline_and_plays_on() {
     let dir = scratch("pipewire-restart");
-    let Some(mut pw) = PipeWire::start(&dir) else {
+    let Some(mut pw) = pipewire::start(&dir) else {
         return;
     };
     let mut d = Daemon::start(
@@ -86,14 +86,14 @@ fn killing_and_restarting_pipewire_keeps_the_timeline_and_plays_on() {
         |s| long(s, "frames") > frames + 4800,
     );
 
-    pw.restart_server();
+    pw.restart_server().unwrap();
     let back = d.wait_until("the device back", Duration::from_secs(15), |s| {
         long(s, "device_lost") == 0
     });
     expect_at(&events, "/chronus/device/back", "the return event");
     assert_eq!(string(&back, "host"), "pipewire");
     let wav = dir.join("after.wav");
-    let mut rec = pw.record(&wav);
+    let mut rec = pw.record(&wav).unwrap();
     std::thread::sleep(Duration::from_millis(3000));
     signal(rec.id() as i32, libc::SIGINT);
     let _ = rec.wait();

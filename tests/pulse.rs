@@ -4,20 +4,16 @@
 //! Run serially with the other end-to-end tests.
 
 use chronus_e2e::drill::*;
-use chronus_e2e::pulse::Pulse;
+use chronus_e2e::pulse;
 use chronus_e2e::*;
 use chronus_osc::OscType;
+use chronus_sound_servers::recording::{self, Format};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn read_raw(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    recording::read(path, Format::RawF32).unwrap()
 }
 
 /// Waits until the raw float recording at `path` holds the tone.
@@ -54,12 +50,12 @@ fn tone_through_pulseaudio_natively_survives_kills_and_hangs_without_a_glitch() 
 
 fn tone_through_pulseaudio_drill(name: &str, extra: &[(&str, String)], host: &str) {
     let dir = scratch(&format!("{name}-server"));
-    let Some(pulse) = Pulse::start(&dir) else {
+    let Some(pulse) = pulse::start(&dir) else {
         return;
     };
     let mut env = vec![
         ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
-        ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+        ("CHRONUS_PULSE_SERVER", pulse.address().to_owned()),
         // Generous device buffering: this test is about failover, and a loaded
         // 2-core machine must not make the sound server itself run dry.
         ("CHRONUS_BUFFER_SIZE", "2048".into()),
@@ -72,7 +68,7 @@ fn tone_through_pulseaudio_drill(name: &str, extra: &[(&str, String)], host: &st
     assert_eq!(string(&d.status(), "backend"), "cpal", "log:\n{}", d.log());
     play_tone(&d);
     let raw = dir.join("monitor.raw");
-    let mut parec = pulse.record(&raw);
+    let mut parec = pulse.record(&raw).unwrap();
     // The tone reaches the recorder only once both streams have filled their buffers
     // (seconds, on a busy machine); the drill starts after it settled there.
     wait_for_tone(&raw);
@@ -99,7 +95,7 @@ fn tone_through_pulseaudio_drill(name: &str, extra: &[(&str, String)], host: &st
 #[test]
 fn watchdog_pings_stop_while_the_audio_callback_is_stalled() {
     let dir = scratch("pulse-stall");
-    let Some(pulse) = Pulse::start(&dir) else {
+    let Some(pulse) = pulse::start(&dir) else {
         return;
     };
     let path = dir.join("notify.sock");
@@ -110,7 +106,7 @@ fn watchdog_pings_stop_while_the_audio_callback_is_stalled() {
         "pulse-stall-daemon",
         &[
             ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
-            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("CHRONUS_PULSE_SERVER", pulse.address().to_owned()),
             ("HOME", dir.display().to_string()),
             ("NOTIFY_SOCKET", path.display().to_string()),
             ("WATCHDOG_USEC", "300000".into()),
@@ -149,11 +145,11 @@ fn watchdog_pings_stop_while_the_audio_callback_is_stalled() {
         count_pings(Duration::from_millis(2000)) >= 3,
         "no pings while audio flows"
     );
-    signal(pulse.child.id() as i32, libc::SIGSTOP);
+    signal(pulse.pid(), libc::SIGSTOP);
     // Let the device buffers drain into the stall, then nothing may be pinged.
     count_pings(Duration::from_millis(500));
     let stalled = count_pings(Duration::from_millis(1000));
-    signal(pulse.child.id() as i32, libc::SIGCONT);
+    signal(pulse.pid(), libc::SIGCONT);
     assert_eq!(
         stalled, 0,
         "the watchdog was pinged while the callback was stalled"
@@ -183,20 +179,10 @@ fn watchdog_pings_stop_while_the_audio_callback_is_stalled() {
 #[test]
 fn speech_through_pulseaudio_comes_back_as_a_transcript_event() {
     let dir = scratch("pulse-speech");
-    let Some(pulse) = Pulse::start(&dir) else {
+    let Some(pulse) = pulse::start(&dir) else {
         return;
     };
-    let pactl = Command::new("pactl")
-        .args([
-            "--server",
-            &pulse.server,
-            "set-default-source",
-            "chronus.monitor",
-        ])
-        .env("HOME", &dir)
-        .status()
-        .unwrap();
-    assert!(pactl.success(), "pactl set-default-source failed");
+    pulse.hear_the_sink_as_default_source().unwrap();
     let grammar = dir.join("phrases.jsgf");
     std::fs::write(
         &grammar,
@@ -207,7 +193,7 @@ fn speech_through_pulseaudio_comes_back_as_a_transcript_event() {
         "pulse-speech-daemon",
         &[
             ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
-            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("CHRONUS_PULSE_SERVER", pulse.address().to_owned()),
             ("CHRONUS_BUFFER_SIZE", "2048".into()),
             ("CHRONUS_ASR_GRAMMAR", grammar.display().to_string()),
             ("CHRONUS_INPUT_DEVICE", "pulse".into()),
@@ -291,7 +277,7 @@ fn speech_through_pulseaudio_comes_back_as_a_transcript_event() {
 #[test]
 fn killing_and_restarting_pulseaudio_keeps_the_timeline_and_plays_on() {
     let dir = scratch("pulse-restart");
-    let Some(mut pulse) = Pulse::start(&dir) else {
+    let Some(mut pulse) = pulse::start(&dir) else {
         return;
     };
     let record = dir.join("daemon.wav");
@@ -301,7 +287,7 @@ fn killing_and_restarting_pulseaudio_keeps_the_timeline_and_plays_on() {
             ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
             ("CHRONUS_AUDIO_HOST", "pulseaudio".into()),
             ("CHRONUS_AUDIO_DEVICE", "chronus".into()),
-            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("CHRONUS_PULSE_SERVER", pulse.address().to_owned()),
             ("CHRONUS_BUFFER_SIZE", "2048".into()),
             ("CHRONUS_RECORD", record.display().to_string()),
             ("HOME", dir.display().to_string()),
@@ -313,8 +299,7 @@ fn killing_and_restarting_pulseaudio_keeps_the_timeline_and_plays_on() {
     play_tone(&d);
     std::thread::sleep(Duration::from_millis(700));
 
-    let _ = pulse.child.kill();
-    let _ = pulse.child.wait();
+    pulse.kill();
     let lost = d.wait_until("the device lost", Duration::from_secs(10), |s| {
         long(s, "device_lost") == 1
     });
@@ -329,14 +314,14 @@ fn killing_and_restarting_pulseaudio_keeps_the_timeline_and_plays_on() {
     );
 
     let _ = std::fs::remove_file(dir.join("native"));
-    let pulse = Pulse::start(&dir).expect("PulseAudio starts again");
+    let pulse = pulse::start(&dir).expect("PulseAudio starts again");
     let back = d.wait_until("the device back", Duration::from_secs(15), |s| {
         long(s, "device_lost") == 0
     });
     let back_msg = expect_at(&events, "/chronus/device/back", "the return event");
     assert_eq!(string(&back, "host"), "pulseaudio");
     let raw = dir.join("after.raw");
-    let mut parec = pulse.record(&raw);
+    let mut parec = pulse.record(&raw).unwrap();
     // PulseAudio starts a new stream only once its buffer is full: give it time.
     wait_for_tone(&raw);
     std::thread::sleep(Duration::from_millis(3000));

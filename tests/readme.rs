@@ -4,7 +4,7 @@
 //! sink's monitor is the input the speech recognition examples need);
 //! `chronusctl set --help`'s example address exists. Run serially.
 
-use chronus_e2e::pulse::Pulse;
+use chronus_e2e::pulse;
 use chronus_e2e::*;
 use chronus_osc::{OscMessage, OscType};
 use std::net::UdpSocket;
@@ -84,25 +84,15 @@ fn every_oscsend_example_in_the_readme_is_accepted() {
     wav.finalize().unwrap();
     // The speech recognition examples need an input: the sound server's null sink
     // monitor, as on a box without a microphone.
-    let Some(pulse) = Pulse::start(&dir) else {
+    let Some(pulse) = pulse::start(&dir) else {
         return;
     };
-    let pactl = Command::new("pactl")
-        .args([
-            "--server",
-            &pulse.server,
-            "set-default-source",
-            "chronus.monitor",
-        ])
-        .env("HOME", &dir)
-        .status()
-        .unwrap();
-    assert!(pactl.success(), "pactl set-default-source failed");
+    pulse.hear_the_sink_as_default_source().unwrap();
     let d = Daemon::start(
         "readme",
         &[
             ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
-            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("CHRONUS_PULSE_SERVER", pulse.address().to_owned()),
             ("CHRONUS_BUFFER_SIZE", "2048".into()),
             ("CHRONUS_INPUT_DEVICE", "pulse".into()),
             ("HOME", dir.display().to_string()),

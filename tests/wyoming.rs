@@ -6,7 +6,7 @@
 //! plays on bit for bit. Run serially with the other end-to-end tests.
 
 use chronus_e2e::client::{Client, is};
-use chronus_e2e::pulse::Pulse;
+use chronus_e2e::pulse;
 use chronus_e2e::wyoming::Service;
 use chronus_e2e::*;
 use chronus_osc::{OscMessage, OscType};
@@ -383,7 +383,7 @@ fn chunked_speech_starts_playing_on_its_first_chunk_and_plays_bit_exactly() {
 #[test]
 fn a_wake_word_over_wyoming_fires_then_the_next_utterance_is_transcribed() {
     let dir = scratch("wyoming-wake");
-    let Some(pulse) = Pulse::start(&dir) else {
+    let Some(pulse) = pulse::start(&dir) else {
         return;
     };
     let grammar = grammar(&dir);
@@ -400,22 +400,12 @@ fn a_wake_word_over_wyoming_fires_then_the_next_utterance_is_transcribed() {
         return;
     };
     let asr = Service::start(&dir, "asr", &["--grammar", &grammar]).unwrap();
-    let pactl = Command::new("pactl")
-        .args([
-            "--server",
-            &pulse.server,
-            "set-default-source",
-            "chronus.monitor",
-        ])
-        .env("HOME", &dir)
-        .status()
-        .unwrap();
-    assert!(pactl.success(), "pactl set-default-source failed");
+    pulse.hear_the_sink_as_default_source().unwrap();
     let d = Daemon::start(
         "wyoming-wake-daemon",
         &[
             ("CHRONUS_AUDIO_BACKEND", "cpal".into()),
-            ("CHRONUS_PULSE_SERVER", pulse.server.clone()),
+            ("CHRONUS_PULSE_SERVER", pulse.address().to_owned()),
             ("CHRONUS_BUFFER_SIZE", "2048".into()),
             ("CHRONUS_INPUT_DEVICE", "pulse".into()),
             ("CHRONUS_ASR_URI", asr.uri()),

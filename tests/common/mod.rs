@@ -54,6 +54,20 @@ pub type Status = HashMap<String, OscType>;
 /// 128 frames, 85 ms at 48 kHz), unless a test sets `CHRONUS_LOOKAHEAD_BLOCKS` itself.
 pub const TEST_LOOKAHEAD_BLOCKS: &str = "32";
 
+/// `Some(())` when `program` is installed; otherwise None (the test skips) outside
+/// CI, and a failure under CI, where `scripts/deps.sh test` installs everything.
+pub fn installed_or_skip(program: &str) -> Option<()> {
+    if chronus_sound_servers::installed(program) {
+        return Some(());
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{program} is not installed: scripts/deps.sh test installs it"
+    );
+    eprintln!("SKIPPED: {program} is not installed (run scripts/deps.sh test)");
+    None
+}
+
 /// A fresh scratch directory for this test run, left in place for inspection.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("chronus-test-{name}-{}", std::process::id()));

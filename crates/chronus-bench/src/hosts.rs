@@ -7,8 +7,11 @@
 
 use crate::daemon::{Daemon, signal};
 use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use chronus_sound_servers::jack::JackSettings;
+use chronus_sound_servers::recording::{self, Format};
+use chronus_sound_servers::{Jack, PipeWire, Pulse, RATE, SINK};
+use std::path::Path;
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +21,6 @@ const TONE_PERIOD: usize = 48;
 /// A sample further than this from the one a period earlier is a break in the tone
 /// (far above 16-bit quantization, far below any gap or click).
 const GLITCH: f32 = 1e-3;
-const RATE: u32 = 48_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Host {
@@ -228,311 +230,87 @@ impl Drop for Load {
     }
 }
 
-/// A private sound server and what it took to start it, stopped when dropped.
+/// A private sound server for one host (`chronus-sound-servers`), stopped when dropped.
 pub(crate) struct Server {
     host: Host,
-    dir: PathBuf,
-    children: Vec<Child>,
-    /// PulseAudio's socket, PipeWire's session bus, JACK's server name.
-    address: String,
+    running: Running,
 }
 
-const PIPEWIRE_NULL_SINK: &str = r#"
-context.properties = { default.clock.rate = 48000 }
-context.objects = [
-  { factory = adapter
-    args = {
-      factory.name = support.null-audio-sink
-      node.name = chronus
-      node.description = "Chronus bench sink"
-      media.class = Audio/Sink
-      object.linger = true
-      audio.position = [ FL FR ]
-      audio.rate = 48000
-    }
-  }
-]
-"#;
+enum Running {
+    Pulse(Pulse),
+    PipeWire(PipeWire),
+    Jack(Jack),
+}
 
 impl Server {
+    /// Starts the server `host` plays through in `dir`; JACK's period is `buffer`.
     pub(crate) fn start(host: Host, dir: &Path, buffer: u32) -> Result<Server> {
-        let log = |name: &str| -> Result<std::fs::File> {
-            std::fs::File::create(dir.join(name)).with_context(|| format!("creating {name}"))
+        let running = match host {
+            Host::PulseAudio | Host::AlsaPulse => Running::Pulse(Pulse::start(dir)?),
+            Host::PipeWire => Running::PipeWire(PipeWire::start(dir)?),
+            // Realtime, as jackd runs on a studio box.
+            Host::Jack => Running::Jack(Jack::start(
+                dir,
+                &JackSettings {
+                    name: format!("chronus-bench-{}", std::process::id()),
+                    rate: RATE,
+                    period: buffer,
+                    realtime: true,
+                },
+            )?),
         };
-        let mut server = Server {
-            host,
-            dir: dir.to_owned(),
-            children: Vec::new(),
-            address: String::new(),
-        };
-        match host {
-            Host::PulseAudio | Host::AlsaPulse => {
-                let socket = dir.join("native");
-                server.children.push(
-                    Command::new("pulseaudio")
-                        .args(["--daemonize=no", "--exit-idle-time=-1", "-n"])
-                        .args(["--use-pid-file=no", "--disallow-module-loading"])
-                        .arg(
-                            "--load=module-null-sink sink_name=chronus rate=48000 channels=2 \
-                             format=float32le",
-                        )
-                        .arg(format!(
-                            "--load=module-native-protocol-unix socket={} auth-anonymous=1",
-                            socket.display()
-                        ))
-                        .env("XDG_RUNTIME_DIR", dir)
-                        .env("HOME", dir)
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::null())
-                        .stderr(log("pulseaudio.log")?)
-                        .spawn()
-                        .context("starting pulseaudio (scripts/deps.sh test installs it)")?,
-                );
-                server.address = format!("unix:{}", socket.display());
-                server.wait_ready(|s| s.command("pactl").arg("info").output())?;
-            }
-            Host::PipeWire => {
-                let conf = dir.join("config/pipewire/pipewire.conf.d");
-                std::fs::create_dir_all(&conf)?;
-                std::fs::write(conf.join("chronus-null-sink.conf"), PIPEWIRE_NULL_SINK)?;
-                std::fs::create_dir_all(dir.join("runtime"))?;
-                let mut bus = Command::new("dbus-daemon")
-                    .args(["--session", "--nofork", "--print-address=1"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(log("dbus.log")?)
-                    .spawn()
-                    .context("starting dbus-daemon (scripts/deps.sh test installs it)")?;
-                let mut line = String::new();
-                std::io::BufRead::read_line(
-                    &mut std::io::BufReader::new(bus.stdout.take().context("bus stdout")?),
-                    &mut line,
-                )?;
-                server.children.push(bus);
-                server.address = line.trim().to_owned();
-                for program in ["pipewire", "wireplumber"] {
-                    let child = server
-                        .command(program)
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::null())
-                        .stderr(log(&format!("{program}.log"))?)
-                        .spawn()
-                        .with_context(|| {
-                            format!("starting {program} (scripts/deps.sh test installs it)")
-                        })?;
-                    server.children.push(child);
-                    let what = if program == "pipewire" {
-                        ("Node", "node.name = \"chronus\"")
-                    } else {
-                        ("Client", "wireplumber")
-                    };
-                    server.wait_ready(|s| {
-                        let out = s.command("pw-cli").args(["ls", what.0]).output()?;
-                        if String::from_utf8_lossy(&out.stdout)
-                            .to_lowercase()
-                            .contains(what.1)
-                        {
-                            Ok(out)
-                        } else {
-                            Err(std::io::Error::other("not yet"))
-                        }
-                    })?;
-                }
-            }
-            Host::Jack => {
-                server.address = format!("chronus-bench-{}", std::process::id());
-                // Realtime, as jackd runs on a studio box.
-                server.children.push(
-                    Command::new("jackd")
-                        .args(["-R", "-n", &server.address, "-d", "dummy"])
-                        .args(["-r", &RATE.to_string(), "-p", &buffer.to_string()])
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::null())
-                        .stderr(log("jackd.log")?)
-                        .spawn()
-                        .context("starting jackd (scripts/deps.sh test installs it)")?,
-                );
-                server.wait_ready(|s| {
-                    let out = s.command("jack_lsp").output()?;
-                    if String::from_utf8_lossy(&out.stdout).contains("system:playback_1") {
-                        Ok(out)
-                    } else {
-                        Err(std::io::Error::other("not yet"))
-                    }
-                })?;
-            }
-        }
-        Ok(server)
+        Ok(Server { host, running })
     }
 
-    /// A command that reaches this server only.
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
-        command.env("HOME", &self.dir).stderr(Stdio::null());
-        match self.host {
-            Host::PulseAudio | Host::AlsaPulse => {
-                command.env("PULSE_SERVER", &self.address);
-            }
-            Host::PipeWire => {
-                let runtime = self.dir.join("runtime");
-                command
-                    .env("XDG_RUNTIME_DIR", &runtime)
-                    .env("PIPEWIRE_RUNTIME_DIR", &runtime)
-                    .env("XDG_CONFIG_HOME", self.dir.join("config"))
-                    .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
-                    .env_remove("PIPEWIRE_REMOTE");
-            }
-            Host::Jack => {
-                command
-                    .env("JACK_DEFAULT_SERVER", &self.address)
-                    .env("JACK_NO_START_SERVER", "1");
-            }
+    /// jackd's process, when this is the JACK server.
+    pub(crate) fn jackd_pid(&self) -> Option<i32> {
+        match &self.running {
+            Running::Jack(jack) => Some(jack.pid()),
+            Running::Pulse(_) | Running::PipeWire(_) => None,
         }
-        command
-    }
-
-    fn wait_ready(
-        &mut self,
-        ready: impl Fn(&Server) -> std::io::Result<std::process::Output>,
-    ) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ready(self).is_ok_and(|o| o.status.success()) {
-            for child in &mut self.children {
-                if let Some(status) = child.try_wait()? {
-                    bail!(
-                        "the {} server exited ({status}); see its log in {}",
-                        self.host.name(),
-                        self.dir.display()
-                    );
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the {} server did not come up; see its log in {}",
-                    self.host.name(),
-                    self.dir.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    }
-
-    /// The server process (for JACK, jackd; for PipeWire, the bus comes first).
-    pub(crate) fn first_pid(&self) -> Option<i32> {
-        self.children.first().map(|c| c.id() as i32)
     }
 
     pub(crate) fn daemon_env(&self) -> Vec<(&'static str, String)> {
-        match self.host {
-            Host::PulseAudio => vec![
-                ("CHRONUS_AUDIO_HOST", "pulseaudio".into()),
-                ("CHRONUS_AUDIO_DEVICE", "chronus".into()),
-                ("CHRONUS_PULSE_SERVER", self.address.clone()),
-            ],
-            Host::AlsaPulse => vec![
+        match (&self.running, self.host) {
+            (Running::Pulse(pulse), Host::AlsaPulse) => vec![
                 ("CHRONUS_AUDIO_HOST", "alsa".into()),
                 ("CHRONUS_AUDIO_DEVICE", "pulse".into()),
-                ("CHRONUS_PULSE_SERVER", self.address.clone()),
+                ("CHRONUS_PULSE_SERVER", pulse.address().to_owned()),
             ],
-            Host::PipeWire => vec![
+            (Running::Pulse(pulse), _) => vec![
+                ("CHRONUS_AUDIO_HOST", "pulseaudio".into()),
+                ("CHRONUS_AUDIO_DEVICE", SINK.into()),
+                ("CHRONUS_PULSE_SERVER", pulse.address().to_owned()),
+            ],
+            (Running::PipeWire(pw), _) => vec![
                 ("CHRONUS_AUDIO_HOST", "pipewire".into()),
-                ("CHRONUS_AUDIO_DEVICE", "chronus".into()),
-                (
-                    "PIPEWIRE_RUNTIME_DIR",
-                    self.dir.join("runtime").display().to_string(),
-                ),
+                ("CHRONUS_AUDIO_DEVICE", SINK.into()),
+                pw.env(),
             ],
-            Host::Jack => vec![
-                ("CHRONUS_AUDIO_HOST", "jack".into()),
-                ("JACK_DEFAULT_SERVER", self.address.clone()),
-            ],
+            (Running::Jack(jack), _) => vec![("CHRONUS_AUDIO_HOST", "jack".into()), jack.env()],
         }
     }
 
-    /// Records what the server receives from chronusd until SIGINT.
+    /// Records what the server receives from chronusd until SIGINT (a WAV beside
+    /// `path` for PipeWire and JACK).
     fn record(&self, path: &Path) -> Result<Child> {
-        let out = std::fs::File::create(path)?;
-        let mut command = match self.host {
-            Host::PulseAudio | Host::AlsaPulse => {
-                let mut c = self.command("parec");
-                c.args([
-                    "-d",
-                    "chronus.monitor",
-                    "--format=float32le",
-                    "--rate=48000",
-                ])
-                .args(["--channels=2", "--raw"])
-                .stdout(out);
-                c
-            }
-            Host::PipeWire => {
-                let mut c = self.command("pw-record");
-                c.args(["--target", "chronus", "--rate", "48000", "--channels", "2"])
-                    .args(["--format", "f32"])
-                    .arg(path.with_extension("wav"))
-                    .stdout(Stdio::null());
-                c
-            }
-            Host::Jack => {
-                let mut c = self.command("jack_rec");
-                c.arg("-f")
-                    .arg(path.with_extension("wav"))
-                    .args(["-b", "32", "-d", "3600", "chronus:out_1", "chronus:out_2"])
-                    .stdout(Stdio::null());
-                c
-            }
-        };
-        command
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting the {} recorder", self.host.name()))
+        Ok(match &self.running {
+            Running::Pulse(pulse) => pulse.record(path)?,
+            Running::PipeWire(pw) => pw.record(&path.with_extension("wav"))?,
+            Running::Jack(jack) => jack.record(
+                &path.with_extension("wav"),
+                &["chronus:out_1", "chronus:out_2"],
+            )?,
+        })
     }
 
-    /// The left channel of a recording, as floats.
+    /// The left channel of what [`Server::record`] wrote so far.
     fn read(&self, path: &Path) -> Result<Vec<f32>> {
-        let (bytes, int) = match self.host {
-            Host::PulseAudio | Host::AlsaPulse => (std::fs::read(path)?, false),
-            // pw-record writes a float WAV, jack_rec a 32-bit integer one; stopped by a
-            // signal either may leave the header's sizes unset: read to the end.
-            Host::PipeWire | Host::Jack => {
-                let bytes = std::fs::read(path.with_extension("wav"))?;
-                let data = bytes
-                    .windows(4)
-                    .position(|w| w == b"data")
-                    .context("no data chunk yet")?
-                    + 8;
-                (
-                    bytes[data.min(bytes.len())..].to_vec(),
-                    self.host == Host::Jack,
-                )
-            }
+        let (path, format) = match self.running {
+            Running::Pulse(_) => (path.to_owned(), Format::RawF32),
+            Running::PipeWire(_) => (path.with_extension("wav"), Format::WavF32),
+            Running::Jack(_) => (path.with_extension("wav"), Format::WavI32),
         };
-        Ok(bytes
-            .chunks_exact(8)
-            .map(|frame| {
-                let b: [u8; 4] = frame[..4].try_into().expect("four bytes");
-                if int {
-                    i32::from_le_bytes(b) as f32 / 2_147_483_648.0
-                } else {
-                    f32::from_le_bytes(b)
-                }
-            })
-            .collect())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().rev() {
-            // SIGTERM first: jackd then leaves JACK's shared registry.
-            let _ = signal(child.id() as i32, libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        Ok(recording::left(&recording::read(&path, format)?))
     }
 }

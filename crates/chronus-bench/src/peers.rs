@@ -279,7 +279,7 @@ fn measure_scsynth(
     // /sync waits for the /s_new before it: the synths exist when the window opens.
     sc_request(&socket, sc.addr, "/sync", vec![OscType::Int(1)], "/synced")?;
     std::thread::sleep(warmup);
-    let jackd = jack.first_pid().context("jackd has no pid")?;
+    let jackd = jack.jackd_pid().context("jackd has no pid")?;
     let pids = [("jackd", jackd), ("scsynth", sc.child.id() as i32)];
     let (processes, steal_percent) = window_of(&pids, window)?;
     let status_rtt_ms =
