@@ -18,17 +18,18 @@ pub(crate) fn log_file(dir: &Path, name: &str) -> Result<std::fs::File, ServerEr
     })
 }
 
-/// Spawns `command` (named `program`) with stdin and stdout closed and stderr into
-/// `log` in `dir`.
+/// Spawns `command` (named `program`) with stdin closed, stdout to `stdout` and
+/// stderr into `log` in `dir`.
 pub(crate) fn spawn(
     command: &mut Command,
     program: &str,
     dir: &Path,
     log: &str,
+    stdout: Stdio,
 ) -> Result<Child, ServerError> {
     command
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(log_file(dir, log)?)
         .spawn()
         .map_err(|source| ServerError::Spawn {

@@ -3,7 +3,7 @@
 //! recording ports.
 
 use crate::ServerError;
-use crate::child::{self, log_file};
+use crate::child;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -40,7 +40,7 @@ impl Jack {
             .args(["-r", &settings.rate.to_string()])
             .args(["-p", &settings.period.to_string()]);
         let mut jack = Jack {
-            child: child::spawn(&mut jackd, "jackd", dir, "jackd.log")?,
+            child: child::spawn(&mut jackd, "jackd", dir, "jackd.log", Stdio::null())?,
             name: settings.name.clone(),
             dir: dir.to_owned(),
         };
@@ -72,19 +72,17 @@ impl Jack {
     /// Records `ports` with `jack_rec` into a 32-bit integer WAV until the recorder
     /// is signalled.
     pub fn record(&self, wav: &Path, ports: &[&str]) -> Result<Child, ServerError> {
-        command(&self.name, "jack_rec")
-            .arg("-f")
-            .arg(wav)
-            .args(["-b", "32", "-d", "3600"])
-            .args(ports)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file(&self.dir, "jack_rec.log")?)
-            .spawn()
-            .map_err(|source| ServerError::Spawn {
-                program: "jack_rec".into(),
-                source,
-            })
+        child::spawn(
+            command(&self.name, "jack_rec")
+                .arg("-f")
+                .arg(wav)
+                .args(["-b", "32", "-d", "3600"])
+                .args(ports),
+            "jack_rec",
+            &self.dir,
+            "jack_rec.log",
+            Stdio::null(),
+        )
     }
 
     /// Stops jackd with SIGTERM, as a service manager does, so that it leaves JACK's

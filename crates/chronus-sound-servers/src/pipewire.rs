@@ -82,7 +82,13 @@ impl PipeWire {
     fn start_server(&mut self) -> Result<(), ServerError> {
         for program in ["pipewire", "wireplumber"] {
             let log = format!("{program}.log");
-            let child = child::spawn(&mut self.command(program), program, &self.dir, &log)?;
+            let child = child::spawn(
+                &mut self.command(program),
+                program,
+                &self.dir,
+                &log,
+                Stdio::null(),
+            )?;
             self.children.push(child);
             let (kind, sign) = if program == "pipewire" {
                 ("Node", "node.name = \"chronus\"")
@@ -145,18 +151,16 @@ impl PipeWire {
     /// Records the sink's monitor into a 32-bit float stereo WAV at 48 kHz; stop it
     /// with SIGINT so that it finishes the file.
     pub fn record(&self, wav: &Path) -> Result<Child, ServerError> {
-        self.command("pw-record")
-            .args(["--target", crate::SINK, "--rate", &RATE.to_string()])
-            .args(["--channels", "2", "--format", "f32"])
-            .arg(wav)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file(&self.dir, "pw-record.log")?)
-            .spawn()
-            .map_err(|source| ServerError::Spawn {
-                program: "pw-record".into(),
-                source,
-            })
+        child::spawn(
+            self.command("pw-record")
+                .args(["--target", crate::SINK, "--rate", &RATE.to_string()])
+                .args(["--channels", "2", "--format", "f32"])
+                .arg(wav),
+            "pw-record",
+            &self.dir,
+            "pw-record.log",
+            Stdio::null(),
+        )
     }
 }
 

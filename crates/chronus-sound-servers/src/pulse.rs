@@ -1,7 +1,7 @@
 //! A private PulseAudio: a 48 kHz float null sink named `chronus`, reached through
 //! its own socket in the scratch directory.
 
-use crate::child::{self, log_file};
+use crate::child;
 use crate::{RATE, SINK, ServerError};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +35,7 @@ impl Pulse {
             "pulseaudio",
             dir,
             "pulseaudio.log",
+            Stdio::null(),
         )?;
         let address = format!("unix:{}", socket.display());
         let ready = child::wait_ready(
@@ -102,17 +103,15 @@ impl Pulse {
             what: format!("the recording {}", out.display()),
             source,
         })?;
-        self.command("parec")
-            .args(["-d", &format!("{SINK}.monitor"), "--format=float32le"])
-            .args([&format!("--rate={RATE}"), "--channels=2", "--raw"])
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(log_file(&self.dir, "parec.log")?)
-            .spawn()
-            .map_err(|source| ServerError::Spawn {
-                program: "parec".into(),
-                source,
-            })
+        child::spawn(
+            self.command("parec")
+                .args(["-d", &format!("{SINK}.monitor"), "--format=float32le"])
+                .args([&format!("--rate={RATE}"), "--channels=2", "--raw"]),
+            "parec",
+            &self.dir,
+            "parec.log",
+            file.into(),
+        )
     }
 
     /// Kills the server with SIGKILL, as a crash would, and reaps it.
