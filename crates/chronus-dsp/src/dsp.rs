@@ -2,6 +2,8 @@
 
 use std::f64::consts::PI;
 
+use crate::lanes::{F64x2, Mask};
+
 /// Values this small (−300 dB) are flushed to zero wherever a signal decays
 /// in a feedback loop: subnormal floats are slow on most CPUs, and a decaying
 /// tail would otherwise spend minutes among them before reaching zero.
@@ -119,11 +121,12 @@ impl Svf {
         }
     }
 
-    /// Retunes, recomputing coefficients only when something changed.
+    /// Retunes, recomputing coefficients only when something changed (then
+    /// true).
     #[inline]
-    pub(crate) fn tune(&mut self, cutoff: f64, q: f64, sample_rate: u32) {
+    pub(crate) fn tune(&mut self, cutoff: f64, q: f64, sample_rate: u32) -> bool {
         if self.tuned == (cutoff, q) {
-            return;
+            return false;
         }
         self.tuned = (cutoff, q);
         let fc = cutoff.clamp(1e-3, max_cutoff(sample_rate));
@@ -132,12 +135,12 @@ impl Svf {
         self.a1 = 1.0 / (1.0 + g * (g + k));
         self.a2 = g * self.a1;
         self.a3 = g * self.a2;
+        true
     }
 
-    /// No denormal flush (it would lengthen the per-sample dependency chain):
-    /// a voice resets its filter whenever it falls silent, and a sounding
-    /// oscillator never rests at zero, so the state cannot decay that far.
-    #[inline]
+    /// One frame, as [`SvfLanes::low_pass`] computes it in each lane (the
+    /// reference its tests compare it with).
+    #[cfg(test)]
     pub(crate) fn low_pass(&mut self, x: f64) -> f64 {
         let v3 = x - self.ic2;
         let v1 = self.a1 * self.ic1 + self.a2 * v3;
@@ -150,6 +153,96 @@ impl Svf {
     pub(crate) fn reset(&mut self) {
         self.ic1 = 0.0;
         self.ic2 = 0.0;
+    }
+}
+
+/// Filters run side by side, two to a [`F64x2`]: [`PAIRS`] independent chains
+/// of packed operations, which the CPU overlaps.
+pub(crate) const PAIRS: usize = 2;
+pub(crate) const LANES: usize = 2 * PAIRS;
+
+/// `f(pair)` for the first `P` pairs.
+#[inline(always)]
+pub(crate) fn pairs<T, const P: usize>(f: impl FnMut(usize) -> T) -> [T; P] {
+    std::array::from_fn(f)
+}
+
+/// The state and coefficients of [`LANES`] [`Svf`]s, lane by lane (lane `l`
+/// in pair `l / 2`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SvfLanes {
+    ic1: [F64x2; PAIRS],
+    ic2: [F64x2; PAIRS],
+    a1: [F64x2; PAIRS],
+    a2: [F64x2; PAIRS],
+    a3: [F64x2; PAIRS],
+}
+
+fn set_lane(v: &mut [F64x2; PAIRS], lane: usize, x: f64) {
+    let mut pair = v[lane / 2].to_array();
+    pair[lane % 2] = x;
+    v[lane / 2] = F64x2::new(pair);
+}
+
+impl SvfLanes {
+    /// At rest, all coefficients 0 (a lane with no filter outputs 0 for any input).
+    pub(crate) fn new() -> SvfLanes {
+        let zero = [F64x2::splat(0.0); PAIRS];
+        SvfLanes {
+            ic1: zero,
+            ic2: zero,
+            a1: zero,
+            a2: zero,
+            a3: zero,
+        }
+    }
+
+    /// Takes `filter`'s state and coefficients into `lane`.
+    pub(crate) fn load(&mut self, lane: usize, filter: &Svf) {
+        set_lane(&mut self.ic1, lane, filter.ic1);
+        set_lane(&mut self.ic2, lane, filter.ic2);
+        self.tuned_as(lane, filter);
+    }
+
+    /// Takes `filter`'s coefficients into `lane`.
+    pub(crate) fn tuned_as(&mut self, lane: usize, filter: &Svf) {
+        set_lane(&mut self.a1, lane, filter.a1);
+        set_lane(&mut self.a2, lane, filter.a2);
+        set_lane(&mut self.a3, lane, filter.a3);
+    }
+
+    /// Gives `lane`'s state back to `filter`.
+    pub(crate) fn store(&self, lane: usize, filter: &mut Svf) {
+        filter.ic1 = self.ic1[lane / 2].to_array()[lane % 2];
+        filter.ic2 = self.ic2[lane / 2].to_array()[lane % 2];
+    }
+
+    /// [`Svf::low_pass`] in the lanes of the first `P` pairs. No denormal flush (it would lengthen
+    /// the per-sample dependency chain): a voice resets its filter whenever it
+    /// falls silent, and a sounding oscillator never rests at zero, so the
+    /// state cannot decay that far.
+    #[inline(always)]
+    pub(crate) fn low_pass<const P: usize>(&mut self, x: [F64x2; P]) -> [F64x2; P] {
+        let two = F64x2::splat(2.0);
+        pairs(|p| {
+            let (ic1, ic2) = (self.ic1[p], self.ic2[p]);
+            let (a1, a2, a3) = (self.a1[p], self.a2[p], self.a3[p]);
+            let v3 = x[p] - ic2;
+            let v1 = a1 * ic1 + a2 * v3;
+            let v2 = ic2 + a2 * ic1 + a3 * v3;
+            self.ic1[p] = two * v1 - ic1;
+            self.ic2[p] = two * v2 - ic2;
+            v2
+        })
+    }
+
+    /// [`Svf::reset`] in the lanes of the first `P` pairs where `keep` is false.
+    #[inline(always)]
+    pub(crate) fn reset_unless<const P: usize>(&mut self, keep: [Mask; P]) {
+        for (p, keep) in keep.into_iter().enumerate() {
+            self.ic1[p] = self.ic1[p].or_zero(keep);
+            self.ic2[p] = self.ic2[p].or_zero(keep);
+        }
     }
 }
 

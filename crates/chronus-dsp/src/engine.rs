@@ -4,6 +4,7 @@
 use crate::CHANNELS;
 use crate::acid::Acid;
 use crate::command::{Command, Control};
+use crate::dsp::LANES;
 use crate::fx::Master;
 use crate::limiter::{Limiter, LimiterParams};
 use crate::params::{Params, VoiceParams};
@@ -29,8 +30,8 @@ struct Scratch {
     reverb: [f64; BLOCK],
     delay: [f64; BLOCK],
     mixed: [f64; BLOCK],
-    /// Two voices are filtered side by side.
-    voices: Box<[VoiceScratch; 2]>,
+    /// Voices are filtered [`LANES`] side by side.
+    voices: Box<[VoiceScratch; LANES]>,
     sweep: [f64; BLOCK],
     tremolo: [f64; BLOCK],
 }
@@ -89,7 +90,7 @@ impl Engine {
                 reverb: [0.0; BLOCK],
                 delay: [0.0; BLOCK],
                 mixed: [0.0; BLOCK],
-                voices: Box::new([VoiceScratch::new(), VoiceScratch::new()]),
+                voices: Box::new(std::array::from_fn(|_| VoiceScratch::new())),
                 sweep: [0.0; BLOCK],
                 tremolo: [0.0; BLOCK],
             }),
@@ -280,12 +281,11 @@ impl Engine {
             reverb: &mut s.reverb[..n],
             delay: &mut s.delay[..n],
         };
-        let [first, second] = &mut *s.voices;
         let mut pending = Pending {
             buses,
-            waiting: None,
-            first,
-            second,
+            waiting: [0; LANES],
+            count: 0,
+            scratch: &mut s.voices,
             acid,
             sample_rate,
         };
@@ -386,14 +386,15 @@ impl Buses<'_> {
     }
 }
 
-/// Pairs up the sounding voices of a block, so that two are filtered side by
-/// side, and mixes them in voice order (the order of the sums).
+/// Groups the sounding voices of a block by [`LANES`], so that their filters
+/// run side by side, and mixes them in voice order (the order of the sums).
 struct Pending<'a> {
     buses: Buses<'a>,
-    /// A sounding voice whose oscillator is in `first`, waiting for a partner.
-    waiting: Option<usize>,
-    first: &'a mut VoiceScratch,
-    second: &'a mut VoiceScratch,
+    /// The sounding voices waiting for their group to fill, in voice order,
+    /// their oscillators in `scratch` at the same places.
+    waiting: [usize; LANES],
+    count: usize,
+    scratch: &'a mut [VoiceScratch; LANES],
     acid: &'a mut Acid,
     sample_rate: u32,
 }
@@ -407,58 +408,47 @@ impl Pending<'_> {
         modulation: Modulation<'_>,
         n: usize,
     ) {
-        let sample_rate = self.sample_rate;
-        let into_first = self.waiting.is_none();
-        let into = if into_first {
-            &mut *self.first
-        } else {
-            &mut *self.second
-        };
+        let slot = self.count;
         let Some(voice) = voices.get_mut(i) else {
             return;
         };
-        if voice.oscillate(p, sample_rate, modulation, n, into) {
-            match self.waiting.take() {
-                None => self.waiting = Some(i),
-                Some(w) => {
-                    let (head, tail) = voices.split_at_mut(i);
-                    filter_voices(
-                        head[w].filtering(self.first),
-                        Some(tail[0].filtering(self.second)),
-                        sample_rate,
-                    );
-                    self.finish(w, true);
-                    self.finish(i, false);
-                }
+        if voice.oscillate(p, self.sample_rate, modulation, n, &mut self.scratch[slot]) {
+            self.waiting[slot] = i;
+            self.count += 1;
+            if self.count == LANES {
+                self.flush(voices);
             }
         } else if i == ACID_VOICE {
             // The acid path rings on after its voice falls silent.
             self.flush(voices);
-            let into = if into_first {
-                &mut *self.first
-            } else {
-                &mut *self.second
-            };
-            into.out[..n].fill(0.0);
-            self.finish(i, into_first);
+            self.scratch[slot].out[..n].fill(0.0);
+            self.finish(i, slot);
         }
     }
 
-    /// Filters and mixes the voice left waiting, if any.
+    /// Filters and mixes the voices left waiting, if any.
     fn flush(&mut self, voices: &mut [Voice]) {
-        if let Some(w) = self.waiting.take() {
-            filter_voices(voices[w].filtering(self.first), None, self.sample_rate);
-            self.finish(w, true);
+        let waiting = &self.waiting[..self.count];
+        if waiting.is_empty() {
+            return;
         }
+        let mut sounding = voices
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| waiting.contains(i))
+            .map(|(_, voice)| voice);
+        let mut scratch = self.scratch.iter_mut();
+        let group = std::array::from_fn(|_| Some(sounding.next()?.filtering(scratch.next()?)));
+        filter_voices(group, self.sample_rate);
+        for slot in 0..self.count {
+            self.finish(self.waiting[slot], slot);
+        }
+        self.count = 0;
     }
 
-    /// Mixes voice `i` from the first scratch or the second.
-    fn finish(&mut self, i: usize, first: bool) {
-        let s = if first {
-            &mut *self.first
-        } else {
-            &mut *self.second
-        };
+    /// Mixes voice `i` from the scratch at `slot`.
+    fn finish(&mut self, i: usize, slot: usize) {
+        let s = &mut self.scratch[slot];
         let n = self.buses.dry.len();
         if i == ACID_VOICE {
             self.acid.render(&mut s.out[..n], self.sample_rate);

@@ -23,6 +23,7 @@ mod dsp;
 mod engine;
 mod envelope;
 mod fx;
+mod lanes;
 mod limiter;
 mod osc;
 mod params;

@@ -4,9 +4,10 @@
 //! voice, so a closed envelope is exact silence.
 
 use crate::command::VoiceParam;
-use crate::dsp::{Svf, advance_phase, sin_cycles};
+use crate::dsp::{LANES, PAIRS, Svf, SvfLanes, advance_phase, pairs, sin_cycles};
 use crate::engine::BLOCK;
 use crate::envelope::Envelope;
+use crate::lanes::{F64x2, Mask};
 use crate::osc::{self, Noise};
 use crate::params::VoiceParams;
 use crate::smoother::{Ramp, SMOOTHING_SECONDS, frames};
@@ -213,11 +214,24 @@ impl Voice {
         if crossfading {
             self.crossfade.fill(fade);
         }
-        let dt = &mut s.dt[..n];
-        self.freq.fill(dt);
-        dt.iter_mut().for_each(|dt| *dt *= self.frame_seconds);
+        // A settled frequency steps the phase by the same amount every frame:
+        // the oscillators then take it as a constant, and what depends on it
+        // alone (the BLEP's clamp) is computed once for the block.
+        let settled = self.freq.settled().map(|freq| freq * self.frame_seconds);
+        let glide = &mut s.dt;
+        if settled.is_none() {
+            self.freq.fill(&mut glide[..n]);
+            glide[..n]
+                .iter_mut()
+                .for_each(|dt| *dt *= self.frame_seconds);
+        }
+        let glide = &*glide;
         if gain.iter().all(|&g| g == 0.0) {
-            for &dt in dt.iter() {
+            let steps = match settled {
+                Some(dt) => &[dt; BLOCK][..n],
+                None => &glide[..n],
+            };
+            for &dt in steps {
                 self.phase = advance_phase(self.phase, dt);
             }
             self.filter.reset();
@@ -226,32 +240,63 @@ impl Voice {
         if let Some((cutoff, q)) = steady {
             self.filter.tune(cutoff, q, sample_rate);
         }
-        let (x, phase) = (&mut s.x[..n], &mut self.phase);
-        let (kind, prev, noise) = (self.osc, self.prev_osc, &mut self.noise);
-        if crossfading {
-            oscillate(phase, dt, gain, x, |t, phase, dt| {
-                crossfaded(noise, kind, prev, phase, dt, fade[t])
-            });
-        } else {
-            match kind {
-                osc::SAW => oscillate(phase, dt, gain, x, |_, phase, dt| osc::saw(phase, dt)),
-                osc::SQUARE => {
-                    oscillate(phase, dt, gain, x, |_, phase, dt| osc::square(phase, dt));
-                }
-                osc::TRIANGLE => oscillate(phase, dt, gain, x, |_, phase, _| osc::triangle(phase)),
-                osc::WHITE => oscillate(phase, dt, gain, x, |_, _, _| noise.white()),
-                osc::PINK => oscillate(phase, dt, gain, x, |_, _, _| {
-                    let w = noise.white();
-                    noise.pink(w)
-                }),
-                osc::BROWN => oscillate(phase, dt, gain, x, |_, _, _| {
-                    let w = noise.white();
-                    noise.brown(w)
-                }),
-                _ => oscillate(phase, dt, gain, x, |_, phase, _| sin_cycles(phase)),
-            }
+        let fade = crossfading.then_some(&*fade);
+        match settled {
+            Some(dt) => self.sound(|_| dt, gain, fade, &mut s.x[..n]),
+            None => self.sound(|t| glide[t], gain, fade, &mut s.x[..n]),
         }
         true
+    }
+
+    /// Writes the oscillator of each frame into `x`, the phase stepping by
+    /// `step(frame)` cycles: for every frame, though the filter ignores those
+    /// at gain 0 (where the noise waveforms write 0 and draw nothing).
+    #[inline(always)]
+    fn sound(
+        &mut self,
+        step: impl Fn(usize) -> f64,
+        gain: &[f64],
+        fade: Option<&[f64]>,
+        x: &mut [f64],
+    ) {
+        let (phase, noise) = (&mut self.phase, &mut self.noise);
+        let (kind, prev) = (self.osc, self.prev_osc);
+        let sounding = |t: usize| gain[t] != 0.0;
+        if let Some(fade) = fade {
+            oscillate(phase, step, x, |t, phase, dt| {
+                if sounding(t) {
+                    crossfaded(noise, kind, prev, phase, dt, fade[t])
+                } else {
+                    0.0
+                }
+            });
+            return;
+        }
+        match kind {
+            osc::SAW => oscillate(phase, step, x, |_, phase, dt| osc::saw(phase, dt)),
+            osc::SQUARE => oscillate(phase, step, x, |_, phase, dt| osc::square(phase, dt)),
+            osc::TRIANGLE => oscillate(phase, step, x, |_, phase, _| osc::triangle(phase)),
+            osc::WHITE => oscillate(phase, step, x, |t, _, _| {
+                if sounding(t) { noise.white() } else { 0.0 }
+            }),
+            osc::PINK => oscillate(phase, step, x, |t, _, _| {
+                if sounding(t) {
+                    let w = noise.white();
+                    noise.pink(w)
+                } else {
+                    0.0
+                }
+            }),
+            osc::BROWN => oscillate(phase, step, x, |t, _, _| {
+                if sounding(t) {
+                    let w = noise.white();
+                    noise.brown(w)
+                } else {
+                    0.0
+                }
+            }),
+            _ => oscillate(phase, step, x, |_, phase, _| sin_cycles(phase)),
+        }
     }
 
     /// The settled send levels and frequency of a voice that is silent throughout
@@ -292,21 +337,19 @@ impl Voice {
     }
 }
 
-/// Advances the phase frame by frame, writing `osc(frame, phase, dt)` for
-/// the frames whose gain is not 0 (noise draws only for those).
+/// Advances the phase frame by frame, by `step(frame)`, writing
+/// `osc(frame, phase, step)` for each frame.
 #[inline(always)]
 fn oscillate(
     phase: &mut f64,
-    dt: &[f64],
-    gain: &[f64],
+    step: impl Fn(usize) -> f64,
     x: &mut [f64],
     mut osc: impl FnMut(usize, f64, f64) -> f64,
 ) {
     let mut now = *phase;
-    for (t, ((x, &gain), &dt)) in x.iter_mut().zip(gain).zip(dt).enumerate() {
-        if gain != 0.0 {
-            *x = osc(t, now, dt);
-        }
+    for (t, x) in x.iter_mut().enumerate() {
+        let dt = step(t);
+        *x = osc(t, now, dt);
         now = advance_phase(now, dt);
     }
     *phase = now;
@@ -335,50 +378,144 @@ pub(crate) struct Filtering<'a> {
     s: &'a mut VoiceScratch,
 }
 
-/// Low-passes the oscillator of `a` (and of `b`) into its output at its gain,
-/// two voices frame by frame side by side: each filter is a chain of
-/// dependent operations, and side by side the two chains overlap.
-pub(crate) fn filter_voices(a: Filtering<'_>, b: Option<Filtering<'_>>, sample_rate: u32) {
-    // Local copies, so that the state stays in registers.
-    let mut fa = a.filter.clone();
-    match b {
-        None => {
-            for t in 0..a.s.frames {
-                filter_frame(&mut fa, a.s, t, sample_rate);
-            }
-        }
-        Some(b) => {
-            let mut fb = b.filter.clone();
-            for t in 0..a.s.frames.min(b.s.frames) {
-                filter_frame(&mut fa, a.s, t, sample_rate);
-                filter_frame(&mut fb, b.s, t, sample_rate);
-            }
-            *b.filter = fb;
+/// Inputs of a lane without a voice: silent, so its output is 0.
+static SILENT: [f64; BLOCK] = [0.0; BLOCK];
+
+/// Low-passes the oscillators of the voices in `group` (up to [`LANES`], some
+/// lanes empty) into their outputs at their gains, frame by frame side by
+/// side: each filter is a chain of dependent operations, and side by side the
+/// chains overlap and share packed instructions. A frame at gain 0 (or whose
+/// output is not finite) outputs 0 and resets its voice's filter.
+pub(crate) fn filter_voices(group: [Option<Filtering<'_>>; LANES], sample_rate: u32) {
+    // Where the outputs of the empty lanes go.
+    let mut spare = [[0.0; BLOCK]; LANES];
+    let mut lanes = Lanes {
+        xs: [&SILENT; LANES],
+        gains: [&SILENT; LANES],
+        outs: spare.each_mut(),
+        filters: Default::default(),
+    };
+    let mut svf = SvfLanes::new();
+    let mut frames = BLOCK;
+    let mut used = 0;
+    for (l, voice) in group.into_iter().enumerate() {
+        let Some(Filtering { filter, s }) = voice else {
+            continue;
+        };
+        let VoiceScratch {
+            frames: n,
+            gain,
+            steady,
+            cutoff,
+            q,
+            x,
+            out,
+            ..
+        } = s;
+        svf.load(l, filter);
+        frames = frames.min(*n);
+        // The lanes fill from the first, so that one pair often suffices.
+        used = l + 1;
+        (lanes.xs[l], lanes.gains[l], lanes.outs[l]) = (x, gain, out);
+        lanes.filters[l] = Some((filter, (!*steady).then_some((&*cutoff, &*q))));
+    }
+    let (svf, filters) = if used <= 2 {
+        lanes.run::<1>(svf, frames, sample_rate)
+    } else {
+        lanes.run::<PAIRS>(svf, frames, sample_rate)
+    };
+    for (l, filter) in filters.into_iter().enumerate() {
+        if let Some((filter, _)) = filter {
+            svf.store(l, filter);
         }
     }
-    *a.filter = fa;
 }
 
-/// One frame of [`filter_voices`]: a frame at gain 0 (or whose output is not
-/// finite) outputs 0 and resets the filter.
+/// The inputs and outputs of [`filter_voices`], lane by lane.
+struct Lanes<'a> {
+    xs: [&'a [f64; BLOCK]; LANES],
+    gains: [&'a [f64; BLOCK]; LANES],
+    outs: [&'a mut [f64; BLOCK]; LANES],
+    /// The filter of each lane's voice.
+    filters: [Option<(&'a mut Svf, Tuning<'a>)>; LANES],
+}
+
+/// The cutoff and Q of each frame, if they move during the block.
+type Tuning<'a> = Option<(&'a [f64; BLOCK], &'a [f64; BLOCK])>;
+
+impl<'a> Lanes<'a> {
+    /// Filters `frames` frames in the first `P` pairs of lanes (the others
+    /// empty), starting from `svf`, and returns where it ends and the filters.
+    /// Everything by value, so that the state and the pointers stay in
+    /// registers.
+    #[inline(always)]
+    fn run<const P: usize>(
+        self,
+        mut svf: SvfLanes,
+        frames: usize,
+        sample_rate: u32,
+    ) -> (SvfLanes, [Option<(&'a mut Svf, Tuning<'a>)>; LANES]) {
+        let Lanes {
+            xs,
+            gains,
+            mut outs,
+            mut filters,
+        } = self;
+        let mut frame = |svf: &mut SvfLanes, t: usize| {
+            let lane_pairs = |of: &[&[f64; BLOCK]; LANES]| {
+                pairs::<_, P>(|p| F64x2::new([of[2 * p][t], of[2 * p + 1][t]]))
+            };
+            let y = filter_frame(svf, lane_pairs(&xs), lane_pairs(&gains));
+            for (outs, y) in outs.chunks_exact_mut(2).zip(y) {
+                let [a, b] = y.to_array();
+                outs[0][t] = a;
+                outs[1][t] = b;
+            }
+        };
+        // The lanes whose cutoff or Q moves during the block.
+        let mut moving = [0; LANES];
+        let mut count = 0;
+        for (l, filter) in filters.iter().enumerate() {
+            if let Some((_, Some(_))) = filter {
+                moving[count] = l;
+                count += 1;
+            }
+        }
+        if count == 0 {
+            // Apart from `svf`, which the retuning below takes by reference:
+            // the state then stays in registers.
+            let mut steady = svf;
+            for t in 0..frames {
+                frame(&mut steady, t);
+            }
+            return (steady, filters);
+        }
+        for t in 0..frames {
+            // Retuning also at frames of gain 0, which the scalar filter
+            // skips, changes nothing: the coefficients are a function of the
+            // cutoff and Q alone.
+            for &l in &moving[..count] {
+                if let Some((filter, Some((cutoff, q)))) = &mut filters[l] {
+                    if filter.tune(cutoff[t], q[t], sample_rate) {
+                        svf.tuned_as(l, filter);
+                    }
+                }
+            }
+            frame(&mut svf, t);
+        }
+        (svf, filters)
+    }
+}
+
+/// One frame of [`filter_voices`] in the first `P` pairs of lanes: the output
+/// of each lane at its gain.
 #[inline(always)]
-fn filter_frame(filter: &mut Svf, s: &mut VoiceScratch, t: usize, sample_rate: u32) {
-    let gain = s.gain[t];
-    s.out[t] = if gain == 0.0 {
-        filter.reset();
-        0.0
-    } else {
-        if !s.steady {
-            filter.tune(s.cutoff[t], s.q[t], sample_rate);
-        }
-        let y = filter.low_pass(s.x[t]) * gain;
-        if y.is_finite() {
-            y
-        } else {
-            filter.reset();
-            0.0
-        }
-    };
+fn filter_frame<const P: usize>(svf: &mut SvfLanes, x: [F64x2; P], gain: [F64x2; P]) -> [F64x2; P] {
+    let v = svf.low_pass(x);
+    let y: [F64x2; P] = pairs(|p| v[p] * gain[p]);
+    let keep: [Mask; P] = pairs(|p| gain[p].is_nonzero() & y[p].is_finite());
+    svf.reset_unless(keep);
+    pairs(|p| y[p].or_zero(keep[p]))
 }
 
 /// `a[t] *= b[t]`.
@@ -475,5 +612,103 @@ mod idle_tests {
             shortcut_blocks >= 10,
             "the shortcut ran in {shortcut_blocks} blocks"
         );
+    }
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use super::*;
+
+    const RATE: u32 = 48_000;
+
+    /// A frame of the filter as it ran voice by voice before the lanes: the
+    /// reference [`filter_voices`] must equal bit for bit.
+    fn scalar_frame(filter: &mut Svf, s: &mut VoiceScratch, t: usize) {
+        let gain = s.gain[t];
+        s.out[t] = if gain == 0.0 {
+            filter.reset();
+            0.0
+        } else {
+            if !s.steady {
+                filter.tune(s.cutoff[t], s.q[t], RATE);
+            }
+            let y = filter.low_pass(s.x[t]) * gain;
+            if y.is_finite() {
+                y
+            } else {
+                filter.reset();
+                0.0
+            }
+        };
+    }
+
+    /// Random blocks of every kind the lanes must get exactly right: groups of
+    /// 1 to 4 voices in any lanes, blocks of any length, steady and moving
+    /// cutoffs, gains at 0 mid-block, and inputs that drive the output to
+    /// infinity or NaN (each resets its filter).
+    #[test]
+    fn the_lanes_filter_each_voice_bit_for_bit_as_alone() {
+        let mut noise = Noise::new(7);
+        let mut uniform = || (noise.white() + 1.0) / 2.0;
+        let mut lanes: Vec<(Svf, VoiceScratch)> = (0..LANES)
+            .map(|_| (Svf::new(), VoiceScratch::new()))
+            .collect();
+        let mut alone: Vec<Svf> = (0..LANES).map(|_| Svf::new()).collect();
+        let mut resets = 0;
+        for block in 0..2000 {
+            let n = if block % 3 == 0 {
+                1 + (uniform() * (BLOCK - 1) as f64) as usize
+            } else {
+                BLOCK
+            };
+            let present: Vec<bool> = (0..LANES).map(|_| uniform() < 0.8).collect();
+            for ((filter, s), reference) in lanes.iter_mut().zip(&mut alone) {
+                s.frames = n;
+                s.steady = uniform() < 0.5;
+                let (cutoff, q) = (20.0 + uniform() * 30_000.0, 0.5 + uniform() * 20.0);
+                if s.steady {
+                    filter.tune(cutoff, q, RATE);
+                    reference.tune(cutoff, q, RATE);
+                }
+                let silent_from = (uniform() * 3.0 * n as f64) as usize;
+                for t in 0..n {
+                    s.cutoff[t] = cutoff * (1.0 + t as f64 / 10.0);
+                    s.q[t] = q;
+                    s.gain[t] = if (silent_from..silent_from + 5).contains(&t) {
+                        0.0
+                    } else {
+                        uniform()
+                    };
+                    s.x[t] = match (uniform() * 400.0) as u32 {
+                        0 => f64::NAN,
+                        1 => 1e308,
+                        2 => f64::INFINITY,
+                        _ => uniform() * 2.0 - 1.0,
+                    };
+                }
+            }
+            let mut group = lanes
+                .iter_mut()
+                .zip(&present)
+                .map(|((filter, s), &present)| present.then_some(Filtering { filter, s }));
+            filter_voices(std::array::from_fn(|_| group.next().flatten()), RATE);
+            for (l, ((_, s), reference)) in lanes.iter_mut().zip(&mut alone).enumerate() {
+                if !present[l] {
+                    continue;
+                }
+                let lanes_out: Vec<u64> = s.out[..n].iter().map(|y| y.to_bits()).collect();
+                for t in 0..n {
+                    scalar_frame(reference, s, t);
+                }
+                resets += s.out[..n]
+                    .iter()
+                    .zip(&s.gain)
+                    .filter(|(y, g)| **y == 0.0 && **g != 0.0)
+                    .count();
+                let alone_out: Vec<u64> = s.out[..n].iter().map(|y| y.to_bits()).collect();
+                assert_eq!(lanes_out, alone_out, "block {block}, lane {l}");
+            }
+        }
+        assert!(resets > 100, "only {resets} outputs reset");
     }
 }
