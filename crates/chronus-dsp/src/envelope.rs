@@ -58,12 +58,7 @@ impl Envelope {
     pub(crate) fn fill(&mut self, out: &mut [f64], p: &VoiceParams, sample_rate: u32) {
         let mut t = 0;
         while t < out.len() {
-            let steady = match self.stage {
-                Stage::Idle => true,
-                Stage::Sustain => self.level.target() == f64::from(p.sustain),
-                Stage::Attack | Stage::Decay | Stage::Release => false,
-            };
-            if steady {
+            if self.is_steady(p) {
                 self.level.fill(&mut out[t..]);
                 return;
             }
@@ -80,6 +75,22 @@ impl Envelope {
             last[0] = self.next(p, sample_rate);
             t += run;
         }
+    }
+
+    /// In a stage that lasts until the gate changes (idle, or sustain at the
+    /// set level), where the level ramps at most to its target.
+    fn is_steady(&self, p: &VoiceParams) -> bool {
+        match self.stage {
+            Stage::Idle => true,
+            Stage::Sustain => self.level.target() == f64::from(p.sustain),
+            Stage::Attack | Stage::Decay | Stage::Release => false,
+        }
+    }
+
+    /// The level every frame [`Envelope::fill`] would fill has, if they are
+    /// all one (steady and not ramping); filling them would change nothing else.
+    pub(crate) fn held(&self, p: &VoiceParams) -> Option<f64> {
+        self.level.settled().filter(|_| self.is_steady(p))
     }
 
     /// Advances one frame and returns the level.

@@ -12,10 +12,11 @@ pub(crate) use portable::{F64x2, Mask};
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
     use core::arch::x86_64::{
-        __m128d, _mm_add_pd, _mm_and_pd, _mm_cmplt_pd, _mm_cmpneq_pd, _mm_mul_pd, _mm_set_pd,
-        _mm_set1_pd, _mm_setzero_pd, _mm_storeu_pd, _mm_sub_pd,
+        __m128d, _mm_add_pd, _mm_and_pd, _mm_cmpeq_pd, _mm_cmplt_pd, _mm_cmpneq_pd,
+        _mm_movemask_pd, _mm_mul_pd, _mm_or_pd, _mm_set_pd, _mm_set1_pd, _mm_setzero_pd,
+        _mm_storeu_pd, _mm_sub_pd, _mm_xor_pd,
     };
-    use std::ops::{Add, BitAnd, Mul, Sub};
+    use std::ops::{Add, BitAnd, BitOr, Mul, Sub};
 
     #[derive(Clone, Copy, Debug)]
     pub(crate) struct F64x2(__m128d);
@@ -53,6 +54,13 @@ mod sse2 {
             Mask(unsafe { _mm_cmpneq_pd(self.0, _mm_setzero_pd()) })
         }
 
+        /// `self < other` per lane (false for NaN).
+        #[inline(always)]
+        pub(crate) fn lt(self, other: F64x2) -> Mask {
+            // SAFETY: SSE2 is in every x86_64 CPU.
+            Mask(unsafe { _mm_cmplt_pd(self.0, other.0) })
+        }
+
         /// `x.is_finite()` per lane: |x| < ∞, false for NaN.
         #[inline(always)]
         pub(crate) fn is_finite(self) -> Mask {
@@ -74,12 +82,37 @@ mod sse2 {
         }
     }
 
+    impl Mask {
+        /// True where `self` is false.
+        #[inline(always)]
+        pub(crate) fn not(self) -> Mask {
+            // SAFETY: SSE2 is in every x86_64 CPU.
+            Mask(unsafe { _mm_xor_pd(self.0, _mm_cmpeq_pd(_mm_setzero_pd(), _mm_setzero_pd())) })
+        }
+
+        /// True in either lane.
+        #[inline(always)]
+        pub(crate) fn any(self) -> bool {
+            // SAFETY: SSE2 is in every x86_64 CPU.
+            unsafe { _mm_movemask_pd(self.0) != 0 }
+        }
+    }
+
     impl BitAnd for Mask {
         type Output = Mask;
         #[inline(always)]
         fn bitand(self, other: Mask) -> Mask {
             // SAFETY: SSE2 is in every x86_64 CPU.
             Mask(unsafe { _mm_and_pd(self.0, other.0) })
+        }
+    }
+
+    impl BitOr for Mask {
+        type Output = Mask;
+        #[inline(always)]
+        fn bitor(self, other: Mask) -> Mask {
+            // SAFETY: SSE2 is in every x86_64 CPU.
+            Mask(unsafe { _mm_or_pd(self.0, other.0) })
         }
     }
 
@@ -114,7 +147,7 @@ mod sse2 {
 /// The same operations lane by lane in scalar code.
 #[cfg(not(target_arch = "x86_64"))]
 mod portable {
-    use std::ops::{Add, BitAnd, Mul, Sub};
+    use std::ops::{Add, BitAnd, BitOr, Mul, Sub};
 
     #[derive(Clone, Copy, Debug)]
     pub(crate) struct F64x2([f64; 2]);
@@ -149,8 +182,25 @@ mod portable {
         }
 
         #[inline(always)]
+        pub(crate) fn lt(self, other: F64x2) -> Mask {
+            Mask([self.0[0] < other.0[0], self.0[1] < other.0[1]])
+        }
+
+        #[inline(always)]
         pub(crate) fn or_zero(self, keep: Mask) -> F64x2 {
             F64x2([0, 1].map(|l| if keep.0[l] { self.0[l] } else { 0.0 }))
+        }
+    }
+
+    impl Mask {
+        #[inline(always)]
+        pub(crate) fn not(self) -> Mask {
+            Mask(self.0.map(|lane| !lane))
+        }
+
+        #[inline(always)]
+        pub(crate) fn any(self) -> bool {
+            self.0[0] || self.0[1]
         }
     }
 
@@ -159,6 +209,14 @@ mod portable {
         #[inline(always)]
         fn bitand(self, other: Mask) -> Mask {
             Mask([self.0[0] && other.0[0], self.0[1] && other.0[1]])
+        }
+    }
+
+    impl BitOr for Mask {
+        type Output = Mask;
+        #[inline(always)]
+        fn bitor(self, other: Mask) -> Mask {
+            Mask([self.0[0] || other.0[0], self.0[1] || other.0[1]])
         }
     }
 

@@ -29,7 +29,7 @@ fn blep(t: f64, dt: f64) -> f64 {
 /// Above half a cycle per frame the waveform is all alias anyway; the clamp
 /// keeps the BLEP's division finite at tiny sample rates.
 #[inline]
-fn clamp_dt(dt: f64) -> f64 {
+pub(crate) fn clamp_dt(dt: f64) -> f64 {
     dt.clamp(1e-12, 0.5)
 }
 

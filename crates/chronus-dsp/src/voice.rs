@@ -161,6 +161,7 @@ impl Voice {
         s: &mut VoiceScratch,
     ) -> bool {
         let n = n.min(BLOCK);
+        s.saw = None;
         if let Some((sends, freq)) = self.idle(modulation) {
             // What the stages below do for such a voice, without the frames of zeros.
             s.frames = n;
@@ -184,8 +185,12 @@ impl Voice {
         let (gain, level) = (&mut s.gain[..n], &mut s.level[..n]);
         if let (Some(amp), Some(velocity)) = (self.amp.settled(), self.velocity.settled()) {
             let level = amp * velocity;
-            self.env.fill(gain, p, sample_rate);
-            gain.iter_mut().for_each(|g| *g *= level);
+            if let Some(env) = self.env.held(p) {
+                gain.fill(env * level);
+            } else {
+                self.env.fill(gain, p, sample_rate);
+                gain.iter_mut().for_each(|g| *g *= level);
+            }
         } else {
             self.amp.fill(gain);
             self.velocity.fill(level);
@@ -242,6 +247,7 @@ impl Voice {
         }
         let fade = crossfading.then_some(&*fade);
         match settled {
+            Some(dt) if self.osc == osc::SAW && fade.is_none() => s.saw = Some(dt),
             Some(dt) => self.sound(|_| dt, gain, fade, &mut s.x[..n]),
             None => self.sound(|t| glide[t], gain, fade, &mut s.x[..n]),
         }
@@ -330,10 +336,7 @@ impl Voice {
     /// This voice's part of a [`filter_voices`] pass over what
     /// [`Voice::oscillate`] left in `s`.
     pub(crate) fn filtering<'a>(&'a mut self, s: &'a mut VoiceScratch) -> Filtering<'a> {
-        Filtering {
-            filter: &mut self.filter,
-            s,
-        }
+        Filtering { voice: self, s }
     }
 }
 
@@ -372,10 +375,58 @@ fn crossfaded(noise: &mut Noise, kind: u8, prev: u8, phase: f64, dt: f64, fade: 
     }
 }
 
-/// One voice's filter and the block [`Voice::oscillate`] prepared for it.
+/// One voice and the block [`Voice::oscillate`] prepared for it.
 pub(crate) struct Filtering<'a> {
-    filter: &'a mut Svf,
+    voice: &'a mut Voice,
     s: &'a mut VoiceScratch,
+}
+
+/// Writes the saws [`Voice::oscillate`] left in `group`, two side by side.
+fn sound_saws(group: &mut [Option<Filtering<'_>>; LANES]) {
+    let mut saws = group
+        .iter_mut()
+        .flatten()
+        .filter_map(|v| Some((v.s.saw.take()?, v)));
+    while let Some((dt, a)) = saws.next() {
+        let n = a.s.frames;
+        match saws.next() {
+            Some((other, b)) => saw_pair(
+                [&mut a.voice.phase, &mut b.voice.phase],
+                [dt, other],
+                [&mut a.s.x[..n], &mut b.s.x[..n]],
+            ),
+            None => a.voice.sound(|_| dt, &a.s.gain[..n], None, &mut a.s.x[..n]),
+        }
+    }
+}
+
+/// [`osc::saw`] and [`advance_phase`] for two voices in the lanes of a
+/// [`F64x2`], at constant phase steps `dt`: packed away from the wrap of
+/// either, lane by lane near it (the same operations either way).
+fn saw_pair(phase: [&mut f64; 2], dt: [f64; 2], x: [&mut [f64]; 2]) {
+    let [xa, xb] = x;
+    let one = F64x2::splat(1.0);
+    let step = F64x2::new(dt);
+    // What the BLEP compares the phase with.
+    let low = F64x2::new(dt.map(osc::clamp_dt));
+    let high = one - low;
+    let mut now = F64x2::new([*phase[0], *phase[1]]);
+    for (xa, xb) in xa.iter_mut().zip(xb.iter_mut()) {
+        let next = now + step;
+        let y;
+        (y, now) = if (now.lt(low) | high.lt(now) | next.lt(one).not()).any() {
+            let [a, b] = now.to_array();
+            (
+                F64x2::new([osc::saw(a, dt[0]), osc::saw(b, dt[1])]),
+                F64x2::new([advance_phase(a, dt[0]), advance_phase(b, dt[1])]),
+            )
+        } else {
+            // The BLEP is 0 here, and subtracting 0 changes nothing.
+            (now + now - one, next)
+        };
+        [*xa, *xb] = y.to_array();
+    }
+    [*phase[0], *phase[1]] = now.to_array();
 }
 
 /// Inputs of a lane without a voice: silent, so its output is 0.
@@ -386,7 +437,8 @@ static SILENT: [f64; BLOCK] = [0.0; BLOCK];
 /// side: each filter is a chain of dependent operations, and side by side the
 /// chains overlap and share packed instructions. A frame at gain 0 (or whose
 /// output is not finite) outputs 0 and resets its voice's filter.
-pub(crate) fn filter_voices(group: [Option<Filtering<'_>>; LANES], sample_rate: u32) {
+pub(crate) fn filter_voices(mut group: [Option<Filtering<'_>>; LANES], sample_rate: u32) {
+    sound_saws(&mut group);
     // Where the outputs of the empty lanes go.
     let mut spare = [[0.0; BLOCK]; LANES];
     let mut lanes = Lanes {
@@ -399,9 +451,10 @@ pub(crate) fn filter_voices(group: [Option<Filtering<'_>>; LANES], sample_rate: 
     let mut frames = BLOCK;
     let mut used = 0;
     for (l, voice) in group.into_iter().enumerate() {
-        let Some(Filtering { filter, s }) = voice else {
+        let Some(Filtering { voice, s }) = voice else {
             continue;
         };
+        let filter = &mut voice.filter;
         let VoiceScratch {
             frames: n,
             gain,
@@ -537,6 +590,9 @@ pub(crate) struct VoiceScratch {
     fade: [f64; BLOCK],
     dt: [f64; BLOCK],
     x: [f64; BLOCK],
+    /// The phase step of a plain saw whose frames [`Voice::oscillate`] left
+    /// in the phase for [`filter_voices`] to write into `x`, two saws at a time.
+    saw: Option<f64>,
     /// The voice's output, from [`filter_voices`] (or the caller's zeros).
     pub(crate) out: [f64; BLOCK],
     /// Constant reverb and delay send levels, or `None` for each frame's in
@@ -558,6 +614,7 @@ impl VoiceScratch {
             fade: [0.0; BLOCK],
             dt: [0.0; BLOCK],
             x: [0.0; BLOCK],
+            saw: None,
             out: [0.0; BLOCK],
             sends: None,
             to_reverb: [0.0; BLOCK],
@@ -650,8 +707,9 @@ mod lane_tests {
     fn the_lanes_filter_each_voice_bit_for_bit_as_alone() {
         let mut noise = Noise::new(7);
         let mut uniform = || (noise.white() + 1.0) / 2.0;
-        let mut lanes: Vec<(Svf, VoiceScratch)> = (0..LANES)
-            .map(|_| (Svf::new(), VoiceScratch::new()))
+        let p = VoiceParams::default();
+        let mut lanes: Vec<(Voice, VoiceScratch)> = (0..LANES)
+            .map(|l| (Voice::settled(&p, l, RATE), VoiceScratch::new()))
             .collect();
         let mut alone: Vec<Svf> = (0..LANES).map(|_| Svf::new()).collect();
         let mut resets = 0;
@@ -662,12 +720,12 @@ mod lane_tests {
                 BLOCK
             };
             let present: Vec<bool> = (0..LANES).map(|_| uniform() < 0.8).collect();
-            for ((filter, s), reference) in lanes.iter_mut().zip(&mut alone) {
+            for ((voice, s), reference) in lanes.iter_mut().zip(&mut alone) {
                 s.frames = n;
                 s.steady = uniform() < 0.5;
                 let (cutoff, q) = (20.0 + uniform() * 30_000.0, 0.5 + uniform() * 20.0);
                 if s.steady {
-                    filter.tune(cutoff, q, RATE);
+                    voice.filter.tune(cutoff, q, RATE);
                     reference.tune(cutoff, q, RATE);
                 }
                 let silent_from = (uniform() * 3.0 * n as f64) as usize;
@@ -690,7 +748,7 @@ mod lane_tests {
             let mut group = lanes
                 .iter_mut()
                 .zip(&present)
-                .map(|((filter, s), &present)| present.then_some(Filtering { filter, s }));
+                .map(|((voice, s), &present)| present.then_some(Filtering { voice, s }));
             filter_voices(std::array::from_fn(|_| group.next().flatten()), RATE);
             for (l, ((_, s), reference)) in lanes.iter_mut().zip(&mut alone).enumerate() {
                 if !present[l] {
@@ -710,5 +768,42 @@ mod lane_tests {
             }
         }
         assert!(resets > 100, "only {resets} outputs reset");
+    }
+
+    /// Two saws side by side against each alone, for every kind of frame:
+    /// near the wrap and away from it, phase steps the BLEP clamps (above half
+    /// a cycle) and steps of a cycle or more (the phase's slow wrap).
+    #[test]
+    fn the_saws_side_by_side_are_each_saw_bit_for_bit() {
+        let mut noise = Noise::new(11);
+        let mut uniform = || (noise.white() + 1.0) / 2.0;
+        let mut edges = 0;
+        for case in 0..3000 {
+            let mut step = || match case % 10 {
+                0 => 0.4 + uniform() * 0.2,
+                1 => 1.0 + uniform() * 2.0,
+                2 => 1e-13,
+                _ => uniform() * 0.05,
+            };
+            let dt = [step(), step()];
+            let start = [uniform(), uniform()];
+            let n = 1 + (uniform() * (BLOCK - 1) as f64) as usize;
+            let (mut xa, mut xb) = ([0.0; BLOCK], [0.0; BLOCK]);
+            let mut phase = start;
+            let [pa, pb] = &mut phase;
+            saw_pair([pa, pb], dt, [&mut xa[..n], &mut xb[..n]]);
+            for (lane, x) in [xa, xb].iter().enumerate() {
+                let mut alone = start[lane];
+                for (t, &x) in x[..n].iter().enumerate() {
+                    let dt = dt[lane];
+                    let expected = osc::saw(alone, dt);
+                    assert_eq!(x.to_bits(), expected.to_bits(), "case {case} frame {t}");
+                    edges += usize::from(x != 2.0 * alone - 1.0);
+                    alone = advance_phase(alone, dt);
+                }
+                assert_eq!(phase[lane].to_bits(), alone.to_bits(), "case {case}");
+            }
+        }
+        assert!(edges > 1000, "only {edges} frames near the wrap");
     }
 }
