@@ -432,13 +432,17 @@ impl Pending<'_> {
         if waiting.is_empty() {
             return;
         }
-        let mut sounding = voices
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| waiting.contains(i))
-            .map(|(_, voice)| voice);
+        // The waiting voices in order, each taken from the voices after the last.
+        let (mut waiting, mut after, mut rest) = (waiting.iter(), 0, voices);
         let mut scratch = self.scratch.iter_mut();
-        let group = std::array::from_fn(|_| Some(sounding.next()?.filtering(scratch.next()?)));
+        let group = std::array::from_fn(|_| {
+            let &i = waiting.next()?;
+            let (voice, tail) = std::mem::take(&mut rest)
+                .get_mut(i - after..)?
+                .split_first_mut()?;
+            (after, rest) = (i + 1, tail);
+            Some(voice.filtering(scratch.next()?))
+        });
         filter_voices(group, self.sample_rate);
         for slot in 0..self.count {
             self.finish(self.waiting[slot], slot);
