@@ -518,7 +518,8 @@ mod bit_exact_tests {
     /// re-render must equal the live output): these are the hashes of the
     /// render as it was before. They cover odd voice counts (a voice filtered
     /// alone), envelopes closing mid-block, lfo1 sweeping voice2's cutoff and
-    /// lfo2 on voice3's amplitude (the full patch), and held saws.
+    /// lfo2 on voice3's amplitude (the full patch), and held saws (in groups
+    /// of four and of two, oscillated in the filters' loop, and of three and one).
     #[test]
     fn the_render_is_bit_for_bit_what_it_was() {
         let cases = [
@@ -556,6 +557,20 @@ mod bit_exact_tests {
                 3,
                 4,
                 0xef7f_0292_6163_6dbf,
+            ),
+            (
+                "held, 2 voices",
+                held_voices(2, 0.05),
+                2,
+                4,
+                0x5664_0394_749a_0378,
+            ),
+            (
+                "held, 6 voices",
+                held_voices(6, 0.05),
+                6,
+                4,
+                0xf4b5_fd7a_d4b7_c25f,
             ),
         ];
         for (what, patch, voices, seconds, expected) in cases {

@@ -405,28 +405,62 @@ fn sound_saws(group: &mut [Option<Filtering<'_>>; LANES]) {
 /// either, lane by lane near it (the same operations either way).
 fn saw_pair(phase: [&mut f64; 2], dt: [f64; 2], x: [&mut [f64]; 2]) {
     let [xa, xb] = x;
-    let one = F64x2::splat(1.0);
-    let step = F64x2::new(dt);
-    // What the BLEP compares the phase with.
-    let low = F64x2::new(dt.map(osc::clamp_dt));
-    let high = one - low;
+    let saws = Saws::new(dt);
     let mut now = F64x2::new([*phase[0], *phase[1]]);
     for (xa, xb) in xa.iter_mut().zip(xb.iter_mut()) {
-        let next = now + step;
-        let y;
-        (y, now) = if (now.lt(low) | high.lt(now) | next.lt(one).not()).any() {
-            let [a, b] = now.to_array();
-            (
-                F64x2::new([osc::saw(a, dt[0]), osc::saw(b, dt[1])]),
-                F64x2::new([advance_phase(a, dt[0]), advance_phase(b, dt[1])]),
-            )
-        } else {
-            // The BLEP is 0 here, and subtracting 0 changes nothing.
-            (now + now - one, next)
-        };
+        let y = saws.next(&mut now);
         [*xa, *xb] = y.to_array();
     }
     [*phase[0], *phase[1]] = now.to_array();
+}
+
+/// Two saws at constant phase steps, in the lanes of a [`F64x2`].
+#[derive(Clone, Copy)]
+struct Saws {
+    dt: [f64; 2],
+    step: F64x2,
+    /// What the BLEP compares the phase with.
+    low: F64x2,
+    high: F64x2,
+}
+
+impl Saws {
+    fn new(dt: [f64; 2]) -> Saws {
+        let low = F64x2::new(dt.map(osc::clamp_dt));
+        Saws {
+            dt,
+            step: F64x2::new(dt),
+            low,
+            high: F64x2::splat(1.0) - low,
+        }
+    }
+
+    /// [`osc::saw`] at the phases `now`, which then advance.
+    #[inline(always)]
+    fn next(&self, now: &mut F64x2) -> F64x2 {
+        let one = F64x2::splat(1.0);
+        let phase = *now;
+        let next = phase + self.step;
+        let y;
+        (y, *now) = if (phase.lt(self.low) | self.high.lt(phase) | next.lt(one).not()).any() {
+            Saws::near_wrap(phase, self.dt)
+        } else {
+            // The BLEP is 0 here, and subtracting 0 changes nothing.
+            (phase + phase - one, next)
+        };
+        y
+    }
+
+    /// [`Saws::next`] lane by lane, out of the loop's way.
+    #[cold]
+    #[inline(never)]
+    fn near_wrap(phase: F64x2, dt: [f64; 2]) -> (F64x2, F64x2) {
+        let [a, b] = phase.to_array();
+        (
+            F64x2::new([osc::saw(a, dt[0]), osc::saw(b, dt[1])]),
+            F64x2::new([advance_phase(a, dt[0]), advance_phase(b, dt[1])]),
+        )
+    }
 }
 
 /// Inputs of a lane without a voice: silent, so its output is 0.
@@ -438,7 +472,20 @@ static SILENT: [f64; BLOCK] = [0.0; BLOCK];
 /// chains overlap and share packed instructions. A frame at gain 0 (or whose
 /// output is not finite) outputs 0 and resets its voice's filter.
 pub(crate) fn filter_voices(mut group: [Option<Filtering<'_>>; LANES], sample_rate: u32) {
-    sound_saws(&mut group);
+    // Saws whose filters are steady, filling the lanes of one or two pairs,
+    // oscillate in the filters' loop (their frames never stored).
+    let steady_saw =
+        |v: &Option<Filtering<'_>>| matches!(v, Some(v) if v.s.saw.is_some() && v.s.steady);
+    let fused = match group.iter().position(Option::is_none) {
+        None => group.iter().all(steady_saw),
+        Some(2) => group[..2].iter().all(steady_saw) && group[2..].iter().all(Option::is_none),
+        Some(_) => false,
+    };
+    if !fused {
+        sound_saws(&mut group);
+    }
+    let mut saws = [(0.0, 0.0); LANES];
+    let mut phases: [Option<&mut f64>; LANES] = Default::default();
     // Where the outputs of the empty lanes go.
     let mut spare = [[0.0; BLOCK]; LANES];
     let mut lanes = Lanes {
@@ -454,7 +501,7 @@ pub(crate) fn filter_voices(mut group: [Option<Filtering<'_>>; LANES], sample_ra
         let Some(Filtering { voice, s }) = voice else {
             continue;
         };
-        let filter = &mut voice.filter;
+        let Voice { filter, phase, .. } = voice;
         let VoiceScratch {
             frames: n,
             gain,
@@ -462,9 +509,14 @@ pub(crate) fn filter_voices(mut group: [Option<Filtering<'_>>; LANES], sample_ra
             cutoff,
             q,
             x,
+            saw,
             out,
             ..
         } = s;
+        if fused {
+            saws[l] = (*phase, saw.take().unwrap_or(0.0));
+            phases[l] = Some(phase);
+        }
         svf.load(l, filter);
         frames = frames.min(*n);
         // The lanes fill from the first, so that one pair often suffices.
@@ -472,11 +524,17 @@ pub(crate) fn filter_voices(mut group: [Option<Filtering<'_>>; LANES], sample_ra
         (lanes.xs[l], lanes.gains[l], lanes.outs[l]) = (x, gain, out);
         lanes.filters[l] = Some((filter, (!*steady).then_some((&*cutoff, &*q))));
     }
-    let (svf, filters) = if used <= 2 {
-        lanes.run::<1>(svf, frames, sample_rate)
-    } else {
-        lanes.run::<PAIRS>(svf, frames, sample_rate)
+    let (svf, filters) = match (fused, used <= 2) {
+        (true, true) => lanes.run_saws::<1>(svf, &mut saws, frames),
+        (true, false) => lanes.run_saws::<PAIRS>(svf, &mut saws, frames),
+        (false, true) => lanes.run::<1>(svf, frames, sample_rate),
+        (false, false) => lanes.run::<PAIRS>(svf, frames, sample_rate),
     };
+    for (phase, (now, _)) in phases.into_iter().zip(saws) {
+        if let Some(phase) = phase {
+            *phase = now;
+        }
+    }
     for (l, filter) in filters.into_iter().enumerate() {
         if let Some((filter, _)) = filter {
             svf.store(l, filter);
@@ -560,6 +618,47 @@ impl<'a> Lanes<'a> {
     }
 }
 
+impl<'a> Lanes<'a> {
+    /// [`Lanes::run`] for filters all steady whose inputs are the saws in
+    /// `saws` (each lane's phase, advanced here, and phase step), written by
+    /// [`Saws`] frame by frame as [`saw_pair`] would.
+    #[inline(always)]
+    fn run_saws<const P: usize>(
+        self,
+        mut svf: SvfLanes,
+        saws: &mut [(f64, f64); LANES],
+        frames: usize,
+    ) -> (SvfLanes, [Option<(&'a mut Svf, Tuning<'a>)>; LANES]) {
+        let Lanes {
+            gains,
+            mut outs,
+            filters,
+            ..
+        } = self;
+        let lanes = |p: usize, of: fn(&(f64, f64)) -> f64| [of(&saws[2 * p]), of(&saws[2 * p + 1])];
+        let oscillators: [Saws; P] = pairs(|p| Saws::new(lanes(p, |s| s.1)));
+        let mut now: [F64x2; P] = pairs(|p| F64x2::new(lanes(p, |s| s.0)));
+        for t in 0..frames {
+            let mut x = [F64x2::splat(0.0); P];
+            for ((x, oscillator), now) in x.iter_mut().zip(&oscillators).zip(&mut now) {
+                *x = oscillator.next(now);
+            }
+            let gain = pairs(|p| F64x2::new([gains[2 * p][t], gains[2 * p + 1][t]]));
+            let y = filter_frame(&mut svf, x, gain);
+            for (outs, y) in outs.chunks_exact_mut(2).zip(y) {
+                let [a, b] = y.to_array();
+                outs[0][t] = a;
+                outs[1][t] = b;
+            }
+        }
+        for (p, now) in now.iter().enumerate() {
+            let [a, b] = now.to_array();
+            (saws[2 * p].0, saws[2 * p + 1].0) = (a, b);
+        }
+        (svf, filters)
+    }
+}
+
 /// One frame of [`filter_voices`] in the first `P` pairs of lanes: the output
 /// of each lane at its gain.
 #[inline(always)]
@@ -591,7 +690,8 @@ pub(crate) struct VoiceScratch {
     dt: [f64; BLOCK],
     x: [f64; BLOCK],
     /// The phase step of a plain saw whose frames [`Voice::oscillate`] left
-    /// in the phase for [`filter_voices`] to write into `x`, two saws at a time.
+    /// for [`filter_voices`], which oscillates saws two at a time (into `x`,
+    /// or straight into the filters when it runs only such saws).
     saw: Option<f64>,
     /// The voice's output, from [`filter_voices`] (or the caller's zeros).
     pub(crate) out: [f64; BLOCK],
