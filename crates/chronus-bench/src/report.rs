@@ -1388,7 +1388,8 @@ pub fn render_peers(ctx: &Context, bench: &crate::peers::PeersBench) -> String {
         "{rounds} rounds; in each, both peers play each piece, scsynth first in odd rounds \
          and chronusd first in even ones. Ratio = chronusd's CPU / scsynth + jackd's. Steal is \
          the CPU time the machine's host took from it over each window (`/proc/stat`, all \
-         CPUs, % of one core).\n"
+         CPUs, % of one core). chronusd's underrun frames and failovers over its window are \
+         counted; a round with either is kept, and its row says so.\n"
     );
     let _ = writeln!(
         r,
@@ -1409,14 +1410,18 @@ pub fn render_peers(ctx: &Context, bench: &crate::peers::PeersBench) -> String {
         r,
         "| Round | Music | scsynth + jackd CPU | chronusd CPU | Ratio | Ratio by utime + stime | \
          Steal (scsynth's window / chronusd's) | scsynth + jackd wake-ups/s | chronusd \
-         wake-ups/s | Status round trip, scsynth (median / max ms) | chronusd |"
+         wake-ups/s | Status round trip, scsynth (median / max ms) | chronusd | chronusd \
+         underrun frames / failovers |"
     );
-    let _ = writeln!(r, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        r,
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for row in &bench.rows {
         let (sc, ch) = (&row.scsynth, &row.chronus);
         let _ = writeln!(
             r,
-            "| {} | {} | {:.2} % | {:.2} % | {:.2} | {:.2} | {:.1} / {:.1} % | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            "| {} | {} | {:.2} % | {:.2} % | {:.2} | {:.2} | {:.1} / {:.1} % | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} | {} |",
             row.round,
             row.music.name(),
             sc.cpu_percent(),
@@ -1430,7 +1435,12 @@ pub fn render_peers(ctx: &Context, bench: &crate::peers::PeersBench) -> String {
             sc.status_rtt_ms.0,
             sc.status_rtt_ms.1,
             ch.status_rtt_ms.0,
-            ch.status_rtt_ms.1
+            ch.status_rtt_ms.1,
+            match ch.glitches {
+                Some((0, 0)) => "0 / 0".to_owned(),
+                Some((underruns, failovers)) => format!("**{underruns} / {failovers}**"),
+                None => "not counted".to_owned(),
+            }
         );
     }
     let _ = writeln!(r, "\nPer process:\n");
