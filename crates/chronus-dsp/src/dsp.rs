@@ -14,6 +14,13 @@ pub(crate) fn flush(x: f64) -> f64 {
     if x.abs() < FLUSH_BELOW { 0.0 } else { x }
 }
 
+/// [`flush`] in each lane: |x| < b is -b < x < b (both false for NaN, kept).
+#[inline(always)]
+pub(crate) fn flush_lanes(x: F64x2) -> F64x2 {
+    let tiny = x.lt(F64x2::splat(FLUSH_BELOW)) & F64x2::splat(-FLUSH_BELOW).lt(x);
+    x.or_zero(tiny.not())
+}
+
 /// A cheap tanh-like saturator (a Padé approximant, exactly ±1 beyond ±3):
 /// bounded, so nothing feeding on it can run away.
 #[inline]
@@ -294,6 +301,33 @@ impl OnePole {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flush_lanes_is_flush_in_each_lane() {
+        let edge = FLUSH_BELOW;
+        let values = [
+            0.0,
+            -0.0,
+            edge,
+            -edge,
+            edge / 2.0,
+            -edge / 2.0,
+            1e-300,
+            -1e-300,
+            0.5,
+            -0.5,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        for pair in values.windows(2) {
+            let got = flush_lanes(F64x2::new([pair[0], pair[1]])).to_array();
+            for (got, &x) in got.iter().zip(pair) {
+                assert_eq!(got.to_bits(), flush(x).to_bits(), "flush({x})");
+            }
+        }
+    }
 
     #[test]
     fn sin_cycles_matches_libm_closely() {

@@ -3,7 +3,10 @@
 //! limiter comes after the master gain (`limiter.rs`).
 
 use crate::command::Control;
-use crate::dsp::{OnePole, advance_phase, buffer_frames, flush, sin_cycles, soft_clip};
+use crate::dsp::{
+    OnePole, advance_phase, buffer_frames, flush, flush_lanes, sin_cycles, soft_clip,
+};
+use crate::lanes::F64x2;
 use crate::params::{DelayParams, DistParams, LfoParams, Params, ReverbParams};
 use crate::smoother::{Ramp, SMOOTHING_SECONDS, frames};
 
@@ -182,19 +185,25 @@ impl Reverb {
             .allpasses
             .each_mut()
             .map(|l| &mut l.buf[l.pos..l.pos + n]);
-        let mut kept = self.kept;
+        // The combs' damping states two by two in lanes: they are independent.
+        let mut kept: [F64x2; COMB_TUNING.len() / 2] =
+            std::array::from_fn(|i| F64x2::new([self.kept[2 * i], self.kept[2 * i + 1]]));
+        let (undamped, damping) = (F64x2::splat(1.0 - damp), F64x2::splat(damp));
+        let feedback = F64x2::splat(feedback);
         for (t, (out, &x)) in out.iter_mut().zip(x).enumerate() {
             let mix = self.mix.next();
-            let input = x * 0.015;
+            let input = F64x2::splat(x * 0.015);
             let mut wet = 0.0;
             // The bits of everything written this frame: zero only if all is +0.0.
             let mut written = 0u32;
-            for (line, kept) in combs.iter_mut().zip(&mut kept) {
-                let y = f64::from(line[t]);
-                *kept = flush(y * (1.0 - damp) + *kept * damp);
-                line[t] = flush(input + *kept * feedback) as f32;
-                written |= line[t].to_bits();
-                wet += y;
+            for (pair, kept) in combs.chunks_exact_mut(2).zip(&mut kept) {
+                let (ya, yb) = (f64::from(pair[0][t]), f64::from(pair[1][t]));
+                *kept = flush_lanes(F64x2::new([ya, yb]) * undamped + *kept * damping);
+                let [a, b] = flush_lanes(input + *kept * feedback).to_array();
+                (pair[0][t], pair[1][t]) = (a as f32, b as f32);
+                written |= pair[0][t].to_bits() | pair[1][t].to_bits();
+                wet += ya;
+                wet += yb;
             }
             for line in &mut allpasses {
                 let delayed = f64::from(line[t]);
@@ -214,7 +223,9 @@ impl Reverb {
             }
             *out = wet * mix;
         }
-        self.kept = kept;
+        for (i, kept) in kept.iter().enumerate() {
+            [self.kept[2 * i], self.kept[2 * i + 1]] = kept.to_array();
+        }
         (n, true)
     }
 
