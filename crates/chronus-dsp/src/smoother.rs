@@ -1,5 +1,7 @@
 //! Linear ramps that land exactly on their target.
 
+use crate::lanes::F64x2;
+
 /// Time the frequency (without slide) and amplitude take to reach a new value,
 /// long enough to avoid zipper noise and clicks.
 pub(crate) const SMOOTHING_SECONDS: f32 = 0.02;
@@ -76,9 +78,18 @@ impl Ramp {
             // `pos as f64` is exact below 2^53 frames, and so is adding a
             // small whole number to it; the sum then equals next()'s.
             if self.len < 1 << 53 {
+                // Two frames at a time in lanes; the counts pos + k stay
+                // whole numbers below 2^53, so adding 2 to them is exact too.
                 let (start, step, base) = (self.start, self.step, self.pos as f64);
-                for (k, o) in (1u32..).zip(body.iter_mut()) {
-                    *o = start + step * (base + f64::from(k));
+                let (starts, steps) = (F64x2::splat(start), F64x2::splat(step));
+                let mut count = F64x2::new([base + 1.0, base + 2.0]);
+                let mut pairs = body.chunks_exact_mut(2);
+                for pair in &mut pairs {
+                    pair.copy_from_slice(&(starts + steps * count).to_array());
+                    count = count + F64x2::splat(2.0);
+                }
+                if let [o] = pairs.into_remainder() {
+                    *o = start + step * count.to_array()[0];
                 }
                 self.pos += body.len() as u64;
             } else {
