@@ -32,6 +32,8 @@ struct Scratch {
     mixed: [f64; BLOCK],
     /// Voices are filtered [`LANES`] side by side.
     voices: Box<[VoiceScratch; LANES]>,
+    /// Where [`filter_voices`] writes the outputs of its empty lanes (never read).
+    spare: Box<[[f64; BLOCK]; LANES]>,
     sweep: [f64; BLOCK],
     tremolo: [f64; BLOCK],
 }
@@ -91,6 +93,7 @@ impl Engine {
                 delay: [0.0; BLOCK],
                 mixed: [0.0; BLOCK],
                 voices: Box::new(std::array::from_fn(|_| VoiceScratch::new())),
+                spare: Box::new([[0.0; BLOCK]; LANES]),
                 sweep: [0.0; BLOCK],
                 tremolo: [0.0; BLOCK],
             }),
@@ -286,6 +289,7 @@ impl Engine {
             waiting: [0; LANES],
             count: 0,
             scratch: &mut s.voices,
+            spare: &mut s.spare,
             acid,
             sample_rate,
         };
@@ -395,6 +399,7 @@ struct Pending<'a> {
     waiting: [usize; LANES],
     count: usize,
     scratch: &'a mut [VoiceScratch; LANES],
+    spare: &'a mut [[f64; BLOCK]; LANES],
     acid: &'a mut Acid,
     sample_rate: u32,
 }
@@ -443,7 +448,7 @@ impl Pending<'_> {
             (after, rest) = (i + 1, tail);
             Some(voice.filtering(scratch.next()?))
         });
-        filter_voices(group, self.sample_rate);
+        filter_voices(group, self.spare, self.sample_rate);
         for slot in 0..self.count {
             self.finish(self.waiting[slot], slot);
         }

@@ -471,7 +471,11 @@ static SILENT: [f64; BLOCK] = [0.0; BLOCK];
 /// side: each filter is a chain of dependent operations, and side by side the
 /// chains overlap and share packed instructions. A frame at gain 0 (or whose
 /// output is not finite) outputs 0 and resets its voice's filter.
-pub(crate) fn filter_voices(mut group: [Option<Filtering<'_>>; LANES], sample_rate: u32) {
+pub(crate) fn filter_voices(
+    mut group: [Option<Filtering<'_>>; LANES],
+    spare: &mut [[f64; BLOCK]; LANES],
+    sample_rate: u32,
+) {
     // Saws whose filters are steady, filling the lanes of one or two pairs,
     // oscillate in the filters' loop (their frames never stored).
     let steady_saw =
@@ -486,8 +490,6 @@ pub(crate) fn filter_voices(mut group: [Option<Filtering<'_>>; LANES], sample_ra
     }
     let mut saws = [(0.0, 0.0); LANES];
     let mut phases: [Option<&mut f64>; LANES] = Default::default();
-    // Where the outputs of the empty lanes go.
-    let mut spare = [[0.0; BLOCK]; LANES];
     let mut lanes = Lanes {
         xs: [&SILENT; LANES],
         gains: [&SILENT; LANES],
@@ -849,7 +851,11 @@ mod lane_tests {
                 .iter_mut()
                 .zip(&present)
                 .map(|((voice, s), &present)| present.then_some(Filtering { voice, s }));
-            filter_voices(std::array::from_fn(|_| group.next().flatten()), RATE);
+            filter_voices(
+                std::array::from_fn(|_| group.next().flatten()),
+                &mut [[0.0; BLOCK]; LANES],
+                RATE,
+            );
             for (l, ((_, s), reference)) in lanes.iter_mut().zip(&mut alone).enumerate() {
                 if !present[l] {
                     continue;
