@@ -278,7 +278,19 @@ impl Voice {
             });
             return;
         }
+        // Noise draws only at frames of gain > 0; in the usual block without
+        // a frame at gain 0 it then draws at every frame, unchecked.
+        let always = || !gain.iter().fold(false, |zero, &g| zero | (g == 0.0));
         match kind {
+            osc::WHITE if always() => oscillate(phase, step, x, |_, _, _| noise.white()),
+            osc::PINK if always() => oscillate(phase, step, x, |_, _, _| {
+                let w = noise.white();
+                noise.pink(w)
+            }),
+            osc::BROWN if always() => oscillate(phase, step, x, |_, _, _| {
+                let w = noise.white();
+                noise.brown(w)
+            }),
             osc::SAW => oscillate(phase, step, x, |_, phase, dt| osc::saw(phase, dt)),
             osc::SQUARE => oscillate(phase, step, x, |_, phase, dt| osc::square(phase, dt)),
             osc::TRIANGLE => oscillate(phase, step, x, |_, phase, _| osc::triangle(phase)),
