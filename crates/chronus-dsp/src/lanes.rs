@@ -98,49 +98,26 @@ mod sse2 {
         }
     }
 
-    impl BitAnd for Mask {
-        type Output = Mask;
-        #[inline(always)]
-        fn bitand(self, other: Mask) -> Mask {
-            // SAFETY: SSE2 is in every x86_64 CPU.
-            Mask(unsafe { _mm_and_pd(self.0, other.0) })
-        }
+    /// `impl $op for $ty`: the packed instruction `$intrinsic` on both lanes.
+    macro_rules! packed {
+        ($($op:ident $method:ident $ty:ident $intrinsic:ident;)*) => {$(
+            impl $op for $ty {
+                type Output = $ty;
+                #[inline(always)]
+                fn $method(self, other: $ty) -> $ty {
+                    // SAFETY: SSE2 is in every x86_64 CPU.
+                    $ty(unsafe { $intrinsic(self.0, other.0) })
+                }
+            }
+        )*};
     }
 
-    impl BitOr for Mask {
-        type Output = Mask;
-        #[inline(always)]
-        fn bitor(self, other: Mask) -> Mask {
-            // SAFETY: SSE2 is in every x86_64 CPU.
-            Mask(unsafe { _mm_or_pd(self.0, other.0) })
-        }
-    }
-
-    impl Add for F64x2 {
-        type Output = F64x2;
-        #[inline(always)]
-        fn add(self, other: F64x2) -> F64x2 {
-            // SAFETY: SSE2 is in every x86_64 CPU.
-            F64x2(unsafe { _mm_add_pd(self.0, other.0) })
-        }
-    }
-
-    impl Sub for F64x2 {
-        type Output = F64x2;
-        #[inline(always)]
-        fn sub(self, other: F64x2) -> F64x2 {
-            // SAFETY: SSE2 is in every x86_64 CPU.
-            F64x2(unsafe { _mm_sub_pd(self.0, other.0) })
-        }
-    }
-
-    impl Mul for F64x2 {
-        type Output = F64x2;
-        #[inline(always)]
-        fn mul(self, other: F64x2) -> F64x2 {
-            // SAFETY: SSE2 is in every x86_64 CPU.
-            F64x2(unsafe { _mm_mul_pd(self.0, other.0) })
-        }
+    packed! {
+        BitAnd bitand Mask _mm_and_pd;
+        BitOr bitor Mask _mm_or_pd;
+        Add add F64x2 _mm_add_pd;
+        Sub sub F64x2 _mm_sub_pd;
+        Mul mul F64x2 _mm_mul_pd;
     }
 }
 
@@ -204,43 +181,24 @@ mod portable {
         }
     }
 
-    impl BitAnd for Mask {
-        type Output = Mask;
-        #[inline(always)]
-        fn bitand(self, other: Mask) -> Mask {
-            Mask([self.0[0] && other.0[0], self.0[1] && other.0[1]])
-        }
+    /// `impl $op for $ty`: `$operator` lane by lane.
+    macro_rules! lanewise {
+        ($($op:ident $method:ident $ty:ident $operator:tt;)*) => {$(
+            impl $op for $ty {
+                type Output = $ty;
+                #[inline(always)]
+                fn $method(self, other: $ty) -> $ty {
+                    $ty([self.0[0] $operator other.0[0], self.0[1] $operator other.0[1]])
+                }
+            }
+        )*};
     }
 
-    impl BitOr for Mask {
-        type Output = Mask;
-        #[inline(always)]
-        fn bitor(self, other: Mask) -> Mask {
-            Mask([self.0[0] || other.0[0], self.0[1] || other.0[1]])
-        }
-    }
-
-    impl Add for F64x2 {
-        type Output = F64x2;
-        #[inline(always)]
-        fn add(self, other: F64x2) -> F64x2 {
-            F64x2([self.0[0] + other.0[0], self.0[1] + other.0[1]])
-        }
-    }
-
-    impl Sub for F64x2 {
-        type Output = F64x2;
-        #[inline(always)]
-        fn sub(self, other: F64x2) -> F64x2 {
-            F64x2([self.0[0] - other.0[0], self.0[1] - other.0[1]])
-        }
-    }
-
-    impl Mul for F64x2 {
-        type Output = F64x2;
-        #[inline(always)]
-        fn mul(self, other: F64x2) -> F64x2 {
-            F64x2([self.0[0] * other.0[0], self.0[1] * other.0[1]])
-        }
+    lanewise! {
+        BitAnd bitand Mask &&;
+        BitOr bitor Mask ||;
+        Add add F64x2 +;
+        Sub sub F64x2 -;
+        Mul mul F64x2 *;
     }
 }
