@@ -18,14 +18,10 @@ fn read_raw(path: &Path) -> Vec<f32> {
 
 /// Waits until the raw float recording at `path` holds the tone.
 fn wait_for_tone(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !read_raw(path).iter().any(|x| x.abs() > 0.05) {
-        assert!(
-            Instant::now() < deadline,
-            "the tone never reached the recording"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        recording::wait_for_sound(path, Format::RawF32, Duration::from_secs(15)),
+        "the tone never reached the recording"
+    );
 }
 
 #[test]

@@ -10,11 +10,11 @@ use anyhow::{Context, Result, bail};
 use chronus_sound_servers::jack::JackSettings;
 use chronus_sound_servers::recording::{self, Format};
 use chronus_sound_servers::{Jack, PipeWire, Pulse, RATE, SINK};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// 1 kHz at 48 kHz: the tone repeats every 48 samples.
 const TONE_PERIOD: usize = 48;
@@ -154,21 +154,13 @@ fn play_once(
     })
 }
 
-/// Polls the recording until the tone reached it (streams start once buffers fill).
+/// Waits until the tone reached the recording (streams start once buffers fill).
 fn wait_for_tone(server: &Server, path: &Path) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if server
-            .read(path)
-            .is_ok_and(|s| s.iter().any(|x| x.abs() > 0.05))
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the tone never reached {}", path.display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let (path, format) = server.recording(path);
+    if !recording::wait_for_sound(&path, format, Duration::from_secs(20)) {
+        bail!("the tone never reached {}", path.display());
     }
+    Ok(())
 }
 
 /// From half a second after the tone appears to the end: (frames judged, breaks).
@@ -306,11 +298,16 @@ impl Server {
 
     /// The left channel of what [`Server::record`] wrote so far.
     fn read(&self, path: &Path) -> Result<Vec<f32>> {
-        let (path, format) = match self.running {
+        let (path, format) = self.recording(path);
+        Ok(recording::left(&recording::read(&path, format)?))
+    }
+
+    /// Where [`Server::record`] writes for `path`, and how.
+    fn recording(&self, path: &Path) -> (PathBuf, Format) {
+        match self.running {
             Running::Pulse(_) => (path.to_owned(), Format::RawF32),
             Running::PipeWire(_) => (path.with_extension("wav"), Format::WavF32),
             Running::Jack(_) => (path.with_extension("wav"), Format::WavI32),
-        };
-        Ok(recording::left(&recording::read(&path, format)?))
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! the samples run from the data chunk to the end of the file.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// How a recording's samples are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,22 @@ pub fn read(path: &Path, format: Format) -> std::io::Result<Vec<f32>> {
             }
         })
         .collect())
+}
+
+/// Polls the recording at `path` every 100 ms until a sample in it is louder than
+/// 0.05 (a stream reaches its recorder once buffers fill); false if none is
+/// within `within`.
+pub fn wait_for_sound(path: &Path, format: Format, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if read(path, format).is_ok_and(|s| s.iter().any(|x| x.abs() > 0.05)) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The left channel of interleaved stereo.
