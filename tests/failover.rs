@@ -344,6 +344,9 @@ fn a_live_multi_voice_session_through_kills_plays_exactly_its_journal() {
     assert_eq!(long(&s, "failovers"), kills);
     assert_eq!(long(&s, "divergences"), 0);
     assert_eq!(long(&s, "underrun_frames"), 0);
+    // The sweeps land inside frames the workers had rendered: rendered again.
+    assert!(long(&s, "rewinds") > 0, "no command was rendered in again");
+    assert_eq!(long(&s, "late_commands"), 0);
     assert_eq!(long(&s, "cold_starts"), 0);
     assert_eq!(
         long(&s, "osc_errors"),

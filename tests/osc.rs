@@ -350,6 +350,7 @@ fn status_reports_every_documented_key_with_its_osc_type() {
         ("restores", 's'),
         ("last_restore_ms", 'f'),
         ("divergences", 's'),
+        ("rewinds", 's'),
         ("callback_max_us", 'f'),
         ("osc_received", 's'),
         ("osc_errors", 's'),

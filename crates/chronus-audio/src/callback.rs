@@ -1,10 +1,11 @@
 //! The audio callback's work. Invariant: nothing here allocates, locks, logs,
-//! blocks or panics; it reads atomics, copies samples and makes one system call, a
-//! futex wake (which never blocks) that tells the workers the device moved on.
+//! blocks or panics; it reads and swaps atomics, copies samples and makes one
+//! system call, a futex wake (which never blocks) that tells the workers the device
+//! moved on.
 
 use crate::record::RecorderHandle;
 use crate::take::TakeTap;
-use chronus_shm::{CHANNELS, Region, SLOTS, monotonic_ns};
+use chronus_shm::{CHANNELS, CMD_CAPACITY, Region, SLOTS, monotonic_ns};
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct OutputReader {
     region: Arc<Region>,
     block_frames: u64,
+    /// The next command-log record this reader has not stamped or seen stamped.
+    log_cursor: u64,
     recorder: Option<RecorderHandle>,
     takes: Option<TakeTap>,
 }
@@ -27,6 +30,7 @@ impl OutputReader {
         OutputReader {
             region,
             block_frames,
+            log_cursor: 0,
             recorder,
             takes,
         }
@@ -35,7 +39,8 @@ impl OutputReader {
     /// Fills `out` (interleaved, `CHANNELS` per frame) with the next frames.
     ///
     /// For each block-sized piece: the block from the active slot, else from any
-    /// slot the supervisor marked readable, else silence counted as underrun.
+    /// slot the supervisor marked readable, else silence counted as underrun. A
+    /// block rendered before a command stamped inside it arrived counts as missing.
     /// Until the supervisor starts the timeline, silence without advancing it.
     pub fn fill(&mut self, out: &mut [f32]) {
         let started = monotonic_ns();
@@ -51,6 +56,20 @@ impl OutputReader {
         let active = clock.active_slot.load(Ordering::Acquire) as usize % SLOTS;
         let first_frame = clock.play_frame.load(Ordering::Relaxed);
         let frames = (out.len() / CHANNELS) as u64;
+        // Claim these frames, then stamp what the log holds, so that no command is
+        // stamped inside them after this (see CmdLog's protocol).
+        clock.claim.store(first_frame + frames, Ordering::SeqCst);
+        let log = self.region.log();
+        let tail = log.tail();
+        let base = self.region.stamp_base();
+        self.log_cursor = self
+            .log_cursor
+            .max(tail.saturating_sub(CMD_CAPACITY as u64));
+        while self.log_cursor < tail {
+            // `None`: lapped, so long stamped and played.
+            let _ = log.stamp(self.log_cursor, base);
+            self.log_cursor += 1;
+        }
         let (mut fallback, mut underrun) = (0u64, 0u64);
         let mut frame = first_frame;
         let mut pos = 0usize;
@@ -59,19 +78,15 @@ impl OutputReader {
             let offset = frame - block_start;
             let n = (self.block_frames - offset).min(frames - pos as u64);
             let dst = &mut out[pos * CHANNELS..(pos + n as usize) * CHANNELS];
-            if !self
-                .region
-                .ring(active)
-                .read(block_start, offset as usize, dst)
-            {
-                let from_other = (0..SLOTS).any(|slot| {
-                    slot != active
-                        && readable & (1 << slot) != 0
-                        && self
-                            .region
-                            .ring(slot)
-                            .read(block_start, offset as usize, dst)
-                });
+            let mut read = |slot: usize| {
+                self.region
+                    .ring(slot)
+                    .read(block_start, offset as usize, dst)
+                    .is_some_and(|cursor| log.fresh(cursor, frame + n, tail))
+            };
+            if !read(active) {
+                let from_other = (0..SLOTS)
+                    .any(|slot| slot != active && readable & (1 << slot) != 0 && read(slot));
                 if from_other {
                     fallback += n;
                 } else {

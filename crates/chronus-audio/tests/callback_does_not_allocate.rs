@@ -53,7 +53,7 @@ fn render_block(region: &Region, slot: usize, start: u64) {
         .collect();
     region
         .ring(slot)
-        .write(start, &block, block_checksum(&block));
+        .write(start, &block, block_checksum(&block), 0);
 }
 
 #[test]

@@ -37,7 +37,9 @@ fn render_ahead(region: &Region) {
         let block: Vec<f32> = (0..BLOCK as usize * CHANNELS)
             .map(|i| ((start as usize * CHANNELS + i) % 1000) as f32 / 1000.0)
             .collect();
-        region.ring(0).write(start, &block, block_checksum(&block));
+        region
+            .ring(0)
+            .write(start, &block, block_checksum(&block), 0);
     }
 }
 

@@ -27,6 +27,7 @@ mod lanes;
 mod limiter;
 mod osc;
 mod params;
+mod rewind_shim;
 mod schema;
 pub mod seq;
 mod smoother;
@@ -42,6 +43,7 @@ pub use limiter::{LIMITER_CEILING_DB, Limiter, LimiterParams};
 pub use params::{
     AcidParams, DelayParams, DistParams, LfoParams, Params, ReverbParams, SeqParams, VoiceParams,
 };
+pub use rewind_shim::Checkpoint;
 pub use schema::{modules, schema};
 pub use seq::{Notes, Pattern, SeqError, Step, Track, TrackName};
 pub use speech::{NoSpeech, SpeechSource};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// "CHRONUS\0": the first word of a region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\0");
 /// Bumped whenever the layout changes; a worker refuses a region of another version.
-pub const VERSION: u32 = 6;
+pub const VERSION: u32 = 7;
 /// Interleaved output channels in every ring block.
 pub const CHANNELS: usize = 2;
 /// Worker slots: slot 0 starts as primary, slot 1 as hot standby.
@@ -50,11 +50,14 @@ pub const REALTIME_DENIED_AUDIO: u32 = 1;
 /// [`Header::realtime_denied`]: a worker's render loop runs at normal priority.
 pub const REALTIME_DENIED_WORKER: u32 = 2;
 
-/// Written by the audio callback only; on its own cache line.
+/// Written by the audio callback only; on cache lines of its own.
 #[repr(C, align(64))]
 pub struct Clock {
     /// The next frame the device will be handed. Workers pace themselves by it.
     pub play_frame: AtomicU64,
+    /// The end of the frames the callback is handing the device, raised before it
+    /// reads them: commands are stamped from it (see `CmdLog`).
+    pub claim: AtomicU64,
     /// 0 until the supervisor lets the callback start the timeline.
     pub running: AtomicU32,
     /// The slot the callback reads first.
@@ -113,7 +116,7 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The highest frame any worker has claimed to render (see `CmdLog`).
+/// The highest frame any worker has claimed to render.
 #[repr(C, align(64))]
 pub struct Frontier {
     pub frame: AtomicU64,
@@ -162,6 +165,8 @@ pub struct SlotHeader {
     pub late_commands: AtomicU64,
     /// Output samples the master limiter lowered or clipped in the blocks rendered here.
     pub limited_samples: AtomicU64,
+    /// Times the worker went back to a checkpoint to render a command in.
+    pub rewinds: AtomicU64,
 }
 
 impl SlotHeader {
@@ -187,6 +192,9 @@ pub struct BlockHeader {
     /// Absolute frame of the block's first sample, or `u64::MAX` while being written.
     pub frame: AtomicU64,
     pub checksum: AtomicU64,
+    /// The rendering worker's command-log cursor: the block reflects every record
+    /// before it, and no record after it that is stamped inside the block.
+    pub cursor: AtomicU64,
 }
 
 pub(crate) const fn align64(n: usize) -> usize {
@@ -196,11 +204,11 @@ pub(crate) const fn align64(n: usize) -> usize {
 const _: () = {
     assert!(size_of::<AtomicU64>() == 8 && align_of::<AtomicU64>() == 8);
     assert!(size_of::<AtomicU32>() == 4);
-    assert!(size_of::<Clock>() == 64);
+    assert!(size_of::<Clock>() == 128);
     assert!(size_of::<Frontier>() == 64);
     assert!(size_of::<Anchor>() == 64);
-    assert!(size_of::<SlotHeader>() == 64);
+    assert!(size_of::<SlotHeader>() == 128);
     assert!(size_of::<Header>() % 64 == 0);
-    assert!(size_of::<BlockHeader>() == 16);
+    assert!(size_of::<BlockHeader>() == 24);
     assert!(align_of::<Header>() == 64);
 };

@@ -5,12 +5,23 @@
 //! the same records and stamps them through the same protocol, every worker
 //! applies every command at the same absolute frame: the basis of lockstep.
 //!
-//! Stamping protocol (all SeqCst): before rendering a block ending at `e`, a worker
-//! raises the global frontier to `e`, then reads the log tail, then stamps each new
-//! record with `max(frontier, min_frame)` by compare-and-swap from `UNSTAMPED`;
-//! the first stamp wins. A worker that rendered frame `s` without seeing a record
-//! raised the frontier past `s` before the record was published, so the record's
-//! stamp is past `s`: no worker ever has to apply a command in its past.
+//! Stamping protocol (all SeqCst): the audio callback raises `Clock::claim` to
+//! the end of the frames it is about to hand the device, then reads the log tail
+//! and stamps every record it has not seen yet. Anyone else who stamps (the
+//! supervisor right after publishing, a worker reading the log) loads the claim
+//! after the tail that revealed the record. A stamp is
+//! `max(claim + delay, min_frame)` (the delay is half the lookahead, see
+//! `Geometry::stamp_delay_frames`), set by compare-and-swap from `UNSTAMPED`; the
+//! first stamp wins. So no stamp falls inside frames the callback has taken: a
+//! stamper that loaded an older claim than the callback's latest was seen by that
+//! callback's tail read, which stamped the record first or found it stamped from a
+//! claim at most one callback old, a delay (at least a callback) ahead.
+//!
+//! A stamp may fall inside frames a worker has already rendered: the worker goes
+//! back to a checkpoint and renders them again with the command. Each ring block
+//! carries the cursor it was rendered with, and [`CmdLog::fresh`] tells whether a
+//! record the renderer had not read is stamped inside it (the callback plays such
+//! a stale block as missing; the supervisor compares only settled blocks).
 //!
 //! Groups (an OSC bundle's messages) are published with one tail update, and each
 //! record after the first takes the stamp of the record before it, so a group
@@ -123,17 +134,17 @@ impl CmdLog<'_> {
         (rec.seq.load(Ordering::Relaxed) == seq + 1).then_some((len, min_frame))
     }
 
-    /// Stamps record `seq` with `max(frontier, min_frame)` unless it already has a
-    /// stamp, and returns the stamp in force. `frontier` must be loaded after the
-    /// tail that revealed the record.
-    pub fn stamp(&self, seq: u64, frontier: u64) -> Option<u64> {
+    /// Stamps record `seq` with `max(base, min_frame)` unless it already has a
+    /// stamp, and returns the stamp in force. `base` is the claim plus the stamp
+    /// delay, the claim loaded after the tail that revealed the record.
+    pub fn stamp(&self, seq: u64, base: u64) -> Option<u64> {
         let rec = self.record(seq);
         let min_frame = rec.min_frame.load(Ordering::Relaxed);
         let want = if rec.continues.load(Ordering::Relaxed) != 0 && seq > 0 {
             // The head of the group was stamped first (workers stamp in order).
             self.stamp_of(seq - 1).filter(|&s| s != UNSTAMPED)?
         } else {
-            frontier.max(min_frame)
+            base.max(min_frame)
         };
         let stamp =
             match rec
@@ -151,5 +162,15 @@ impl CmdLog<'_> {
         let rec = self.record(seq);
         let stamp = rec.stamp.load(Ordering::SeqCst);
         (rec.seq.load(Ordering::Acquire) == seq + 1).then_some(stamp)
+    }
+
+    /// Whether a block ending before `end`, rendered with cursor `cursor`, holds
+    /// every command stamped inside it among the records before `tail`: none of the
+    /// records from `cursor` on is stamped before `end`. Records no longer in the
+    /// log are long played and count as outside. Bounded by the log's capacity;
+    /// never blocks (the audio callback asks this).
+    pub fn fresh(&self, cursor: u64, end: u64, tail: u64) -> bool {
+        let from = cursor.max(tail.saturating_sub(CMD_CAPACITY as u64));
+        (from..tail).all(|seq| self.stamp_of(seq).is_none_or(|stamp| stamp >= end))
     }
 }

@@ -86,6 +86,13 @@ pub struct Geometry {
 
 impl Geometry {
     /// Samples in one block, all channels.
+    /// How far past the callback's claim an untimed command is stamped: half the
+    /// lookahead (one device buffer at the defaults), so a woken worker has at least
+    /// that long to render it, and it sounds one to two buffers after it arrives.
+    pub fn stamp_delay_frames(&self) -> u64 {
+        (self.lookahead_frames / 2).max(u64::from(self.block_frames))
+    }
+
     pub fn block_samples(&self) -> usize {
         self.block_frames as usize * CHANNELS
     }
@@ -288,6 +295,12 @@ impl Region {
                 records: std::slice::from_raw_parts(first, CMD_CAPACITY),
             }
         }
+    }
+
+    /// The frame a record revealed by a tail read just before is stamped from
+    /// (before its own minimum frame): the callback's claim plus the stamp delay.
+    pub fn stamp_base(&self) -> u64 {
+        self.header().clock.claim.load(Ordering::SeqCst) + self.geometry.stamp_delay_frames()
     }
 
     /// The block ring of `slot`.

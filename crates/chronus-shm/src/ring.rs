@@ -1,4 +1,5 @@
-//! A slot's ring of blocks, each stamped with the absolute frame it holds.
+//! A slot's ring of blocks, each stamped with the absolute frame it holds and
+//! the command-log cursor it was rendered with.
 //!
 //! Seqlock discipline: a writer marks the block invalid, writes the samples,
 //! then publishes the frame stamp with Release; a reader loads the stamp with
@@ -78,8 +79,9 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// Publishes the block starting at `block_start` (a multiple of block_frames).
-    pub fn write(&self, block_start: u64, samples: &[f32], checksum: u64) {
+    /// Publishes the block starting at `block_start` (a multiple of block_frames),
+    /// rendered with the command-log cursor `cursor`.
+    pub fn write(&self, block_start: u64, samples: &[f32], checksum: u64, cursor: u64) {
         debug_assert_eq!(block_start % self.block_frames as u64, 0);
         let (header, words) = self.block(block_start);
         header.frame.store(WRITING, Ordering::Relaxed);
@@ -88,36 +90,39 @@ impl<'a> Ring<'a> {
             w.store(s.to_bits(), Ordering::Relaxed);
         }
         header.checksum.store(checksum, Ordering::Relaxed);
+        header.cursor.store(cursor, Ordering::Relaxed);
         header.frame.store(block_start, Ordering::Release);
     }
 
     /// Copies frames `offset..offset + out.len() / CHANNELS` of the block starting at
-    /// `block_start` into `out`. False if the ring does not hold that block intact.
+    /// `block_start` into `out`, returning the cursor it was rendered with, or
+    /// `None` if the ring does not hold that block intact.
     /// Never allocates, locks or blocks: this runs in the audio callback.
-    pub fn read(&self, block_start: u64, offset: usize, out: &mut [f32]) -> bool {
+    pub fn read(&self, block_start: u64, offset: usize, out: &mut [f32]) -> Option<u64> {
         let start = offset * CHANNELS;
         let (header, words) = self.block(block_start);
-        let Some(words) = words.get(start..start + out.len()) else {
-            return false;
-        };
+        let words = words.get(start..start + out.len())?;
         if header.frame.load(Ordering::Acquire) != block_start {
-            return false;
+            return None;
         }
+        let cursor = header.cursor.load(Ordering::Relaxed);
         for (o, w) in out.iter_mut().zip(words) {
             *o = f32::from_bits(w.load(Ordering::Relaxed));
         }
         fence(Ordering::Acquire);
-        header.frame.load(Ordering::Relaxed) == block_start
+        (header.frame.load(Ordering::Relaxed) == block_start).then_some(cursor)
     }
 
-    /// The checksum of the block starting at `block_start`, if the ring holds it.
-    pub fn checksum(&self, block_start: u64) -> Option<u64> {
+    /// The checksum and cursor of the block starting at `block_start`, if the ring
+    /// holds it.
+    pub fn checksum(&self, block_start: u64) -> Option<(u64, u64)> {
         let (header, _) = self.block(block_start);
         if header.frame.load(Ordering::Acquire) != block_start {
             return None;
         }
         let sum = header.checksum.load(Ordering::Relaxed);
+        let cursor = header.cursor.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
-        (header.frame.load(Ordering::Relaxed) == block_start).then_some(sum)
+        (header.frame.load(Ordering::Relaxed) == block_start).then_some((sum, cursor))
     }
 }

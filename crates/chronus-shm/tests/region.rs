@@ -65,24 +65,24 @@ fn ring_returns_blocks_by_frame_and_misses_others() {
     let (region, _fd) = Region::create(geometry(), 1).unwrap();
     let ring = region.ring(1);
     let block: Vec<f32> = (0..64 * CHANNELS).map(|i| i as f32).collect();
-    ring.write(128, &block, block_checksum(&block));
+    ring.write(128, &block, block_checksum(&block), 7);
     let mut out = [0.0f32; 10 * CHANNELS];
-    assert!(ring.read(128, 5, &mut out));
+    assert_eq!(ring.read(128, 5, &mut out), Some(7), "with its cursor");
     assert_eq!(&out[..], &block[5 * CHANNELS..15 * CHANNELS]);
     assert!(
-        !ring.read(128 + 64 * 8, 0, &mut out),
+        ring.read(128 + 64 * 8, 0, &mut out).is_none(),
         "a lapped frame must not alias"
     );
-    assert!(!ring.read(64, 0, &mut out));
+    assert!(ring.read(64, 0, &mut out).is_none());
     assert!(
-        !region.ring(0).read(128, 0, &mut out),
+        region.ring(0).read(128, 0, &mut out).is_none(),
         "slots have separate rings"
     );
-    assert_eq!(ring.checksum(128), Some(block_checksum(&block)));
+    assert_eq!(ring.checksum(128), Some((block_checksum(&block), 7)));
     assert_eq!(ring.checksum(192), None);
     let mut too_far = [0.0f32; 10 * CHANNELS];
     assert!(
-        !ring.read(128, 60, &mut too_far),
+        ring.read(128, 60, &mut too_far).is_none(),
         "reads past the block end are refused"
     );
 }
@@ -129,6 +129,39 @@ fn log_records_round_trip_and_first_stamp_wins() {
 }
 
 #[test]
+fn a_block_is_stale_only_if_a_record_it_missed_is_stamped_inside_it() {
+    let (region, _fd) = Region::create(geometry(), 1).unwrap();
+    let log = region.log();
+    log.publish(0, 0, b"early");
+    log.publish(1, 0, b"late");
+    log.publish(2, 0, b"unstamped");
+    assert_eq!(log.stamp(0, 100), Some(100));
+    assert_eq!(log.stamp(1, 500), Some(500));
+    // Rendered having read every record: fresh.
+    assert!(log.fresh(3, 200, 3));
+    // Rendered before record 0 (stamped at 100): stale if it ends past 100.
+    assert!(!log.fresh(0, 101, 3));
+    assert!(
+        log.fresh(0, 100, 3),
+        "a block ending at the stamp is untouched"
+    );
+    // Missed record 1 only, stamped at 500: blocks before 500 are fresh.
+    assert!(log.fresh(1, 500, 3));
+    assert!(!log.fresh(1, 501, 3));
+    // Records at or past the tail the reader loaded are not its concern.
+    assert!(log.fresh(0, 1000, 0));
+}
+
+#[test]
+fn the_callback_claim_sets_where_commands_are_stamped() {
+    let (region, _fd) = Region::create(geometry(), 1).unwrap();
+    let delay = region.geometry().stamp_delay_frames();
+    assert!(delay >= u64::from(region.geometry().block_frames));
+    region.header().clock.claim.store(4096, Ordering::SeqCst);
+    assert_eq!(region.stamp_base(), 4096 + delay);
+}
+
+#[test]
 fn log_detects_a_lapped_record() {
     let (region, _fd) = Region::create(geometry(), 1).unwrap();
     let log = region.log();
@@ -145,7 +178,7 @@ fn log_detects_a_lapped_record() {
 }
 
 #[test]
-fn a_group_takes_one_stamp_even_if_the_frontier_moves() {
+fn a_group_takes_one_stamp_even_if_the_claim_moves() {
     let (region, _fd) = Region::create(geometry(), 1).unwrap();
     let log = region.log();
     log.publish(0, 0, b"alone");
@@ -157,7 +190,7 @@ fn a_group_takes_one_stamp_even_if_the_frontier_moves() {
     );
     assert_eq!(log.stamp(0, 100), Some(100));
     assert_eq!(log.stamp(1, 200), Some(200));
-    // Later stampers saw the frontier move on; the group's members keep the head's stamp.
+    // Later stampers saw the claim move on; the group's members keep the head's stamp.
     assert_eq!(log.stamp(2, 300), Some(200));
     assert_eq!(log.stamp(3, 400), Some(200));
     let mut buf = [0u8; CMD_PAYLOAD];

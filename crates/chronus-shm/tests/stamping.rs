@@ -1,60 +1,83 @@
-//! Stress test of the command-log stamping protocol with real threads: every
-//! "worker" must apply every command at the same frame, and never in its past.
+//! Stress test of the command-log stamping protocol with real threads: a
+//! "callback" claims frames a period at a time while a publisher and two
+//! "workers" stamp records; every stamper must see the same stamp, and no stamp
+//! may fall inside frames a callback had claimed without seeing the record.
 
 use chronus_shm::{CMD_PAYLOAD, Geometry, Region};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 
-const BLOCK: u64 = 16;
-const COMMANDS: u64 = 600;
+const PERIOD: u64 = 32;
+/// Fewer than the log holds: nothing here keeps the publisher from lapping.
+const COMMANDS: u64 = 1000;
 
-fn worker(region: &Region, seed: u64) -> Vec<(u64, u64)> {
-    let log = region.log();
-    let frontier = &region.header().frontier.frame;
-    let mut applied = Vec::new();
-    let mut cursor = 0u64;
-    let mut buf = [0u8; CMD_PAYLOAD];
-    let mut rng = seed;
-    let mut block = 0;
-    while cursor < COMMANDS {
-        let start = block * BLOCK;
-        block += 1;
-        let end = start + BLOCK;
-        frontier.fetch_max(end, Ordering::SeqCst);
-        let tail = log.tail();
-        while cursor < tail {
-            log.read(cursor, &mut buf).expect("record lapped");
-            let stamp = log.stamp(cursor, frontier.load(Ordering::SeqCst)).unwrap();
-            assert!(
-                stamp >= start,
-                "command {cursor} stamped at {stamp}, before block {start}..{end}"
-            );
-            applied.push((cursor, stamp));
-            cursor += 1;
-        }
-        // Vary the pace so the two workers overtake each other.
-        rng = rng
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        if rng >> 60 == 0 {
-            std::thread::yield_now();
-        }
-    }
-    applied
-}
-
-#[test]
-fn concurrent_workers_agree_on_every_stamp() {
-    let geometry = Geometry {
+fn geometry() -> Geometry {
+    Geometry {
         sample_rate: 48_000,
         block_frames: 16,
         ring_blocks: 8,
-        lookahead_frames: 64,
+        lookahead_frames: 2 * PERIOD,
         speech_samples: 0,
-    };
-    let (region, _fd) = Region::create(geometry, 1).unwrap();
+    }
+}
+
+/// Varies a thread's pace so that the stampers overtake each other.
+fn jitter(rng: &mut u64) {
+    *rng = rng
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    if *rng >> 60 == 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// Reads and stamps every record as a worker does; returns (seq, stamp).
+fn worker(region: &Region, seed: u64) -> Vec<(u64, u64)> {
+    let log = region.log();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; CMD_PAYLOAD];
+    let mut rng = seed;
+    while (seen.len() as u64) < COMMANDS {
+        let tail = log.tail();
+        let base = region.stamp_base();
+        for seq in seen.len() as u64..tail {
+            log.read(seq, &mut buf).expect("record lapped");
+            seen.push((seq, log.stamp(seq, base).unwrap()));
+        }
+        jitter(&mut rng);
+    }
+    seen
+}
+
+/// Claims a period at a time as the audio callback does, stamping what it has
+/// not seen; returns each call's (end of the frames claimed, tail it read).
+fn callback(region: &Region, stop: &AtomicBool) -> Vec<(u64, u64)> {
+    let log = region.log();
+    let claim = &region.header().clock.claim;
+    let mut calls = Vec::new();
+    let mut cursor = 0;
+    let mut rng = 3;
+    while !stop.load(Ordering::Relaxed) {
+        let end = claim.load(Ordering::Relaxed) + PERIOD;
+        claim.store(end, Ordering::SeqCst);
+        let tail = log.tail();
+        let base = region.stamp_base();
+        while cursor < tail {
+            log.stamp(cursor, base).unwrap();
+            cursor += 1;
+        }
+        calls.push((end, tail));
+        jitter(&mut rng);
+    }
+    calls
+}
+
+#[test]
+fn stampers_agree_and_no_stamp_falls_in_frames_claimed_without_it() {
+    let (region, _fd) = Region::create(geometry(), 1).unwrap();
     let region = Arc::new(region);
-    let barrier = Arc::new(Barrier::new(3));
+    let stop = Arc::new(AtomicBool::new(false));
+    let barrier = Arc::new(Barrier::new(4));
     let workers: Vec<_> = (0..2u64)
         .map(|i| {
             let (region, barrier) = (region.clone(), barrier.clone());
@@ -64,21 +87,43 @@ fn concurrent_workers_agree_on_every_stamp() {
             })
         })
         .collect();
+    let clock = {
+        let (region, barrier, stop) = (region.clone(), barrier.clone(), stop.clone());
+        std::thread::spawn(move || {
+            barrier.wait();
+            callback(&region, &stop)
+        })
+    };
     barrier.wait();
     let log = region.log();
+    let mut published = Vec::new();
     for seq in 0..COMMANDS {
         // Some commands ask for a frame in the future, as timetagged bundles do.
-        let min_frame = if seq % 7 == 0 { seq * 300 } else { 0 };
+        let min_frame = if seq % 7 == 0 { seq * 30 } else { 0 };
         log.publish(seq, min_frame, &seq.to_le_bytes());
+        // The supervisor stamps what it publishes at once.
+        published.push((seq, log.stamp(seq, region.stamp_base()).unwrap()));
         for _ in 0..(seq % 5) * 50 {
             std::hint::spin_loop();
         }
     }
-    let a = workers
-        .into_iter()
-        .map(|w| w.join().unwrap())
-        .collect::<Vec<_>>();
-    let (seen_a, seen_b) = (&a[0], &a[1]);
-    assert_eq!(seen_a.len(), COMMANDS as usize);
-    assert_eq!(seen_a, seen_b, "workers disagree on a stamp");
+    let seen: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
+    let calls = clock.join().unwrap();
+    assert_eq!(seen[0], published, "a worker disagrees on a stamp");
+    assert_eq!(seen[1], published, "a worker disagrees on a stamp");
+    assert!(calls.len() > 10, "the callback hardly ran");
+    // Every record published after a call's tail read is stamped past that
+    // call's frames: the callback never played a frame a command lands in.
+    let mut checked = 0;
+    for &(end, tail) in &calls {
+        for &(seq, stamp) in &published[tail as usize..] {
+            assert!(
+                stamp >= end,
+                "command {seq} stamped at {stamp}, inside frames claimed up to {end} before it was seen"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
 }

@@ -231,6 +231,12 @@ impl Publisher {
                 .collect();
             let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
             log.publish_group(seq, group.min_frame, &payloads);
+            // Stamped from the callback's claim as it stands now, not when a worker
+            // gets to it: the workers woken below render it in from there.
+            let base = region.stamp_base();
+            for seq in seq..end {
+                let _ = log.stamp(seq, base);
+            }
             let scheduled = (group.min_frame > self.frontier()).then_some(group.client);
             due_now |= scheduled.is_none();
             for (i, ((command, message), bytes)) in
@@ -250,8 +256,8 @@ impl Publisher {
         }
     }
 
-    /// Wakes sleeping workers to stamp what was just published: a command due now
-    /// lands where they have rendered to, not a block later when they next wake.
+    /// Wakes sleeping workers to read what was just published: a command due now
+    /// is stamped inside what they have rendered, which they render again at once.
     fn wake_workers(&mut self) {
         let now = Instant::now();
         let gap =
@@ -348,11 +354,11 @@ impl Publisher {
         Some((anchor_frame as i128 + frames).clamp(0, i128::from(u64::MAX / 2)) as u64)
     }
 
-    /// How far behind the first frame no worker has rendered `frame` is, in seconds;
-    /// `None` when it is not behind.
+    /// How far `frame` is behind the first frame a command published now can be
+    /// stamped at, in seconds; `None` when it is not behind.
     pub fn lateness(&self, frame: u64) -> Option<f64> {
-        let frontier = self.frontier();
-        (frame < frontier).then(|| (frontier - frame) as f64 / f64::from(self.sample_rate))
+        let base = self.region.stamp_base();
+        (frame < base).then(|| (base - frame) as f64 / f64::from(self.sample_rate))
     }
 
     /// Stamps whatever no worker stamped, picks a block-aligned start frame past the
@@ -361,7 +367,8 @@ impl Publisher {
         let header = self.region.header();
         let log = self.region.log();
         let frontier = header.frontier.frame.load(Ordering::SeqCst);
-        self.ledger.stamp_all(&log, frontier);
+        self.ledger
+            .stamp_all(&log, frontier.max(self.region.stamp_base()));
         let play = header.clock.play_frame.load(Ordering::Acquire);
         let running = header.clock.running.load(Ordering::Acquire) != 0;
         // Leave the new workers time to exec before the device needs their first block.

@@ -149,6 +149,14 @@ pub fn figures(sup: &Daemon) -> Vec<(&'static str, Figure)> {
                     .sum(),
             ),
         ),
+        (
+            "rewinds",
+            long(
+                (0..SLOTS)
+                    .map(|i| sup.region.slot(i).rewinds.load(Ordering::Relaxed))
+                    .sum(),
+            ),
+        ),
         ("limiter", Figure::Flag(sup.config.audio.limiter)),
         (
             "limiter_ceiling_db",

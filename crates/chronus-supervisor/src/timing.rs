@@ -34,8 +34,8 @@ impl Timing {
         // When the timeline starts, ALSA fills its whole buffer (two periods) in one
         // go. Steady, two buffers leave a worker a whole period to render the next
         // one while a fork or a scheduler hiccup holds it: fewer underran in kill
-        // drills at 64-frame periods. Every frame more delays untimed commands, which
-        // land at the end of what is rendered.
+        // drills at 64-frame periods. Untimed commands land half the lookahead past
+        // the device's position (see `Geometry::stamp_delay_frames`).
         let least = (2 * u64::from(buffer_frames)).div_ceil(bf).max(2) * bf;
         let lookahead_frames = audio
             .lookahead_blocks

@@ -132,7 +132,7 @@ impl Viz {
             let out = &mut self.frames[at..at + block_len];
             if !order
                 .iter()
-                .any(|&slot| region.ring(slot).read(start, 0, out))
+                .any(|&slot| region.ring(slot).read(start, 0, out).is_some())
             {
                 break;
             }

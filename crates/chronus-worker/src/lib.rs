@@ -141,7 +141,8 @@ pub fn run(fd: OwnedFd, slot: usize, corrupt_frame: Option<u64>) -> Result<Exit,
             renderer.render_block(&region, slot)?;
             continue;
         }
-        // Woken for a command due now: stamp it where rendering stands.
+        // Woken for a command: stamp it, and render it in if it falls inside what
+        // is rendered already.
         renderer.ingest_waiting(&region, slot)?;
         // Sleep until the device takes frames (its callback wakes us), the
         // supervisor wakes us, or the heartbeat is due.

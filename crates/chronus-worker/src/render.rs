@@ -1,15 +1,43 @@
 //! Deterministic block rendering from the command log.
+//!
+//! A command may be stamped inside frames this worker has already rendered (the
+//! log stamps from the device's position, not from how far workers have got; see
+//! `CmdLog`). The renderer keeps checkpoints of the engine at block boundaries
+//! and the commands applied since the oldest one: it goes back to the latest
+//! checkpoint at or before the stamp and renders again up to where it was,
+//! writing the blocks from the stamp's on into the ring again.
 
 use crate::{Snapshot, WorkerError};
-use chronus_dsp::{CHANNELS, Command, Engine, SpeechSource};
+use chronus_dsp::{CHANNELS, Checkpoint, Command, Engine, SpeechSource};
 use chronus_shm::{CMD_PAYLOAD, Geometry, Region, SlotPhase, SpeechArea, block_checksum};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
+
+/// Blocks between checkpoints: a rewind renders up to this many blocks more than
+/// the command needs, and a checkpoint costs a copy of the engine's small state.
+const CHECKPOINT_BLOCKS: u64 = 1;
+
+/// A command applied since the oldest checkpoint, kept to apply again.
+struct Applied {
+    key: (u64, u64),
+    /// The frame it was applied before (its stamp, unless it came late).
+    at: u64,
+    command: Command,
+}
 
 pub struct Renderer {
     engine: Engine,
     /// Commands read from the log, keyed by (stamp, seq): the order of application.
     pending: BTreeMap<(u64, u64), Command>,
+    /// Applied commands in the order applied, back to the oldest checkpoint.
+    applied: VecDeque<Applied>,
+    /// Engine states at block starts, oldest first, and spares to save into.
+    checkpoints: VecDeque<Checkpoint>,
+    spare: Vec<Checkpoint>,
+    checkpoint_every: u64,
+    max_checkpoints: usize,
+    /// Blocks before this were counted in the slot's statistics already.
+    counted_to: u64,
     cursor: u64,
     block_frames: u64,
     block: Vec<f32>,
@@ -33,13 +61,28 @@ impl Renderer {
                 Command::decode(&p.bytes).map_err(|e| WorkerError::Snapshot(e.to_string()))?;
             pending.insert((p.stamp, p.seq), cmd);
         }
+        // A stamp is at least the stamp delay past the play position, and this worker
+        // is at most the lookahead and a block past it: checkpoints reach back that
+        // far, and the delay lines keep what rendering again from the oldest reads.
+        let checkpoint_every = block_frames * CHECKPOINT_BLOCKS;
+        let reach = (geometry.lookahead_frames + block_frames)
+            .saturating_sub(geometry.stamp_delay_frames());
+        let max_checkpoints = reach.div_ceil(checkpoint_every) as usize + 2;
+        let mut engine =
+            Engine::from_params(geometry.sample_rate, &snapshot.params, snapshot.start_frame);
+        engine.keep_history(
+            (max_checkpoints as u64 * checkpoint_every + geometry.lookahead_frames + block_frames)
+                as usize,
+        );
         Ok(Renderer {
-            engine: Engine::from_params(
-                geometry.sample_rate,
-                &snapshot.params,
-                snapshot.start_frame,
-            ),
+            engine,
             pending,
+            applied: VecDeque::new(),
+            checkpoints: VecDeque::with_capacity(max_checkpoints + 1),
+            spare: Vec::with_capacity(max_checkpoints + 1),
+            checkpoint_every,
+            max_checkpoints,
+            counted_to: snapshot.start_frame,
             cursor: snapshot.cursor,
             block_frames,
             block: vec![0.0; geometry.block_samples()],
@@ -70,23 +113,33 @@ impl Renderer {
         me.set_phase(SlotPhase::Rendering);
     }
 
-    /// Reads new log records, stamping them by the frontier protocol.
-    fn ingest(&mut self, region: &Region, slot: usize, block_end: u64) -> Result<(), WorkerError> {
+    /// Reads new log records, stamping them by the log's protocol; returns the
+    /// earliest stamp among them that falls in frames already rendered.
+    fn ingest(
+        &mut self,
+        region: &Region,
+        slot: usize,
+        block_end: u64,
+    ) -> Result<Option<u64>, WorkerError> {
         let header = region.header();
         let log = region.log();
-        // Claim the block before looking at the log (see CmdLog's protocol).
         header.frontier.frame.fetch_max(block_end, Ordering::SeqCst);
         let tail = log.tail();
+        if self.cursor == tail {
+            return Ok(None);
+        }
+        let base = region.stamp_base();
+        let mut earliest = None::<u64>;
         while self.cursor < tail {
             let seq = self.cursor;
             let (len, _) = log
                 .read(seq, &mut self.scratch)
                 .ok_or(WorkerError::Lapped(seq))?;
-            let frontier = header.frontier.frame.load(Ordering::SeqCst);
-            let stamp = log.stamp(seq, frontier).ok_or(WorkerError::Lapped(seq))?;
+            let stamp = log.stamp(seq, base).ok_or(WorkerError::Lapped(seq))?;
             match Command::decode(&self.scratch[..len]) {
                 Ok(cmd) => {
                     self.pending.insert((stamp, seq), cmd);
+                    earliest = Some(earliest.map_or(stamp, |e| e.min(stamp)));
                 }
                 // Every worker skips the same record, so lockstep holds.
                 Err(e) => tracing::warn!(seq, error = %e, "skipping undecodable command"),
@@ -97,25 +150,63 @@ impl Renderer {
             .slot(slot)
             .cmd_cursor
             .store(self.cursor, Ordering::Release);
-        Ok(())
+        Ok(earliest.filter(|&stamp| stamp < self.frame()))
     }
 
-    /// Reads log records published since the last block, without starting one:
-    /// commands due now are stamped at the first frame not rendered yet (or later,
-    /// where another worker has claimed), not a block later.
+    /// Reads log records published since the last block, without starting one, and
+    /// renders again whatever a command among them is stamped inside.
     pub fn ingest_waiting(&mut self, region: &Region, slot: usize) -> Result<(), WorkerError> {
-        if region.log().tail() == self.cursor {
-            return Ok(());
+        if let Some(stamp) = self.ingest(region, slot, self.frame())? {
+            self.rewind(region, slot, stamp);
         }
-        self.ingest(region, slot, self.frame())
+        Ok(())
     }
 
     /// Renders the next block into `slot`'s ring, applying each command exactly
     /// at its stamped frame.
     pub fn render_block(&mut self, region: &Region, slot: usize) -> Result<(), WorkerError> {
+        let end = self.frame() + self.block_frames;
+        if let Some(stamp) = self.ingest(region, slot, end)? {
+            self.rewind(region, slot, stamp);
+        }
+        self.render_next(region, slot, true);
+        let end = self.frame();
+        region.slot(slot).rendered.fetch_max(end, Ordering::Release);
+        Ok(())
+    }
+
+    /// Goes back to the latest checkpoint at or before `stamp` and renders again to
+    /// where rendering stood. Blocks before the one holding `stamp` come out as
+    /// they were and are not written again: the device may be reading them.
+    fn rewind(&mut self, region: &Region, slot: usize, stamp: u64) {
+        let stood = self.frame();
+        while self.checkpoints.back().is_some_and(|cp| cp.frame() > stamp) {
+            self.spare.extend(self.checkpoints.pop_back());
+        }
+        let Some(checkpoint) = self.checkpoints.back() else {
+            // Nothing to go back to (a worker just started): applied late.
+            return;
+        };
+        self.engine.restore(checkpoint);
+        let from = checkpoint.frame();
+        region.slot(slot).rewinds.fetch_add(1, Ordering::Relaxed);
+        while self.applied.back().is_some_and(|a| a.at >= from) {
+            let a = self.applied.pop_back().expect("back exists");
+            self.pending.insert(a.key, a.command);
+        }
+        let changed = stamp - stamp % self.block_frames;
+        while self.frame() < stood {
+            let write = self.frame() >= changed;
+            self.render_next(region, slot, write);
+        }
+    }
+
+    /// Renders the block at the engine's frame (saving a checkpoint first where
+    /// one is due), and publishes it in the ring if `write`.
+    fn render_next(&mut self, region: &Region, slot: usize, write: bool) {
         let start = self.frame();
         let end = start + self.block_frames;
-        self.ingest(region, slot, end)?;
+        self.checkpoint(start);
         let limited_before = self.engine.limited_samples();
         let late = self.render_frames(start, end, &Speech(region.speech()));
         if let Some(frame) = self.corrupt_frame
@@ -125,24 +216,51 @@ impl Renderer {
             self.block[i] = f32::from_bits(self.block[i].to_bits() ^ 1);
             self.corrupt_frame = None;
         }
-        if late > 0 {
-            region
-                .slot(slot)
-                .late_commands
-                .fetch_add(late, Ordering::Relaxed);
+        if start >= self.counted_to {
+            self.counted_to = end;
+            let me = region.slot(slot);
+            if late > 0 {
+                me.late_commands.fetch_add(late, Ordering::Relaxed);
+            }
+            let limited = self.engine.limited_samples() - limited_before;
+            if limited > 0 {
+                me.limited_samples.fetch_add(limited, Ordering::Relaxed);
+            }
         }
-        let limited = self.engine.limited_samples() - limited_before;
-        if limited > 0 {
+        if write {
             region
-                .slot(slot)
-                .limited_samples
-                .fetch_add(limited, Ordering::Relaxed);
+                .ring(slot)
+                .write(start, &self.block, block_checksum(&self.block), self.cursor);
         }
-        region
-            .ring(slot)
-            .write(start, &self.block, block_checksum(&self.block));
-        region.slot(slot).rendered.store(end, Ordering::Release);
-        Ok(())
+    }
+
+    /// Saves the engine at `frame` if a checkpoint is due there, dropping the
+    /// oldest (and the commands applied before it) beyond the number kept.
+    fn checkpoint(&mut self, frame: u64) {
+        let due = frame % self.checkpoint_every == 0 || self.checkpoints.is_empty();
+        if !due
+            || self
+                .checkpoints
+                .back()
+                .is_some_and(|cp| cp.frame() >= frame)
+        {
+            return;
+        }
+        match self.spare.pop() {
+            Some(mut cp) => {
+                self.engine.save(&mut cp);
+                self.checkpoints.push_back(cp);
+            }
+            None => self.checkpoints.push_back(self.engine.checkpoint()),
+        }
+        if self.checkpoints.len() > self.max_checkpoints {
+            self.spare.extend(self.checkpoints.pop_front());
+        }
+        if let Some(oldest) = self.checkpoints.front().map(Checkpoint::frame) {
+            while self.applied.front().is_some_and(|a| a.at < oldest) {
+                self.applied.pop_front();
+            }
+        }
     }
 
     /// Renders `start..end` into the block buffer; returns commands applied late.
@@ -158,8 +276,14 @@ impl Renderer {
                 if stamp < pos {
                     late += 1;
                 }
-                let cmd = entry.remove();
-                self.engine.apply(&cmd);
+                let key = *entry.key();
+                let command = entry.remove();
+                self.engine.apply(&command);
+                self.applied.push_back(Applied {
+                    key,
+                    at: pos,
+                    command,
+                });
             }
             let until = self
                 .pending
@@ -180,5 +304,127 @@ struct Speech<'a>(SpeechArea<'a>);
 impl SpeechSource for Speech<'_> {
     fn sample(&self, index: u64) -> f32 {
         self.0.sample(index)
+    }
+}
+
+#[cfg(test)]
+mod rewind_tests {
+    use super::*;
+    use crate::PendingCommand;
+    use chronus_dsp::demo::{Value, full_patch};
+    use chronus_dsp::dialect::parse;
+    use chronus_dsp::{Params, demo::Message};
+
+    const VOICES: u8 = 4;
+    const BF: u64 = 128;
+
+    fn geometry() -> Geometry {
+        Geometry {
+            sample_rate: 48_000,
+            block_frames: BF as u32,
+            ring_blocks: 64,
+            lookahead_frames: 4 * BF,
+            speech_samples: 4096,
+        }
+    }
+
+    fn command(m: &Message) -> Command {
+        let args: Vec<_> = m.args.iter().map(Value::arg).collect();
+        parse(&m.address, &args, VOICES).expect("parses")
+    }
+
+    /// A renderer starting at frame 0 with the full patch applied.
+    fn renderer() -> Renderer {
+        let pending = full_patch(VOICES)
+            .iter()
+            .enumerate()
+            .map(|(seq, m)| {
+                let mut bytes = Vec::new();
+                command(m).encode(&mut bytes);
+                PendingCommand {
+                    stamp: 0,
+                    seq: seq as u64,
+                    bytes,
+                }
+            })
+            .collect();
+        let snapshot = Snapshot {
+            start_frame: 0,
+            cursor: 0,
+            params: Params::new(VOICES),
+            pending,
+        };
+        Renderer::from_snapshot(geometry(), snapshot).unwrap()
+    }
+
+    fn render_to(r: &mut Renderer, region: &Region, slot: usize, to: u64) {
+        while r.frame() < to {
+            r.render_block(region, slot).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_command_stamped_inside_rendered_blocks_renders_as_if_it_was_always_there() {
+        let (region, _fd) = Region::create(geometry(), std::process::id()).unwrap();
+        let mut ahead = renderer();
+        render_to(&mut ahead, &region, 0, 16 * BF);
+        let before: Vec<_> = (0..16)
+            .map(|b| region.ring(0).checksum(b * BF).unwrap())
+            .collect();
+        // The device has claimed 10.5 blocks: the command is stamped a delay later,
+        // inside what `ahead` has rendered.
+        let claim = 10 * BF + BF / 2;
+        region.header().clock.claim.store(claim, Ordering::SeqCst);
+        let stamp = claim + geometry().stamp_delay_frames();
+        assert!(stamp < ahead.frame());
+        let mut bytes = Vec::new();
+        command(&Message {
+            address: "/gate/voice4".into(),
+            args: vec![Value::Int(1)],
+        })
+        .encode(&mut bytes);
+        region.log().publish(0, 0, &bytes);
+        ahead.ingest_waiting(&region, 0).unwrap();
+        assert_eq!(
+            ahead.frame(),
+            16 * BF,
+            "rendered again up to where it stood"
+        );
+        assert_eq!(region.log().stamp_of(0), Some(stamp));
+        assert_eq!(region.slot(0).rewinds.load(Ordering::Relaxed), 1);
+
+        // A worker that read the command before rendering those frames.
+        let mut behind = renderer();
+        render_to(&mut behind, &region, 1, 16 * BF);
+        assert_eq!(region.slot(1).rewinds.load(Ordering::Relaxed), 0);
+        let changed = stamp / BF * BF;
+        for b in 0..16 {
+            let frame = b * BF;
+            let (again, cursor) = region.ring(0).checksum(frame).unwrap();
+            let (straight, _) = region.ring(1).checksum(frame).unwrap();
+            assert_eq!(again, straight, "block at {frame}");
+            if frame < changed {
+                assert_eq!((again, cursor), before[b as usize], "rewritten at {frame}");
+            } else {
+                assert_ne!(again, before[b as usize].0, "unchanged at {frame}");
+                assert_eq!(cursor, 1);
+            }
+        }
+        // And on, past a delay line's length of frames, still alike.
+        for to in (32..=400).step_by(16) {
+            render_to(&mut ahead, &region, 0, to * BF);
+            render_to(&mut behind, &region, 1, to * BF);
+            for b in to - 16..to {
+                assert_eq!(
+                    region.ring(0).checksum(b * BF),
+                    region.ring(1).checksum(b * BF),
+                    "block at {}",
+                    b * BF
+                );
+            }
+        }
+        for slot in 0..2 {
+            assert_eq!(region.slot(slot).late_commands.load(Ordering::Relaxed), 0);
+        }
     }
 }

@@ -79,7 +79,14 @@ impl Host for RegionHost<'_> {
     }
 
     fn checksum(&self, slot: usize, frame: u64) -> Option<u64> {
-        self.region.ring(slot).checksum(frame)
+        let (sum, cursor) = self.region.ring(slot).checksum(frame)?;
+        let log = self.region.log();
+        let end = frame + u64::from(self.region.geometry().block_frames);
+        log.fresh(cursor, end, log.tail()).then_some(sum)
+    }
+
+    fn settled_frame(&self) -> u64 {
+        self.region.stamp_base()
     }
 
     fn play_frame(&self) -> u64 {

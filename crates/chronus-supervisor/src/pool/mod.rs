@@ -56,7 +56,12 @@ pub trait Host {
     /// Withdraws a fork request left with the worker in `slot`.
     fn cancel_fork(&mut self, slot: usize);
     fn view(&self, slot: usize) -> SlotView;
+    /// The checksum of the block at `frame` in `slot`'s ring, if the ring holds it
+    /// and it holds every command stamped inside it.
     fn checksum(&self, slot: usize, frame: u64) -> Option<u64>;
+    /// Blocks ending by this frame are settled: no command published from now on
+    /// can be stamped inside them, so workers will not render them again.
+    fn settled_frame(&self) -> u64;
     fn play_frame(&self) -> u64;
     fn active_slot(&self) -> usize;
     fn set_active_slot(&mut self, slot: usize);
@@ -468,7 +473,9 @@ impl Pool {
         }
     }
 
-    /// Compares block checksums of the rendering slots: proof of lockstep.
+    /// Compares block checksums of the rendering slots: proof of lockstep. Only
+    /// settled blocks: one worker may have rendered a block again for a command
+    /// the other has not read yet.
     fn compare(&mut self, host: &mut impl Host, now: Instant) {
         let rendering: Vec<usize> = (0..SLOTS)
             .filter(|&i| self.slots[i].state.is_rendering())
@@ -477,7 +484,7 @@ impl Pool {
         if let [a, b] = rendering[..] {
             let (va, vb) = (host.view(a), host.view(b));
             let first = va.first_frame.max(vb.first_frame);
-            let to = va.rendered.min(vb.rendered);
+            let to = va.rendered.min(vb.rendered).min(host.settled_frame());
             let mut frame = self
                 .compare_from
                 .max(first)

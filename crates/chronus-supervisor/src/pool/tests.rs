@@ -13,6 +13,8 @@ struct FakeHost {
     active: usize,
     readable: u32,
     play: u64,
+    /// Blocks may still be rendered again from here on (`None`: all are settled).
+    unsettled_from: Option<u64>,
     spawned: Vec<(usize, u32)>,
     killed: Vec<u32>,
     forks: Vec<(usize, usize)>,
@@ -52,6 +54,9 @@ impl Host for FakeHost {
     }
     fn checksum(&self, slot: usize, frame: u64) -> Option<u64> {
         self.sums[slot].get(&frame).copied()
+    }
+    fn settled_frame(&self) -> u64 {
+        self.unsettled_from.unwrap_or(u64::MAX)
     }
     fn play_frame(&self) -> u64 {
         self.play
@@ -270,6 +275,31 @@ fn diverging_slots_keep_the_active_one_and_replace_the_standby() {
     host.play = 8 * BF;
     pool.tick(&mut host, ms(t, 2));
     assert_eq!(host.readable & 0b10, 0);
+}
+
+#[test]
+fn blocks_a_worker_may_still_render_again_are_not_compared_until_settled() {
+    let (mut pool, mut host, t) = running();
+    // The standby has rendered blocks 6 and 7 again for a command the active
+    // worker has not read yet: not a divergence while those blocks can change.
+    host.unsettled_from = Some(6 * BF);
+    host.render(0, 8 * BF, |f| f * 7);
+    host.render(1, 8 * BF, |f| if f >= 6 * BF { f * 11 } else { f * 7 });
+    pool.tick(&mut host, ms(t, 1));
+    assert_eq!(pool.counters.divergences, 0);
+    // The active worker catches up before they settle: still in lockstep.
+    host.sums[0].insert(6 * BF, 6 * BF * 11);
+    host.sums[0].insert(7 * BF, 7 * BF * 11);
+    host.unsettled_from = Some(8 * BF);
+    pool.tick(&mut host, ms(t, 2));
+    assert_eq!(pool.counters.divergences, 0);
+    assert_eq!(pool.lockstep_count(), SLOTS);
+    // Settled blocks that differ are a divergence, as ever.
+    host.render(0, 10 * BF, |f| f * 7);
+    host.render(1, 10 * BF, |f| if f == 9 * BF { 1 } else { f * 7 });
+    host.unsettled_from = None;
+    pool.tick(&mut host, ms(t, 3));
+    assert_eq!(pool.counters.divergences, 1);
 }
 
 #[test]
