@@ -717,11 +717,10 @@ impl Daemon {
             seconds: FADE_SECONDS,
         };
         let _ = self.submit(Group::now(vec![(fade, None)]));
-        let header = self.region.header();
-        let play = header.clock.play_frame.load(Ordering::Acquire);
+        // Stamped on publishing from the claim plus the delay: no later than now.
+        let fade_from = self.region.stamp_base();
         let rate = u64::from(self.config.audio.sample_rate);
-        let until = play
-            + header.lookahead_frames.load(Ordering::Relaxed)
+        let until = fade_from
             + (FADE_SECONDS as f64 * rate as f64) as u64
             + u64::from(self.region.geometry().block_frames);
         self.phase = Phase::Stopping {
