@@ -9,7 +9,6 @@ use crate::publisher::Group;
 use crate::storage::{Job, Outcome};
 use chronus_dsp::Params;
 use chronus_osc::{OscType, Peer};
-use std::sync::atomic::Ordering;
 
 pub fn handle(d: &mut Daemon, from: Peer, request: Request) {
     let dir = d.config.engine.patterns_dir();
@@ -75,14 +74,13 @@ pub fn stored(d: &mut Daemon, from: Peer, outcome: Outcome) {
 }
 
 /// Publishes a loaded slot as one group; returns the frame it takes effect at
-/// (for `immediate`, the frame no worker has passed yet: it applies there or at
-/// the next block).
+/// (for `immediate`, the earliest frame it can be stamped at: it applies there,
+/// or a device callback later if the device moves on meanwhile).
 fn publish(d: &mut Daemon, from: Peer, params: &Params, immediate: bool) -> Result<u64, String> {
-    let header = d.region.header();
-    let frontier = header.frontier.frame.load(Ordering::Acquire);
+    let earliest = d.region.stamp_base();
     let seq = d.publisher.latest_params().seq;
     let (min_frame, frame) = if immediate || !seq.running {
-        (0, frontier)
+        (0, earliest)
     } else {
         let bar = seq.next_bar_frame(d.earliest_exact_frame(), d.config.audio.sample_rate);
         (bar, bar)
