@@ -47,6 +47,12 @@ impl OutputReader {
         let clock = &self.region.header().clock;
         if clock.running.load(Ordering::Acquire) == 0 {
             out.fill(0.0);
+            // Nothing is handed over yet: commands may land from the first frames.
+            let play = clock.play_frame.load(Ordering::Relaxed);
+            let frames = (out.len() / CHANNELS) as u64;
+            clock
+                .stamp_from
+                .fetch_max(play + 2 * frames, Ordering::SeqCst);
             if let Some(takes) = &mut self.takes {
                 takes.offer(clock.play_frame.load(Ordering::Relaxed), &[]);
             }
@@ -57,11 +63,12 @@ impl OutputReader {
         let first_frame = clock.play_frame.load(Ordering::Relaxed);
         let frames = (out.len() / CHANNELS) as u64;
         // Claim these frames, then stamp what the log holds, so that no command is
-        // stamped inside them after this (see CmdLog's protocol).
-        clock.claim.store(first_frame + frames, Ordering::SeqCst);
+        // stamped inside them after this (see CmdLog's protocol). A command is
+        // stamped a callback's frames past them: the least time a woken worker has.
+        let base = first_frame + 2 * frames;
+        clock.stamp_from.store(base, Ordering::SeqCst);
         let log = self.region.log();
         let tail = log.tail();
-        let base = self.region.stamp_base();
         self.log_cursor = self
             .log_cursor
             .max(tail.saturating_sub(CMD_CAPACITY as u64));
@@ -106,10 +113,15 @@ impl OutputReader {
             };
         }
         clock.play_frame.store(frame, Ordering::Release);
-        // Workers render the room just made now, not when a timer next fires: the
-        // lookahead only has to cover how long a woken worker takes.
+        // A worker renders the room made now, not when a timer next fires, once its
+        // ring holds no more than the next callback's frames: it then has a callback's
+        // time to render on, and with a lookahead of more than two callbacks it wakes
+        // for several at once.
         for slot in 0..SLOTS {
-            self.region.slot(slot).wake_worker();
+            let me = self.region.slot(slot);
+            if me.rendered.load(Ordering::Relaxed) <= frame + frames {
+                me.wake_worker();
+            }
         }
         self.region.header().anchor.set(first_frame, started);
         clock.frames_out.fetch_add(frames, Ordering::Relaxed);

@@ -55,9 +55,10 @@ pub const REALTIME_DENIED_WORKER: u32 = 2;
 pub struct Clock {
     /// The next frame the device will be handed. Workers pace themselves by it.
     pub play_frame: AtomicU64,
-    /// The end of the frames the callback is handing the device, raised before it
-    /// reads them: commands are stamped from it (see `CmdLog`).
-    pub claim: AtomicU64,
+    /// The earliest frame a command read from the log after this may be stamped
+    /// at: the end of the frames the callback is handing the device plus as many
+    /// again, raised before it reads them (see `CmdLog`).
+    pub stamp_from: AtomicU64,
     /// 0 until the supervisor lets the callback start the timeline.
     pub running: AtomicU32,
     /// The slot the callback reads first.

@@ -5,17 +5,17 @@
 //! the same records and stamps them through the same protocol, every worker
 //! applies every command at the same absolute frame: the basis of lockstep.
 //!
-//! Stamping protocol (all SeqCst): the audio callback raises `Clock::claim` to
-//! the end of the frames it is about to hand the device, then reads the log tail
-//! and stamps every record it has not seen yet. Anyone else who stamps (the
-//! supervisor right after publishing, a worker reading the log) loads the claim
-//! after the tail that revealed the record. A stamp is
-//! `max(claim + delay, min_frame)` (the delay is half the lookahead, see
-//! `Geometry::stamp_delay_frames`), set by compare-and-swap from `UNSTAMPED`; the
+//! Stamping protocol (all SeqCst): the audio callback raises `Clock::stamp_from`
+//! to the end of the frames it is about to hand the device plus as many again,
+//! then reads the log tail and stamps every record it has not seen yet. Anyone
+//! else who stamps (the supervisor right after publishing, a worker reading the
+//! log) loads `stamp_from` after the tail that revealed the record. A stamp is
+//! `max(stamp_from, min_frame)`, set by compare-and-swap from `UNSTAMPED`; the
 //! first stamp wins. So no stamp falls inside frames the callback has taken: a
-//! stamper that loaded an older claim than the callback's latest was seen by that
-//! callback's tail read, which stamped the record first or found it stamped from a
-//! claim at most one callback old, a delay (at least a callback) ahead.
+//! stamper that loaded an older `stamp_from` than the callback's latest was seen
+//! by that callback's tail read, which stamped the record first or found it
+//! stamped from a `stamp_from` at most one callback old, which lies past the
+//! frames that callback takes (when callbacks do not grow).
 //!
 //! A stamp may fall inside frames a worker has already rendered: the worker goes
 //! back to a checkpoint and renders them again with the command. Each ring block

@@ -86,13 +86,6 @@ pub struct Geometry {
 
 impl Geometry {
     /// Samples in one block, all channels.
-    /// How far past the callback's claim an untimed command is stamped: half the
-    /// lookahead (one device buffer at the defaults), so a woken worker has at least
-    /// that long to render it, and it sounds one to two buffers after it arrives.
-    pub fn stamp_delay_frames(&self) -> u64 {
-        (self.lookahead_frames / 2).max(u64::from(self.block_frames))
-    }
-
     pub fn block_samples(&self) -> usize {
         self.block_frames as usize * CHANNELS
     }
@@ -298,9 +291,9 @@ impl Region {
     }
 
     /// The frame a record revealed by a tail read just before is stamped from
-    /// (before its own minimum frame): the callback's claim plus the stamp delay.
+    /// (before its own minimum frame): see [`Clock::stamp_from`].
     pub fn stamp_base(&self) -> u64 {
-        self.header().clock.claim.load(Ordering::SeqCst) + self.geometry.stamp_delay_frames()
+        self.header().clock.stamp_from.load(Ordering::SeqCst)
     }
 
     /// The block ring of `slot`.

@@ -153,12 +153,19 @@ fn a_block_is_stale_only_if_a_record_it_missed_is_stamped_inside_it() {
 }
 
 #[test]
-fn the_callback_claim_sets_where_commands_are_stamped() {
+fn the_callback_sets_where_commands_are_stamped() {
     let (region, _fd) = Region::create(geometry(), 1).unwrap();
-    let delay = region.geometry().stamp_delay_frames();
-    assert!(delay >= u64::from(region.geometry().block_frames));
-    region.header().clock.claim.store(4096, Ordering::SeqCst);
-    assert_eq!(region.stamp_base(), 4096 + delay);
+    region
+        .header()
+        .clock
+        .stamp_from
+        .store(4096, Ordering::SeqCst);
+    assert_eq!(region.stamp_base(), 4096);
+    let log = region.log();
+    log.publish(0, 0, b"now");
+    log.publish(1, 5000, b"later");
+    assert_eq!(log.stamp(0, region.stamp_base()), Some(4096));
+    assert_eq!(log.stamp(1, region.stamp_base()), Some(5000));
 }
 
 #[test]

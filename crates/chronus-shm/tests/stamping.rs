@@ -4,7 +4,7 @@
 //! may fall inside frames a callback had claimed without seeing the record.
 
 use chronus_shm::{CMD_PAYLOAD, Geometry, Region};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
 const PERIOD: u64 = 32;
@@ -16,7 +16,7 @@ fn geometry() -> Geometry {
         sample_rate: 48_000,
         block_frames: 16,
         ring_blocks: 8,
-        lookahead_frames: 2 * PERIOD,
+        lookahead_frames: 3 * PERIOD,
         speech_samples: 0,
     }
 }
@@ -51,15 +51,16 @@ fn worker(region: &Region, seed: u64) -> Vec<(u64, u64)> {
 
 /// Claims a period at a time as the audio callback does, stamping what it has
 /// not seen; returns each call's (end of the frames claimed, tail it read).
-fn callback(region: &Region, stop: &AtomicBool) -> Vec<(u64, u64)> {
+fn callback(region: &Region, stop: &AtomicBool, count: &AtomicU64) -> Vec<(u64, u64)> {
     let log = region.log();
-    let claim = &region.header().clock.claim;
+    let stamp_from = &region.header().clock.stamp_from;
     let mut calls = Vec::new();
     let mut cursor = 0;
     let mut rng = 3;
+    let mut end = 0;
     while !stop.load(Ordering::Relaxed) {
-        let end = claim.load(Ordering::Relaxed) + PERIOD;
-        claim.store(end, Ordering::SeqCst);
+        end += PERIOD;
+        stamp_from.store(end + PERIOD, Ordering::SeqCst);
         let tail = log.tail();
         let base = region.stamp_base();
         while cursor < tail {
@@ -67,6 +68,7 @@ fn callback(region: &Region, stop: &AtomicBool) -> Vec<(u64, u64)> {
             cursor += 1;
         }
         calls.push((end, tail));
+        count.fetch_add(1, Ordering::Relaxed);
         jitter(&mut rng);
     }
     calls
@@ -77,6 +79,7 @@ fn stampers_agree_and_no_stamp_falls_in_frames_claimed_without_it() {
     let (region, _fd) = Region::create(geometry(), 1).unwrap();
     let region = Arc::new(region);
     let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
     let barrier = Arc::new(Barrier::new(4));
     let workers: Vec<_> = (0..2u64)
         .map(|i| {
@@ -88,16 +91,21 @@ fn stampers_agree_and_no_stamp_falls_in_frames_claimed_without_it() {
         })
         .collect();
     let clock = {
-        let (region, barrier, stop) = (region.clone(), barrier.clone(), stop.clone());
+        let (region, barrier, stop, count) =
+            (region.clone(), barrier.clone(), stop.clone(), count.clone());
         std::thread::spawn(move || {
             barrier.wait();
-            callback(&region, &stop)
+            callback(&region, &stop, &count)
         })
     };
     barrier.wait();
     let log = region.log();
     let mut published = Vec::new();
     for seq in 0..COMMANDS {
+        // Interleaved with the callback's calls, however the threads are scheduled.
+        while count.load(Ordering::Relaxed) < seq / 8 {
+            std::thread::yield_now();
+        }
         // Some commands ask for a frame in the future, as timetagged bundles do.
         let min_frame = if seq % 7 == 0 { seq * 30 } else { 0 };
         log.publish(seq, min_frame, &seq.to_le_bytes());

@@ -36,9 +36,10 @@ pub enum Phase {
         since: Instant,
     },
     Running,
-    /// Fading out; stop when the device has played `until` or at `deadline`.
+    /// Fading out; stop when the device has played `until` (`None` while the fade
+    /// waits behind other commands to be published) or at `deadline`.
     Stopping {
-        until: u64,
+        until: Option<u64>,
         deadline: Instant,
     },
 }
@@ -583,7 +584,9 @@ impl Daemon {
                 }
             }
             Phase::Stopping { until, deadline } => {
-                if play >= until
+                let until = until.or_else(|| self.fade_played());
+                self.phase = Phase::Stopping { until, deadline };
+                if until.is_some_and(|until| play >= until)
                     || now >= deadline
                     || header.clock.running.load(Ordering::Relaxed) == 0
                 {
@@ -707,7 +710,7 @@ impl Daemon {
         let now = Instant::now();
         if self.region.header().clock.running.load(Ordering::Acquire) == 0 {
             self.phase = Phase::Stopping {
-                until: 0,
+                until: Some(0),
                 deadline: now,
             };
             return;
@@ -717,16 +720,24 @@ impl Daemon {
             seconds: FADE_SECONDS,
         };
         let _ = self.submit(Group::now(vec![(fade, None)]));
-        // Stamped on publishing from the claim plus the delay: no later than now.
-        let fade_from = self.region.stamp_base();
-        let rate = u64::from(self.config.audio.sample_rate);
-        let until = fade_from
-            + (FADE_SECONDS as f64 * rate as f64) as u64
-            + u64::from(self.region.geometry().block_frames);
         self.phase = Phase::Stopping {
-            until,
+            until: self.fade_played(),
             deadline: now + Duration::from_millis(500),
         };
+    }
+
+    /// The frame by which the fade has played, once it is published (and so
+    /// stamped, no later than where commands are stamped from now).
+    fn fade_played(&self) -> Option<u64> {
+        if self.publisher.has_backlog() {
+            return None;
+        }
+        let rate = u64::from(self.config.audio.sample_rate);
+        Some(
+            self.region.stamp_base()
+                + (FADE_SECONDS as f64 * rate as f64) as u64
+                + u64::from(self.region.geometry().block_frames),
+        )
     }
 
     /// TERM each worker's group, wait a grace, KILL what is left, and reap them all.

@@ -379,6 +379,15 @@ impl Publisher {
         };
         let bf = self.block_frames;
         let start = (frontier.max(play + margin)).div_ceil(bf) * bf;
+        if !running {
+            // Before the device takes frames nothing sets where commands are stamped;
+            // from a lookahead past the start, what the workers render first settles.
+            let lookahead = header.lookahead_frames.load(Ordering::Relaxed);
+            header
+                .clock
+                .stamp_from
+                .fetch_max(start + lookahead, Ordering::SeqCst);
+        }
         let snapshot = self.ledger.cold_snapshot(start, log.tail());
         self.region.write_snapshot(&snapshot.to_bytes())?;
         Ok(start)

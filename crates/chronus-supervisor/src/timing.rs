@@ -34,12 +34,15 @@ impl Timing {
         // When the timeline starts, ALSA fills its whole buffer (two periods) in one
         // go. Steady, two buffers leave a worker a whole period to render the next
         // one while a fork or a scheduler hiccup holds it: fewer underran in kill
-        // drills at 64-frame periods. Untimed commands land half the lookahead past
-        // the device's position (see `Geometry::stamp_delay_frames`).
-        let least = (2 * u64::from(buffer_frames)).div_ceil(bf).max(2) * bf;
+        // drills at 64-frame periods. A third lets workers wake every other period
+        // (the callback wakes a worker when its ring holds no more than the next
+        // callback), half the wake-ups; untimed commands still land a callback past
+        // the device's position however far workers are (see `CmdLog`).
+        let buffers = |n: u64| (n * u64::from(buffer_frames)).div_ceil(bf).max(2) * bf;
+        let least = buffers(2);
         let lookahead_frames = audio
             .lookahead_blocks
-            .map_or(least, |blocks| (u64::from(blocks) * bf).max(least));
+            .map_or(buffers(3), |blocks| (u64::from(blocks) * bf).max(least));
         Timing {
             buffer_frames,
             block_frames,
@@ -74,12 +77,12 @@ mod tests {
     }
 
     #[test]
-    fn auto_follows_the_device_buffer_with_two_buffers_of_lookahead() {
+    fn auto_follows_the_device_buffer_with_three_buffers_of_lookahead() {
         for (buffer, block, lookahead) in [
-            (64, 32, 128),
-            (256, 128, 512),
-            (512, 256, 1024),
-            (1024, 256, 2048),
+            (64, 32, 192),
+            (256, 128, 768),
+            (512, 256, 1536),
+            (1024, 256, 3072),
             (16, 32, 64),
         ] {
             let t = Timing::resolve(&audio(None, None, None), buffer, false);

@@ -61,12 +61,11 @@ impl Renderer {
                 Command::decode(&p.bytes).map_err(|e| WorkerError::Snapshot(e.to_string()))?;
             pending.insert((p.stamp, p.seq), cmd);
         }
-        // A stamp is at least the stamp delay past the play position, and this worker
-        // is at most the lookahead and a block past it: checkpoints reach back that
-        // far, and the delay lines keep what rendering again from the oldest reads.
+        // A stamp is past the play position, and this worker at most the lookahead
+        // and a block past it: checkpoints reach back that far, and the delay lines
+        // keep what rendering again from the oldest reads.
         let checkpoint_every = block_frames * CHECKPOINT_BLOCKS;
-        let reach = (geometry.lookahead_frames + block_frames)
-            .saturating_sub(geometry.stamp_delay_frames());
+        let reach = geometry.lookahead_frames + block_frames;
         let max_checkpoints = reach.div_ceil(checkpoint_every) as usize + 2;
         let mut engine =
             Engine::from_params(geometry.sample_rate, &snapshot.params, snapshot.start_frame);
@@ -371,11 +370,14 @@ mod rewind_tests {
         let before: Vec<_> = (0..16)
             .map(|b| region.ring(0).checksum(b * BF).unwrap())
             .collect();
-        // The device has claimed 10.5 blocks: the command is stamped a delay later,
-        // inside what `ahead` has rendered.
-        let claim = 10 * BF + BF / 2;
-        region.header().clock.claim.store(claim, Ordering::SeqCst);
-        let stamp = claim + geometry().stamp_delay_frames();
+        // The device is being handed frames up to 10.5 blocks: the command is
+        // stamped a callback later, inside what `ahead` has rendered.
+        let stamp = 11 * BF + BF / 2;
+        region
+            .header()
+            .clock
+            .stamp_from
+            .store(stamp, Ordering::SeqCst);
         assert!(stamp < ahead.frame());
         let mut bytes = Vec::new();
         command(&Message {
