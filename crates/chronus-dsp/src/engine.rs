@@ -5,10 +5,10 @@ use crate::CHANNELS;
 use crate::acid::Acid;
 use crate::command::{Command, Control};
 use crate::dsp::LANES;
-use crate::fx::Master;
+use crate::fx::{Master, MasterCheckpoint};
 use crate::limiter::{Limiter, LimiterParams};
 use crate::params::{Params, VoiceParams};
-use crate::seq::{ACCENT_CUTOFF_HZ, ACCENT_VELOCITY, HIT_VELOCITY, Sequencer, Step};
+use crate::seq::{ACCENT_CUTOFF_HZ, ACCENT_VELOCITY, HIT_VELOCITY, MAX_TRACKS, Sequencer, Step};
 use crate::smoother::{Ramp, frames};
 use crate::speech::{NoSpeech, SpeechPlayer, SpeechSource};
 use crate::voice::{Hit, Modulation, Voice, VoiceScratch, filter_voices};
@@ -54,6 +54,29 @@ pub struct Engine {
     limiter: Limiter,
     frame: u64,
     scratch: Box<Scratch>,
+}
+
+/// An [`Engine`]'s state at a frame, for [`Engine::restore`] to return to: all
+/// of it but the samples in its delay lines, which stay in the engine (see
+/// [`Engine::keep_history`]), so a checkpoint is cheap to save.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    params: Params,
+    voices: Vec<Voice>,
+    acid: Acid,
+    fx: MasterCheckpoint,
+    seq: Sequencer,
+    gain: Ramp,
+    speech: SpeechPlayer,
+    limiter: Limiter,
+    frame: u64,
+}
+
+impl Checkpoint {
+    /// The frame the saved engine was about to render.
+    pub fn frame(&self) -> u64 {
+        self.frame
+    }
 }
 
 impl Engine {
@@ -321,6 +344,88 @@ impl Engine {
         self.frame = self.frame.wrapping_add(n as u64);
     }
 
+    /// Keeps `frames` frames of history in every delay line beyond what its
+    /// delay reads, so restoring a checkpoint saved at most `frames` frames
+    /// before the engine's current frame is exact. Allocates; call once, right
+    /// after construction (before rendering, as it invalidates checkpoints
+    /// saved before). Never changes one output bit.
+    pub fn keep_history(&mut self, frames: usize) {
+        self.fx.keep_history(frames);
+    }
+
+    /// The history kept (0 unless [`Engine::keep_history`] was called).
+    pub fn history(&self) -> usize {
+        self.fx.history()
+    }
+
+    /// A checkpoint holding this engine's current state (allocates).
+    pub fn checkpoint(&self) -> Checkpoint {
+        let mut params = self.params.clone();
+        // Room for any tracks a later save brings.
+        params.seq.tracks.reserve(MAX_TRACKS);
+        Checkpoint {
+            params,
+            voices: self.voices.clone(),
+            acid: self.acid.clone(),
+            fx: self.fx.checkpoint(),
+            seq: self.seq.clone(),
+            gain: self.gain.clone(),
+            speech: self.speech.clone(),
+            limiter: self.limiter.clone(),
+            frame: self.frame,
+        }
+    }
+
+    /// Saves the current state into `cp`, reusing its allocations: no
+    /// allocation unless it last held an engine of another voice count. The
+    /// delay lines' samples are not copied (see [`Engine::restore`]).
+    pub fn save(&self, cp: &mut Checkpoint) {
+        let Engine {
+            sample_rate: _,
+            params,
+            voices,
+            acid,
+            fx,
+            seq,
+            gain,
+            speech,
+            limiter,
+            frame,
+            // Per block, never carried from one to the next.
+            scratch: _,
+        } = self;
+        cp.params.clone_from(params);
+        cp.voices.clone_from(voices);
+        cp.acid.clone_from(acid);
+        cp.fx = fx.checkpoint();
+        cp.seq.clone_from(seq);
+        cp.gain.clone_from(gain);
+        cp.speech.clone_from(speech);
+        cp.limiter.clone_from(limiter);
+        cp.frame = *frame;
+    }
+
+    /// Returns to the state saved in `cp` (by this engine): afterwards
+    /// `frame() == cp.frame()` and rendering (with any commands applied) gives
+    /// bit for bit what an engine that was never rewound would give from that
+    /// state. Exact when at most [`Engine::history`] frames were rendered since
+    /// the save, on the timeline it was saved on (a checkpoint saved after the
+    /// one last restored belongs to a discarded future), and no delay line was
+    /// cleared since for a NaN or an infinity. Never allocates unless the
+    /// voice count differs.
+    pub fn restore(&mut self, cp: &Checkpoint) {
+        let rendered = usize::try_from(self.frame.saturating_sub(cp.frame)).unwrap_or(usize::MAX);
+        self.params.clone_from(&cp.params);
+        self.voices.clone_from(&cp.voices);
+        self.acid.clone_from(&cp.acid);
+        self.fx.restore(&cp.fx, rendered);
+        self.seq.clone_from(&cp.seq);
+        self.gain.clone_from(&cp.gain);
+        self.speech.clone_from(&cp.speech);
+        self.limiter.clone_from(&cp.limiter);
+        self.frame = cp.frame;
+    }
+
     /// Turns the master limiter on or off and sets its ceiling, from the next
     /// frame; the limiter starts afresh, as at a cold start.
     pub fn set_limiter(&mut self, limiter: LimiterParams) {
@@ -483,10 +588,13 @@ mod bit_exact_tests {
 
     /// A hash of every bit the voices put on the buses (f64, before the
     /// output's rounding to f32 could hide a difference) and of the output,
-    /// over `seconds` of `patch` on `voices` voices. Blocks are split as
-    /// [`Engine::render_with`] splits them.
-    fn render_hash(patch: Vec<Message>, voices: u8, seconds: usize) -> u64 {
+    /// over `seconds` of `patch` on `voices` voices, keeping `history` frames
+    /// of history. Blocks are split as [`Engine::render_with`] splits them.
+    fn render_hash(patch: Vec<Message>, voices: u8, seconds: usize, history: usize) -> u64 {
         let mut engine = Engine::new(RATE, voices);
+        if history > 0 {
+            engine.keep_history(history);
+        }
         for m in patch {
             let args: Vec<Arg<'_>> = m.args.iter().map(Value::arg).collect();
             engine.apply(&parse(&m.address, &args, voices).expect("the patch parses"));
@@ -527,6 +635,16 @@ mod bit_exact_tests {
     /// of four and of two, oscillated in the filters' loop, and of three and one).
     #[test]
     fn the_render_is_bit_for_bit_what_it_was() {
+        check_hashes(0);
+    }
+
+    /// Delay lines keeping history (for rewinds) render the same bits.
+    #[test]
+    fn the_render_with_history_is_bit_for_bit_what_it_was() {
+        check_hashes(4096);
+    }
+
+    fn check_hashes(history: usize) {
         let cases = [
             (
                 "full patch, 16 voices",
@@ -579,8 +697,8 @@ mod bit_exact_tests {
             ),
         ];
         for (what, patch, voices, seconds, expected) in cases {
-            let hash = render_hash(patch, voices, seconds);
-            assert_eq!(hash, expected, "{what}: {hash:#018x}");
+            let hash = render_hash(patch, voices, seconds, history);
+            assert_eq!(hash, expected, "{what}, history {history}: {hash:#018x}");
         }
     }
 }

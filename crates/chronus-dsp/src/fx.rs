@@ -2,6 +2,8 @@
 //! and a feedback delay bus (both fed by the voices' sends) and the LFOs. The
 //! limiter comes after the master gain (`limiter.rs`).
 
+use std::cell::Cell;
+
 use crate::command::Control;
 use crate::dsp::{
     OnePole, advance_phase, buffer_frames, flush, flush_lanes, sin_cycles, soft_clip,
@@ -55,23 +57,79 @@ impl Distortion {
 const COMB_TUNING: [usize; 8] = [1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617];
 const ALLPASS_TUNING: [usize; 4] = [556, 441, 341, 225];
 
-/// A delay line of `f32` (as in Freeverb; half the memory traffic of `f64`).
+/// A delay line of `f32` (as in Freeverb; half the memory traffic of `f64`):
+/// each frame reads what was written `delay` frames before. The buffer holds
+/// [`Line::history`] frames more, written no later than the oldest `delay`,
+/// so that a restored checkpoint finds the samples it reads still there.
 #[derive(Clone, Debug)]
 struct Line {
     buf: Vec<f32>,
+    delay: usize,
+    /// Where the next frame is written.
     pos: usize,
 }
 
 impl Line {
-    fn new(len: usize) -> Line {
+    fn new(delay: usize) -> Line {
+        let delay = delay.max(1);
         Line {
-            buf: vec![0.0; len.max(1)],
+            buf: vec![0.0; delay],
+            delay,
             pos: 0,
         }
     }
 
     fn scaled(tuning: usize, sample_rate: u32) -> Line {
         Line::new(buffer_frames(tuning as f64 / 44_100.0, sample_rate))
+    }
+
+    /// Where the next frame reads: `delay` frames before `pos`.
+    fn read_pos(&self) -> usize {
+        if self.pos >= self.delay {
+            self.pos - self.delay
+        } else {
+            self.pos + self.buf.len() - self.delay
+        }
+    }
+
+    fn history(&self) -> usize {
+        self.buf.len() - self.delay
+    }
+
+    /// Reallocates for `frames` frames of history, the latest samples (all
+    /// that reads can reach) kept where reads find them.
+    fn keep_history(&mut self, frames: usize) {
+        let len = self.delay + frames;
+        let mut buf = vec![0.0; len];
+        // Oldest first, ending just before the new write position 0.
+        let kept = len.min(self.buf.len());
+        for back in 1..=kept {
+            buf[len - back] = self.buf[(self.pos + self.buf.len() - back) % self.buf.len()];
+        }
+        self.buf = buf;
+        self.pos = 0;
+    }
+
+    /// Back to write position `pos` after `frames` frames were rendered from
+    /// there. The slots they wrote go back to zero rather than to what they
+    /// held, which no read reaches (history permitting) before the slot is
+    /// written again, except after a silent skip, which writes nothing for
+    /// slots that rendering the skip would have left at zero.
+    fn rewind(&mut self, pos: usize, frames: usize) {
+        self.pos = pos;
+        let frames = frames.min(self.buf.len());
+        let (head, tail) = self.buf.split_at_mut(pos);
+        let wrapped = frames.saturating_sub(tail.len());
+        tail[..frames - wrapped].fill(0.0);
+        head[..wrapped].fill(0.0);
+    }
+
+    /// The slots the next `n` frames read and write (wrapping in neither):
+    /// the same slots without history, hence cells.
+    fn frames(&mut self, n: usize) -> (&[Cell<f32>], &[Cell<f32>]) {
+        let (read, write) = (self.read_pos(), self.pos);
+        let cells = Cell::from_mut(&mut self.buf[..]).as_slice_of_cells();
+        (&cells[read..read + n], &cells[write..write + n])
     }
 
     fn clear(&mut self) {
@@ -151,12 +209,13 @@ impl Reverb {
     fn render_frames(&mut self, x: &[f64], out: &mut [f64]) {
         let mut t = 0;
         while t < x.len() {
-            // Up to the first line's wrap, so that no frame checks for it.
+            // Up to the first line's wrap (of a read or a write), so that no
+            // frame checks for it.
             let run = self
                 .combs
                 .iter()
                 .chain(&self.allpasses)
-                .map(|line| line.buf.len() - line.pos)
+                .map(|line| line.buf.len() - line.pos.max(line.read_pos()))
                 .fold(x.len() - t, usize::min);
             let (done, finite) = self.run(&x[t..t + run], &mut out[t..t + run]);
             for line in self.combs.iter_mut().chain(&mut self.allpasses) {
@@ -173,18 +232,16 @@ impl Reverb {
     }
 
     /// Frame by frame (the combs' chains of dependent operations overlap)
-    /// through lines that do not wrap within `x`. Stops after a frame whose
+    /// through lines that do not wrap within `x` (neither their reads nor their
+    /// writes, which are the same slots without history). Stops after a frame whose
     /// output is not finite: that frame is silent and the reverb is to be
     /// cleared before the next. Returns the frames done, and false if it
     /// stopped so.
     fn run(&mut self, x: &[f64], out: &mut [f64]) -> (usize, bool) {
         let (feedback, damp) = (self.feedback, self.damp);
         let n = x.len();
-        let mut combs = self.combs.each_mut().map(|l| &mut l.buf[l.pos..l.pos + n]);
-        let mut allpasses = self
-            .allpasses
-            .each_mut()
-            .map(|l| &mut l.buf[l.pos..l.pos + n]);
+        let combs = self.combs.each_mut().map(|l| l.frames(n));
+        let allpasses = self.allpasses.each_mut().map(|l| l.frames(n));
         // The combs' damping states two by two in lanes: they are independent.
         let mut kept: [F64x2; COMB_TUNING.len() / 2] =
             std::array::from_fn(|i| F64x2::new([self.kept[2 * i], self.kept[2 * i + 1]]));
@@ -194,24 +251,31 @@ impl Reverb {
             let mix = self.mix.next();
             let input = F64x2::splat(x * 0.015);
             let mut wet = 0.0;
-            // The bits of everything written this frame: zero only if all is +0.0.
+            // Whether the combs write anything but +0.0 this frame: flushed, they
+            // write +0.0 or at least 1e-15 in magnitude (so not 0 in f32) or NaN.
+            let mut sounding = F64x2::splat(0.0).is_nonzero();
+            // The bits of what the allpasses write: zero only if all is +0.0.
             let mut written = 0u32;
-            for (pair, kept) in combs.chunks_exact_mut(2).zip(&mut kept) {
-                let (ya, yb) = (f64::from(pair[0][t]), f64::from(pair[1][t]));
+            for (pair, kept) in combs.chunks_exact(2).zip(&mut kept) {
+                let [(read_a, write_a), (read_b, write_b)] = [pair[0], pair[1]];
+                let (ya, yb) = (f64::from(read_a[t].get()), f64::from(read_b[t].get()));
                 *kept = flush_lanes(F64x2::new([ya, yb]) * undamped + *kept * damping);
-                let [a, b] = flush_lanes(input + *kept * feedback).to_array();
-                (pair[0][t], pair[1][t]) = (a as f32, b as f32);
-                written |= pair[0][t].to_bits() | pair[1][t].to_bits();
+                let w = flush_lanes(input + *kept * feedback);
+                sounding = sounding | w.is_nonzero();
+                let [a, b] = w.to_array();
+                write_a[t].set(a as f32);
+                write_b[t].set(b as f32);
                 wet += ya;
                 wet += yb;
             }
-            for line in &mut allpasses {
-                let delayed = f64::from(line[t]);
-                line[t] = flush(wet + delayed * 0.5) as f32;
-                written |= line[t].to_bits();
+            for (read, write) in allpasses {
+                let delayed = f64::from(read[t].get());
+                let w = flush(wet + delayed * 0.5) as f32;
+                write[t].set(w);
+                written |= w.to_bits();
                 wet = delayed - wet;
             }
-            self.silent_for = if written == 0 {
+            self.silent_for = if written == 0 && !sounding.any() {
                 self.silent_for.saturating_add(1)
             } else {
                 0
@@ -229,11 +293,59 @@ impl Reverb {
         (n, true)
     }
 
+    /// History included: restoring a checkpoint from before this (only ever
+    /// after a NaN or an infinity) is not exact.
     fn clear(&mut self) {
         self.combs.iter_mut().for_each(Line::clear);
         self.kept = [0.0; COMB_TUNING.len()];
         self.allpasses.iter_mut().for_each(Line::clear);
     }
+
+    fn checkpoint(&self) -> ReverbCheckpoint {
+        let Reverb {
+            combs,
+            kept,
+            allpasses,
+            mix,
+            feedback,
+            damp,
+            silent_for,
+        } = self;
+        ReverbCheckpoint {
+            combs: combs.each_ref().map(|l| l.pos),
+            kept: *kept,
+            allpasses: allpasses.each_ref().map(|l| l.pos),
+            mix: mix.clone(),
+            feedback: *feedback,
+            damp: *damp,
+            silent_for: *silent_for,
+        }
+    }
+
+    /// Back to `cp`, `frames` frames after it was saved (see [`Line::rewind`]).
+    fn restore(&mut self, cp: &ReverbCheckpoint, frames: usize) {
+        for (line, &pos) in self.combs.iter_mut().zip(&cp.combs) {
+            line.rewind(pos, frames);
+        }
+        for (line, &pos) in self.allpasses.iter_mut().zip(&cp.allpasses) {
+            line.rewind(pos, frames);
+        }
+        self.kept = cp.kept;
+        self.mix.clone_from(&cp.mix);
+        (self.feedback, self.damp, self.silent_for) = (cp.feedback, cp.damp, cp.silent_for);
+    }
+}
+
+/// A [`Reverb`] but for its lines' samples: their write positions.
+#[derive(Clone, Debug)]
+struct ReverbCheckpoint {
+    combs: [usize; COMB_TUNING.len()],
+    kept: [f64; COMB_TUNING.len()],
+    allpasses: [usize; ALLPASS_TUNING.len()],
+    mix: Ramp,
+    feedback: f64,
+    damp: f64,
+    silent_for: usize,
 }
 
 /// The longest delay time, in seconds.
@@ -243,8 +355,8 @@ const MAX_DELAY_SECONDS: f64 = 1.0;
 /// low-pass (`highcut`), so repeats thin out and darken.
 #[derive(Clone, Debug)]
 pub(crate) struct Delay {
-    line: Vec<f32>,
-    write: usize,
+    /// Its `delay` is the longest delay plus two spare frames for interpolation.
+    line: Line,
     time: Ramp,
     feedback: Ramp,
     mix: Ramp,
@@ -258,9 +370,7 @@ pub(crate) struct Delay {
 impl Delay {
     fn new(p: &DelayParams, sample_rate: u32) -> Delay {
         Delay {
-            // Two spare frames for interpolation.
-            line: vec![0.0; buffer_frames(MAX_DELAY_SECONDS, sample_rate) + 2],
-            write: 0,
+            line: Line::new(buffer_frames(MAX_DELAY_SECONDS, sample_rate) + 2),
             time: Ramp::at(p.time.into()),
             feedback: Ramp::at(p.feedback.into()),
             mix: Ramp::at(p.mix.into()),
@@ -274,7 +384,7 @@ impl Delay {
     /// line and both filters are at zero): then [`Delay::skip`] stands in for
     /// [`Delay::process`], bit for bit.
     fn is_silent_for(&self, x: &[f64]) -> bool {
-        self.silent_for >= self.line.len()
+        self.silent_for >= self.line.buf.len()
             && self.lowcut.at_rest()
             && self.highcut.at_rest()
             && x.iter().all(|&v| v == 0.0)
@@ -289,14 +399,15 @@ impl Delay {
     }
 
     fn skipped(&mut self, frames: usize) {
-        self.write = (self.write + frames) % self.line.len();
+        self.line.pos = (self.line.pos + frames) % self.line.buf.len();
         self.silent_for = self.silent_for.saturating_add(frames);
     }
 
     /// The delay's return at its mix level.
     fn process(&mut self, x: f64, p: &DelayParams, sample_rate: u32) -> f64 {
-        let len = self.line.len();
-        let delay = (self.time.next() * f64::from(sample_rate)).clamp(1.0, (len - 2) as f64);
+        let len = self.line.buf.len();
+        let longest = (self.line.delay - 2) as f64;
+        let delay = (self.time.next() * f64::from(sample_rate)).clamp(1.0, longest);
         let feedback = self.feedback.next();
         let mix = self.mix.next();
         // Linear interpolation between the two frames around the read point.
@@ -304,35 +415,83 @@ impl Delay {
         let frac = delay - back;
         // `offset` is 1..len, so one subtraction wraps.
         let at = |offset: usize| {
-            let i = self.write + len - offset;
+            let i = self.line.pos + len - offset;
             if i >= len { i - len } else { i }
         };
-        let a = f64::from(self.line[at(back as usize)]);
-        let b = f64::from(self.line[at(back as usize + 1)]);
+        let a = f64::from(self.line.buf[at(back as usize)]);
+        let b = f64::from(self.line.buf[at(back as usize + 1)]);
         let y = a + (b - a) * frac;
         self.lowcut.tune(p.lowcut.into(), sample_rate);
         self.highcut.tune(p.highcut.into(), sample_rate);
         let looped = self.highcut.low_pass(self.lowcut.high_pass(y));
         let w = flush(x + looped * feedback);
         if !w.is_finite() {
-            self.line.fill(0.0);
+            // History included: restoring a checkpoint from before this (only
+            // ever after a NaN or an infinity) is not exact.
+            self.line.clear();
             self.lowcut.reset();
             self.highcut.reset();
             return 0.0;
         }
-        self.line[self.write] = w as f32;
+        self.line.buf[self.line.pos] = w as f32;
         self.silent_for = if (w as f32).to_bits() == 0 {
             self.silent_for.saturating_add(1)
         } else {
             0
         };
-        self.write = if self.write + 1 == len {
+        self.line.pos = if self.line.pos + 1 == len {
             0
         } else {
-            self.write + 1
+            self.line.pos + 1
         };
         y * mix
     }
+}
+
+impl Delay {
+    fn checkpoint(&self) -> DelayCheckpoint {
+        let Delay {
+            line,
+            time,
+            feedback,
+            mix,
+            lowcut,
+            highcut,
+            silent_for,
+        } = self;
+        DelayCheckpoint {
+            pos: line.pos,
+            time: time.clone(),
+            feedback: feedback.clone(),
+            mix: mix.clone(),
+            lowcut: lowcut.clone(),
+            highcut: highcut.clone(),
+            silent_for: *silent_for,
+        }
+    }
+
+    /// Back to `cp`, `frames` frames after it was saved (see [`Line::rewind`]).
+    fn restore(&mut self, cp: &DelayCheckpoint, frames: usize) {
+        self.line.rewind(cp.pos, frames);
+        self.time.clone_from(&cp.time);
+        self.feedback.clone_from(&cp.feedback);
+        self.mix.clone_from(&cp.mix);
+        self.lowcut.clone_from(&cp.lowcut);
+        self.highcut.clone_from(&cp.highcut);
+        self.silent_for = cp.silent_for;
+    }
+}
+
+/// A [`Delay`] but for its line's samples: its write position.
+#[derive(Clone, Debug)]
+struct DelayCheckpoint {
+    pos: usize,
+    time: Ramp,
+    feedback: Ramp,
+    mix: Ramp,
+    lowcut: OnePole,
+    highcut: OnePole,
+    silent_for: usize,
 }
 
 /// A sine LFO with a smoothed depth.
@@ -391,6 +550,16 @@ pub(crate) struct Master {
     delay: Delay,
 }
 
+/// A [`Master`] but for its delay lines' samples (see [`Master::checkpoint`]).
+#[derive(Clone, Debug)]
+pub(crate) struct MasterCheckpoint {
+    lfo1: Lfo,
+    lfo2: Lfo,
+    dist: Distortion,
+    reverb: ReverbCheckpoint,
+    delay: DelayCheckpoint,
+}
+
 impl Master {
     pub(crate) fn new(p: &Params, sample_rate: u32) -> Master {
         Master {
@@ -400,6 +569,49 @@ impl Master {
             reverb: Reverb::new(&p.reverb, sample_rate),
             delay: Delay::new(&p.delay, sample_rate),
         }
+    }
+
+    /// Keeps `frames` frames of history in every delay line (see
+    /// [`crate::Engine::keep_history`]).
+    pub(crate) fn keep_history(&mut self, frames: usize) {
+        let reverb = &mut self.reverb;
+        for line in reverb.combs.iter_mut().chain(&mut reverb.allpasses) {
+            line.keep_history(frames);
+        }
+        self.delay.line.keep_history(frames);
+    }
+
+    pub(crate) fn history(&self) -> usize {
+        self.delay.line.history()
+    }
+
+    /// Everything but the delay lines' samples, which stay where they are for
+    /// [`Master::restore`] to find (history permitting). No allocation.
+    pub(crate) fn checkpoint(&self) -> MasterCheckpoint {
+        let Master {
+            lfo1,
+            lfo2,
+            dist,
+            reverb,
+            delay,
+        } = self;
+        MasterCheckpoint {
+            lfo1: lfo1.clone(),
+            lfo2: lfo2.clone(),
+            dist: dist.clone(),
+            reverb: reverb.checkpoint(),
+            delay: delay.checkpoint(),
+        }
+    }
+
+    /// Back to `cp`, saved `frames` frames ago: exact when that is at most
+    /// [`Master::history`] and no line was cleared for a NaN since.
+    pub(crate) fn restore(&mut self, cp: &MasterCheckpoint, frames: usize) {
+        self.lfo1.clone_from(&cp.lfo1);
+        self.lfo2.clone_from(&cp.lfo2);
+        self.dist.clone_from(&cp.dist);
+        self.reverb.restore(&cp.reverb, frames);
+        self.delay.restore(&cp.delay, frames);
     }
 
     /// Reacts to a change of `control` (already stored in `p`).

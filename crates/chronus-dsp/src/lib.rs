@@ -27,7 +27,6 @@ mod lanes;
 mod limiter;
 mod osc;
 mod params;
-mod rewind_shim;
 mod schema;
 pub mod seq;
 mod smoother;
@@ -38,12 +37,11 @@ pub use command::{
     Bounds, Command, CommandDecodeError, Control, ControlSpec, FADE_SECONDS, GATE_LENGTH,
     MASTER_GAIN, SPEECH_DUCK, SPEECH_GAIN, VoiceParam,
 };
-pub use engine::Engine;
+pub use engine::{Checkpoint, Engine};
 pub use limiter::{LIMITER_CEILING_DB, Limiter, LimiterParams};
 pub use params::{
     AcidParams, DelayParams, DistParams, LfoParams, Params, ReverbParams, SeqParams, VoiceParams,
 };
-pub use rewind_shim::Checkpoint;
 pub use schema::{modules, schema};
 pub use seq::{Notes, Pattern, SeqError, Step, Track, TrackName};
 pub use speech::{NoSpeech, SpeechSource};

@@ -227,7 +227,7 @@ impl LfoParams {
 
 /// The sequencer: its tracks, timing and whether it runs. Where it is at a
 /// given frame follows from these alone (see [`crate::seq`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SeqParams {
     pub bpm: f32,
@@ -248,6 +248,32 @@ impl Default for SeqParams {
             running: false,
             tracks: Vec::new(),
         }
+    }
+}
+
+/// By hand for `clone_from`, which reuses the tracks' allocation (a checkpoint's
+/// save and restore never allocate).
+impl Clone for SeqParams {
+    fn clone(&self) -> SeqParams {
+        let mut clone = SeqParams {
+            tracks: Vec::new(),
+            ..*self
+        };
+        clone.tracks.clone_from(&self.tracks);
+        clone
+    }
+
+    fn clone_from(&mut self, source: &SeqParams) {
+        let SeqParams {
+            bpm,
+            swing,
+            gate_length,
+            running,
+            tracks,
+        } = source;
+        (self.bpm, self.swing, self.gate_length, self.running) =
+            (*bpm, *swing, *gate_length, *running);
+        self.tracks.clone_from(tracks);
     }
 }
 
@@ -282,7 +308,7 @@ impl SeqParams {
 
 /// The whole parameter state: every voice's targets and gate, the master gain,
 /// the shared modules and the sequencer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct Params {
     pub voices: Vec<VoiceParams>,
     pub master_gain: f32,
@@ -304,6 +330,41 @@ pub struct Params {
     /// pattern leaves it alone.
     #[serde(default)]
     pub limiter: LimiterParams,
+}
+
+/// By hand for `clone_from`, which reuses the voices' and tracks' allocations
+/// (a checkpoint's save and restore never allocate).
+impl Clone for Params {
+    fn clone(&self) -> Params {
+        let mut clone = Params::new(0);
+        clone.clone_from(self);
+        clone
+    }
+
+    fn clone_from(&mut self, source: &Params) {
+        let Params {
+            voices,
+            master_gain,
+            acid,
+            dist,
+            reverb,
+            delay,
+            lfo1,
+            lfo2,
+            seq,
+            limiter,
+        } = source;
+        self.voices.clone_from(voices);
+        self.master_gain = *master_gain;
+        self.acid.clone_from(acid);
+        self.dist.clone_from(dist);
+        self.reverb.clone_from(reverb);
+        self.delay.clone_from(delay);
+        self.lfo1.clone_from(lfo1);
+        self.lfo2.clone_from(lfo2);
+        self.seq.clone_from(seq);
+        self.limiter = *limiter;
+    }
 }
 
 impl Params {

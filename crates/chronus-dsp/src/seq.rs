@@ -411,7 +411,7 @@ const NEVER: u64 = u64::MAX;
 /// sequenced gate closes. After a start or a tempo or swing change it is
 /// rebuilt from the parameters and the frame alone, so a cold start lands in
 /// the same place as an engine that ran all along.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Sequencer {
     grid: Grid,
     next_step: u64,
@@ -421,6 +421,34 @@ pub(crate) struct Sequencer {
     gate_off: Vec<u64>,
     /// The earliest of the frames above.
     next_event: u64,
+}
+
+/// By hand for `clone_from`, which reuses the gates' allocation (a checkpoint's
+/// save and restore never allocate).
+impl Clone for Sequencer {
+    fn clone(&self) -> Sequencer {
+        Sequencer {
+            gate_off: self.gate_off.clone(),
+            ..*self
+        }
+    }
+
+    fn clone_from(&mut self, source: &Sequencer) {
+        let Sequencer {
+            grid,
+            next_step,
+            next_step_frame,
+            gate_off,
+            next_event,
+        } = source;
+        (
+            self.grid,
+            self.next_step,
+            self.next_step_frame,
+            self.next_event,
+        ) = (*grid, *next_step, *next_step_frame, *next_event);
+        self.gate_off.clone_from(gate_off);
+    }
 }
 
 impl Sequencer {
