@@ -702,3 +702,240 @@ mod bit_exact_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod rewind_tests {
+    use super::*;
+    use crate::demo::{Value, full_patch};
+    use crate::dialect::{Arg, parse};
+    use crate::{Pattern, TrackName, VoiceParam};
+
+    const RATE: u32 = 48_000;
+    const VOICES: u8 = 16;
+    const HISTORY: usize = 4096;
+
+    /// The full patch, with voices 13 to 16 held open as well (beside the
+    /// sequencer's hits) and the reverb and delay loud: `history` frames kept.
+    fn patched(history: usize) -> Engine {
+        let mut engine = Engine::new(RATE, VOICES);
+        engine.keep_history(history);
+        for m in full_patch(VOICES) {
+            let args: Vec<Arg<'_>> = m.args.iter().map(Value::arg).collect();
+            engine.apply(&parse(&m.address, &args, VOICES).expect("the patch parses"));
+        }
+        for voice in 12..16 {
+            engine.apply(&Command::Gate { voice, on: true });
+        }
+        for (control, value) in [(Control::ReverbMix, 0.6), (Control::DelayMix, 0.6)] {
+            engine.apply(&Command::Set { control, value });
+        }
+        engine
+    }
+
+    /// `frames` frames from the engine's frame in pieces of the sizes in
+    /// `pieces` (in turn), each command of `commands` applied before its
+    /// (absolute) frame.
+    fn play(
+        engine: &mut Engine,
+        frames: usize,
+        commands: &[(u64, Command)],
+        pieces: &[usize],
+    ) -> Vec<f32> {
+        let end = engine.frame() + frames as u64;
+        let mut out = vec![0.0; frames * CHANNELS];
+        let mut done = 0;
+        for piece in pieces.iter().cycle() {
+            if engine.frame() == end {
+                break;
+            }
+            let now = engine.frame();
+            for (_, cmd) in commands.iter().filter(|(at, _)| *at == now) {
+                engine.apply(cmd);
+            }
+            let next_command = commands
+                .iter()
+                .map(|&(at, _)| at)
+                .filter(|&at| at > now)
+                .fold(end, u64::min);
+            let n = (*piece as u64).min(next_command - now) as usize;
+            engine.render(&mut out[done * CHANNELS..(done + n) * CHANNELS]);
+            done += n;
+        }
+        out
+    }
+
+    fn assert_same(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len());
+        if let Some(i) = a
+            .iter()
+            .zip(b)
+            .position(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            panic!(
+                "{what}: frame {} differs: {} vs {}",
+                i / CHANNELS,
+                a[i],
+                b[i]
+            );
+        }
+    }
+
+    #[test]
+    fn a_restored_engine_renders_what_it_rendered_before() {
+        let mut engine = patched(HISTORY);
+        play(&mut engine, RATE as usize, &[], &[256]);
+        let cp = engine.checkpoint();
+        let never_rewound = engine.clone();
+        let first = play(&mut engine, HISTORY, &[], &[1, 63, 700, 128, 17]);
+        engine.restore(&cp);
+        assert_eq!(engine.frame(), cp.frame());
+        let again = play(&mut engine, HISTORY, &[], &[256, 5]);
+        assert_same(&first, &again, "rewound");
+        // And on for seconds, past every delay line's length.
+        let mut never_rewound = never_rewound;
+        let straight = play(&mut never_rewound, HISTORY + 3 * RATE as usize, &[], &[64]);
+        let on = play(&mut engine, 3 * RATE as usize, &[], &[333]);
+        assert_same(&[first, on].concat(), &straight, "carried on");
+        let mut quiet = patched(0);
+        for control in [Control::ReverbMix, Control::DelayMix] {
+            quiet.apply(&Command::Set {
+                control,
+                value: 0.0,
+            });
+        }
+        play(&mut quiet, RATE as usize, &[], &[256]);
+        let dry = play(&mut quiet, HISTORY, &[], &[256]);
+        assert!(
+            dry.iter().zip(&again).any(|(a, b)| a != b),
+            "the reverb and the delay are audible"
+        );
+    }
+
+    /// Engine A renders `rewind` frames from a checkpoint with `discarded`
+    /// applied, restores and renders on with `kept` applied; engine B, from the
+    /// same start, renders straight through with `kept`. Both from the start
+    /// made by `setup` and `warm_up` frames.
+    fn rewound_equals_straight(
+        setup: &dyn Fn(usize) -> Engine,
+        warm_up: usize,
+        rewind: usize,
+        discarded: &[(u64, Command)],
+        kept: &[(u64, Command)],
+        what: &str,
+    ) {
+        let mut a = setup(HISTORY);
+        let mut b = setup(0);
+        play(&mut a, warm_up, &[], &[200]);
+        play(&mut b, warm_up, &[], &[100]);
+        let at = |commands: &[(u64, Command)]| -> Vec<(u64, Command)> {
+            let from = a.frame();
+            commands
+                .iter()
+                .map(|(t, c)| (from + t, c.clone()))
+                .collect()
+        };
+        let (discarded, kept) = (at(discarded), at(kept));
+        let cp = a.checkpoint();
+        play(&mut a, rewind, &discarded, &[77, 64, 1000]);
+        a.restore(&cp);
+        // Seconds on, as a corrupt delay line sounds a delay later.
+        let frames = rewind + 3 * RATE as usize;
+        let rewound = play(&mut a, frames, &kept, &[64, 13, 512]);
+        let straight = play(&mut b, frames, &kept, &[256]);
+        assert_same(&rewound, &straight, what);
+    }
+
+    #[test]
+    fn a_rewound_engine_with_a_new_command_equals_one_that_had_it_all_along() {
+        let track = TrackName::new("t3").expect("a track name");
+        let cases = [
+            ("a gate on", Command::Gate { voice: 4, on: true }),
+            (
+                "a cutoff change",
+                Command::SetVoice {
+                    voice: 1,
+                    param: VoiceParam::FilterFreq,
+                    value: 300.0,
+                },
+            ),
+            (
+                "a sequencer change",
+                Command::SeqPattern {
+                    track,
+                    pattern: Pattern::parse("xxxx").expect("a pattern"),
+                },
+            ),
+            (
+                "a reverb mix change",
+                Command::Set {
+                    control: Control::ReverbMix,
+                    value: 0.1,
+                },
+            ),
+            (
+                "a delay mix change",
+                Command::Set {
+                    control: Control::DelayMix,
+                    value: 1.0,
+                },
+            ),
+            (
+                "a delay time change",
+                Command::Set {
+                    control: Control::DelayTime,
+                    value: 0.05,
+                },
+            ),
+        ];
+        for (what, cmd) in cases {
+            for (rewind, at) in [(HISTORY, 0), (HISTORY, 1000), (1500, 1499), (64, 7)] {
+                rewound_equals_straight(
+                    &patched,
+                    RATE as usize,
+                    rewind,
+                    &[],
+                    &[(at, cmd.clone())],
+                    &format!("{what} at {at} of {rewind}"),
+                );
+            }
+        }
+    }
+
+    /// A quiet engine skips its silent reverb and delay: the future it rewinds
+    /// from sounded through them, the one it renders instead does not.
+    #[test]
+    fn a_rewind_to_silence_forgets_the_discarded_future() {
+        let quiet = |history: usize| {
+            let mut engine = Engine::new(RATE, 4);
+            engine.keep_history(history);
+            for (param, value) in [(VoiceParam::SendReverb, 0.8), (VoiceParam::SendDelay, 0.8)] {
+                engine.apply(&Command::SetVoice {
+                    voice: 0,
+                    param,
+                    value,
+                });
+            }
+            for (control, value) in [(Control::DelayTime, 0.03), (Control::DelayMix, 0.7)] {
+                engine.apply(&Command::Set { control, value });
+            }
+            engine
+        };
+        let gate = |on| Command::Gate { voice: 0, on };
+        rewound_equals_straight(
+            &quiet,
+            RATE as usize,
+            HISTORY,
+            &[(10, gate(true)), (1500, gate(false))],
+            &[],
+            "silence kept",
+        );
+        rewound_equals_straight(
+            &quiet,
+            RATE as usize,
+            HISTORY,
+            &[(10, gate(true))],
+            &[(2000, gate(true))],
+            "a later gate",
+        );
+    }
+}
