@@ -938,4 +938,101 @@ mod rewind_tests {
             "a later gate",
         );
     }
+
+    /// xorshift64*: deterministic and dependency-free.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+        }
+
+        fn unit(&mut self) -> f32 {
+            self.below(1001) as f32 / 1000.0
+        }
+
+        fn command(&mut self) -> Command {
+            let voice = self.below(u64::from(VOICES)) as u8;
+            match self.below(8) {
+                0 => Command::Gate {
+                    voice,
+                    on: self.below(2) == 0,
+                },
+                1 => Command::SetVoice {
+                    voice,
+                    param: VoiceParam::FilterFreq,
+                    value: 100.0 + 4000.0 * self.unit(),
+                },
+                2 => Command::SeqPattern {
+                    track: TrackName::new(&format!("t{}", voice + 1)).expect("a track name"),
+                    pattern: Pattern::parse(
+                        ["x.x", "X...x", ".", "xxxxxxxX"][self.below(4) as usize],
+                    )
+                    .expect("a pattern"),
+                },
+                3 => Command::SeqRun {
+                    on: self.below(3) != 0,
+                },
+                4 => Command::Fade {
+                    gain: self.unit(),
+                    seconds: 0.05 * self.unit(),
+                },
+                _ => Command::Set {
+                    control: [
+                        Control::ReverbMix,
+                        Control::ReverbRoom,
+                        Control::DelayMix,
+                        Control::DelayTime,
+                        Control::DelayFeedback,
+                        Control::Lfo1Depth,
+                    ][self.below(6) as usize],
+                    value: self.unit(),
+                },
+            }
+        }
+
+        /// Up to three commands at frames below `frames`.
+        fn commands(&mut self, frames: usize) -> Vec<(u64, Command)> {
+            (0..self.below(4))
+                .map(|_| (self.below(frames as u64), self.command()))
+                .collect()
+        }
+
+        fn pieces(&mut self) -> [usize; 3] {
+            [0; 3].map(|_| 1 + self.below(300) as usize)
+        }
+    }
+
+    /// Rounds of: save (into one reused checkpoint), render a random future
+    /// (random commands, up to the history), restore, render another, as an
+    /// engine without history renders it straight.
+    #[test]
+    fn random_rewinds_render_what_straight_renders_do() {
+        const HISTORY: usize = 2048;
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut a = patched(HISTORY);
+        let mut b = patched(0);
+        play(&mut a, RATE as usize / 2, &[], &[256]);
+        play(&mut b, RATE as usize / 2, &[], &[256]);
+        let mut cp = a.checkpoint();
+        for round in 0..300 {
+            a.save(&mut cp);
+            let from = a.frame();
+            let shift = |commands: Vec<(u64, Command)>| -> Vec<(u64, Command)> {
+                commands.into_iter().map(|(t, c)| (from + t, c)).collect()
+            };
+            let rewind = 1 + rng.below(HISTORY as u64) as usize;
+            let discarded = shift(rng.commands(rewind));
+            play(&mut a, rewind, &discarded, &rng.pieces());
+            a.restore(&cp);
+            let frames = 1 + rng.below(HISTORY as u64) as usize;
+            let kept = shift(rng.commands(frames));
+            let rewound = play(&mut a, frames, &kept, &rng.pieces());
+            let straight = play(&mut b, frames, &kept, &rng.pieces());
+            assert_same(&rewound, &straight, &format!("round {round}"));
+        }
+    }
 }

@@ -94,6 +94,7 @@ impl Limiter {
     /// The output sample for one mono frame `x` played on `channels` channels:
     /// finite, and within the ceiling (within full scale when off). NaN and
     /// infinities become silence.
+    #[inline]
     pub fn process(&mut self, x: f64, channels: usize) -> f32 {
         let x = if x.is_finite() { x } else { 0.0 };
         let ceiling = f64::from(self.ceiling);

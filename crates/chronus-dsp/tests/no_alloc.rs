@@ -129,3 +129,38 @@ fn speech_playback_does_not_allocate() {
     });
     assert_eq!(info.count_total, 0);
 }
+
+#[test]
+fn checkpoints_save_and_restore_without_allocating() {
+    use chronus_dsp::demo::{Value, full_patch};
+    use chronus_dsp::dialect::{Arg, parse};
+    use chronus_dsp::{Pattern, Track, TrackName};
+
+    let mut engine = Engine::new(48_000, 16);
+    engine.keep_history(4096);
+    for m in full_patch(16) {
+        let args: Vec<Arg<'_>> = m.args.iter().map(Value::arg).collect();
+        engine.apply(&parse(&m.address, &args, 16).unwrap());
+    }
+    let mut out = vec![0.0; 256 * CHANNELS];
+    engine.render(&mut out);
+    let mut cp = engine.checkpoint();
+    let name = |i: usize| TrackName::new(&format!("extra{i}")).unwrap();
+    let adds: Vec<Command> = (0..8)
+        .map(|i| Command::SeqAdd(Track::new(name(i), 3, Pattern::parse("x.x").unwrap())))
+        .collect();
+    let info = allocation_counter::measure(|| {
+        for add in &adds {
+            engine.save(&mut cp);
+            // Tracks added between a save and the restore, and between saves.
+            engine.apply(add);
+            engine.render(&mut out);
+            engine.render(&mut out);
+            engine.restore(&cp);
+            engine.apply(add);
+            engine.render(&mut out);
+        }
+    });
+    assert_eq!(info.count_total, 0);
+    assert_eq!(engine.params().seq.tracks.len(), 16 + adds.len());
+}
