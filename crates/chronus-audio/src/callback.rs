@@ -66,7 +66,7 @@ impl OutputReader {
         // stamped inside them after this (see CmdLog's protocol). A command is
         // stamped a callback's frames past them: the least time a woken worker has.
         let base = first_frame + 2 * frames;
-        clock.stamp_from.store(base, Ordering::SeqCst);
+        clock.stamp_from.fetch_max(base, Ordering::SeqCst);
         let log = self.region.log();
         let tail = log.tail();
         self.log_cursor = self
@@ -116,10 +116,13 @@ impl OutputReader {
         // A worker renders the room made now, not when a timer next fires, once its
         // ring holds no more than the next callback's frames: it then has a callback's
         // time to render on, and with a lookahead of more than two callbacks it wakes
-        // for several at once.
+        // for several at once. One that has not read the log to its end is woken too:
+        // a command it has not rendered in may be due by the next callback.
         for slot in 0..SLOTS {
             let me = self.region.slot(slot);
-            if me.rendered.load(Ordering::Relaxed) <= frame + frames {
+            if me.rendered.load(Ordering::Relaxed) <= frame + frames
+                || me.cmd_cursor.load(Ordering::Relaxed) < tail
+            {
                 me.wake_worker();
             }
         }
