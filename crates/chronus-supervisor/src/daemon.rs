@@ -325,20 +325,16 @@ impl Daemon {
             .collect()
     }
 
-    /// Hands a group to the publisher.
     /// The earliest frame a command published now is sure to take effect at
-    /// exactly: past any frame a worker can reach before it is in the log (workers
-    /// stay within the lookahead of the play position).
+    /// exactly: past where commands are stamped from (workers render in any
+    /// frame from there), with room for the publisher to get to it.
     pub fn earliest_exact_frame(&self) -> u64 {
-        let header = self.region.header();
-        let frontier = header.frontier.frame.load(Ordering::Acquire);
-        let play = header.clock.play_frame.load(Ordering::Acquire);
-        let lookahead = header.lookahead_frames.load(Ordering::Relaxed);
         let bf = u64::from(self.region.geometry().block_frames);
         let margin = 2 * bf + u64::from(self.config.audio.sample_rate) / 100;
-        frontier.max(play + lookahead) + margin
+        self.region.stamp_base() + margin
     }
 
+    /// Hands a group to the publisher.
     pub fn submit(&mut self, group: Group) -> Result<(), Refusal> {
         let cursors = self.cursors();
         let submitted = self.publisher.submit(group, &cursors);
