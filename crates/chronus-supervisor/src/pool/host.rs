@@ -78,15 +78,13 @@ impl Host for RegionHost<'_> {
         }
     }
 
-    fn checksum(&self, slot: usize, frame: u64) -> Option<u64> {
-        let (sum, cursor) = self.region.ring(slot).checksum(frame)?;
-        let log = self.region.log();
-        let end = frame + u64::from(self.region.geometry().block_frames);
-        log.fresh(cursor, end, log.tail()).then_some(sum)
+    fn checksum(&self, slot: usize, frame: u64) -> Option<(u64, u64)> {
+        self.region.ring(slot).checksum(frame)
     }
 
-    fn settled_frame(&self) -> u64 {
-        self.region.stamp_base()
+    fn fresh(&self, cursor: u64, end: u64) -> bool {
+        let log = self.region.log();
+        log.fresh(cursor, end, log.tail())
     }
 
     fn play_frame(&self) -> u64 {

@@ -56,12 +56,12 @@ pub trait Host {
     /// Withdraws a fork request left with the worker in `slot`.
     fn cancel_fork(&mut self, slot: usize);
     fn view(&self, slot: usize) -> SlotView;
-    /// The checksum of the block at `frame` in `slot`'s ring, if the ring holds it
-    /// and it holds every command stamped inside it.
-    fn checksum(&self, slot: usize, frame: u64) -> Option<u64>;
-    /// Blocks ending by this frame are settled: no command published from now on
-    /// can be stamped inside them, so workers will not render them again.
-    fn settled_frame(&self) -> u64;
+    /// The checksum of the block at `frame` in `slot`'s ring and the command-log
+    /// cursor it was rendered with, if the ring holds it.
+    fn checksum(&self, slot: usize, frame: u64) -> Option<(u64, u64)>;
+    /// Whether a block ending before `end`, rendered with `cursor`, holds every
+    /// command published so far that is stamped inside it (see `CmdLog::fresh`).
+    fn fresh(&self, cursor: u64, end: u64) -> bool;
     fn play_frame(&self) -> u64;
     fn active_slot(&self) -> usize;
     fn set_active_slot(&mut self, slot: usize);
@@ -474,8 +474,8 @@ impl Pool {
     }
 
     /// Compares block checksums of the rendering slots: proof of lockstep. Only
-    /// settled blocks: one worker may have rendered a block again for a command
-    /// the other has not read yet.
+    /// blocks both fresh, judged after both are read: one worker may have rendered
+    /// a block again for a command the other has not read yet.
     fn compare(&mut self, host: &mut impl Host, now: Instant) {
         let rendering: Vec<usize> = (0..SLOTS)
             .filter(|&i| self.slots[i].state.is_rendering())
@@ -484,14 +484,18 @@ impl Pool {
         if let [a, b] = rendering[..] {
             let (va, vb) = (host.view(a), host.view(b));
             let first = va.first_frame.max(vb.first_frame);
-            let to = va.rendered.min(vb.rendered).min(host.settled_frame());
+            let to = va.rendered.min(vb.rendered);
             let mut frame = self
                 .compare_from
                 .max(first)
                 .max(to.saturating_sub(self.config.ring_frames / 2));
             frame = frame.div_ceil(bf) * bf;
             while frame + bf <= to {
-                if let (Some(x), Some(y)) = (host.checksum(a, frame), host.checksum(b, frame)) {
+                if let (Some((x, cx)), Some((y, cy))) =
+                    (host.checksum(a, frame), host.checksum(b, frame))
+                    && host.fresh(cx, frame + bf)
+                    && host.fresh(cy, frame + bf)
+                {
                     if x == y {
                         for i in [a, b] {
                             self.slots[i].matches += 1;

@@ -10,11 +10,13 @@ struct FakeHost {
     views: [SlotView; SLOTS],
     /// Checksums each slot's ring holds, by block start.
     sums: [HashMap<u64, u64>; SLOTS],
+    /// The command-log cursor each of those blocks was rendered with (0 if unset).
+    cursors: [HashMap<u64, u64>; SLOTS],
+    /// The stamps of the commands published so far, by sequence number.
+    stamps: Vec<u64>,
     active: usize,
     readable: u32,
     play: u64,
-    /// Blocks may still be rendered again from here on (`None`: all are settled).
-    unsettled_from: Option<u64>,
     spawned: Vec<(usize, u32)>,
     killed: Vec<u32>,
     forks: Vec<(usize, usize)>,
@@ -52,11 +54,14 @@ impl Host for FakeHost {
     fn view(&self, slot: usize) -> SlotView {
         self.views[slot]
     }
-    fn checksum(&self, slot: usize, frame: u64) -> Option<u64> {
-        self.sums[slot].get(&frame).copied()
+    fn checksum(&self, slot: usize, frame: u64) -> Option<(u64, u64)> {
+        let cursor = self.cursors[slot].get(&frame).copied().unwrap_or(0);
+        self.sums[slot].get(&frame).map(|&sum| (sum, cursor))
     }
-    fn settled_frame(&self) -> u64 {
-        self.unsettled_from.unwrap_or(u64::MAX)
+    fn fresh(&self, cursor: u64, end: u64) -> bool {
+        self.stamps[cursor as usize..]
+            .iter()
+            .all(|&stamp| stamp >= end)
     }
     fn play_frame(&self) -> u64 {
         self.play
@@ -278,27 +283,29 @@ fn diverging_slots_keep_the_active_one_and_replace_the_standby() {
 }
 
 #[test]
-fn blocks_a_worker_may_still_render_again_are_not_compared_until_settled() {
+fn a_block_rendered_before_a_command_stamped_inside_it_is_not_compared() {
     let (mut pool, mut host, t) = running();
-    // The standby has rendered blocks 6 and 7 again for a command the active
-    // worker has not read yet: not a divergence while those blocks can change.
-    host.unsettled_from = Some(6 * BF);
+    // A command stamped at block 6: the standby has read it and rendered blocks 6
+    // and 7 again, the active worker not yet. Not a divergence.
+    host.stamps.push(6 * BF);
     host.render(0, 8 * BF, |f| f * 7);
     host.render(1, 8 * BF, |f| if f >= 6 * BF { f * 11 } else { f * 7 });
+    for frame in [6 * BF, 7 * BF] {
+        host.cursors[1].insert(frame, 1);
+    }
     pool.tick(&mut host, ms(t, 1));
     assert_eq!(pool.counters.divergences, 0);
-    // The active worker catches up before they settle: still in lockstep.
-    host.sums[0].insert(6 * BF, 6 * BF * 11);
-    host.sums[0].insert(7 * BF, 7 * BF * 11);
-    host.unsettled_from = Some(8 * BF);
-    pool.tick(&mut host, ms(t, 2));
-    assert_eq!(pool.counters.divergences, 0);
     assert_eq!(pool.lockstep_count(), SLOTS);
-    // Settled blocks that differ are a divergence, as ever.
+    // Blocks both rendered with the command, or rendered before one stamped past
+    // them, are compared: one that differs is a divergence, as ever.
+    host.stamps.push(20 * BF);
     host.render(0, 10 * BF, |f| f * 7);
     host.render(1, 10 * BF, |f| if f == 9 * BF { 1 } else { f * 7 });
-    host.unsettled_from = None;
-    pool.tick(&mut host, ms(t, 3));
+    for frame in [8 * BF, 9 * BF] {
+        host.cursors[0].insert(frame, 1);
+        host.cursors[1].insert(frame, 2);
+    }
+    pool.tick(&mut host, ms(t, 2));
     assert_eq!(pool.counters.divergences, 1);
 }
 
