@@ -106,7 +106,7 @@ fn thousand_kills_of_the_active_worker_alter_no_sample() {
 }
 
 /// The low-latency setting: with 64-frame device periods (and the block and
-/// lookahead auto picks for them: 32 and 192 frames), through kills and hangs of
+/// lookahead auto picks for them: 32 and 256 frames), through kills and hangs of
 /// the active worker between untimed commands, every frame the device got from a
 /// worker is the journal's, bit for bit. A 1.3 ms period leaves little room on a
 /// busy machine: a frame no worker had ready in time is silence, counted as
@@ -129,7 +129,7 @@ fn kills_and_hangs_at_64_frame_periods_play_the_journal_or_counted_silence() {
             long(&s, "block_frames"),
             long(&s, "lookahead_frames")
         ),
-        (64, 32, 192)
+        (64, 32, 256)
     );
     d.send("/mod/voice1/freq", vec![OscType::Float(1000.0)]);
     d.send("/gate/voice1", vec![OscType::Int(1)]);

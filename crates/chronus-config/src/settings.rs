@@ -655,10 +655,10 @@ static SETTINGS: [SettingInfo; 53] = [
         env_alias: None,
         description: "Blocks workers render ahead of the play position: more rides out longer \
                       stalls and wakes workers less often, and renders more again when a \
-                      command lands inside what is rendered. auto is three device buffers \
-                      (workers wake every other period); any value is raised to two: what \
-                      ALSA takes when playback starts, and a whole period for a worker held \
-                      up by a failover.",
+                      command lands inside what is rendered. auto is four device buffers \
+                      up to 1024 frames (workers wake every third period), else two; any \
+                      value is raised to two: what ALSA takes when playback starts, and a \
+                      whole period for a worker held up by a failover.",
         kind: Kind::AutoU32(auto_num!(
             LOOKAHEAD_MIN,
             LOOKAHEAD_MAX,

@@ -17,6 +17,8 @@ pub struct Timing {
 /// most half a buffer for the block it lands in.
 const AUTO_BLOCK_MIN: u32 = 32;
 const AUTO_BLOCK_MAX: u32 = 256;
+/// The furthest `auto` renders ahead (21 ms at 48 kHz), unless two buffers need more.
+const AUTO_REACH: u64 = 1024;
 
 impl Timing {
     /// `host_buffer` is the device buffer the sound system calls for (the JACK
@@ -34,15 +36,18 @@ impl Timing {
         // When the timeline starts, ALSA fills its whole buffer (two periods) in one
         // go. Steady, two buffers leave a worker a whole period to render the next
         // one while a fork or a scheduler hiccup holds it: fewer underran in kill
-        // drills at 64-frame periods. A third lets workers wake every other period
-        // (the callback wakes a worker when its ring holds no more than the next
-        // callback), half the wake-ups; untimed commands still land a callback past
-        // the device's position however far workers are (see `CmdLog`).
+        // drills at 64-frame periods. Small buffers get four: the callback wakes a
+        // worker when its ring holds no more than the next callback, so workers then
+        // wake every third period, a third of the wake-ups. Untimed commands land a
+        // callback past the device's position however far workers are (see
+        // `CmdLog`), but each renders in what lies beyond: past AUTO_REACH frames
+        // that costs more than the wake-ups it saves.
         let buffers = |n: u64| (n * u64::from(buffer_frames)).div_ceil(bf).max(2) * bf;
         let least = buffers(2);
+        let auto = buffers(4).min(AUTO_REACH.div_ceil(bf) * bf).max(least);
         let lookahead_frames = audio
             .lookahead_blocks
-            .map_or(buffers(3), |blocks| (u64::from(blocks) * bf).max(least));
+            .map_or(auto, |blocks| (u64::from(blocks) * bf).max(least));
         Timing {
             buffer_frames,
             block_frames,
@@ -77,12 +82,13 @@ mod tests {
     }
 
     #[test]
-    fn auto_follows_the_device_buffer_with_three_buffers_of_lookahead() {
+    fn auto_renders_four_small_buffers_ahead_and_two_large_ones() {
         for (buffer, block, lookahead) in [
-            (64, 32, 192),
-            (256, 128, 768),
-            (512, 256, 1536),
-            (1024, 256, 3072),
+            (64, 32, 256),
+            (256, 128, 1024),
+            (512, 256, 1024),
+            (1024, 256, 2048),
+            (2048, 256, 4096),
             (16, 32, 64),
         ] {
             let t = Timing::resolve(&audio(None, None, None), buffer, false);
