@@ -116,11 +116,15 @@ impl OutputReader {
         // A worker renders the room made now, not when a timer next fires, once its
         // ring holds no more than the next callback's frames: it then has a callback's
         // time to render on, and with a lookahead of more than two callbacks it wakes
-        // for several at once. One that has not read the log to its end is woken too:
-        // a command it has not rendered in may be due by the next callback.
+        // for several at once. One that has not read the log to its end is woken too
+        // (a command it has not rendered in may be due by the next callback), and
+        // every one while a slot is restored: the blocks that prove the new worker
+        // are the next ones both render.
+        let restoring = self.region.header().restoring.load(Ordering::Relaxed) != 0;
         for slot in 0..SLOTS {
             let me = self.region.slot(slot);
-            if me.rendered.load(Ordering::Relaxed) <= frame + frames
+            if restoring
+                || me.rendered.load(Ordering::Relaxed) <= frame + frames
                 || me.cmd_cursor.load(Ordering::Relaxed) < tail
             {
                 me.wake_worker();

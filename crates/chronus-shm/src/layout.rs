@@ -43,6 +43,9 @@ pub struct Header {
     /// Longest a worker sleeps between heartbeats when nothing wakes it, in
     /// microseconds (a fraction of the hang timeout; 0 until the supervisor sets it).
     pub heartbeat_us: AtomicU32,
+    /// 1 while a slot is not in lockstep: the callback then wakes every worker
+    /// every time, not only those that ran low. Written by the supervisor.
+    pub restoring: AtomicU32,
 }
 
 /// [`Header::realtime_denied`]: the audio thread runs at normal priority.

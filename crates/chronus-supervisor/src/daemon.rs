@@ -353,6 +353,11 @@ impl Daemon {
     /// and cold start is one log line with a stable `id` and its reason, and the same
     /// event goes to subscribers.
     fn after_pool(&mut self) {
+        let restoring = self.pool.lockstep_count() < SLOTS;
+        self.region
+            .header()
+            .restoring
+            .store(u32::from(restoring), Ordering::Relaxed);
         let int = |v: usize| OscType::Int(v as i32);
         // A failover follows the loss that caused it.
         let mut cause = String::from("unknown");
