@@ -54,7 +54,7 @@ impl OutputReader {
                 .stamp_from
                 .fetch_max(play + 2 * frames, Ordering::SeqCst);
             if let Some(takes) = &mut self.takes {
-                takes.offer(clock.play_frame.load(Ordering::Relaxed), &[]);
+                takes.offer(play, &[]);
             }
             return;
         }

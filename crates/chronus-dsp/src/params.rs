@@ -255,12 +255,10 @@ impl Default for SeqParams {
 /// save and restore never allocate).
 impl Clone for SeqParams {
     fn clone(&self) -> SeqParams {
-        let mut clone = SeqParams {
-            tracks: Vec::new(),
+        SeqParams {
+            tracks: self.tracks.clone(),
             ..*self
-        };
-        clone.tracks.clone_from(&self.tracks);
-        clone
+        }
     }
 
     fn clone_from(&mut self, source: &SeqParams) {

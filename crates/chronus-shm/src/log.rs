@@ -21,7 +21,8 @@
 //! back to a checkpoint and renders them again with the command. Each ring block
 //! carries the cursor it was rendered with, and [`CmdLog::fresh`] tells whether a
 //! record the renderer had not read is stamped inside it (the callback plays such
-//! a stale block as missing; the supervisor compares only settled blocks).
+//! a stale block as missing; the supervisor compares a block of both rings only
+//! when both are fresh).
 //!
 //! Groups (an OSC bundle's messages) are published with one tail update, and each
 //! record after the first takes the stamp of the record before it, so a group
@@ -135,8 +136,8 @@ impl CmdLog<'_> {
     }
 
     /// Stamps record `seq` with `max(base, min_frame)` unless it already has a
-    /// stamp, and returns the stamp in force. `base` is the claim plus the stamp
-    /// delay, the claim loaded after the tail that revealed the record.
+    /// stamp, and returns the stamp in force. `base` is `Clock::stamp_from`, loaded
+    /// after the tail that revealed the record.
     pub fn stamp(&self, seq: u64, base: u64) -> Option<u64> {
         let rec = self.record(seq);
         let min_frame = rec.min_frame.load(Ordering::Relaxed);

@@ -231,8 +231,8 @@ impl Publisher {
                 .collect();
             let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
             log.publish_group(seq, group.min_frame, &payloads);
-            // Stamped from the callback's claim as it stands now, not when a worker
-            // gets to it: the workers woken below render it in from there.
+            // Stamped from where the callback has got to now, not when a worker gets
+            // to it: the workers woken below render it in from there.
             let base = region.stamp_base();
             for seq in seq..end {
                 let _ = log.stamp(seq, base);

@@ -13,10 +13,6 @@ use chronus_shm::{CMD_PAYLOAD, Geometry, Region, SlotPhase, SpeechArea, block_ch
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 
-/// Blocks between checkpoints: a rewind renders up to this many blocks more than
-/// the command needs, and a checkpoint costs a copy of the engine's small state.
-const CHECKPOINT_BLOCKS: u64 = 1;
-
 /// A command applied since the oldest checkpoint, kept to apply again.
 struct Applied {
     key: (u64, u64),
@@ -31,10 +27,10 @@ pub struct Renderer {
     pending: BTreeMap<(u64, u64), Command>,
     /// Applied commands in the order applied, back to the oldest checkpoint.
     applied: VecDeque<Applied>,
-    /// Engine states at block starts, oldest first, and spares to save into.
+    /// Engine states at every block start, oldest first (a save costs a copy of
+    /// the engine's small state), and spares to save into.
     checkpoints: VecDeque<Checkpoint>,
     spare: Vec<Checkpoint>,
-    checkpoint_every: u64,
     max_checkpoints: usize,
     /// Blocks before this were counted in the slot's statistics already.
     counted_to: u64,
@@ -64,13 +60,12 @@ impl Renderer {
         // A stamp is past the play position, and this worker at most the lookahead
         // and a block past it: checkpoints reach back that far, and the delay lines
         // keep what rendering again from the oldest reads.
-        let checkpoint_every = block_frames * CHECKPOINT_BLOCKS;
         let reach = geometry.lookahead_frames + block_frames;
-        let max_checkpoints = reach.div_ceil(checkpoint_every) as usize + 2;
+        let max_checkpoints = reach.div_ceil(block_frames) as usize + 2;
         let mut engine =
             Engine::from_params(geometry.sample_rate, &snapshot.params, snapshot.start_frame);
         engine.keep_history(
-            (max_checkpoints as u64 * checkpoint_every + geometry.lookahead_frames + block_frames)
+            (max_checkpoints as u64 * block_frames + geometry.lookahead_frames + block_frames)
                 as usize,
         );
         Ok(Renderer {
@@ -79,7 +74,6 @@ impl Renderer {
             applied: VecDeque::new(),
             checkpoints: VecDeque::with_capacity(max_checkpoints + 1),
             spare: Vec::with_capacity(max_checkpoints + 1),
-            checkpoint_every,
             max_checkpoints,
             counted_to: snapshot.start_frame,
             cursor: snapshot.cursor,
@@ -200,8 +194,8 @@ impl Renderer {
         }
     }
 
-    /// Renders the block at the engine's frame (saving a checkpoint first where
-    /// one is due), and publishes it in the ring if `write`.
+    /// Renders the block at the engine's frame (saving a checkpoint first), and
+    /// publishes it in the ring if `write`.
     fn render_next(&mut self, region: &Region, slot: usize, write: bool) {
         let start = self.frame();
         let end = start + self.block_frames;
@@ -233,15 +227,14 @@ impl Renderer {
         }
     }
 
-    /// Saves the engine at `frame` if a checkpoint is due there, dropping the
-    /// oldest (and the commands applied before it) beyond the number kept.
+    /// Saves the engine at `frame` unless it holds that state already (the one a
+    /// rewind restored), dropping the oldest (and the commands applied before it)
+    /// beyond the number kept.
     fn checkpoint(&mut self, frame: u64) {
-        let due = frame % self.checkpoint_every == 0 || self.checkpoints.is_empty();
-        if !due
-            || self
-                .checkpoints
-                .back()
-                .is_some_and(|cp| cp.frame() >= frame)
+        if self
+            .checkpoints
+            .back()
+            .is_some_and(|cp| cp.frame() >= frame)
         {
             return;
         }
