@@ -205,8 +205,10 @@ fn the_original_catalogue_plays_at_the_defaults_without_a_refusal_and_every_voic
     }
     sync(&sender, &d, 2);
     // What the catalogue left ringing (the reverb's and delay's returns glide to 0,
-    // the acid ladder at full resonance) dies away first.
-    std::thread::sleep(Duration::from_millis(500));
+    // the acid ladder at full resonance) dies away first. Its longest tail fades
+    // over about 530 ms (a run beside a CPU hog): 500 ms left it inside the window
+    // checked before the first gate once commands landed a period after arriving.
+    std::thread::sleep(Duration::from_millis(800));
     for v in 1..=ORIGINAL_VOICES {
         let gate = format!("/gate/voice{v}");
         send_from(&sender, d.osc, &gate, vec![OscType::Int(1)]);
