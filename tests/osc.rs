@@ -341,6 +341,7 @@ fn status_reports_every_documented_key_with_its_osc_type() {
         ("frames", 's'),
         ("underrun_frames", 's'),
         ("xruns", 's'),
+        ("late_callbacks", 's'),
         ("failovers", 's'),
         ("active_slot", 'i'),
         ("slot0_pid", 'i'),

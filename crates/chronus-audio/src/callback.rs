@@ -3,6 +3,7 @@
 //! system call, a futex wake (which never blocks) that tells the workers the device
 //! moved on.
 
+use crate::frame_clock::FrameClock;
 use crate::record::RecorderHandle;
 use crate::take::TakeTap;
 use chronus_shm::{CHANNELS, CMD_CAPACITY, Region, SLOTS, monotonic_ns};
@@ -16,6 +17,8 @@ pub struct OutputReader {
     block_frames: u64,
     /// The next command-log record this reader has not stamped or seen stamped.
     log_cursor: u64,
+    /// The device's pace, which timetags map through, and which callbacks came late.
+    frame_clock: FrameClock,
     recorder: Option<RecorderHandle>,
     takes: Option<TakeTap>,
 }
@@ -27,10 +30,12 @@ impl OutputReader {
         takes: Option<TakeTap>,
     ) -> OutputReader {
         let block_frames = u64::from(region.geometry().block_frames);
+        let frame_clock = FrameClock::new(region.geometry().sample_rate);
         OutputReader {
             region,
             block_frames,
             log_cursor: 0,
+            frame_clock,
             recorder,
             takes,
         }
@@ -130,7 +135,11 @@ impl OutputReader {
                 me.wake_worker();
             }
         }
-        self.region.header().anchor.set(first_frame, started);
+        let tick = self.frame_clock.tick(first_frame, frames, started);
+        self.region.header().anchor.set(first_frame, tick.at);
+        if tick.late {
+            clock.late_callbacks.fetch_add(1, Ordering::Relaxed);
+        }
         clock.frames_out.fetch_add(frames, Ordering::Relaxed);
         clock.callbacks.fetch_add(1, Ordering::Relaxed);
         if fallback > 0 {

@@ -11,6 +11,7 @@ mod alsa_log;
 mod callback;
 mod capture;
 mod device;
+mod frame_clock;
 mod jack;
 mod null;
 mod record;

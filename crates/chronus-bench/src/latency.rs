@@ -65,6 +65,10 @@ pub struct LatencyRun {
     /// (callbacks taken to start every device buffer from frame 0, as on the null
     /// clock, ALSA and JACK; PulseAudio and PipeWire may call back with other sizes).
     pub handover_ms: Vec<f64>,
+    /// Per note: whether a device callback came late (status `late_callbacks`) between
+    /// the send and three periods and a millisecond after it, the longest a note
+    /// may take.
+    pub held_up: Vec<bool>,
     pub underrun_frames: i64,
 }
 
@@ -160,12 +164,18 @@ fn measure(
     let before = d.status()?;
     let lookahead = before.int("lookahead_frames")? as f64 / f64::from(RATE);
     let reference_ahead = Duration::from_secs_f64(2.0 * lookahead) + REFERENCE_MARGIN;
+    let period = before.int("buffer_frames")? as f64 / f64::from(RATE);
+    let bound = Duration::from_secs_f64(3.0 * period) + Duration::from_millis(1);
     // (untimed send instant, timed reference instant) per trial.
     let mut sent = Vec::with_capacity(notes);
+    let mut held_up = Vec::with_capacity(notes);
     for _ in 0..notes {
+        let late_before = d.status()?.int("late_callbacks")?;
         let untimed = SystemTime::now();
         send(&gate(1))?;
-        std::thread::sleep(HOLD);
+        std::thread::sleep(bound);
+        held_up.push(d.status()?.int("late_callbacks")? > late_before);
+        std::thread::sleep(HOLD.saturating_sub(bound));
         send(&gate(0))?;
         std::thread::sleep(QUIET);
         let reference = SystemTime::now() + reference_ahead;
@@ -230,6 +240,7 @@ fn measure(
         lookahead_frames: after.int("lookahead_frames")?,
         latencies_ms,
         handover_ms,
+        held_up,
         underrun_frames: after.int("underrun_frames")? - before.int("underrun_frames")?,
     })
 }

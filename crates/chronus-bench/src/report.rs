@@ -1319,14 +1319,20 @@ pub fn render_latency(ctx: &Context, bench: &crate::latency::LatencyBench) -> St
          the send to the start of the callback that hands that frame over (scsynth's \
          \"one period\" is counted this way; callbacks are taken to start every device buffer \
          from frame 0, which holds for the null clock, ALSA and JACK, not always for \
-         PulseAudio and PipeWire). Periods = latency / (device buffer / 48 kHz).\n"
+         PulseAudio and PipeWire). Periods = latency / (device buffer / 48 kHz).\n\n\
+         The daemon ties a timetag to the device's pace (the earliest start any callback of \
+         the last 50 to 100 ms implies for its frames), so a late callback does not move \
+         the tie. *Held up*: notes during whose first three periods and a millisecond the \
+         device called back late, more than a callback's frames after that pace (status \
+         `late_callbacks`); the last column is the slowest of the other notes.\n"
     );
     let _ = writeln!(
         r,
         "| Host | `CHRONUS_BUFFER_SIZE` | Device buffer | Block | Lookahead | Stream: median / max (ms) | \
-         Stream: median / max (periods) | Hand-over: median / max (periods) | `underrun_frames` |"
+         Stream: median / max (periods) | Hand-over: median / max (periods) | `underrun_frames` | \
+         Held up | Stream max of the others (periods) |"
     );
-    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let median_max = |v: &[f64]| {
         let mut sorted = v.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -1336,9 +1342,19 @@ pub fn render_latency(ctx: &Context, bench: &crate::latency::LatencyBench) -> St
         let (median, max) = median_max(&run.latencies_ms);
         let (h_median, h_max) = median_max(&run.handover_ms);
         let period_ms = run.buffer_frames as f64 * 1000.0 / 48_000.0;
+        let held_up = run.held_up.iter().filter(|&&h| h).count();
+        let others_max = run
+            .latencies_ms
+            .iter()
+            .zip(&run.held_up)
+            .filter(|(_, held)| !**held)
+            .map(|(ms, _)| ms / period_ms)
+            .fold(None, |max: Option<f64>, p| {
+                Some(max.map_or(p, |m| m.max(p)))
+            });
         let _ = writeln!(
             r,
-            "| {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {held_up} of {} | {} |",
             run.target.name(),
             run.asked.map_or("auto".to_string(), |p| p.to_string()),
             run.buffer_frames,
@@ -1350,7 +1366,9 @@ pub fn render_latency(ctx: &Context, bench: &crate::latency::LatencyBench) -> St
             max / period_ms,
             h_median / period_ms,
             h_max / period_ms,
-            run.underrun_frames
+            run.underrun_frames,
+            run.latencies_ms.len(),
+            others_max.map_or("-".to_string(), |m| format!("{m:.2}")),
         );
     }
     for (target, why) in &bench.skipped {

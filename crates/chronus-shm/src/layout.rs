@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// "CHRONUS\0": the first word of a region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CHRONUS\0");
 /// Bumped whenever the layout changes; a worker refuses a region of another version.
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
 /// Interleaved output channels in every ring block.
 pub const CHANNELS: usize = 2;
 /// Worker slots: slot 0 starts as primary, slot 1 as hot standby.
@@ -73,6 +73,9 @@ pub struct Clock {
     pub callbacks: AtomicU64,
     pub callback_max_ns: AtomicU64,
     pub xruns: AtomicU64,
+    /// Callbacks that started more than their own frames' time after the device's
+    /// pace (the sound server or the machine held them up).
+    pub late_callbacks: AtomicU64,
 }
 
 /// When the device was last handed audio, and which frame: maps wall-clock times

@@ -116,6 +116,10 @@ pub fn figures(sup: &Daemon) -> Vec<(&'static str, Figure)> {
             long(clock.fallback_frames.load(Ordering::Relaxed)),
         ),
         ("xruns", long(clock.xruns.load(Ordering::Relaxed))),
+        (
+            "late_callbacks",
+            long(clock.late_callbacks.load(Ordering::Relaxed)),
+        ),
         ("failovers", long(c.failovers)),
         (
             "active_slot",
