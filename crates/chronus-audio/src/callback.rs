@@ -19,6 +19,7 @@ pub struct OutputReader {
     log_cursor: u64,
     /// The device's pace, which timetags map through, and which callbacks came late.
     frame_clock: FrameClock,
+    largest: LargestCallback,
     recorder: Option<RecorderHandle>,
     takes: Option<TakeTap>,
 }
@@ -36,6 +37,7 @@ impl OutputReader {
             block_frames,
             log_cursor: 0,
             frame_clock,
+            largest: LargestCallback::default(),
             recorder,
             takes,
         }
@@ -55,9 +57,10 @@ impl OutputReader {
             // Nothing is handed over yet: commands may land from the first frames.
             let play = clock.play_frame.load(Ordering::Relaxed);
             let frames = (out.len() / CHANNELS) as u64;
+            let reach = self.largest.see(frames);
             clock
                 .stamp_from
-                .fetch_max(play + 2 * frames, Ordering::SeqCst);
+                .fetch_max(play + frames + reach, Ordering::SeqCst);
             if let Some(takes) = &mut self.takes {
                 takes.offer(play, &[]);
             }
@@ -69,8 +72,10 @@ impl OutputReader {
         let frames = (out.len() / CHANNELS) as u64;
         // Claim these frames, then stamp what the log holds, so that no command is
         // stamped inside them after this (see CmdLog's protocol). A command is
-        // stamped a callback's frames past them: the least time a woken worker has.
-        let base = first_frame + 2 * frames;
+        // stamped past them by the most a callback has asked for of late, so the next
+        // callback cannot hand it over: the least time a woken worker has.
+        let reach = self.largest.see(frames);
+        let base = first_frame + frames + reach;
         clock.stamp_from.fetch_max(base, Ordering::SeqCst);
         let log = self.region.log();
         let tail = log.tail();
@@ -119,7 +124,7 @@ impl OutputReader {
         }
         clock.play_frame.store(frame, Ordering::Release);
         // A worker renders the room made now, not when a timer next fires, once its
-        // ring holds no more than the next callback's frames: it then has a callback's
+        // ring holds no more than the next callback may take: it then has a callback's
         // time to render on, and with a lookahead of more than two callbacks it wakes
         // for several at once. One that has not read the log to its end is woken too
         // (a command it has not rendered in may be due by the next callback), and
@@ -129,7 +134,7 @@ impl OutputReader {
         for slot in 0..SLOTS {
             let me = self.region.slot(slot);
             if restoring
-                || me.rendered.load(Ordering::Relaxed) <= frame + frames
+                || me.rendered.load(Ordering::Relaxed) <= frame + reach
                 || me.cmd_cursor.load(Ordering::Relaxed) < tail
             {
                 me.wake_worker();
@@ -161,6 +166,33 @@ impl OutputReader {
     /// Counts a device-reported underrun or overrun (from the stream's error path).
     pub fn count_xrun(region: &Region) {
         region.header().clock.xruns.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The most frames a callback has asked for of late. A sound server may ask for more
+/// than the device buffer: PulseAudio asked for 64 frames hands over 72 to 79 at a
+/// time, and 128 after a stall. Remembered over 256 to 512 callbacks, so that one
+/// burst is soon forgotten.
+#[derive(Default)]
+struct LargestCallback {
+    current: u64,
+    previous: u64,
+    seen: u32,
+}
+
+impl LargestCallback {
+    const SPAN: u32 = 256;
+
+    /// Counts a callback of `frames`; returns the most of late, these included.
+    fn see(&mut self, frames: u64) -> u64 {
+        if self.seen == Self::SPAN {
+            self.previous = self.current;
+            self.current = 0;
+            self.seen = 0;
+        }
+        self.seen += 1;
+        self.current = self.current.max(frames);
+        self.current.max(self.previous)
     }
 }
 

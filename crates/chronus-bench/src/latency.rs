@@ -9,7 +9,10 @@
 //! exactly what the callback handed over) ties frames to the clock; the untimed
 //! note's first frame, counted from it, gives the instant that note reached the
 //! device. Both notes start from silence with the same envelope, so the onset
-//! detector's bias cancels.
+//! detector's bias cancels. A reference note also comes before the first trial,
+//! and each reference must land as far from the one before as their timetags are
+//! apart: else the device's timeline stepped between them and the trial's tie is
+//! broken (said so in the report, not hidden).
 
 use crate::daemon::{Daemon, Recording};
 use crate::hosts::{Host, Server};
@@ -69,6 +72,10 @@ pub struct LatencyRun {
     /// the send and three periods and a millisecond after it, the longest a note
     /// may take.
     pub held_up: Vec<bool>,
+    /// Per note: whether its reference did not land as far from the one before as
+    /// their timetags are apart (within a period): the device's timeline stepped
+    /// between them, and this note's figure does not measure it.
+    pub tie_broken: Vec<bool>,
     pub underrun_frames: i64,
 }
 
@@ -166,6 +173,20 @@ fn measure(
     let reference_ahead = Duration::from_secs_f64(2.0 * lookahead) + REFERENCE_MARGIN;
     let period = before.int("buffer_frames")? as f64 / f64::from(RATE);
     let bound = Duration::from_secs_f64(3.0 * period) + Duration::from_millis(1);
+    // A note timetagged `reference_ahead` from now, held and released; returns its instant.
+    let reference = || -> Result<SystemTime> {
+        let at = SystemTime::now() + reference_ahead;
+        send(&OscPacket::Bundle(OscBundle {
+            timetag: chronus_osc::system_time_to_timetag(at).context("the clock is before 1900")?,
+            content: vec![gate(1)],
+        }))?;
+        std::thread::sleep(reference_ahead + HOLD);
+        send(&gate(0))?;
+        std::thread::sleep(QUIET);
+        Ok(at)
+    };
+    // Each trial's tie is checked against the one before it, the first against this.
+    let first_reference = reference()?;
     // (untimed send instant, timed reference instant) per trial.
     let mut sent = Vec::with_capacity(notes);
     let mut held_up = Vec::with_capacity(notes);
@@ -178,16 +199,7 @@ fn measure(
         std::thread::sleep(HOLD.saturating_sub(bound));
         send(&gate(0))?;
         std::thread::sleep(QUIET);
-        let reference = SystemTime::now() + reference_ahead;
-        send(&OscPacket::Bundle(OscBundle {
-            timetag: chronus_osc::system_time_to_timetag(reference)
-                .context("the clock is before 1900")?,
-            content: vec![gate(1)],
-        }))?;
-        std::thread::sleep(reference_ahead + HOLD);
-        send(&gate(0))?;
-        std::thread::sleep(QUIET);
-        sent.push((untimed, reference));
+        sent.push((untimed, reference()?));
     }
     let after = d.status()?;
     d.stop()?;
@@ -203,18 +215,37 @@ fn measure(
         );
     }
     let onsets = onsets(&samples);
-    if onsets.len() != 2 * notes {
+    if onsets.len() != 2 * notes + 1 {
         bail!(
             "found {} note onsets in {}, expected {}",
             onsets.len(),
             recording.wav.display(),
-            2 * notes
+            2 * notes + 1
         );
     }
     let buffer_frames = after.int("buffer_frames")?;
+    // A trial's tie stands if its reference lands as far from the one before as their
+    // timetags are apart, within a period: else the device's timeline stepped (a
+    // stall it did not catch up on) somewhere between them, under the untimed note.
+    let references = std::iter::once((first_reference, onsets[0]))
+        .chain(
+            sent.iter()
+                .zip(onsets[2..].iter().step_by(2))
+                .map(|(&(_, r), &o)| (r, o)),
+        )
+        .collect::<Vec<_>>();
+    let tie_broken: Vec<bool> = references
+        .windows(2)
+        .map(|pair| {
+            let ((t0, f0), (t1, f1)) = (pair[0], pair[1]);
+            let apart = t1.duration_since(t0).map_or(0.0, |d| d.as_secs_f64());
+            let frames = (f1 as f64 - f0 as f64) - apart * f64::from(RATE);
+            frames.abs() > buffer_frames as f64
+        })
+        .collect();
     let latencies_ms: Vec<f64> = sent
         .iter()
-        .zip(onsets.chunks(2))
+        .zip(onsets[1..].chunks(2))
         .map(|(&(untimed, reference), pair)| {
             let between = reference
                 .duration_since(untimed)
@@ -226,7 +257,7 @@ fn measure(
         .collect();
     let handover_ms = latencies_ms
         .iter()
-        .zip(onsets.chunks(2))
+        .zip(onsets[1..].chunks(2))
         .map(|(ms, pair)| {
             let into_buffer = (pair[0] as i64 % buffer_frames.max(1)) as f64;
             ms - into_buffer * 1000.0 / f64::from(RATE)
@@ -241,6 +272,7 @@ fn measure(
         latencies_ms,
         handover_ms,
         held_up,
+        tie_broken,
         underrun_frames: after.int("underrun_frames")? - before.int("underrun_frames")?,
     })
 }

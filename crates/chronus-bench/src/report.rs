@@ -1324,13 +1324,17 @@ pub fn render_latency(ctx: &Context, bench: &crate::latency::LatencyBench) -> St
          the last 50 to 100 ms implies for its frames), so a late callback does not move \
          the tie. *Held up*: notes during whose first three periods and a millisecond the \
          device called back late, more than a callback's frames after that pace (status \
-         `late_callbacks`); the last column is the slowest of the other notes.\n"
+         `late_callbacks`). *Tie broken*: notes whose reference did not land as far from \
+         the one before (a reference note also precedes the first trial) as their timetags \
+         are apart, within a period: the device's timeline stepped between them, so the tie \
+         does not hold for the note in between. The last column is the slowest of the \
+         other notes.\n"
     );
     let _ = writeln!(
         r,
         "| Host | `CHRONUS_BUFFER_SIZE` | Device buffer | Block | Lookahead | Stream: median / max (ms) | \
          Stream: median / max (periods) | Hand-over: median / max (periods) | `underrun_frames` | \
-         Held up | Stream max of the others (periods) |"
+         Held up / tie broken | Stream max of the others (periods) |"
     );
     let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let median_max = |v: &[f64]| {
@@ -1343,18 +1347,19 @@ pub fn render_latency(ctx: &Context, bench: &crate::latency::LatencyBench) -> St
         let (h_median, h_max) = median_max(&run.handover_ms);
         let period_ms = run.buffer_frames as f64 * 1000.0 / 48_000.0;
         let held_up = run.held_up.iter().filter(|&&h| h).count();
+        let tie_broken = run.tie_broken.iter().filter(|&&b| b).count();
         let others_max = run
             .latencies_ms
             .iter()
-            .zip(&run.held_up)
-            .filter(|(_, held)| !**held)
+            .zip(run.held_up.iter().zip(&run.tie_broken))
+            .filter(|(_, (held, broken))| !**held && !**broken)
             .map(|(ms, _)| ms / period_ms)
             .fold(None, |max: Option<f64>, p| {
                 Some(max.map_or(p, |m| m.max(p)))
             });
         let _ = writeln!(
             r,
-            "| {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {held_up} of {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {held_up} / {tie_broken} of {} | {} |",
             run.target.name(),
             run.asked.map_or("auto".to_string(), |p| p.to_string()),
             run.buffer_frames,

@@ -59,8 +59,8 @@ pub struct Clock {
     /// The next frame the device will be handed. Workers pace themselves by it.
     pub play_frame: AtomicU64,
     /// The earliest frame a command read from the log after this may be stamped
-    /// at: the end of the frames the callback is handing the device plus as many
-    /// again, raised before it reads them (see `CmdLog`).
+    /// at: the end of the frames the callback is handing the device plus the most
+    /// a callback has asked for of late, raised before it reads them (see `CmdLog`).
     pub stamp_from: AtomicU64,
     /// 0 until the supervisor lets the callback start the timeline.
     pub running: AtomicU32,

@@ -6,8 +6,9 @@
 //! applies every command at the same absolute frame: the basis of lockstep.
 //!
 //! Stamping protocol (all SeqCst): the audio callback raises `Clock::stamp_from`
-//! to the end of the frames it is about to hand the device plus as many again,
-//! then reads the log tail and stamps every record it has not seen yet. Anyone
+//! to the end of the frames it is about to hand the device plus the most a
+//! callback has asked for of late (as many again when every callback is the same
+//! size), then reads the log tail and stamps every record it has not seen yet. Anyone
 //! else who stamps (the supervisor right after publishing, a worker reading the
 //! log) loads `stamp_from` after the tail that revealed the record. A stamp is
 //! `max(stamp_from, min_frame)`, set by compare-and-swap from `UNSTAMPED`; the
