@@ -32,12 +32,13 @@ impl OutputReader {
     ) -> OutputReader {
         let block_frames = u64::from(region.geometry().block_frames);
         let frame_clock = FrameClock::new(region.geometry().sample_rate);
+        let largest = LargestCallback::new(region.geometry().sample_rate);
         OutputReader {
             region,
             block_frames,
             log_cursor: 0,
             frame_clock,
-            largest: LargestCallback::default(),
+            largest,
             recorder,
             takes,
         }
@@ -171,26 +172,35 @@ impl OutputReader {
 
 /// The most frames a callback has asked for of late. A sound server may ask for more
 /// than the device buffer: PulseAudio asked for 64 frames hands over 72 to 79 at a
-/// time, and 128 after a stall. Remembered over 256 to 512 callbacks, so that one
-/// burst is soon forgotten.
-#[derive(Default)]
+/// time, and 128 after a stall; asked for 2048, it fills twice that when the stream
+/// starts. Remembered for half a second to a second of audio, so that one burst is
+/// soon forgotten.
 struct LargestCallback {
     current: u64,
     previous: u64,
-    seen: u32,
+    /// Frames handed over since `current` started, and how many it spans.
+    counted: u64,
+    span: u64,
 }
 
 impl LargestCallback {
-    const SPAN: u32 = 256;
+    fn new(sample_rate: u32) -> LargestCallback {
+        LargestCallback {
+            current: 0,
+            previous: 0,
+            counted: 0,
+            span: u64::from(sample_rate / 2).max(1),
+        }
+    }
 
     /// Counts a callback of `frames`; returns the most of late, these included.
     fn see(&mut self, frames: u64) -> u64 {
-        if self.seen == Self::SPAN {
+        if self.counted >= self.span {
             self.previous = self.current;
             self.current = 0;
-            self.seen = 0;
+            self.counted = 0;
         }
-        self.seen += 1;
+        self.counted += frames;
         self.current = self.current.max(frames);
         self.current.max(self.previous)
     }
