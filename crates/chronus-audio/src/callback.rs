@@ -173,8 +173,8 @@ impl OutputReader {
 /// The most frames a callback has asked for of late. A sound server may ask for more
 /// than the device buffer: PulseAudio asked for 64 frames hands over 72 to 79 at a
 /// time, and 128 after a stall; asked for 2048, it fills twice that when the stream
-/// starts. Remembered for half a second to a second of audio, so that one burst is
-/// soon forgotten.
+/// starts. Remembered for 50 to 100 ms of audio: the catch-up after a stall comes in
+/// a row, and a burst long past should not hold back every later command.
 struct LargestCallback {
     current: u64,
     previous: u64,
@@ -189,7 +189,7 @@ impl LargestCallback {
             current: 0,
             previous: 0,
             counted: 0,
-            span: u64::from(sample_rate / 2).max(1),
+            span: u64::from(sample_rate / 20).max(1),
         }
     }
 

@@ -1,8 +1,8 @@
 //! Where the callback lets commands be stamped when the sound system calls back with
 //! sizes of its own (PulseAudio asked for 64 frames hands over 72 to 79, and 128 after
-//! a stall): past the frames handed over by the most any callback of the last half
-//! second to second asked for, so that the next callback cannot hand a new command
-//! over before a worker has had its time to render it in.
+//! a stall): past the frames handed over by the most any callback of the last 50 to
+//! 100 ms asked for, so that the next callback cannot hand a new command over before
+//! a worker has had its time to render it in.
 
 use chronus_audio::OutputReader;
 use chronus_shm::{CHANNELS, Geometry, Region};
@@ -53,8 +53,8 @@ fn no_command_is_stamped_where_the_next_callback_of_any_recent_size_reaches() {
         );
         (last, reach) = (frames, callback(frames as usize));
     }
-    // A second of audio later (48,000 frames), the burst is forgotten.
-    for _ in 0..700 {
+    // 100 ms of audio later (4,800 frames), the burst is forgotten.
+    for _ in 0..70 {
         callback(74);
     }
     assert_eq!(callback(74), 74 + 74);
