@@ -1,7 +1,8 @@
 //! When each frame is handed to the device, as the device's steady pace puts it.
 //! A sound server calls back late now and then and catches up with callbacks in a
 //! row (PipeWire and PulseAudio at 64 frames on a busy box: 2 to 4 periods late at
-//! worst), but never hands a frame over before its time. So the earliest time any
+//! worst), but hardly ever hands a frame over early (a stream's first fill aside,
+//! which leaves the window within 100 ms). So the earliest time any
 //! recent callback implies for frame 0 (its start time less its frame at the nominal
 //! rate) is the steady pace, and a late callback does not move it: an OSC timetag
 //! maps to the frame that pace hands over at that moment. Taken raw, each late
@@ -19,7 +20,8 @@
 /// A device clock 100 ppm off its rate moves 10 us in that time.
 const WINDOW_NS: u64 = 100_000_000;
 /// A callback later than the pace by this much (or by four of its spans, if more) is
-/// not late: the clock changed.
+/// more than jitter: the clock changed, and the pace starts again from that callback
+/// (which still counts as late).
 const RESTART_NS: u64 = 20_000_000;
 
 /// What [`FrameClock::tick`] makes of a callback.
