@@ -171,7 +171,8 @@ fn measure(
     let before = d.status()?;
     let lookahead = before.int("lookahead_frames")? as f64 / f64::from(RATE);
     let reference_ahead = Duration::from_secs_f64(2.0 * lookahead) + REFERENCE_MARGIN;
-    let period = before.int("buffer_frames")? as f64 / f64::from(RATE);
+    let buffer_frames = before.int("buffer_frames")?;
+    let period = buffer_frames as f64 / f64::from(RATE);
     let bound = Duration::from_secs_f64(3.0 * period) + Duration::from_millis(1);
     // A note timetagged `reference_ahead` from now, held and released; returns its instant.
     let reference = || -> Result<SystemTime> {
@@ -223,7 +224,6 @@ fn measure(
             2 * notes + 1
         );
     }
-    let buffer_frames = after.int("buffer_frames")?;
     // A trial's tie stands if its reference lands as far from the one before as their
     // timetags are apart, within a period: else the device's timeline stepped (a
     // stall it did not catch up on) somewhere between them, under the untimed note.

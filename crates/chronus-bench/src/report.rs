@@ -1354,9 +1354,7 @@ pub fn render_latency(ctx: &Context, bench: &crate::latency::LatencyBench) -> St
             .zip(run.held_up.iter().zip(&run.tie_broken))
             .filter(|(_, (held, broken))| !**held && !**broken)
             .map(|(ms, _)| ms / period_ms)
-            .fold(None, |max: Option<f64>, p| {
-                Some(max.map_or(p, |m| m.max(p)))
-            });
+            .max_by(f64::total_cmp);
         let _ = writeln!(
             r,
             "| {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {held_up} / {tie_broken} of {} | {} |",
